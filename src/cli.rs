@@ -1,0 +1,81 @@
+//! The command line, logging set-up, and the one place that turns an outcome into an exit code:
+//! 0 success, 1 the user's to fix (shown to them by Keboola), 2 our own fault.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config;
+use crate::data_folder::DataFolder;
+use crate::error::is_user_error;
+use crate::{component, tables};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Trigger a dbt Cloud job, wait for it, and save its run and artifacts"
+)]
+struct Args {
+    /// The Keboola data folder holding config.json; outputs go below it.
+    #[arg(long, env = "KBC_DATADIR", default_value = "/data/")]
+    data_dir: PathBuf,
+}
+
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let folder = DataFolder::new(args.data_dir);
+    let result = config::load(&folder.config_file()).and_then(|config| {
+        init_logging(config.debug);
+        let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
+        component::run(&config, &folder, &bucket)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_user_error(&error) => {
+            let _ = writeln!(std::io::stderr(), "{error:#}");
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "Internal error of dbt-cloud-job-trigger: {error:#}"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stdout, which Keboola streams live into the job's events; errors go to stderr.
+/// `RUST_LOG`, when set, overrides the `debug` parameter.
+fn init_logging(debug: bool) {
+    let default = if debug {
+        "warn,dbt_cloud_job_trigger=debug"
+    } else {
+        "warn,dbt_cloud_job_trigger=info"
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .target(env_logger::Target::Stdout)
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "{} {:<5} {}",
+                buf.timestamp_seconds(),
+                record.level(),
+                record.args()
+            )
+        })
+        .try_init();
+}

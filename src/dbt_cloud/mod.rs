@@ -1,0 +1,11 @@
+//! dbt Cloud: its ids, its Run, its URL, and the HTTP client. Nothing else in the crate talks HTTP.
+
+mod client;
+mod ids;
+mod run;
+mod url;
+
+pub use client::DbtCloud;
+pub use ids::{AccountId, JobId, RunId};
+pub use run::{Run, RunStatus, RunStep};
+pub use url::{BaseUrl, DEFAULT_BASE_URL};

@@ -1,0 +1,216 @@
+//! A dbt Cloud Run: the few fields our logic reads, typed, plus every field the API sent,
+//! untouched, for the output tables.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::ids::RunId;
+
+/// The run status codes of the API: 1, 2, 3 in progress; 10, 20, 30 final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Queued,
+    Starting,
+    Running,
+    Success,
+    Error,
+    Cancelled,
+    /// A code this component does not know; treated as still in progress.
+    Other(i64),
+}
+
+impl RunStatus {
+    pub fn from_code(code: i64) -> RunStatus {
+        match code {
+            1 => RunStatus::Queued,
+            2 => RunStatus::Starting,
+            3 => RunStatus::Running,
+            10 => RunStatus::Success,
+            20 => RunStatus::Error,
+            30 => RunStatus::Cancelled,
+            other => RunStatus::Other(other),
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Success | RunStatus::Error | RunStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunStatus::Queued => f.write_str("Queued"),
+            RunStatus::Starting => f.write_str("Starting"),
+            RunStatus::Running => f.write_str("Running"),
+            RunStatus::Success => f.write_str("Success"),
+            RunStatus::Error => f.write_str("Error"),
+            RunStatus::Cancelled => f.write_str("Cancelled"),
+            RunStatus::Other(code) => write!(f, "status {code}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStep {
+    pub index: i64,
+    pub name: String,
+    pub status: RunStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub status_message: Option<String>,
+    /// The run's page in the dbt Cloud UI.
+    pub href: Option<String>,
+    pub artifacts_saved: bool,
+    pub has_started: bool,
+    /// Empty unless the answer included `run_steps`.
+    pub steps: Vec<RunStep>,
+    fields: Map<String, Value>,
+}
+
+/// The typed part of a Run. Missing and null optional fields are tolerated: real answers carry
+/// many nulls, and new fields appear over time.
+#[derive(Deserialize)]
+struct RunHead {
+    id: u64,
+    status: i64,
+    status_message: Option<String>,
+    href: Option<String>,
+    artifacts_saved: Option<bool>,
+    started_at: Option<Value>,
+    run_steps: Option<Vec<StepHead>>,
+}
+
+#[derive(Deserialize)]
+struct StepHead {
+    index: Option<i64>,
+    name: Option<String>,
+    status: Option<i64>,
+}
+
+impl Run {
+    /// Decodes the `data` of a run answer. The error says what is missing or mistyped.
+    pub fn from_json(data: Value) -> Result<Run, String> {
+        let Value::Object(fields) = data else {
+            return Err(format!("the run is not a JSON object but {}", kind(&data)));
+        };
+        let head = RunHead::deserialize(&Value::Object(fields.clone()))
+            .map_err(|e| format!("the run could not be read: {e}"))?;
+        let id = RunId::new(head.id).ok_or("the run has id 0")?;
+        let steps = head
+            .run_steps
+            .unwrap_or_default()
+            .into_iter()
+            .map(|step| RunStep {
+                index: step.index.unwrap_or_default(),
+                name: step.name.unwrap_or_default(),
+                status: RunStatus::from_code(step.status.unwrap_or_default()),
+            })
+            .collect();
+        Ok(Run {
+            id,
+            status: RunStatus::from_code(head.status),
+            status_message: head.status_message.filter(|m| !m.trim().is_empty()),
+            href: head.href.filter(|h| !h.trim().is_empty()),
+            artifacts_saved: head.artifacts_saved.unwrap_or(false),
+            has_started: head.started_at.is_some_and(|v| !v.is_null()),
+            steps,
+            fields,
+        })
+    }
+
+    /// A field as the API sent it, `None` when it was absent.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
+    /// The step that is running now, or the last one that started.
+    pub fn current_step(&self) -> Option<&RunStep> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.status == RunStatus::Running)
+            .or_else(|| {
+                self.steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.status != RunStatus::Queued)
+            })
+    }
+
+    pub fn failed_step(&self) -> Option<&RunStep> {
+        self.steps.iter().find(|s| s.status == RunStatus::Error)
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_a_sparse_run_and_keeps_every_field() {
+        let run = Run::from_json(json!({
+            "id": 70403103931_u64, "status": 3, "status_message": null, "href": "https://x/run/1",
+            "started_at": "2024-07-03 13:59:00.653171+00:00", "new_field": [1, 2],
+            "run_steps": [
+                {"index": 1, "name": "Clone git repository", "status": 10},
+                {"index": 2, "name": "Invoke dbt build", "status": 3},
+                {"index": 3, "name": "Invoke dbt docs generate", "status": 1}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(run.id.get(), 70403103931);
+        assert_eq!(run.status, RunStatus::Running);
+        assert!(run.has_started);
+        assert!(!run.artifacts_saved);
+        assert_eq!(run.current_step().unwrap().name, "Invoke dbt build");
+        assert_eq!(run.field("new_field"), Some(&json!([1, 2])));
+        assert_eq!(run.field("status_message"), Some(&Value::Null));
+        assert_eq!(run.field("absent"), None);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_run() {
+        for (data, expected) in [
+            (json!(null), "not a JSON object but null"),
+            (json!([1]), "not a JSON object but a list"),
+            (json!({"status": 1}), "missing field `id`"),
+            (json!({"id": "12", "status": 1}), "invalid type"),
+            (json!({"id": 0, "status": 1}), "id 0"),
+            (json!({"id": -5, "status": 1}), "invalid value"),
+        ] {
+            let error = Run::from_json(data.clone()).unwrap_err();
+            assert!(error.contains(expected), "{data}: {error}");
+        }
+    }
+
+    #[test]
+    fn final_statuses() {
+        let finals: Vec<i64> = [1, 2, 3, 10, 20, 30, 99]
+            .into_iter()
+            .filter(|&c| RunStatus::from_code(c).is_final())
+            .collect();
+        assert_eq!(finals, [10, 20, 30]);
+    }
+}

@@ -1,0 +1,174 @@
+//! The dbt Cloud host the user configured, reduced to a base that API paths are joined to.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use reqwest::Url;
+
+/// The legacy multi-tenant host; accounts on cell-based access URLs are refused there.
+pub const DEFAULT_BASE_URL: &str = "https://cloud.getdbt.com";
+
+/// `scheme://host[:port]/`, https unless the host is loopback (the local emulator).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl(Url);
+
+impl BaseUrl {
+    /// Accepts what users paste: with or without `https://`, a trailing `/` or `/api/v2`.
+    /// The error says what is wrong, for a message that names the config key.
+    pub fn parse(input: &str) -> Result<BaseUrl, String> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err("it is empty".to_owned());
+        }
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("https://{trimmed}")
+        };
+        let url = Url::parse(&with_scheme).map_err(|e| format!("it is not a valid URL ({e})"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| "it has no host name".to_owned())?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(host) => {}
+            "http" => {
+                return Err(
+                    "it must use https:// (plain http is allowed only for localhost and 127.0.0.1)"
+                        .to_owned(),
+                )
+            }
+            other => return Err(format!("it must use https://, not {other}://")),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("it must not contain a user name or password".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("it must not contain a query (?...) or fragment (#...)".to_owned());
+        }
+        let path = url.path().trim_end_matches('/');
+        let path = path.strip_suffix("/api/v2").unwrap_or(path);
+        if !path.is_empty() {
+            return Err(format!(
+                "it must be the dbt Cloud host only, like https://cloud.getdbt.com, without the path {:?}",
+                url.path()
+            ));
+        }
+        let mut base = url.clone();
+        base.set_path("/");
+        Ok(BaseUrl(base))
+    }
+
+    pub fn default_url() -> BaseUrl {
+        BaseUrl::parse(DEFAULT_BASE_URL).expect("the default URL is valid")
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == BaseUrl::default_url()
+    }
+
+    /// The base joined with path segments; each segment is percent-encoded as needed.
+    pub fn join<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
+        let mut url = self.0.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL has path segments")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str().trim_end_matches('/'))
+    }
+}
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BaseUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_users_paste() {
+        for input in [
+            "https://cloud.getdbt.com",
+            "cloud.getdbt.com",
+            "https://cloud.getdbt.com/",
+            "https://cloud.getdbt.com/api/v2",
+            "https://cloud.getdbt.com/api/v2/",
+            " cloud.getdbt.com/api/v2 ",
+            "HTTPS://Cloud.GetDbt.com",
+        ] {
+            let url = BaseUrl::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(url.to_string(), "https://cloud.getdbt.com", "{input}");
+            assert!(url.is_default(), "{input}");
+        }
+        let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
+        assert_eq!(cell.to_string(), "https://ab123.us1.dbt.com");
+        assert!(!cell.is_default());
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        for ok in [
+            "http://127.0.0.1:8089",
+            "http://127.3.4.5",
+            "http://localhost:1234/api/v2",
+            "http://[::1]:99",
+        ] {
+            assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://cloud.getdbt.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+            "ftp://cloud.getdbt.com",
+        ] {
+            let error = BaseUrl::parse(bad).unwrap_err();
+            assert!(error.contains("https://"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn refuses_paths_credentials_queries_and_empty() {
+        for bad in [
+            "",
+            "https://cloud.getdbt.com/deploy/1/projects",
+            "https://user:pw@cloud.getdbt.com",
+            "https://cloud.getdbt.com/?a=b",
+            "https://",
+            "https://exa mple.com",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn join_encodes_segments() {
+        let url = BaseUrl::parse("http://127.0.0.1:8089").unwrap();
+        let joined = url.join(["api", "v2", "runs", "a b#c.sql", ""]);
+        assert_eq!(
+            joined.as_str(),
+            "http://127.0.0.1:8089/api/v2/runs/a%20b%23c.sql/"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Who is at fault when the job does not succeed, which decides the exit code.
+//!
+//! Keboola shows the text of exit code 1 to the user and hides anything else behind a generic
+//! "application error". So every failure the user can act on (a bad config, a refused token, a
+//! dbt run that failed, dbt Cloud being unreachable) is a [`UserError`]; anything else travels as a
+//! plain `anyhow::Error` and means a fault of ours (exit 2).
+
+use std::fmt;
+
+#[derive(Debug)]
+pub struct UserError(String);
+
+impl UserError {
+    pub fn new(message: impl Into<String>) -> UserError {
+        UserError(message.into())
+    }
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// Shorthand for `Err(UserError::new(..).into())`.
+pub fn user_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
+    Err(UserError::new(message).into())
+}
+
+/// True when the error, or any error it wraps, is the user's to fix.
+pub fn is_user_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<UserError>())
+}

@@ -1,0 +1,13 @@
+//! dbt-cloud-job-trigger: triggers a dbt Cloud job, optionally waits for it, and saves the run and
+//! its artifacts into a Keboola data folder. See ARCHITECTURE.md for the map.
+
+mod artifacts;
+pub mod cli;
+mod component;
+pub mod config;
+mod data_folder;
+pub mod dbt_cloud;
+pub mod error;
+pub mod secret;
+mod tables;
+mod wait;

@@ -1,0 +1,169 @@
+//! Helpers that let each test read as a scenario: an emulator with one account and job, a data
+//! folder with a config.json, the real binary run against them, and readers for its outputs.
+
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub use dbt_cloud_emulator::{Account, Emulator, Job, Outcome, Timeline};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const ACCOUNT: u64 = 43786;
+pub const JOB: u64 = 567183;
+pub const TOKEN: &str = "dbtc_T0pS3cr3t_t0ken_value_9f8e7d";
+
+/// An emulator with the test account, its token, and `job`.
+pub fn emulator_with(job: Job) -> Emulator {
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT), &[TOKEN]);
+    emulator.add_job(job);
+    emulator
+}
+
+/// A job of the test account whose runs last `total` and end with `outcome`.
+pub fn job(total: Duration, outcome: Outcome) -> Job {
+    Job::new(ACCOUNT, JOB)
+        .timeline(Timeline::lasting(total))
+        .outcome(outcome)
+}
+
+/// The parameters that reach `emulator`, with `extra` merged over them.
+pub fn parameters(emulator: &Emulator, extra: Value) -> Value {
+    let mut parameters = json!({
+        "account_id": ACCOUNT,
+        "job_id": JOB,
+        "#api_key": TOKEN,
+        "dbt_cloud_url": emulator.base_url(),
+    });
+    for (key, value) in extra.as_object().expect("extra parameters are an object") {
+        parameters[key] = value.clone();
+    }
+    parameters
+}
+
+pub struct Run {
+    pub dir: TempDir,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn code(&self) -> i32 {
+        self.output
+            .status
+            .code()
+            .expect("the component exited, not killed")
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Fails the test with everything needed to see why, when the exit code is not `expected`.
+    pub fn assert_code(&self, expected: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}\n--- files\n{:#?}",
+            self.stdout(),
+            self.stderr(),
+            files_under(self.data())
+        );
+        self
+    }
+
+    /// The one row of an output table, column → cell, and the header in order.
+    pub fn table(&self, name: &str) -> (Vec<String>, BTreeMap<String, String>) {
+        let path = self.data().join("out/tables").join(format!("{name}.csv"));
+        let mut reader =
+            csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1, "{name} has one row");
+        let row = header
+            .iter()
+            .cloned()
+            .zip(rows[0].iter().map(str::to_owned))
+            .collect();
+        (header, row)
+    }
+
+    pub fn manifest(&self, name: &str) -> Value {
+        let path = self
+            .data()
+            .join("out/tables")
+            .join(format!("{name}.csv.manifest"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.data().join("artifacts/out/current")
+    }
+}
+
+/// Runs the real binary on a fresh data folder holding `config.json` = `{"parameters": ...}`.
+pub fn run_component(parameters: Value) -> Run {
+    run_component_with(
+        Some(json!({"parameters": parameters, "action": "run"}).to_string()),
+        &[],
+    )
+}
+
+/// Runs the real binary; `config` is config.json's text (none when `None`), `env` extra variables.
+pub fn run_component_with(config: Option<String>, env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(config) = config {
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"));
+    command
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("KBC_DATADIR")
+        .env_remove("KBC_CONFIGID")
+        .env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the binary runs");
+    Run { dir, output }
+}
+
+/// Every file below `root`, relative, sorted.
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    files.sort();
+    files
+}

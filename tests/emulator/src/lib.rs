@@ -1,0 +1,118 @@
+//! A local stand-in for the dbt Cloud Administrative API v2, faithful to the real API's paths,
+//! envelope, field names and error answers (checked against dbt Labs' OpenAPI spec by the
+//! component's tests). Tests start it in-process on port 0; `dbt-cloud-emulator` runs it alone.
+//!
+//! Runs move Queued → Starting → Running → final on the job's [`Timeline`]; every request is
+//! recorded for assertions.
+
+// A Run has more fields than `json!` expands by default.
+#![recursion_limit = "256"]
+
+mod record;
+mod scenario;
+mod server;
+mod state;
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+pub use record::RecordedRequest;
+pub use scenario::{standard_artifacts, Account, Artifact, Demo, Job, Outcome, Timeline};
+pub use server::Endpoint;
+
+use server::Shared;
+use state::State;
+
+pub struct Emulator {
+    base_url: String,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Emulator {
+    /// Starts on a free port of 127.0.0.1, with no accounts.
+    pub fn start() -> Emulator {
+        Emulator::start_on("127.0.0.1:0").expect("the emulator could not bind a port on 127.0.0.1")
+    }
+
+    pub fn start_on(address: &str) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                base_url: base_url.clone(),
+                ..State::default()
+            }),
+            requests: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(shared.clone());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .expect("a bound std listener converts to tokio");
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Emulator {
+            base_url,
+            shared,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Adds an account and tokens that may see it (a token may see several accounts).
+    pub fn add_account(&self, account: Account, tokens: &[&str]) {
+        let mut state = self.shared.state.lock().unwrap();
+        for token in tokens {
+            state
+                .tokens
+                .entry((*token).to_owned())
+                .or_default()
+                .push(account.id);
+        }
+        state.accounts.insert(account.id, account);
+    }
+
+    pub fn add_job(&self, job: Job) {
+        self.shared.state.lock().unwrap().jobs.insert(job.id, job);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// How many runs were created, by any means.
+    pub fn runs_created(&self) -> usize {
+        self.shared.state.lock().unwrap().runs.len()
+    }
+
+    /// The id the next triggered run will get.
+    pub fn next_run_id(&self) -> u64 {
+        self.shared.state.lock().unwrap().next_run_id()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

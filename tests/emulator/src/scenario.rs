@@ -1,0 +1,179 @@
+//! What a test tells the emulator: accounts, tokens, and jobs with the timeline, outcome and
+//! artifacts their runs will have.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: u64,
+    pub name: String,
+    /// False for plans without API access: every call answers 401.
+    pub api_access: bool,
+}
+
+impl Account {
+    pub fn new(id: u64) -> Account {
+        Account {
+            id,
+            name: format!("Account {id}"),
+            api_access: true,
+        }
+    }
+
+    pub fn without_api_access(mut self) -> Account {
+        self.api_access = false;
+        self
+    }
+}
+
+/// How a run ends when nobody cancels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The last step fails.
+    Error,
+    Cancelled,
+}
+
+/// How long a run spends in each state before it is final.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    pub queued: Duration,
+    pub starting: Duration,
+    pub running: Duration,
+}
+
+impl Timeline {
+    pub fn total(&self) -> Duration {
+        self.queued + self.starting + self.running
+    }
+
+    /// A run that takes `total`, most of it running.
+    pub fn lasting(total: Duration) -> Timeline {
+        Timeline {
+            queued: total / 10,
+            starting: total / 10,
+            running: total - total / 10 * 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+impl Artifact {
+    pub fn new(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Artifact {
+        Artifact {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub account_id: u64,
+    pub project_id: u64,
+    pub environment_id: u64,
+    pub name: String,
+    pub steps: Vec<String>,
+    pub timeline: Timeline,
+    pub outcome: Outcome,
+    /// The run's `status_message` when it ends in Error.
+    pub error_message: String,
+    pub artifacts: Vec<Artifact>,
+    /// After the run is final, `artifacts_saved` stays false this long...
+    pub artifacts_saved_after: Duration,
+    /// ...and the artifact list stays empty (and downloads 404) this long.
+    pub artifacts_listed_after: Duration,
+}
+
+impl Job {
+    /// A job whose runs take about a second and succeed, with a few artifacts.
+    pub fn new(account_id: u64, id: u64) -> Job {
+        Job {
+            id,
+            account_id,
+            project_id: 270542,
+            environment_id: 218762,
+            name: "Nightly build".to_owned(),
+            steps: [
+                "Clone git repository",
+                "Create profile from connection Snowflake",
+                "Invoke dbt deps",
+                "Invoke dbt build",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            timeline: Timeline::lasting(Duration::from_millis(1200)),
+            outcome: Outcome::Success,
+            error_message: "Job run failed: 1 error in step 'Invoke dbt build'.".to_owned(),
+            artifacts: standard_artifacts(),
+            artifacts_saved_after: Duration::ZERO,
+            artifacts_listed_after: Duration::ZERO,
+        }
+    }
+
+    pub fn timeline(mut self, timeline: Timeline) -> Job {
+        self.timeline = timeline;
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Job {
+        self.outcome = outcome;
+        self
+    }
+
+    pub fn artifacts(mut self, artifacts: Vec<Artifact>) -> Job {
+        self.artifacts = artifacts;
+        self
+    }
+
+    pub fn artifacts_delay(mut self, saved_after: Duration, listed_after: Duration) -> Job {
+        self.artifacts_saved_after = saved_after;
+        self.artifacts_listed_after = listed_after;
+        self
+    }
+}
+
+/// A small but real-looking set: a real run_results.json (dbt 1.4), JSON, nested SQL and binary files.
+pub fn standard_artifacts() -> Vec<Artifact> {
+    let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    vec![
+        Artifact::new("manifest.json", br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v8.json"}, "nodes": {}}"#.to_vec()),
+        Artifact::new("run_results.json", include_bytes!("../data/run_results.json").to_vec()),
+        Artifact::new("catalog.json", br#"{"nodes": {}, "sources": {}, "errors": null}"#.to_vec()),
+        Artifact::new("compiled/jaffle_shop/models/staging/stg_orders.sql", b"select\n    id as order_id\nfrom raw.jaffle_shop.orders\n".to_vec()),
+        Artifact::new("run/jaffle_shop/models/marts/orders.sql", b"create or replace table analytics.orders as (\n  select 1 as id\n);\n".to_vec()),
+        Artifact::new("graph.gpickle", binary),
+        Artifact::new("partial_parse.msgpack", vec![0x80, 0x00, 0xff, 0x0a, 0x0d, 0x00, 0x1f]),
+    ]
+}
+
+/// What the standalone emulator and the quick start serve: one account, one job, one token.
+pub struct Demo;
+
+impl Demo {
+    pub const ACCOUNT_ID: u64 = 12345;
+    pub const JOB_ID: u64 = 67890;
+    pub const TOKEN: &'static str = "dbtc_local_emulator_token";
+
+    pub fn account() -> Account {
+        Account {
+            name: "Local emulator".to_owned(),
+            ..Account::new(Demo::ACCOUNT_ID)
+        }
+    }
+
+    pub fn job() -> Job {
+        Job::new(Demo::ACCOUNT_ID, Demo::JOB_ID).timeline(Timeline {
+            queued: Duration::from_millis(500),
+            starting: Duration::from_millis(500),
+            running: Duration::from_secs(3),
+        })
+    }
+}

@@ -1,0 +1,452 @@
+//! HTTP: routing, the token check, and the answers in dbt Cloud's envelope.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State as AxumState};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use crate::record::RecordedRequest;
+use crate::state::{job_json, trigger_json, RunRecord, State};
+
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub requests: Mutex<Vec<RecordedRequest>>,
+}
+
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+const NOT_FOUND: &str = "The requested resource was not found. Please check that you have the \
+    proper permissions. If you believe you are seeing this message in error, please contact support.";
+
+pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    shared.requests.lock().unwrap().push(recorded.clone());
+    let mut state = shared.state.lock().unwrap();
+    route(&mut state, &recorded, Instant::now())
+}
+
+/// An endpoint of the API; fault injection (later) is keyed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ListJobs,
+    GetJob,
+    Trigger,
+    ListRuns,
+    GetRun,
+    Cancel,
+    ListArtifacts,
+    DownloadArtifact,
+}
+
+fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response {
+    let Some(rest) = request.path.strip_prefix("/api/v2/accounts/") else {
+        return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
+    };
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let is_download = segments.len() > 4
+        && segments[1] == "runs"
+        && segments[3] == "artifacts"
+        && !segments[4].is_empty();
+    // Like Django's APPEND_SLASH: a path without the final `/` is redirected to the one with it.
+    if !request.path.ends_with('/') && !is_download {
+        let mut location = format!("{}/", request.path);
+        if let Some(query) = &request.query {
+            location.push('?');
+            location.push_str(query);
+        }
+        return (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, location)],
+        )
+            .into_response();
+    }
+    let tail: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
+    let tail: &[&str] = if is_download {
+        &tail
+    } else {
+        tail.split_last().map_or(&[], |(_, init)| init)
+    };
+    let (endpoint, method) = match tail {
+        ["jobs"] => (Endpoint::ListJobs, Method::GET),
+        ["jobs", _] => (Endpoint::GetJob, Method::GET),
+        ["jobs", _, "run"] => (Endpoint::Trigger, Method::POST),
+        ["runs"] => (Endpoint::ListRuns, Method::GET),
+        ["runs", _] => (Endpoint::GetRun, Method::GET),
+        ["runs", _, "cancel"] => (Endpoint::Cancel, Method::POST),
+        ["runs", _, "artifacts"] => (Endpoint::ListArtifacts, Method::GET),
+        ["runs", _, "artifacts", ..] => (Endpoint::DownloadArtifact, Method::GET),
+        _ => return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+    };
+    if let Some(refusal) = refusal(state, request, &segments[0]) {
+        return refusal;
+    }
+    if request.method != method.as_str() {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({ "detail": format!("Method \"{}\" not allowed.", request.method) })),
+        )
+            .into_response();
+    }
+    let account_id: u64 = segments[0]
+        .parse()
+        .expect("refusal() checked the account id");
+    let id = tail.get(1).and_then(|s| s.parse::<u64>().ok());
+    let query = Query::parse(request.query.as_deref());
+    match endpoint {
+        Endpoint::ListJobs => list_jobs(state, account_id, &query),
+        Endpoint::GetJob => match id.and_then(|id| job_of(state, account_id, id)) {
+            Some(job) => ok(job_json(job)),
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        },
+        Endpoint::Trigger => trigger(state, account_id, id, &request.body, now),
+        Endpoint::ListRuns => list_runs(state, account_id, &query, now),
+        Endpoint::GetRun => match run_of(state, account_id, id) {
+            Some(run_id) => ok(state
+                .view(run_id, now)
+                .unwrap()
+                .to_json(&state.base_url, &query.related())),
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        },
+        Endpoint::Cancel => match run_of(state, account_id, id) {
+            Some(run_id) => cancel(state, run_id, now),
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        },
+        Endpoint::ListArtifacts => match run_of(state, account_id, id) {
+            Some(run_id) => {
+                let listed = state
+                    .view(run_id, now)
+                    .unwrap()
+                    .listed_artifacts()
+                    .map(|artifacts| {
+                        artifacts
+                            .iter()
+                            .map(|a| Value::String(a.path.clone()))
+                            .collect::<Vec<_>>()
+                    });
+                ok(listed.map_or(Value::Null, Value::Array))
+            }
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        },
+        Endpoint::DownloadArtifact => {
+            let path = segments[4..].join("/");
+            let found = run_of(state, account_id, id).and_then(|run_id| {
+                let view = state.view(run_id, now).unwrap();
+                view.listed_artifacts()?
+                    .iter()
+                    .find(|a| a.path == path)
+                    .map(|a| a.content.clone())
+            });
+            match found {
+                Some(content) => artifact(&path, content),
+                None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+            }
+        }
+    }
+}
+
+/// `Token x` or `Bearer x`; then the account must exist, be visible to the token, and have API
+/// access. `None` when the request may proceed.
+fn refusal(state: &State, request: &RecordedRequest, account: &str) -> Option<Response> {
+    let Some(authorization) = request.header("authorization") else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication credentials were not provided.",
+            Value::Null,
+        ));
+    };
+    let token = authorization
+        .strip_prefix("Token ")
+        .or_else(|| authorization.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(accounts) = token.and_then(|t| state.tokens.get(t)) else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid token.",
+            Value::Null,
+        ));
+    };
+    let account = account
+        .parse::<u64>()
+        .ok()
+        .filter(|id| accounts.contains(id))
+        .and_then(|id| state.accounts.get(&id));
+    match account {
+        None => Some(error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null)),
+        Some(account) if !account.api_access => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "The API is not accessible to unpaid accounts.",
+            Value::Null,
+        )),
+        Some(_) => None,
+    }
+}
+
+fn job_of(state: &State, account_id: u64, job_id: u64) -> Option<&crate::scenario::Job> {
+    state
+        .jobs
+        .get(&job_id)
+        .filter(|job| job.account_id == account_id)
+}
+
+fn run_of(state: &State, account_id: u64, run_id: Option<u64>) -> Option<u64> {
+    let run = state.runs.get(&run_id?)?;
+    (run.account_id == account_id).then_some(run.id)
+}
+
+fn trigger(
+    state: &mut State,
+    account_id: u64,
+    job_id: Option<u64>,
+    body: &[u8],
+    now: Instant,
+) -> Response {
+    let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
+        return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
+    };
+    let body: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => map,
+        _ => return invalid(json!({"non_field_errors": ["Invalid data. Expected a dictionary."]})),
+    };
+    match body.get("cause") {
+        Some(Value::String(cause)) if !cause.trim().is_empty() => {}
+        Some(Value::String(_)) => {
+            return invalid(json!({"cause": ["This field may not be blank."]}))
+        }
+        _ => return invalid(json!({"cause": ["This field is required."]})),
+    }
+    let id = state.next_run_id();
+    state.runs.insert(
+        id,
+        RunRecord {
+            id,
+            job_id: job.id,
+            account_id,
+            trigger: trigger_json(&job, &body),
+            created: now,
+            created_at: chrono::Utc::now(),
+            cancelled_after: None,
+        },
+    );
+    let related = ["trigger".to_owned(), "job".to_owned()];
+    ok(state
+        .view(id, now)
+        .unwrap()
+        .to_json(&state.base_url, &related))
+}
+
+fn cancel(state: &mut State, run_id: u64, now: Instant) -> Response {
+    let age = state.view(run_id, now).unwrap().age;
+    let run = state.runs.get_mut(&run_id).unwrap();
+    if run.cancelled_after.is_none() {
+        run.cancelled_after = Some(age);
+    }
+    ok(state
+        .view(run_id, now)
+        .unwrap()
+        .to_json(&state.base_url, &[]))
+}
+
+fn list_jobs(state: &State, account_id: u64, query: &Query) -> Response {
+    let jobs: Vec<Value> = state
+        .jobs
+        .values()
+        .filter(|job| job.account_id == account_id)
+        .map(job_json)
+        .collect();
+    paged(jobs, query, "id", Map::new())
+}
+
+fn list_runs(state: &State, account_id: u64, query: &Query, now: Instant) -> Response {
+    let job_filter = query
+        .first("job_definition_id")
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut statuses: Vec<u64> = query
+        .list("status__in")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    statuses.extend(query.first("status").and_then(|s| s.parse::<u64>().ok()));
+    let related = query.related();
+    let mut views: Vec<_> = state
+        .runs
+        .values()
+        .filter(|run| {
+            run.account_id == account_id && job_filter.is_none_or(|job| run.job_id == job)
+        })
+        .filter_map(|run| state.view(run.id, now))
+        .filter(|view| statuses.is_empty() || statuses.contains(&view.status()))
+        .collect();
+    let order_by = query.first("order_by").unwrap_or("id").to_owned();
+    // Ids grow with creation time, so id order is also created_at order.
+    match order_by.trim_start_matches('-') {
+        "id" | "created_at" => views.sort_by_key(|v| v.run.id),
+        "finished_at" => views.sort_by_key(|v| (v.run.created + v.job.timeline.total(), v.run.id)),
+        _ => return invalid(json!({"order_by": [format!("Invalid ordering field: {order_by}")]})),
+    }
+    if order_by.starts_with('-') {
+        views.reverse();
+    }
+    let mut filters = Map::new();
+    filters.insert("account_id".into(), json!(account_id));
+    if let Some(job) = job_filter {
+        filters.insert("job_definition_id".into(), json!(job));
+    }
+    let runs = views
+        .iter()
+        .map(|v| v.to_json(&state.base_url, &related))
+        .collect();
+    paged(runs, query, &order_by, filters)
+}
+
+fn paged(
+    items: Vec<Value>,
+    query: &Query,
+    order_by: &str,
+    filters: Map<String, Value>,
+) -> Response {
+    let limit = match query.first("limit").map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => return invalid(json!({"limit": ["Ensure this value is between 1 and 100."]})),
+    };
+    let offset = match query.first("offset").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(offset)) => offset,
+        Some(Err(_)) => return invalid(json!({"offset": ["A valid integer is required."]})),
+    };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    let mut filters = filters;
+    filters.insert("limit".into(), json!(limit));
+    filters.insert("offset".into(), json!(offset));
+    let body = json!({
+        "status": success_status(),
+        "data": page,
+        "extra": {
+            "filters": filters,
+            "order_by": order_by,
+            "pagination": {"count": page.len(), "total_count": total},
+        },
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn artifact(path: &str, content: Vec<u8>) -> Response {
+    let content_type = match path.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("sql") | Some("txt") | Some("md") => "text/plain; charset=utf-8",
+        Some("parquet") => "application/x-parquet",
+        _ => "application/octet-stream",
+    };
+    let mut response = Response::new(Body::from(content));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn success_status() -> Value {
+    json!({"code": 200, "is_success": true, "user_message": "Success!", "developer_message": ""})
+}
+
+fn ok(data: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"status": success_status(), "data": data})),
+    )
+        .into_response()
+}
+
+fn invalid(data: Value) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "The request was invalid. Please double check the provided data and try again.",
+        data,
+    )
+}
+
+fn error(status: StatusCode, user_message: &str, data: Value) -> Response {
+    let body = json!({
+        "status": {
+            "code": status.as_u16(),
+            "is_success": false,
+            "user_message": user_message,
+            "developer_message": Value::Null,
+        },
+        "data": data,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Query parameters, with `include_related` read in every encoding clients use: a JSON list,
+/// a comma-separated list, a repeated key, or Python's list repr.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Query(pairs)
+    }
+
+    fn first(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key || k == &format!("{key}[]"))
+            .flat_map(|(_, v)| {
+                v.trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .map(|item| {
+                item.trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|item| !item.is_empty())
+            .collect()
+    }
+
+    fn related(&self) -> Vec<String> {
+        self.list("include_related")
+    }
+}

@@ -1,0 +1,470 @@
+//! The real binary against the emulator: one scenario per test, asserting the exit code, the
+//! messages, the tables and manifests, the artifact bytes, and what the emulator was asked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dbt_cloud_emulator::standard_artifacts;
+use serde_json::json;
+
+const TRIGGER_COLUMNS: &str = "id,trigger_id,account_id,environment_id,project_id,job_definition_id,status,dbt_version,git_branch,git_sha,status_message,owner_thread_id,executed_by_thread_id,deferring_run_id,artifacts_saved,artifact_s3_path,has_docs_generated,has_sources_generated,notifications_sent,blocked_by,created_at,updated_at,dequeued_at,started_at,finished_at,last_checked_at,last_heartbeat_at,should_start_at,trigger,job,environment,run_steps,status_humanized,in_progress,is_complete,is_success,is_error,is_cancelled,duration,queued_duration,run_duration,duration_humanized,queued_duration_humanized,run_duration_humanized,created_at_humanized,finished_at_humanized,retrying_run_id,can_retry,retry_not_supported_reason,job_id,is_running,href,used_repo_cache,scribe_enabled";
+const RUN_COLUMNS: &str = "id,trigger_id,account_id,project_id,job_definition_id,status,git_branch,git_sha,status_message,created_at,updated_at,dequeued_at,started_at,finished_at,last_checked_at,last_heartbeat_at,owner_thread_id,executed_by_thread_id,artifacts_saved,artifact_s3_path,has_docs_generated,trigger,job,duration,queued_duration,run_duration,duration_humanized,queued_duration_humanized,run_duration_humanized,finished_at_humanized,status_humanized,created_at_humanized";
+
+fn quick(outcome: Outcome) -> Job {
+    job(Duration::from_millis(1200), outcome)
+}
+
+fn assert_artifacts_identical(run: &Run) {
+    for artifact in standard_artifacts() {
+        let path = run.artifacts_dir().join(&artifact.path);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            bytes == artifact.content,
+            "{} differs from what was served",
+            artifact.path
+        );
+    }
+}
+
+#[test]
+fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run_id = emulator.next_run_id();
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "cause": "nightly load"}),
+    ));
+    run.assert_code(0);
+
+    let (header, trigger) = run.table("dbt_cloud_trigger");
+    assert_eq!(header.join(","), TRIGGER_COLUMNS);
+    assert_eq!(trigger["id"], run_id.to_string());
+    assert_eq!(trigger["status"], "1");
+    assert_eq!(trigger["job_definition_id"], JOB.to_string());
+    assert_eq!(trigger["status_message"], "");
+    assert_eq!(trigger["in_progress"], "true");
+    let trigger_object: serde_json::Value = serde_json::from_str(&trigger["trigger"]).unwrap();
+    assert_eq!(trigger_object["cause"], "nightly load");
+
+    let (header, last) = run.table("dbt_cloud_run");
+    assert!(header.join(",").starts_with(RUN_COLUMNS), "{header:?}");
+    assert_eq!(last["id"], run_id.to_string());
+    assert_eq!(last["status"], "10");
+    assert_eq!(last["status_humanized"], "Success");
+    assert_eq!(last["artifacts_saved"], "true");
+    assert!(!last["finished_at"].is_empty());
+    let job_object: serde_json::Value = serde_json::from_str(&last["job"]).unwrap();
+    assert_eq!(job_object["name"], "Nightly build");
+
+    for table in ["dbt_cloud_trigger", "dbt_cloud_run"] {
+        assert_eq!(
+            run.manifest(table),
+            json!({
+                "destination": format!("in.c-dbt-cloud-job-trigger-000000000.{table}"),
+                "incremental": true,
+                "primary_key": ["id"],
+                "write_always": true,
+                "delimiter": ",",
+                "enclosure": "\"",
+            })
+        );
+    }
+    assert_artifacts_identical(&run);
+    let mut expected: Vec<String> = standard_artifacts()
+        .iter()
+        .map(|a| format!("artifacts/out/current/{}", a.path))
+        .chain(
+            [
+                "dbt_cloud_run.csv",
+                "dbt_cloud_run.csv.manifest",
+                "dbt_cloud_trigger.csv",
+                "dbt_cloud_trigger.csv.manifest",
+            ]
+            .map(|f| format!("out/tables/{f}")),
+        )
+        .chain(["config.json".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        files_under(run.data()),
+        expected,
+        "nothing else, no scratch files"
+    );
+
+    let requests = emulator.requests();
+    let trigger_requests: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(trigger_requests.len(), 1);
+    assert_eq!(
+        trigger_requests[0].path,
+        format!("/api/v2/accounts/{ACCOUNT}/jobs/{JOB}/run/")
+    );
+    assert_eq!(
+        trigger_requests[0].body_json(),
+        Some(json!({"cause": "nightly load"}))
+    );
+    for request in &requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Token {TOKEN}").as_str()),
+            "{}",
+            request.path
+        );
+    }
+    let get_run = requests
+        .iter()
+        .find(|r| r.path.ends_with(&format!("/runs/{run_id}/")))
+        .unwrap();
+    assert_eq!(
+        get_run.query.as_deref(),
+        Some("include_related=%5B%22trigger%22%2C%22job%22%2C%22run_steps%22%5D")
+    );
+    assert_eq!(emulator.runs_created(), 1);
+
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains(&format!(
+            "Triggered run {run_id}: {}/deploy/",
+            emulator.base_url()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Success"), "{stdout}");
+    assert!(run.stderr().is_empty(), "{}", run.stderr());
+}
+
+#[test]
+fn no_waiting_writes_both_tables_and_fetches_no_artifacts() {
+    let emulator = emulator_with(job(Duration::from_secs(30), Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": false})));
+    run.assert_code(0);
+    assert_eq!(run.table("dbt_cloud_trigger").1["status"], "1");
+    assert_eq!(run.table("dbt_cloud_run").1["finished_at"], "");
+    assert!(!run.artifacts_dir().exists());
+    let requests = emulator.requests();
+    assert!(
+        requests.iter().all(|r| !r.path.contains("/artifacts/")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests.len(),
+        2,
+        "one trigger and one get-run: {requests:#?}"
+    );
+}
+
+#[test]
+fn run_error_is_exit_1_naming_run_message_step_and_url_after_writing_everything() {
+    let emulator = emulator_with(quick(Outcome::Error));
+    let run_id = emulator.next_run_id();
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    for expected in [
+        format!("dbt Cloud run {run_id} ended in Error"),
+        "Job run failed: 1 error in step 'Invoke dbt build'.".to_owned(),
+        "Failed step: 4 \"Invoke dbt build\"".to_owned(),
+        format!(
+            "{}/deploy/{ACCOUNT}/projects/270542/runs/{run_id}/",
+            emulator.base_url()
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
+    }
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one clear message: {stderr}"
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "20");
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
+    assert_artifacts_identical(&run);
+}
+
+#[test]
+fn run_cancelled_is_exit_1() {
+    let emulator = emulator_with(quick(Outcome::Cancelled));
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("was cancelled: Cancelled by user."),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+}
+
+#[test]
+fn max_wait_time_passed_is_exit_1_with_the_run_url_and_its_last_state() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    let run_id = emulator.next_run_id();
+    // 0.03 minutes = 1.8 s.
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "max_wait_time": 0.03}),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "dbt Cloud run {run_id} did not finish within max_wait_time (0.03 minutes)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("/runs/{run_id}/")), "{stderr}");
+    let last = run.table("dbt_cloud_run").1;
+    assert_eq!(last["finished_at"], "");
+    assert!(
+        ["1", "2", "3"].contains(&last["status"].as_str()),
+        "{last:?}"
+    );
+    assert!(emulator
+        .requests()
+        .iter()
+        .all(|r| !r.path.contains("/artifacts/")));
+}
+
+#[test]
+fn delayed_artifacts_are_waited_for() {
+    let job = quick(Outcome::Success)
+        .artifacts_delay(Duration::from_millis(2500), Duration::from_millis(5000));
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    assert_artifacts_identical(&run);
+    assert_eq!(run.table("dbt_cloud_run").1["artifacts_saved"], "true");
+    let lists = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/artifacts/"))
+        .count();
+    assert!(lists >= 2, "the empty list was asked again ({lists} lists)");
+}
+
+#[test]
+fn ignore_artifacts_downloads_nothing() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "ignore_artifacts": true}),
+    ));
+    run.assert_code(0);
+    assert!(!run.artifacts_dir().exists());
+    assert!(emulator
+        .requests()
+        .iter()
+        .all(|r| !r.path.contains("/artifacts/")));
+}
+
+#[test]
+fn a_refused_token_passes_the_api_message_through() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({"#api_key": "dbtc_wrong"})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("dbt Cloud refused the API token (HTTP 401: Invalid token.)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("cell-based"),
+        "the hint is only for the default URL: {stderr}"
+    );
+    assert!(!run.data().join("out").exists(), "nothing written");
+    assert_eq!(emulator.runs_created(), 0);
+}
+
+#[test]
+fn an_account_without_api_access_is_told_so() {
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).without_api_access(), &[TOKEN]);
+    emulator.add_job(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("The API is not accessible to unpaid accounts."),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn an_unknown_job_or_account_is_exit_1_naming_it() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({"job_id": 999})));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains(&format!("dbt Cloud has no job 999 in account {ACCOUNT}")),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr()
+            .contains("The requested resource was not found."),
+        "{}",
+        run.stderr()
+    );
+
+    let run = run_component(parameters(&emulator, json!({"account_id": "777"})));
+    run.assert_code(1);
+    assert!(run.stderr().contains("in account 777"), "{}", run.stderr());
+    assert_eq!(emulator.runs_created(), 0);
+}
+
+#[test]
+fn an_unreachable_host_is_exit_1() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let url = emulator.base_url().to_owned();
+    drop(emulator);
+    std::thread::sleep(Duration::from_millis(200));
+    let run = run_component(
+        json!({"account_id": ACCOUNT, "job_id": JOB, "#api_key": TOKEN, "dbt_cloud_url": url}),
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("could not be reached"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn each_invalid_config_value_is_refused_before_any_request() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let cases = [
+        (
+            json!({"account_id": "abc"}),
+            r#"account_id must be a positive integer, got "abc""#,
+        ),
+        (
+            json!({"account_id": 0}),
+            "account_id must be a positive integer, got 0",
+        ),
+        (
+            json!({"job_id": -1}),
+            "job_id must be a positive integer, got -1",
+        ),
+        (json!({"job_id": null}), "job_id is required"),
+        (
+            json!({"#api_key": ""}),
+            "#api_key must be a non-empty token",
+        ),
+        (json!({"#api_key": null}), "#api_key is required"),
+        (json!({"cause": ""}), "cause must not be empty"),
+        (
+            json!({"wait_for_result": "true"}),
+            r#"wait_for_result must be true or false, got "true""#,
+        ),
+        (
+            json!({"max_wait_time": 0}),
+            "max_wait_time must be a number of minutes greater than 0",
+        ),
+        (json!({"max_wait_time": "an hour"}), r#"got "an hour""#),
+        (
+            json!({"dbt_cloud_url": "http://cloud.getdbt.com"}),
+            "must use https://",
+        ),
+        (
+            json!({"dbt_cloud_url": "https://cloud.getdbt.com/deploy/1"}),
+            "dbt_cloud_url",
+        ),
+        (
+            json!({"ignore_artifacts": 1}),
+            "ignore_artifacts must be true or false, got 1",
+        ),
+        (json!({"debug": "no"}), "debug must be true or false"),
+        (
+            json!({"wait_for_results": true}),
+            "unknown key \"wait_for_results\"",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let run = run_component(parameters(&emulator, extra.clone()));
+        run.assert_code(1);
+        assert!(run.stderr().contains(expected), "{extra}: {}", run.stderr());
+        assert!(run.stdout().is_empty(), "{extra}: {}", run.stdout());
+    }
+    assert!(emulator.requests().is_empty(), "no request was made");
+}
+
+#[test]
+fn missing_and_malformed_config_json_are_user_errors() {
+    let run = run_component_with(None, &[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("config.json not found at"),
+        "{}",
+        run.stderr()
+    );
+
+    for (text, expected) in [
+        ("{\"parameters\": {", "config.json is not valid JSON"),
+        ("[1]", "config.json must be a JSON object"),
+        ("{\"action\": \"run\"}", "config.json has no \"parameters\""),
+    ] {
+        let run = run_component_with(Some(text.to_owned()), &[]);
+        run.assert_code(1);
+        assert!(run.stderr().contains(expected), "{text}: {}", run.stderr());
+    }
+}
+
+#[test]
+fn the_token_appears_nowhere_even_at_trace_level() {
+    for (outcome, code, extra) in [
+        (
+            Outcome::Success,
+            0,
+            json!({"wait_for_result": true, "debug": true}),
+        ),
+        (Outcome::Error, 1, json!({"wait_for_result": true})),
+    ] {
+        let emulator = emulator_with(quick(outcome));
+        let config =
+            json!({"parameters": parameters(&emulator, extra), "action": "run"}).to_string();
+        let run = run_component_with(Some(config), &[("RUST_LOG", "trace")]);
+        run.assert_code(code);
+        let everything = format!("{}{}", run.stdout(), run.stderr());
+        assert!(everything.contains("TRACE"), "trace logging was on");
+        assert!(!everything.contains(TOKEN), "the token leaked");
+        assert!(
+            !everything.contains("T0pS3cr3t"),
+            "part of the token leaked"
+        );
+        for table in ["dbt_cloud_trigger", "dbt_cloud_run"] {
+            let csv = std::fs::read_to_string(run.data().join(format!("out/tables/{table}.csv")))
+                .unwrap();
+            assert!(!csv.contains("T0pS3cr3t"));
+        }
+    }
+}
+
+#[test]
+fn kbc_datadir_and_kbc_configid_are_honoured() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({"parameters": parameters(&emulator, json!({"dbt_cloud_url": format!("{}/api/v2/", emulator.base_url())}))});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
+        .env("KBC_DATADIR", dir.path())
+        .env("KBC_CONFIGID", "1234567")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("out/tables/dbt_cloud_trigger.csv.manifest")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["destination"],
+        "in.c-dbt-cloud-job-trigger-1234567.dbt_cloud_trigger"
+    );
+}
