@@ -209,22 +209,7 @@ impl DbtCloud {
             None => format!("HTTP {}", status.as_u16()),
         };
         let message = match status {
-            StatusCode::UNAUTHORIZED => {
-                let mut message = format!(
-                    "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a \
-                     service token or personal access token of account {} (the API needs a Team \
-                     or Enterprise plan).",
-                    self.account
-                );
-                if self.base.is_default() {
-                    message.push_str(
-                        " If your account has its own access URL (Account settings → Account \
-                         information, e.g. https://ab123.us1.dbt.com), set dbt_cloud_url to it: \
-                         cloud.getdbt.com refuses accounts on cell-based access URLs.",
-                    );
-                }
-                message
-            }
+            StatusCode::UNAUTHORIZED => token_refused(&detail, self.account, &self.base),
             StatusCode::FORBIDDEN => format!(
                 "dbt Cloud denied access to {subject} of account {} ({detail}). Check the token's \
                  permissions and the account's IP allow-list.",
@@ -260,6 +245,21 @@ impl DbtCloud {
         };
         Err(UserError::new(message).into())
     }
+}
+
+fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
+    let mut message = format!(
+        "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a service token \
+         or personal access token of account {account} (the API needs a Team or Enterprise plan)."
+    );
+    if base.is_default() {
+        message.push_str(
+            " If your account has its own access URL (Account settings → Account information, \
+             e.g. https://ab123.us1.dbt.com), set dbt_cloud_url to it: cloud.getdbt.com refuses \
+             accounts on cell-based access URLs.",
+        );
+    }
+    message
 }
 
 fn decode_run(data: Value) -> Result<Run> {
@@ -315,5 +315,40 @@ fn truncate(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
         Some((end, _)) => &text[..end],
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_token_on_the_default_url_suggests_the_access_url() {
+        let account = AccountId::new(7).unwrap();
+        let default = token_refused("HTTP 401: Invalid token.", account, &BaseUrl::default_url());
+        assert!(default.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)"));
+        assert!(default.contains("set dbt_cloud_url to it"), "{default}");
+        let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
+        let other = token_refused("HTTP 401: Invalid token.", account, &cell);
+        assert!(!other.contains("dbt_cloud_url"), "{other}");
+    }
+
+    #[test]
+    fn api_messages_are_read_from_the_envelope_or_detail_and_never_assumed_json() {
+        let envelope = br#"{"status": {"code": 401, "is_success": false, "user_message": "Invalid token.", "developer_message": null}, "data": null}"#;
+        assert_eq!(
+            api_user_message(envelope).as_deref(),
+            Some("Invalid token.")
+        );
+        assert_eq!(
+            api_user_message(br#"{"detail": "Method \"GET\" not allowed."}"#).as_deref(),
+            Some("Method \"GET\" not allowed.")
+        );
+        assert_eq!(api_user_message(b"<html>502 Bad Gateway</html>"), None);
+        let invalid = br#"{"status": {"user_message": "The request was invalid."}, "data": {"cause": ["This field is required."]}}"#;
+        assert_eq!(
+            api_field_errors(invalid).as_deref(),
+            Some(r#"cause: ["This field is required."]"#)
+        );
     }
 }
