@@ -8,6 +8,7 @@
 // A Run has more fields than `json!` expands by default.
 #![recursion_limit = "256"]
 
+mod fault;
 mod record;
 mod scenario;
 mod server;
@@ -16,6 +17,7 @@ mod state;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+pub use fault::Fault;
 pub use record::RecordedRequest;
 pub use scenario::{standard_artifacts, Account, Artifact, Demo, Job, Outcome, Timeline};
 pub use server::Endpoint;
@@ -45,24 +47,23 @@ impl Emulator {
                 ..State::default()
             }),
             requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(Default::default()),
+            files: Mutex::new(Default::default()),
         });
-        let app = axum::Router::new()
-            .fallback(server::handle)
-            .with_state(shared.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
+        let serving = shared.clone();
         std::thread::spawn(move || {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)
                     .expect("a bound std listener converts to tokio");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
+                tokio::select! {
+                    _ = accept_loop(listener, serving) => {}
+                    _ = stopped => {}
+                }
             });
         });
         Ok(Emulator {
@@ -94,6 +95,26 @@ impl Emulator {
         self.shared.state.lock().unwrap().jobs.insert(job.id, job);
     }
 
+    /// Queues faults for the next requests to `endpoint`, in order.
+    pub fn inject(&self, endpoint: Endpoint, faults: impl IntoIterator<Item = Fault>) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .entry(endpoint)
+            .or_default()
+            .extend(faults);
+    }
+
+    /// Serves `content` without a token at `<base_url>/files/<path>`.
+    pub fn serve_file(&self, path: &str, content: impl Into<Vec<u8>>) {
+        self.shared
+            .files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), content.into());
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -106,6 +127,38 @@ impl Emulator {
     /// The id the next triggered run will get.
     pub fn next_run_id(&self) -> u64 {
         self.shared.state.lock().unwrap().next_run_id()
+    }
+}
+
+/// Serves each connection on its own task, with a [`server::Killer`] that lets a fault close
+/// that connection without answering (hyper alone always answers).
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+            let killer = server::Killer(Arc::new(Mutex::new(Some(kill))));
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request.extensions_mut().insert(killer.clone());
+                    let shared = shared.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(server::handle(shared, request).await)
+                    }
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                // Dropping the connection closes the socket with nothing written.
+                _ = killed => {}
+            }
+        });
     }
 }
 

@@ -1,28 +1,49 @@
 //! HTTP: routing, the token check, and the answers in dbt Cloud's envelope.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State as AxumState};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use crate::fault::Fault;
 use crate::record::RecordedRequest;
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
     pub state: Mutex<State>,
     pub requests: Mutex<Vec<RecordedRequest>>,
+    pub faults: Mutex<HashMap<Endpoint, VecDeque<Fault>>>,
+    /// Files served without a token at `/files/<path>`: the "second host" of a redirect.
+    pub files: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+/// Closes the connection a request came on, without an answer. Set per connection by the
+/// accept loop, so that a fault can drop exactly that connection.
+#[derive(Clone)]
+pub struct Killer(pub Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>);
+
+impl Killer {
+    async fn kill(&self) -> Response {
+        if let Some(kill) = self.0.lock().unwrap().take() {
+            let _ = kill.send(());
+        }
+        std::future::pending().await
+    }
 }
 
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
 const NOT_FOUND: &str = "The requested resource was not found. Please check that you have the \
     proper permissions. If you believe you are seeing this message in error, please contact support.";
 
-pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
+pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let killer = parts.extensions.get::<Killer>().cloned();
     let body = to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
@@ -41,8 +62,92 @@ pub async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request)
         body: body.to_vec(),
     };
     shared.requests.lock().unwrap().push(recorded.clone());
-    let mut state = shared.state.lock().unwrap();
-    route(&mut state, &recorded, Instant::now())
+    if let Some(file) = recorded.path.strip_prefix("/files/") {
+        return match shared.files.lock().unwrap().get(file) {
+            Some(content) => artifact(file, content.clone()),
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        };
+    }
+    let fault = endpoint_of(&recorded.path).and_then(|endpoint| {
+        shared
+            .faults
+            .lock()
+            .unwrap()
+            .get_mut(&endpoint)
+            .and_then(VecDeque::pop_front)
+    });
+    let answer = || route(&mut shared.state.lock().unwrap(), &recorded, Instant::now());
+    match fault {
+        None => answer(),
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            answer()
+        }
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).expect("a valid status code");
+            error(status, status_message(status), Value::Null)
+        }
+        Some(Fault::TooManyRequests { retry_after }) => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Request was throttled.",
+                Value::Null,
+            );
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Some(Fault::HtmlPage(code)) => {
+            let status = StatusCode::from_u16(code).expect("a valid status code");
+            let page = format!("<html><head><title>{status}</title></head><body><center><h1>{status}</h1></center><hr><center>nginx</center></body></html>\n");
+            (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+        }
+        Some(Fault::Reset) => match killer {
+            Some(killer) => killer.kill().await,
+            None => answer(),
+        },
+        Some(Fault::CreateThenDrop) => {
+            drop(answer());
+            match killer {
+                Some(killer) => killer.kill().await,
+                None => answer(),
+            }
+        }
+        Some(Fault::CutBody) => cut_short(answer()).await,
+        Some(Fault::Redirect(location)) => {
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+    }
+}
+
+/// The same answer and headers, announcing the full length but ending halfway.
+async fn cut_short(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    // The pause lets hyper flush the head and the first half before the error drops the connection.
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]);
+    let then_fail = futures_util::stream::once(async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Err(std::io::Error::other("cut short by a fault"))
+    });
+    Response::from_parts(parts, Body::from_stream(first.chain(then_fail)))
+}
+
+fn status_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        500 => "There was a server error. Please contact support!",
+        502 => "Bad gateway.",
+        503 => "Service temporarily unavailable.",
+        504 => "Gateway timeout.",
+        _ => "There was an error.",
+    }
 }
 
 /// An endpoint of the API; fault injection (later) is keyed by it.
@@ -58,6 +163,42 @@ pub enum Endpoint {
     DownloadArtifact,
 }
 
+/// The endpoint a path addresses, for fault lookup; `None` for paths the API does not have.
+fn endpoint_of(path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix("/api/v2/accounts/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (endpoint, _) = classify(&segments)?;
+    Some(endpoint)
+}
+
+/// `segments`: the path after `/api/v2/accounts/`, split on `/` (the account id first).
+fn classify(segments: &[&str]) -> Option<(Endpoint, Method)> {
+    let is_download = segments.len() > 4
+        && segments[1] == "runs"
+        && segments[3] == "artifacts"
+        && !segments[4].is_empty();
+    let tail = if is_download {
+        &segments[1..]
+    } else {
+        segments
+            .get(1..)?
+            .split_last()
+            .map_or(&[][..], |(_, init)| init)
+    };
+    let found = match tail {
+        ["jobs"] => (Endpoint::ListJobs, Method::GET),
+        ["jobs", _] => (Endpoint::GetJob, Method::GET),
+        ["jobs", _, "run"] => (Endpoint::Trigger, Method::POST),
+        ["runs"] => (Endpoint::ListRuns, Method::GET),
+        ["runs", _] => (Endpoint::GetRun, Method::GET),
+        ["runs", _, "cancel"] => (Endpoint::Cancel, Method::POST),
+        ["runs", _, "artifacts"] => (Endpoint::ListArtifacts, Method::GET),
+        ["runs", _, "artifacts", ..] => (Endpoint::DownloadArtifact, Method::GET),
+        _ => return None,
+    };
+    Some(found)
+}
+
 fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response {
     let Some(rest) = request.path.strip_prefix("/api/v2/accounts/") else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
@@ -70,10 +211,11 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
                 .into_owned()
         })
         .collect();
-    let is_download = segments.len() > 4
-        && segments[1] == "runs"
-        && segments[3] == "artifacts"
-        && !segments[4].is_empty();
+    let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let Some((endpoint, method)) = classify(&segment_refs) else {
+        return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
+    };
+    let is_download = endpoint == Endpoint::DownloadArtifact;
     // Like Django's APPEND_SLASH: a path without the final `/` is redirected to the one with it.
     if !request.path.ends_with('/') && !is_download {
         let mut location = format!("{}/", request.path);
@@ -87,23 +229,6 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
         )
             .into_response();
     }
-    let tail: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
-    let tail: &[&str] = if is_download {
-        &tail
-    } else {
-        tail.split_last().map_or(&[], |(_, init)| init)
-    };
-    let (endpoint, method) = match tail {
-        ["jobs"] => (Endpoint::ListJobs, Method::GET),
-        ["jobs", _] => (Endpoint::GetJob, Method::GET),
-        ["jobs", _, "run"] => (Endpoint::Trigger, Method::POST),
-        ["runs"] => (Endpoint::ListRuns, Method::GET),
-        ["runs", _] => (Endpoint::GetRun, Method::GET),
-        ["runs", _, "cancel"] => (Endpoint::Cancel, Method::POST),
-        ["runs", _, "artifacts"] => (Endpoint::ListArtifacts, Method::GET),
-        ["runs", _, "artifacts", ..] => (Endpoint::DownloadArtifact, Method::GET),
-        _ => return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
-    };
     if let Some(refusal) = refusal(state, request, &segments[0]) {
         return refusal;
     }
@@ -117,7 +242,7 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
     let account_id: u64 = segments[0]
         .parse()
         .expect("refusal() checked the account id");
-    let id = tail.get(1).and_then(|s| s.parse::<u64>().ok());
+    let id = segments.get(2).and_then(|s| s.parse::<u64>().ok());
     let query = Query::parse(request.query.as_deref());
     match endpoint {
         Endpoint::ListJobs => list_jobs(state, account_id, &query),

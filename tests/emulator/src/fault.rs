@@ -1,0 +1,24 @@
+//! Faults a test queues per endpoint: each request to that endpoint takes the next one, and is
+//! answered normally once the queue is empty.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The real error envelope with this HTTP status (500, 502, 503, 504, ...).
+    Status(u16),
+    /// 429 with the rate-limit envelope, and `Retry-After: <seconds>` when given.
+    TooManyRequests { retry_after: Option<u64> },
+    /// An HTML error page with this status, as proxies answer.
+    HtmlPage(u16),
+    /// Wait this long, then answer normally (longer than the client's timeout, say).
+    Delay(Duration),
+    /// Close the connection without answering.
+    Reset,
+    /// The normal answer, with its full `Content-Length`, but the body stops halfway.
+    CutBody,
+    /// Trigger only: create the run, then close the connection without answering.
+    CreateThenDrop,
+    /// Answer 302 with this `Location` (for artifact downloads: a second host).
+    Redirect(String),
+}
