@@ -8,10 +8,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::component::{self, Output};
 use crate::config;
 use crate::data_folder::DataFolder;
 use crate::error::is_user_error;
-use crate::{component, tables};
+use crate::tables;
+use crate::termination::Termination;
+use crate::timing::Timing;
 
 #[derive(Parser)]
 #[command(
@@ -39,8 +42,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let folder = DataFolder::new(args.data_dir);
     let result = config::load(&folder.config_file()).and_then(|config| {
         init_logging(config.debug);
+        let termination = Termination::install()?;
         let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
-        component::run(&config, &folder, &bucket)
+        let output = Output {
+            folder: &folder,
+            bucket: &bucket,
+        };
+        component::run(&config, &output, Timing::from_env(), &termination)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,26 +1,50 @@
 //! The job, top to bottom: trigger, trigger table, wait, run table, artifacts, verdict.
 //!
-//! Tables and artifacts are written before the verdict, whatever it is: a failed run's
-//! `run_results.json` is exactly what its users need to see.
+//! The run table and the artifacts are written before the verdict, whatever it is: a failed
+//! run's `run_results.json` is exactly what its users need to see, and a timed-out or stopped
+//! run's last state is what they need to find it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use log::info;
+use log::{info, warn};
 
-use crate::artifacts;
+use crate::artifacts::{self, Downloaded};
 use crate::config::{Config, Wait};
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{DbtCloud, Run, RunStatus};
+use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus};
 use crate::error::user_error;
 use crate::tables::{self, Table};
+use crate::termination::Termination;
+use crate::timing::Timing;
 use crate::wait::{self, WaitOutcome};
 
-pub fn run(config: &Config, folder: &DataFolder, bucket: &str) -> Result<()> {
+/// Where the job writes: the data folder and the Storage bucket of its tables.
+pub struct Output<'a> {
+    pub folder: &'a DataFolder,
+    pub bucket: &'a str,
+}
+
+impl Output<'_> {
+    fn table(&self, table: Table, run: &Run) -> Result<()> {
+        let path = tables::write(self.folder, table, run, self.bucket)?;
+        info!("Wrote {} (run {}, {})", path.display(), run.id, run.status);
+        Ok(())
+    }
+}
+
+pub fn run(
+    config: &Config,
+    output: &Output,
+    timing: Timing,
+    termination: &Termination,
+) -> Result<()> {
     let client = DbtCloud::new(
         config.dbt_cloud_url.clone(),
         config.api_token.clone(),
         config.account_id,
+        timing,
+        termination.clone(),
     )?;
     info!(
         "Triggering dbt Cloud job {} of account {} at {} (cause {:?}, {})",
@@ -30,77 +54,101 @@ pub fn run(config: &Config, folder: &DataFolder, bucket: &str) -> Result<()> {
         config.cause,
         match config.wait {
             Wait::No => "not waiting".to_owned(),
-            Wait::UpTo(max) => format!("waiting up to {}", wait::elapsed(max)),
+            Wait::UpTo(max) => format!("waiting up to {} minutes", minutes(max)),
         }
     );
+    termination.check()?;
     let triggered = client.trigger_run(config.job_id, &config.cause)?;
     let since = Instant::now();
     info!("Triggered run {}: {}", triggered.id, link(&triggered));
-    write_table(folder, Table::Trigger, &triggered, bucket)?;
+    output.table(Table::Trigger, &triggered)?;
 
-    let outcome = match config.wait {
-        Wait::No => None,
-        Wait::UpTo(max_wait) => Some(wait::until_final(
-            &client,
-            triggered.clone(),
-            max_wait,
-            since,
-        )?),
+    let Wait::UpTo(max_wait) = config.wait else {
+        let last = client.get_run(triggered.id, Budget::Standard)?;
+        output.table(Table::Run, &last)?;
+        info!(
+            "Not waiting for the result: run {} is {}",
+            last.id, last.status
+        );
+        return Ok(());
     };
-    let last = match &outcome {
-        None => client.get_run(triggered.id)?,
-        Some(WaitOutcome::Final(run)) if config.download_artifacts => {
-            artifacts::wait_until_saved(&client, run.clone())?
-        }
-        Some(WaitOutcome::Final(run) | WaitOutcome::TimedOut { run, .. }) => run.clone(),
-    };
-    write_table(folder, Table::Run, &last, bucket)?;
-
-    match outcome {
-        None => {
-            info!(
-                "Not waiting for the result: run {} is {}",
-                last.id, last.status
-            );
-            Ok(())
-        }
-        Some(WaitOutcome::TimedOut { limit, .. }) => user_error(format!(
-            "dbt Cloud run {} did not finish within max_wait_time ({} minutes); it was still {}. \
-             It goes on in dbt Cloud: {}. dbt_cloud_run.csv holds its last state.",
-            last.id,
-            minutes(limit),
-            last.status,
-            link(&last)
-        )),
-        Some(WaitOutcome::Final(_)) => {
-            let downloaded = config
-                .download_artifacts
-                .then(|| artifacts::download_all(&client, folder, &last));
-            verdict(&last, downloaded, since, folder)
+    match wait::until_final(&client, triggered, max_wait, since) {
+        WaitOutcome::Final(run) => finished(config, &client, output, run, since),
+        WaitOutcome::TimedOut { run, limit } => timed_out(config, &client, output, run, limit),
+        WaitOutcome::Terminated { run, signal } => stopped(config, &client, output, run, signal),
+        WaitOutcome::Failed { run, error } => {
+            output.table(Table::Run, &run)?;
+            Err(error)
         }
     }
 }
 
-/// Success is exit 0 only when the artifacts came too; a failed run is reported after its
-/// artifacts, and with their failure if they also failed.
+fn finished(
+    config: &Config,
+    client: &DbtCloud,
+    output: &Output,
+    run: Run,
+    since: Instant,
+) -> Result<()> {
+    let run = match config.download_artifacts {
+        true => artifacts::wait_until_saved(client, run)?,
+        false => run,
+    };
+    output.table(Table::Run, &run)?;
+    let downloaded = config
+        .download_artifacts
+        .then(|| artifacts::download_all(client, output.folder, &run));
+    verdict(config, &run, downloaded, since, output.folder)
+}
+
+/// Success is exit 0 when its artifacts came too (or the user accepts some missing); a failed
+/// run is reported after its artifacts, and with their failure if they also failed.
 fn verdict(
+    config: &Config,
     run: &Run,
-    downloaded: Option<Result<artifacts::Downloaded>>,
+    downloaded: Option<Result<Downloaded>>,
     since: Instant,
     folder: &DataFolder,
 ) -> Result<()> {
     let (artifacts_note, artifacts_error) = match downloaded {
         None => ("artifacts skipped (ignore_artifacts)".to_owned(), None),
-        Some(Ok(done)) => (
-            format!(
+        Some(Err(error)) => ("artifacts not downloaded".to_owned(), Some(error)),
+        Some(Ok(done)) => {
+            let note = format!(
                 "{} artifacts ({} bytes) in {}",
                 done.files,
                 done.bytes,
                 folder.artifacts_dir().display()
-            ),
-            None,
-        ),
-        Some(Err(error)) => ("artifacts incomplete".to_owned(), Some(error)),
+            );
+            let others_fine = done.files + done.skipped.len() > 0;
+            match (
+                done.failed.is_empty(),
+                config.artifacts_must_succeed || !others_fine,
+            ) {
+                (true, _) => (note, None),
+                (false, false) => {
+                    warn!(
+                        "{} artifacts could not be downloaded: {} (artifacts_must_succeed is false)",
+                        done.failed.len(),
+                        done.failed.join(", ")
+                    );
+                    (note, None)
+                }
+                (false, true) => (
+                    note,
+                    Some(
+                        crate::error::UserError::new(format!(
+                            "{} of {} artifacts of run {} could not be downloaded: {}",
+                            done.failed.len(),
+                            done.listed,
+                            run.id,
+                            done.failed.join(", ")
+                        ))
+                        .into(),
+                    ),
+                ),
+            }
+        }
     };
     if run.status == RunStatus::Success {
         if let Some(error) = artifacts_error {
@@ -121,10 +169,67 @@ fn verdict(
     user_error(message)
 }
 
-fn write_table(folder: &DataFolder, table: Table, run: &Run, bucket: &str) -> Result<()> {
-    let path = tables::write(folder, table, run, bucket)?;
-    info!("Wrote {} (run {}, {})", path.display(), run.id, run.status);
-    Ok(())
+fn timed_out(
+    config: &Config,
+    client: &DbtCloud,
+    output: &Output,
+    run: Run,
+    limit: Duration,
+) -> Result<()> {
+    let (last, fate) = if config.cancel_on_timeout {
+        cancel(client, run, Budget::Standard)
+    } else {
+        (run, "It goes on in dbt Cloud".to_owned())
+    };
+    output.table(Table::Run, &last)?;
+    user_error(format!(
+        "dbt Cloud run {} did not finish within max_wait_time ({} minutes). {fate}: {}. \
+         dbt_cloud_run.csv holds its last state ({}).",
+        last.id,
+        minutes(limit),
+        link(&last),
+        last.status
+    ))
+}
+
+/// SIGTERM or SIGINT while waiting: cancel the run unless told not to, record it, and go.
+fn stopped(
+    config: &Config,
+    client: &DbtCloud,
+    output: &Output,
+    run: Run,
+    signal: &str,
+) -> Result<()> {
+    let (last, fate) = if config.cancel_on_terminate {
+        cancel(client, run, Budget::AfterSignal)
+    } else {
+        (
+            run,
+            "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned(),
+        )
+    };
+    output.table(Table::Run, &last)?;
+    user_error(format!(
+        "Stopped by {signal} while waiting for dbt Cloud run {} ({}). {fate}: {}.",
+        last.id,
+        last.status,
+        link(&last)
+    ))
+}
+
+/// Cancels the run and returns its state afterwards, with a sentence saying what happened.
+fn cancel(client: &DbtCloud, run: Run, budget: Budget) -> (Run, String) {
+    info!("Cancelling run {}", run.id);
+    match client.cancel_run(run.id, budget) {
+        Ok(cancelled) => {
+            let last = client.get_run(run.id, budget).unwrap_or(cancelled);
+            (last, "It was cancelled".to_owned())
+        }
+        Err(error) => (
+            run,
+            format!("Cancelling it failed ({error:#}); it may go on in dbt Cloud"),
+        ),
+    }
 }
 
 /// Names the run, its status message, the failed step and where to look.
@@ -148,7 +253,7 @@ fn failure_message(run: &Run) -> String {
 }
 
 /// As the user wrote it in `max_wait_time`: `0.5`, `60`, `1.25`.
-fn minutes(duration: std::time::Duration) -> String {
+fn minutes(duration: Duration) -> String {
     let text = format!("{:.2}", duration.as_secs_f64() / 60.0);
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

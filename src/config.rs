@@ -31,6 +31,9 @@ pub const PARAMETER_KEYS: &[&str] = &[
     "max_wait_time",
     "dbt_cloud_url",
     "ignore_artifacts",
+    "artifacts_must_succeed",
+    "cancel_on_terminate",
+    "cancel_on_timeout",
     "debug",
 ];
 
@@ -43,6 +46,12 @@ pub struct Config {
     pub wait: Wait,
     pub dbt_cloud_url: BaseUrl,
     pub download_artifacts: bool,
+    /// When false, a failed artifact is a warning as long as the others came.
+    pub artifacts_must_succeed: bool,
+    /// Cancel the dbt run when SIGTERM or SIGINT comes while waiting.
+    pub cancel_on_terminate: bool,
+    /// Cancel the dbt run when `max_wait_time` passes.
+    pub cancel_on_timeout: bool,
     pub debug: bool,
 }
 
@@ -152,6 +161,13 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<Config, String> {
         },
         dbt_cloud_url,
         download_artifacts: !boolean("ignore_artifacts", get("ignore_artifacts"), false)?,
+        artifacts_must_succeed: boolean(
+            "artifacts_must_succeed",
+            get("artifacts_must_succeed"),
+            true,
+        )?,
+        cancel_on_terminate: boolean("cancel_on_terminate", get("cancel_on_terminate"), true)?,
+        cancel_on_timeout: boolean("cancel_on_timeout", get("cancel_on_timeout"), false)?,
         debug: boolean("debug", get("debug"), false)?,
     })
 }
@@ -239,6 +255,9 @@ mod tests {
         assert_eq!(config.wait, Wait::No);
         assert_eq!(config.dbt_cloud_url.to_string(), "https://cloud.getdbt.com");
         assert!(config.download_artifacts);
+        assert!(config.artifacts_must_succeed);
+        assert!(config.cancel_on_terminate);
+        assert!(!config.cancel_on_timeout);
         assert!(!config.debug);
     }
 

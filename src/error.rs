@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::termination::Terminated;
+
 #[derive(Debug)]
 pub struct UserError(String);
 
@@ -29,7 +31,10 @@ pub fn user_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(UserError::new(message).into())
 }
 
-/// True when the error, or any error it wraps, is the user's to fix.
+/// True when the error, or any error it wraps, is the user's to fix, or says that the platform
+/// stopped us: both are exit 1, whose message Keboola shows.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<UserError>())
+    error
+        .chain()
+        .any(|cause| cause.is::<UserError>() || cause.is::<Terminated>())
 }

@@ -2,45 +2,56 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use log::info;
 
-use crate::dbt_cloud::{DbtCloud, Run};
+use crate::dbt_cloud::{Budget, DbtCloud, Run};
+use crate::termination::Terminated;
 
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How the wait ended; each carries the run as last seen, for the run table.
 pub enum WaitOutcome {
     /// The run reached Success, Error or Cancelled.
     Final(Run),
-    /// `max_wait_time` passed; the run as last seen, still in progress.
+    /// `max_wait_time` passed with the run still in progress.
     TimedOut { run: Run, limit: Duration },
+    /// SIGTERM or SIGINT came.
+    Terminated { run: Run, signal: &'static str },
+    /// dbt Cloud could not be asked, even after retries.
+    Failed { run: Run, error: anyhow::Error },
 }
 
 /// Polls get-run until the run is final or `max_wait` has passed since `since`, logging each
 /// change of status or step.
-pub fn until_final(
-    client: &DbtCloud,
-    run: Run,
-    max_wait: Duration,
-    since: Instant,
-) -> Result<WaitOutcome> {
+pub fn until_final(client: &DbtCloud, run: Run, max_wait: Duration, since: Instant) -> WaitOutcome {
     let deadline = since + max_wait;
     let mut last = run;
     let mut last_seen = describe(&last);
     loop {
         if last.status.is_final() {
-            return Ok(WaitOutcome::Final(last));
+            return WaitOutcome::Final(last);
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(WaitOutcome::TimedOut {
+            return WaitOutcome::TimedOut {
                 run: last,
                 limit: max_wait,
-            });
+            };
         }
-        std::thread::sleep(poll_interval(now - since).min(deadline - now));
-        last = client.get_run(last.id)?;
+        let pause = poll_interval(now - since).min(deadline - now);
+        if let Err(Terminated { signal }) = client.termination().sleep(pause) {
+            return WaitOutcome::Terminated { run: last, signal };
+        }
+        match client.get_run(last.id, Budget::Until(deadline)) {
+            Ok(run) => last = run,
+            Err(error) => {
+                return match error.downcast::<Terminated>() {
+                    Ok(Terminated { signal }) => WaitOutcome::Terminated { run: last, signal },
+                    Err(error) => WaitOutcome::Failed { run: last, error },
+                }
+            }
+        }
         let seen = describe(&last);
         if seen != last_seen {
             info!("Run {}: {seen} after {}", last.id, elapsed(since.elapsed()));

@@ -147,10 +147,21 @@ fn no_waiting_writes_both_tables_and_fetches_no_artifacts() {
         requests.iter().all(|r| !r.path.contains("/artifacts/")),
         "{requests:#?}"
     );
+    let calls: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
     assert_eq!(
-        requests.len(),
-        2,
-        "one trigger and one get-run: {requests:#?}"
+        calls,
+        [
+            format!("GET /api/v2/accounts/{ACCOUNT}/runs/"),
+            format!("POST /api/v2/accounts/{ACCOUNT}/jobs/{JOB}/run/"),
+            format!(
+                "GET /api/v2/accounts/{ACCOUNT}/runs/{}/",
+                emulator.next_run_id() - 1
+            ),
+        ],
+        "the newest run before triggering, the trigger, one get-run"
     );
 }
 
@@ -451,6 +462,7 @@ fn kbc_datadir_and_kbc_configid_are_honoured() {
         .env("KBC_DATADIR", dir.path())
         .env("KBC_CONFIGID", "1234567")
         .env_remove("RUST_LOG")
+        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
         .output()
         .unwrap();
     assert_eq!(

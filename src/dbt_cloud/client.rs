@@ -1,45 +1,75 @@
 //! The only code that talks HTTP: the dbt Cloud Administrative API v2 calls this component makes,
-//! and the translation of the API's error answers into messages a user can act on.
+//! their retries, and the translation of the API's error answers into messages a user can act on.
+//!
+//! GETs and cancel are retried on transport errors, 429 and 5xx. The trigger is not: when its
+//! outcome is unknown, the job's newest runs are searched for the run it may have created, and
+//! the trigger is sent again only when there is none (see [`DbtCloud::trigger_run`]).
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use log::debug;
+use chrono::{DateTime, Utc};
+use log::{debug, info};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::ids::{AccountId, JobId, RunId};
 use super::run::Run;
-use super::url::BaseUrl;
+use super::url::{is_safe_redirect, BaseUrl};
 use crate::error::UserError;
+use crate::retry::{retry, AttemptError, RetryPolicy};
 use crate::secret::ApiToken;
+use crate::termination::Termination;
+use crate::timing::Timing;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// For API calls: the whole answer; for downloads: each read (see reqwest's blocking client).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Error bodies are read only this far: enough for the envelope, never a whole HTML page.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 /// What get-run asks to include: the trigger and job for the run table, the steps for the logs.
 const RUN_RELATED: &str = r#"["trigger","job","run_steps"]"#;
+/// What the trigger answer carries, and so what an adopted run is listed with.
+const TRIGGERED_RELATED: &str = r#"["trigger","job"]"#;
+const MAX_REDIRECTS: usize = 5;
+/// How many of the job's newest runs are searched for one our lost trigger created.
+const ADOPTION_WINDOW: usize = 20;
+/// Clock skew allowed between us and dbt Cloud when matching a run by creation time.
+const CLOCK_SKEW: Duration = Duration::from_secs(120);
+
+/// How long a call may keep retrying.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    Standard,
+    /// While waiting for a run: as long as `max_wait_time` leaves room.
+    Until(Instant),
+    /// After SIGTERM: a quick try that fits the grace period.
+    AfterSignal,
+}
 
 pub struct DbtCloud {
     http: Client,
     base: BaseUrl,
     token: ApiToken,
     account: AccountId,
+    timing: Timing,
+    termination: Termination,
 }
 
 impl DbtCloud {
-    pub fn new(base: BaseUrl, token: ApiToken, account: AccountId) -> Result<DbtCloud> {
+    pub fn new(
+        base: BaseUrl,
+        token: ApiToken,
+        account: AccountId,
+        timing: Timing,
+        termination: Termination,
+    ) -> Result<DbtCloud> {
         let http = Client::builder()
             .user_agent(concat!("dbt-cloud-job-trigger/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(READ_TIMEOUT)
-            // Every path ends with `/`, so dbt Cloud has no reason to redirect; a redirect would
-            // turn a POST into a GET, and could send the token to another host.
+            .connect_timeout(timing.connect_timeout)
+            .timeout(timing.read_timeout)
+            // API paths end with `/`, so dbt Cloud has no reason to redirect; a redirect would
+            // turn a POST into a GET. Downloads follow redirects themselves, see below.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("could not set up the HTTP client")?;
@@ -48,81 +78,193 @@ impl DbtCloud {
             base,
             token,
             account,
+            timing,
+            termination,
         })
     }
 
+    pub fn termination(&self) -> &Termination {
+        &self.termination
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.timing.retry
+    }
+
+    /// Triggers a run of `job`, exactly once. A lost answer (a reset, a timeout, a 5xx) may hide
+    /// a run that was created, so before sending again we look among the job's newest runs for
+    /// one that is newer than the newest before our first attempt and has our cause, and adopt it.
     pub fn trigger_run(&self, job: JobId, cause: &str) -> Result<Run> {
+        let newest_before = match self.newest_run_id(job) {
+            Ok(newest) => newest,
+            Err(error) => {
+                debug!("could not list the job's runs before triggering ({error:#}); matching by time instead");
+                None
+            }
+        };
+        let sent_at = Utc::now();
         let url = self.api_url(&["jobs", &job.to_string(), "run", ""]);
         let body = json!({ "cause": cause });
-        let request = self
-            .request(Method::POST, url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        let data = self.call(request, &format!("job {job}"))?;
-        decode_run(data)
+        let subject = format!("job {job}");
+        let mut attempts = 0;
+        retry(
+            &format!("POST {}", url.path()),
+            &self.timing.retry,
+            &self.termination,
+            || {
+                attempts += 1;
+                if attempts > 1 {
+                    if let Some(run) = self.find_triggered(job, cause, newest_before, sent_at)? {
+                        info!(
+                            "The trigger's answer was lost, but it created run {}: adopting it",
+                            run.id
+                        );
+                        return Ok(run);
+                    }
+                }
+                let data = self.attempt(
+                    Method::POST,
+                    &url,
+                    Some(&body),
+                    &subject,
+                    self.timing.read_timeout,
+                )?;
+                Ok(decode_run(data)?)
+            },
+        )
     }
 
     /// The run with its trigger, job and steps.
-    pub fn get_run(&self, run: RunId) -> Result<Run> {
+    pub fn get_run(&self, run: RunId, budget: Budget) -> Result<Run> {
         let mut url = self.api_url(&["runs", &run.to_string(), ""]);
         url.query_pairs_mut()
             .append_pair("include_related", RUN_RELATED);
-        let data = self.call(self.request(Method::GET, url), &format!("run {run}"))?;
-        decode_run(data)
+        decode_run(self.call(Method::GET, url, &format!("run {run}"), budget)?)
+    }
+
+    pub fn cancel_run(&self, run: RunId, budget: Budget) -> Result<Run> {
+        let url = self.api_url(&["runs", &run.to_string(), "cancel", ""]);
+        decode_run(self.call(Method::POST, url, &format!("run {run}"), budget)?)
     }
 
     /// Artifact paths relative to the run's `target/` folder; empty when there are none (yet).
     pub fn list_artifacts(&self, run: RunId) -> Result<Vec<String>> {
         let url = self.api_url(&["runs", &run.to_string(), "artifacts", ""]);
         let data = self.call(
-            self.request(Method::GET, url),
+            Method::GET,
+            url,
             &format!("artifact list of run {run}"),
+            Budget::Standard,
         )?;
-        match data {
-            Value::Null => Ok(Vec::new()),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(path) => Ok(path),
-                    other => Err(anyhow!(
-                        "dbt Cloud listed an artifact that is not a path: {other}"
-                    )),
-                })
-                .collect(),
-            other => Err(anyhow!(
-                "dbt Cloud's artifact list of run {run} is not a list: {}",
-                truncate(&other.to_string(), 200)
-            )),
-        }
+        artifact_paths(data).map_err(|e| anyhow!("dbt Cloud's artifact list of run {run} {e}"))
     }
 
-    /// Streams one artifact into `out`, bytes as served, and returns how many there were.
-    /// Fails when the body ends before its announced length.
-    pub fn download_artifact(&self, run: RunId, path: &str, out: &mut dyn Write) -> Result<u64> {
+    /// One attempt at streaming an artifact into `out`, bytes as served. Redirects are followed,
+    /// but the token goes only to the dbt Cloud host. A short body is retryable.
+    pub fn download_artifact(
+        &self,
+        run: RunId,
+        path: &str,
+        out: &mut dyn Write,
+    ) -> Result<u64, AttemptError> {
         let mut segments = vec!["runs".to_owned(), run.to_string(), "artifacts".to_owned()];
         segments.extend(path.split('/').map(str::to_owned));
         let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let url = self.api_url(&segment_refs);
-        let request = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, self.token.authorization_header())
-            .header(ACCEPT, "*/*");
-        let response = self.send(request, &url)?;
-        let response = self.check_status(response, &format!("artifact {path} of run {run}"))?;
-        let expected = response.content_length();
-        let mut body = response;
-        let written = io::copy(&mut body, out)
-            .with_context(|| format!("downloading artifact {path} of run {run} failed"))?;
-        if let Some(expected) = expected {
-            if written != expected {
-                return Err(UserError::new(format!(
-                    "the download of artifact {path} of run {run} ended after {written} of {expected} bytes"
-                ))
-                .into());
+        let mut url = self.api_url(&segment_refs);
+        let subject = format!("artifact {path} of run {run}");
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
+            if self.base.same_origin(&url) {
+                request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
+            let response = self.send(request, &url)?;
+            if response.status().is_redirection() {
+                url = redirect_target(&response, &url).map_err(AttemptError::Fatal)?;
+                debug!(
+                    "{subject} is redirected to {}",
+                    url.host_str().unwrap_or_default()
+                );
+                continue;
+            }
+            // Right after a run finishes, a listed artifact can still be on its way.
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(AttemptError::retryable(anyhow!(
+                    "{subject} is not there yet (HTTP 404)"
+                )));
+            }
+            let response = self.check_status(response, &subject)?;
+            let expected = response.content_length();
+            let mut body = response;
+            let written = io::copy(&mut body, out).map_err(|e| {
+                AttemptError::retryable(anyhow!("downloading {subject} broke off: {e}"))
+            })?;
+            return match expected {
+                Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
+                    "the download of {subject} ended after {written} of {expected} bytes"
+                ))),
+                _ => Ok(written),
+            };
         }
-        Ok(written)
+        Err(AttemptError::Fatal(anyhow!(
+            "{subject} was redirected more than {MAX_REDIRECTS} times"
+        )))
+    }
+
+    fn newest_run_id(&self, job: JobId) -> Result<Option<RunId>> {
+        let runs = self.list_runs(job, 1, None)?;
+        Ok(runs.first().map(|run| run.id))
+    }
+
+    /// The oldest run among the job's newest that could be the one our trigger created: newer
+    /// than the newest run before it (or, if that is unknown, created since), with our cause.
+    fn find_triggered(
+        &self,
+        job: JobId,
+        cause: &str,
+        newest_before: Option<RunId>,
+        sent_at: DateTime<Utc>,
+    ) -> Result<Option<Run>> {
+        let runs = self
+            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED))
+            .context("the trigger's answer was lost, and the job's runs could not be listed to see whether it \
+                      created one; not triggering again, so as not to start the job twice")?;
+        let ours = |run: &Run| {
+            let newer = match newest_before {
+                Some(before) => run.id > before,
+                None => created_at(run).is_some_and(|at| at + CLOCK_SKEW >= sent_at),
+            };
+            let same_cause = run
+                .field("trigger")
+                .and_then(|t| t.get("cause"))
+                .and_then(Value::as_str)
+                == Some(cause);
+            newer && same_cause
+        };
+        Ok(runs.into_iter().filter(ours).min_by_key(|run| run.id))
+    }
+
+    fn list_runs(&self, job: JobId, limit: usize, related: Option<&str>) -> Result<Vec<Run>> {
+        let mut url = self.api_url(&["runs", ""]);
+        url.query_pairs_mut()
+            .append_pair("job_definition_id", &job.to_string())
+            .append_pair("order_by", "-id")
+            .append_pair("limit", &limit.to_string());
+        if let Some(related) = related {
+            url.query_pairs_mut()
+                .append_pair("include_related", related);
+        }
+        match self.call(
+            Method::GET,
+            url,
+            &format!("runs of job {job}"),
+            Budget::Standard,
+        )? {
+            Value::Array(items) => items.into_iter().map(decode_run).collect(),
+            other => Err(anyhow!(
+                "dbt Cloud's list of runs is not a list but {}",
+                truncate(&other.to_string(), 100)
+            )),
+        }
     }
 
     fn api_url(&self, tail: &[&str]) -> Url {
@@ -133,47 +275,55 @@ impl DbtCloud {
         self.base.join(segments)
     }
 
-    fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.http
-            .request(method, url)
+    /// An API call with retries; returns the `data` of the answer's envelope.
+    fn call(&self, method: Method, url: Url, subject: &str, budget: Budget) -> Result<Value> {
+        let (policy, timeout) = match budget {
+            Budget::Standard => (self.timing.retry, self.timing.read_timeout),
+            Budget::Until(deadline) => {
+                (self.timing.retry.until(deadline), self.timing.read_timeout)
+            }
+            Budget::AfterSignal => (self.timing.after_signal, self.timing.after_signal_timeout),
+        };
+        let what = format!("{method} {}", url.path());
+        // After SIGTERM the calls must still go out: they are what records the cancel.
+        let termination = match budget {
+            Budget::AfterSignal => Termination::none(),
+            _ => self.termination.clone(),
+        };
+        retry(&what, &policy, &termination, || {
+            self.attempt(method.clone(), &url, None, subject, timeout)
+        })
+    }
+
+    fn attempt(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        subject: &str,
+        timeout: Duration,
+    ) -> Result<Value, AttemptError> {
+        let mut request = self
+            .http
+            .request(method, url.clone())
             .header(AUTHORIZATION, self.token.authorization_header())
             .header(ACCEPT, "application/json")
-    }
-
-    /// Sends an API request and returns the `data` of its envelope.
-    fn call(&self, request: RequestBuilder, subject: &str) -> Result<Value> {
-        let built = request.build().context("could not build the request")?;
-        let url = built.url().clone();
-        let response = self.send_built(built, &url)?;
-        let response = self.check_status(response, subject)?;
-        let body = response
-            .bytes()
-            .map_err(|e| reach_error(&self.base, &url, e))?;
-        let envelope: Value = serde_json::from_slice(&body).map_err(|_| {
-            UserError::new(format!(
-                "{} answered {} with something that is not dbt Cloud's JSON API (it starts {:?}). \
-                 Check dbt_cloud_url.",
-                self.base,
-                url.path(),
-                truncate(&String::from_utf8_lossy(&body), 80)
-            ))
-        })?;
-        match envelope {
-            Value::Object(mut map) => Ok(map.remove("data").unwrap_or(Value::Null)),
-            other => Err(anyhow!(
-                "dbt Cloud's answer to {} is not an envelope object: {}",
-                url.path(),
-                truncate(&other.to_string(), 200)
-            )),
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
         }
+        let response = self.send(request, url)?;
+        let response = self.check_status(response, subject)?;
+        let bytes = response
+            .bytes()
+            .map_err(|e| AttemptError::retryable(reach_error(&self.base, url, e)))?;
+        decode_envelope(&bytes, &self.base, url).map_err(AttemptError::Fatal)
     }
 
-    fn send(&self, request: RequestBuilder, url: &Url) -> Result<Response> {
-        let built = request.build().context("could not build the request")?;
-        self.send_built(built, url)
-    }
-
-    fn send_built(&self, request: reqwest::blocking::Request, url: &Url) -> Result<Response> {
+    fn send(&self, request: RequestBuilder, url: &Url) -> Result<Response, AttemptError> {
+        let request = request.build().context("could not build the request")?;
         let method = request.method().clone();
         let started = Instant::now();
         let result = self.http.execute(request);
@@ -190,15 +340,22 @@ impl DbtCloud {
                 started.elapsed().as_millis()
             ),
         }
-        result.map_err(|e| reach_error(&self.base, url, e))
+        result.map_err(|e| AttemptError::retryable(reach_error(&self.base, url, e)))
     }
 
     /// Passes a successful answer through; turns any other into a message naming `subject`.
-    fn check_status(&self, response: Response, subject: &str) -> Result<Response> {
+    /// 429 and 5xx are retryable, other refusals final.
+    fn check_status(&self, response: Response, subject: &str) -> Result<Response, AttemptError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let path = response.url().path().to_owned();
         let mut body = Vec::new();
         // The body only adds detail to the message: an unreadable one still leaves the status.
@@ -220,31 +377,114 @@ impl DbtCloud {
                  Check account_id, job_id and the token's permissions.",
                 self.account
             ),
-            StatusCode::BAD_REQUEST => {
-                format!(
-                    "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
-                    api_field_errors(&body)
-                        .map(|e| format!("; {e}"))
-                        .unwrap_or_default()
-                )
+            StatusCode::BAD_REQUEST => format!(
+                "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
+                api_field_errors(&body)
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
+            ),
+            StatusCode::TOO_MANY_REQUESTS => {
+                return Err(AttemptError::Retryable {
+                    error: UserError::new(format!(
+                        "dbt Cloud's rate limit for account {} was reached ({detail}); it allows \
+                         5,000 requests a minute and then cools down for five minutes",
+                        self.account
+                    ))
+                    .into(),
+                    retry_after,
+                })
             }
-            StatusCode::TOO_MANY_REQUESTS => format!(
-                "dbt Cloud's rate limit for account {} was reached ({detail}); it allows 5,000 \
-                 requests a minute. Try again in a few minutes.",
-                self.account
-            ),
-            s if s.is_server_error() => format!(
-                "dbt Cloud failed to answer the request for {subject} ({detail}). This is on \
-                 dbt Cloud's side; try again later."
-            ),
+            s if s.is_server_error() => {
+                return Err(AttemptError::Retryable {
+                    error: UserError::new(format!(
+                        "dbt Cloud failed to answer the request for {subject} ({detail})"
+                    ))
+                    .into(),
+                    retry_after,
+                })
+            }
             _ => {
-                return Err(anyhow!(
+                return Err(AttemptError::Fatal(anyhow!(
                     "dbt Cloud answered {path} unexpectedly with {detail}"
-                ))
+                )))
             }
         };
-        Err(UserError::new(message).into())
+        Err(AttemptError::Fatal(UserError::new(message).into()))
     }
+}
+
+/// The `data` of an answer's envelope. A body that is not JSON means the URL is not dbt Cloud's
+/// API (a proxy's page, a web site): the user's to check.
+fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Value> {
+    let envelope: Value = serde_json::from_slice(body).map_err(|_| {
+        UserError::new(format!(
+            "{base} answered {} with something that is not dbt Cloud's JSON API (it starts {:?}). \
+             Check dbt_cloud_url.",
+            url.path(),
+            truncate(&String::from_utf8_lossy(body), 80)
+        ))
+    })?;
+    match envelope {
+        Value::Object(mut map) => Ok(map.remove("data").unwrap_or(Value::Null)),
+        other => Err(anyhow!(
+            "dbt Cloud's answer to {} is not an envelope object: {}",
+            url.path(),
+            truncate(&other.to_string(), 200)
+        )),
+    }
+}
+
+/// The list answer's `data`: paths, or null when the run produced none.
+fn artifact_paths(data: Value) -> Result<Vec<String>, String> {
+    match data {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(path) => Ok(path),
+                other => Err(format!(
+                    "holds something that is not a path: {}",
+                    truncate(&other.to_string(), 100)
+                )),
+            })
+            .collect(),
+        other => Err(format!(
+            "is not a list: {}",
+            truncate(&other.to_string(), 100)
+        )),
+    }
+}
+
+fn redirect_target(response: &Response, from: &Url) -> Result<Url> {
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| anyhow!("dbt Cloud redirected {} without a Location", from.path()))?;
+    let target = from.join(location).with_context(|| {
+        format!(
+            "dbt Cloud redirected {} to an invalid location",
+            from.path()
+        )
+    })?;
+    if !is_safe_redirect(&target) {
+        return Err(anyhow!(
+            "dbt Cloud redirected {} to {}://{}, which is not https; refused",
+            from.path(),
+            target.scheme(),
+            target.host_str().unwrap_or_default()
+        ));
+    }
+    Ok(target)
+}
+
+/// Run timestamps look like `2024-07-03 13:59:00.653171+00:00`.
+fn created_at(run: &Run) -> Option<DateTime<Utc>> {
+    let text = run.field("created_at")?.as_str()?;
+    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {

@@ -5,7 +5,7 @@ mod ids;
 mod run;
 mod url;
 
-pub use client::DbtCloud;
+pub use client::{Budget, DbtCloud};
 pub use ids::{AccountId, JobId, RunId};
 pub use run::{Run, RunStatus, RunStep};
 pub use url::{BaseUrl, DEFAULT_BASE_URL};

@@ -78,8 +78,18 @@ impl BaseUrl {
         url
     }
 
-    pub fn host(&self) -> &str {
-        self.0.host_str().unwrap_or_default()
+    /// Whether `url` is on this host (scheme, host and port): the only place the token may go.
+    pub fn same_origin(&self, url: &Url) -> bool {
+        self.0.origin() == url.origin()
+    }
+}
+
+/// Where a download may be redirected: https anywhere, http only on loopback.
+pub fn is_safe_redirect(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host_str().is_some(),
+        "http" => url.host_str().is_some_and(is_loopback),
+        _ => false,
     }
 }
 

@@ -137,7 +137,9 @@ pub fn run_component_with(config: Option<String>, env: &[(&str, &str)]) -> Run {
         .arg(dir.path())
         .env_remove("KBC_DATADIR")
         .env_remove("KBC_CONFIGID")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // Retries and timeouts in milliseconds, so that fault tests take seconds.
+        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast");
     for (key, value) in env {
         command.env(key, value);
     }
