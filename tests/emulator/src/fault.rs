@@ -11,7 +11,8 @@ pub enum Fault {
     TooManyRequests { retry_after: Option<u64> },
     /// An HTML error page with this status, as proxies answer.
     HtmlPage(u16),
-    /// Wait this long, then answer normally (longer than the client's timeout, say).
+    /// Do the work at once but send the answer this late (longer than the client's timeout, say):
+    /// a trigger delayed so has created its run although the client gave up on the answer.
     Delay(Duration),
     /// Close the connection without answering.
     Reset,

@@ -80,8 +80,9 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     match fault {
         None => answer(),
         Some(Fault::Delay(delay)) => {
+            let response = answer();
             tokio::time::sleep(delay).await;
-            answer()
+            response
         }
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).expect("a valid status code");

@@ -1,0 +1,513 @@
+//! A flaky network and a hostile server: one test per fault kind, each asserting the exit code,
+//! the tables, the artifact bytes, and what the emulator saw (runs created, tokens, cancels).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dbt_cloud_emulator::{standard_artifacts, Artifact, Endpoint, Fault};
+use serde_json::json;
+
+fn quick(outcome: Outcome) -> Job {
+    job(Duration::from_millis(1200), outcome)
+}
+
+fn waiting() -> serde_json::Value {
+    json!({"wait_for_result": true})
+}
+
+fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(path_end))
+        .count()
+}
+
+fn assert_artifacts(run: &Run, artifacts: &[Artifact]) {
+    for artifact in artifacts {
+        let bytes = std::fs::read(run.artifacts_dir().join(&artifact.path)).unwrap();
+        assert!(
+            bytes == artifact.content,
+            "{} differs from what was served",
+            artifact.path
+        );
+    }
+}
+
+fn assert_token_on_every_request(emulator: &Emulator) {
+    for request in emulator.requests() {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Token {TOKEN}").as_str()),
+            "{}",
+            request.path
+        );
+    }
+}
+
+#[test]
+fn a_burst_of_5xx_html_and_429_on_get_run_is_survived() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        [
+            Fault::Status(500),
+            Fault::Status(502),
+            Fault::HtmlPage(502),
+            Fault::Status(503),
+            Fault::TooManyRequests {
+                retry_after: Some(1),
+            },
+            Fault::Status(504),
+            Fault::TooManyRequests { retry_after: None },
+            Fault::Delay(Duration::from_millis(1500)),
+            Fault::Reset,
+        ],
+    );
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+    assert_artifacts(&run, &standard_artifacts());
+    let stdout = run.stdout();
+    assert!(stdout.contains("HTTP 502: Bad gateway."), "{stdout}");
+    assert!(stdout.contains("rate limit"), "{stdout}");
+    assert!(
+        stdout.contains("did not answer in time"),
+        "the delay past the timeout: {stdout}"
+    );
+    assert!(
+        count(&emulator, "GET", "/runs/70403103000/") >= 10,
+        "every fault was met and retried"
+    );
+    assert_eq!(emulator.runs_created(), 1);
+    assert_token_on_every_request(&emulator);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        [Fault::TooManyRequests {
+            retry_after: Some(2),
+        }],
+    );
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("attempt 2 in 2.0 s"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn a_cut_body_and_a_500_on_an_artifact_leave_byte_identical_files() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::DownloadArtifact,
+        [Fault::CutBody, Fault::Status(500), Fault::Reset],
+    );
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert_artifacts(&run, &standard_artifacts());
+    assert!(
+        run.stdout()
+            .contains("manifest.json of run 70403103000 broke off"),
+        "the short body was noticed: {}",
+        run.stdout()
+    );
+    let downloads = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/artifacts/") && !r.path.ends_with('/'))
+        .count();
+    assert_eq!(downloads, standard_artifacts().len() + 3);
+}
+
+#[test]
+fn a_lost_trigger_answer_creates_exactly_one_run() {
+    for fault in [
+        Fault::CreateThenDrop,
+        Fault::Delay(Duration::from_millis(1500)),
+    ] {
+        let emulator = emulator_with(quick(Outcome::Success));
+        let run_id = emulator.next_run_id();
+        emulator.inject(Endpoint::Trigger, [fault.clone()]);
+        let run = run_component(parameters(
+            &emulator,
+            json!({"wait_for_result": true, "cause": "lost answer"}),
+        ));
+        run.assert_code(0);
+        assert_eq!(emulator.runs_created(), 1, "{fault:?}");
+        assert_eq!(
+            count(&emulator, "POST", "/run/"),
+            1,
+            "not sent again: {fault:?}"
+        );
+        assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
+        assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+        assert!(
+            run.stdout()
+                .contains(&format!("it created run {run_id}: adopting it")),
+            "{}",
+            run.stdout()
+        );
+    }
+}
+
+#[test]
+fn a_trigger_refused_with_5xx_or_reset_is_sent_again_once_no_run_exists() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::Trigger,
+        [Fault::Status(503), Fault::Reset, Fault::HtmlPage(502)],
+    );
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(0);
+    assert_eq!(emulator.runs_created(), 1);
+    assert_eq!(count(&emulator, "POST", "/run/"), 4);
+    let lookups = emulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path.ends_with("/runs/") && r.query.as_deref().is_some_and(|q| q.contains("limit=20"))
+        })
+        .count();
+    assert_eq!(
+        lookups, 3,
+        "before each resend, the job's runs were searched"
+    );
+}
+
+#[test]
+fn a_run_of_someone_else_is_not_adopted() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    // Another client triggers the job with another cause; our trigger's answer is then lost
+    // before the run is created.
+    let other = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/api/v2/accounts/{ACCOUNT}/jobs/{JOB}/run/",
+            emulator.base_url()
+        ))
+        .header("Authorization", format!("Token {TOKEN}"))
+        .body(r#"{"cause": "someone else"}"#)
+        .send()
+        .unwrap();
+    assert!(other.status().is_success());
+    emulator.inject(Endpoint::Trigger, [Fault::Reset]);
+    let run = run_component(parameters(&emulator, json!({"cause": "ours"})));
+    run.assert_code(0);
+    assert_eq!(emulator.runs_created(), 2);
+    let trigger = run.table("dbt_cloud_trigger").1;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&trigger["trigger"]).unwrap()["cause"],
+        "ours"
+    );
+}
+
+#[test]
+fn hostile_artifact_paths_are_refused_and_nothing_is_written_outside() {
+    let marker = format!("dbt-trigger-evil-{}", std::process::id());
+    let absolute = format!("/tmp/{marker}");
+    let hostile = [
+        absolute.as_str(),
+        "../outside.txt",
+        "a/../../escaped.txt",
+        "..\\windows.txt",
+        "C:/drive.txt",
+        "a//b.txt",
+        "x/\0/nul.txt",
+    ];
+    let mut artifacts: Vec<Artifact> = hostile
+        .iter()
+        .map(|p| Artifact::new(*p, b"evil".to_vec()))
+        .collect();
+    artifacts.push(Artifact::new("run_results.json", b"{}".to_vec()));
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert!(!std::path::Path::new(&absolute).exists());
+    let parent = run.data().parent().unwrap();
+    for escaped in ["outside.txt", "escaped.txt"] {
+        assert!(!parent.join(escaped).exists() && !run.data().join(escaped).exists());
+    }
+    let artifact_files = files_under(&run.artifacts_dir());
+    assert_eq!(artifact_files, ["run_results.json"]);
+    assert!(files_under(run.data())
+        .iter()
+        .all(|f| f.starts_with("artifacts/out/current/")
+            || f.starts_with("out/tables/")
+            || f == "config.json"));
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("Skipped artifact").count(),
+        hostile.len(),
+        "{stdout}"
+    );
+    assert!(
+        emulator
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("evil") && !r.path.contains("outside")),
+        "never even requested"
+    );
+}
+
+#[test]
+fn a_redirected_download_gets_no_token_on_the_other_host() {
+    let manifest = Artifact::new(
+        "manifest.json",
+        (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>(),
+    );
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(vec![manifest.clone()]));
+    let storage = Emulator::start();
+    storage.serve_file("bucket/manifest.json", manifest.content.clone());
+    // Another host: `localhost` rather than `127.0.0.1`, and another port.
+    let location = format!(
+        "{}/files/bucket/manifest.json",
+        storage.base_url().replace("127.0.0.1", "localhost")
+    );
+    emulator.inject(Endpoint::DownloadArtifact, [Fault::Redirect(location)]);
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert_artifacts(&run, &[manifest]);
+    let redirected = storage.requests();
+    assert_eq!(redirected.len(), 1);
+    assert_eq!(
+        redirected[0].header("authorization"),
+        None,
+        "the token stayed home"
+    );
+    assert_token_on_every_request(&emulator);
+}
+
+#[test]
+fn a_redirect_to_plain_http_elsewhere_is_refused_and_fails_the_artifact() {
+    let artifacts = vec![
+        Artifact::new("manifest.json", b"{}".to_vec()),
+        Artifact::new("run_results.json", b"{}".to_vec()),
+    ];
+    for (must_succeed, code) in [(true, 1), (false, 0)] {
+        let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts.clone()));
+        emulator.inject(
+            Endpoint::DownloadArtifact,
+            [Fault::Redirect("http://example.com/manifest.json".into())],
+        );
+        let run = run_component(parameters(
+            &emulator,
+            json!({"wait_for_result": true, "artifacts_must_succeed": must_succeed}),
+        ));
+        run.assert_code(code);
+        assert!(!run.artifacts_dir().join("manifest.json").exists());
+        assert!(run.artifacts_dir().join("run_results.json").exists());
+        let output = format!("{}{}", run.stdout(), run.stderr());
+        assert!(output.contains("which is not https; refused"), "{output}");
+        if must_succeed {
+            assert!(
+                run.stderr().contains(
+                    "1 of 2 artifacts of run 70403103000 could not be downloaded: manifest.json"
+                ),
+                "{}",
+                run.stderr()
+            );
+        } else {
+            assert!(
+                run.stdout().contains("(artifacts_must_succeed is false)"),
+                "{}",
+                run.stdout()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_artifact_that_keeps_failing_fails_the_job_naming_it_unless_allowed() {
+    let artifacts = vec![
+        Artifact::new("manifest.json", b"{}".to_vec()),
+        Artifact::new("catalog.json", b"{}".to_vec()),
+    ];
+    for (must_succeed, code) in [(true, 1), (false, 0)] {
+        let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts.clone()));
+        emulator.inject(
+            Endpoint::DownloadArtifact,
+            std::iter::repeat_n(Fault::Status(500), 6),
+        );
+        let run = run_component(parameters(
+            &emulator,
+            json!({"wait_for_result": true, "artifacts_must_succeed": must_succeed}),
+        ));
+        run.assert_code(code);
+        assert!(
+            !run.artifacts_dir().join("manifest.json").exists(),
+            "no partial file"
+        );
+        assert_eq!(
+            std::fs::read(run.artifacts_dir().join("catalog.json")).unwrap(),
+            b"{}"
+        );
+        if must_succeed {
+            assert!(
+                run.stderr()
+                    .contains("could not be downloaded: manifest.json"),
+                "{}",
+                run.stderr()
+            );
+        }
+    }
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let emulator = emulator_with(job(Duration::from_secs(30), Outcome::Success));
+    emulator.inject(Endpoint::GetRun, [Fault::Status(403)]);
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("dbt Cloud denied access to run"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "GET", "/runs/70403103000/"), 1);
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status"],
+        "1",
+        "the last state seen is recorded"
+    );
+}
+
+#[test]
+fn a_spent_retry_budget_is_a_clear_exit_1_not_a_hang() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::Trigger,
+        std::iter::repeat_n(Fault::Status(503), 50),
+    );
+    let started = Instant::now();
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "POST /api/v2/accounts/{ACCOUNT}/jobs/{JOB}/run/ kept failing: 6 attempts"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("HTTP 503: Service temporarily unavailable."),
+        "{stderr}"
+    );
+    assert_eq!(emulator.runs_created(), 0);
+
+    // While waiting, the budget runs to max_wait_time; then the last state is recorded.
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Status(502), 500),
+    );
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "max_wait_time": 0.05}),
+    ));
+    run.assert_code(1);
+    assert!(run.stderr().contains("kept failing"), "{}", run.stderr());
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "1");
+}
+
+#[test]
+fn cancel_on_timeout_cancels_and_says_so() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "max_wait_time": 0.03, "cancel_on_timeout": true}),
+    ));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+}
+
+fn spawn_and_signal(parameters: serde_json::Value) -> (Run, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        json!({"parameters": parameters}).to_string(),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the component is polling the run.
+    let table = dir.path().join("out/tables/dbt_cloud_trigger.csv");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !table.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    (Run { dir, output }, signalled.elapsed())
+}
+
+#[test]
+fn sigterm_while_waiting_cancels_the_run_records_it_and_exits_within_5_seconds() {
+    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+    let (run, took) = spawn_and_signal(parameters(&emulator, waiting()));
+    run.assert_code(1);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        run.stderr()
+            .contains("Stopped by SIGTERM while waiting for dbt Cloud run"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status_message"],
+        "Cancelled by user."
+    );
+}
+
+#[test]
+fn sigterm_with_cancel_on_terminate_false_leaves_the_run_going() {
+    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+    let (run, took) = spawn_and_signal(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "cancel_on_terminate": false}),
+    ));
+    run.assert_code(1);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        run.stderr()
+            .contains("It goes on in dbt Cloud (cancel_on_terminate is false)"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 0);
+    assert_ne!(run.table("dbt_cloud_run").1["status"], "30");
+}
