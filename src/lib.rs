@@ -14,3 +14,6 @@ mod tables;
 mod termination;
 mod timing;
 mod wait;
+
+#[cfg(test)]
+mod no_panic_tests;

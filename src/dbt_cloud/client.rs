@@ -558,6 +558,25 @@ fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// The pure decoding steps, for the property tests in `no_panic_tests.rs`.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    pub fn decode_answer(body: &[u8]) -> Result<Value> {
+        let base = BaseUrl::default_url();
+        decode_envelope(body, &base, &base.join(["api", "v2", ""]))
+    }
+
+    pub fn decode_artifact_list(data: Value) -> Result<Vec<String>, String> {
+        artifact_paths(data)
+    }
+
+    pub fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
+        (api_user_message(body), api_field_errors(body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! dbt Cloud: its ids, its Run, its URL, and the HTTP client. Nothing else in the crate talks HTTP.
 
-mod client;
+pub(crate) mod client;
 mod ids;
 mod run;
 mod url;
