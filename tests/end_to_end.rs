@@ -16,18 +16,6 @@ fn quick(outcome: Outcome) -> Job {
     job(Duration::from_millis(1200), outcome)
 }
 
-fn assert_artifacts_identical(run: &Run) {
-    for artifact in standard_artifacts() {
-        let path = run.artifacts_dir().join(&artifact.path);
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(
-            bytes == artifact.content,
-            "{} differs from what was served",
-            artifact.path
-        );
-    }
-}
-
 #[test]
 fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
     let emulator = emulator_with(quick(Outcome::Success));
@@ -71,7 +59,7 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
             })
         );
     }
-    assert_artifacts_identical(&run);
+    assert_artifacts(&run, &standard_artifacts());
     let mut expected: Vec<String> = standard_artifacts()
         .iter()
         .map(|a| format!("artifacts/out/current/{}", a.path))
@@ -190,7 +178,7 @@ fn run_error_is_exit_1_naming_run_message_step_and_url_after_writing_everything(
     );
     assert_eq!(run.table("dbt_cloud_run").1["status"], "20");
     assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
-    assert_artifacts_identical(&run);
+    assert_artifacts(&run, &standard_artifacts());
 }
 
 #[test]
@@ -243,7 +231,7 @@ fn delayed_artifacts_are_waited_for() {
     let emulator = emulator_with(job);
     let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
     run.assert_code(0);
-    assert_artifacts_identical(&run);
+    assert_artifacts(&run, &standard_artifacts());
     assert_eq!(run.table("dbt_cloud_run").1["artifacts_saved"], "true");
     let lists = emulator
         .requests()

@@ -26,17 +26,6 @@ fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
         .count()
 }
 
-fn assert_artifacts(run: &Run, artifacts: &[Artifact]) {
-    for artifact in artifacts {
-        let bytes = std::fs::read(run.artifacts_dir().join(&artifact.path)).unwrap();
-        assert!(
-            bytes == artifact.content,
-            "{} differs from what was served",
-            artifact.path
-        );
-    }
-}
-
 fn assert_token_on_every_request(emulator: &Emulator) {
     for request in emulator.requests() {
         assert_eq!(
@@ -265,7 +254,7 @@ fn a_redirected_download_gets_no_token_on_the_other_host() {
     );
     let emulator = emulator_with(quick(Outcome::Success).artifacts(vec![manifest.clone()]));
     let storage = Emulator::start();
-    storage.serve_file("bucket/manifest.json", manifest.content.clone());
+    storage.serve_file("bucket/manifest.json", manifest.bytes());
     // Another host: `localhost` rather than `127.0.0.1`, and another port.
     let location = format!(
         "{}/files/bucket/manifest.json",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-pub use dbt_cloud_emulator::{Account, Emulator, Job, Outcome, Timeline};
+pub use dbt_cloud_emulator::{Account, Artifact, Emulator, Job, Outcome, Timeline};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -145,6 +145,19 @@ pub fn run_component_with(config: Option<String>, env: &[(&str, &str)]) -> Run {
     }
     let output = command.output().expect("the binary runs");
     Run { dir, output }
+}
+
+/// Each artifact is in the run's artifacts folder with exactly the bytes the emulator served.
+pub fn assert_artifacts(run: &Run, artifacts: &[Artifact]) {
+    for artifact in artifacts {
+        let path = run.artifacts_dir().join(&artifact.path);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            bytes == artifact.bytes(),
+            "{} differs from what was served",
+            artifact.path
+        );
+    }
 }
 
 /// Every file below `root`, relative, sorted.

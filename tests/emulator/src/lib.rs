@@ -16,10 +16,13 @@ mod state;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use fault::Fault;
 pub use record::RecordedRequest;
-pub use scenario::{standard_artifacts, Account, Artifact, Demo, Job, Outcome, Timeline};
+pub use scenario::{
+    generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, Timeline,
+};
 pub use server::Endpoint;
 
 use server::Shared;
@@ -117,6 +120,45 @@ impl Emulator {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// A finished run of `job_id` in the job's history: it lasted `timeline` and ended `ago`.
+    pub fn add_past_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome, ago: Duration) {
+        let mut state = self.shared.state.lock().unwrap();
+        let job = state.jobs.get(&job_id).expect("add the job first").clone();
+        let age = timeline.total() + ago;
+        let id = state.next_run_id();
+        let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let created_at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+        let trigger = state::trigger_json(
+            &job,
+            &serde_json::Map::from_iter([("cause".to_owned(), "scheduled".into())]),
+        );
+        state.runs.insert(
+            id,
+            state::RunRecord {
+                id,
+                job_id,
+                account_id: job.account_id,
+                trigger,
+                created,
+                created_at,
+                cancelled_after: None,
+                timeline,
+                outcome,
+            },
+        );
+    }
+
+    /// When a run became (or will become) final, in this process's clock.
+    pub fn run_finishes_at(&self, run_id: u64) -> Option<Instant> {
+        let state = self.shared.state.lock().unwrap();
+        let run = state.runs.get(&run_id)?;
+        let end = match run.cancelled_after {
+            Some(cancel) => cancel.min(run.timeline.total()),
+            None => run.timeline.total(),
+        };
+        Some(run.created + end)
     }
 
     /// How many runs were created, by any means.

@@ -8,6 +8,8 @@ pub struct RecordedRequest {
     /// Lower-case names, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {

@@ -61,16 +61,51 @@ impl Timeline {
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub path: String,
-    pub content: Vec<u8>,
+    pub content: Content,
+}
+
+/// What an artifact holds: given bytes, or `size` bytes generated while they are sent, so that a
+/// gigabyte manifest costs the emulator no memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    Generated { size: u64 },
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Artifact {
         Artifact {
             path: path.into(),
-            content: content.into(),
+            content: Content::Bytes(content.into()),
         }
     }
+
+    pub fn generated(path: impl Into<String>, size: u64) -> Artifact {
+        Artifact {
+            path: path.into(),
+            content: Content::Generated { size },
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match &self.content {
+            Content::Bytes(bytes) => bytes.len() as u64,
+            Content::Generated { size } => *size,
+        }
+    }
+
+    /// Every byte, in memory: for checking small artifacts in tests.
+    pub fn bytes(&self) -> Vec<u8> {
+        match &self.content {
+            Content::Bytes(bytes) => bytes.clone(),
+            Content::Generated { size } => (0..*size).map(generated_byte).collect(),
+        }
+    }
+}
+
+/// The byte at `offset` of a generated artifact: a pattern that never lines up with buffer sizes.
+pub fn generated_byte(offset: u64) -> u8 {
+    (offset % 251) as u8
 }
 
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fault::Fault;
 use crate::record::RecordedRequest;
+use crate::scenario::{generated_byte, Content};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
@@ -60,11 +61,12 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             })
             .collect(),
         body: body.to_vec(),
+        at: Instant::now(),
     };
     shared.requests.lock().unwrap().push(recorded.clone());
     if let Some(file) = recorded.path.strip_prefix("/files/") {
         return match shared.files.lock().unwrap().get(file) {
-            Some(content) => artifact(file, content.clone()),
+            Some(content) => artifact(file, Content::Bytes(content.clone())),
             None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
         };
     }
@@ -378,6 +380,8 @@ fn trigger(
             created: now,
             created_at: chrono::Utc::now(),
             cancelled_after: None,
+            timeline: job.timeline,
+            outcome: job.outcome,
         },
     );
     let related = ["trigger".to_owned(), "job".to_owned()];
@@ -433,7 +437,7 @@ fn list_runs(state: &State, account_id: u64, query: &Query, now: Instant) -> Res
     // Ids grow with creation time, so id order is also created_at order.
     match order_by.trim_start_matches('-') {
         "id" | "created_at" => views.sort_by_key(|v| v.run.id),
-        "finished_at" => views.sort_by_key(|v| (v.run.created + v.job.timeline.total(), v.run.id)),
+        "finished_at" => views.sort_by_key(|v| (v.run.created + v.run.timeline.total(), v.run.id)),
         _ => return invalid(json!({"order_by": [format!("Invalid ordering field: {order_by}")]})),
     }
     if order_by.starts_with('-') {
@@ -484,18 +488,42 @@ fn paged(
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-fn artifact(path: &str, content: Vec<u8>) -> Response {
+fn artifact(path: &str, content: Content) -> Response {
     let content_type = match path.rsplit('.').next() {
         Some("json") => "application/json",
         Some("sql") | Some("txt") | Some("md") => "text/plain; charset=utf-8",
         Some("parquet") => "application/x-parquet",
         _ => "application/octet-stream",
     };
-    let mut response = Response::new(Body::from(content));
+    let mut response = match content {
+        Content::Bytes(bytes) => Response::new(Body::from(bytes)),
+        Content::Generated { size } => {
+            let mut response = Response::new(Body::from_stream(generate(size)));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            response
+        }
+    };
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// A generated artifact's bytes, made chunk by chunk as the client reads them.
+fn generate(
+    size: u64,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    const CHUNK: u64 = 64 * 1024;
+    futures_util::stream::unfold(0u64, move |offset| async move {
+        if offset >= size {
+            return None;
+        }
+        let end = (offset + CHUNK).min(size);
+        let chunk: Vec<u8> = (offset..end).map(generated_byte).collect();
+        Some((Ok(axum::body::Bytes::from(chunk)), end))
+    })
 }
 
 fn success_status() -> Value {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::scenario::{Account, Artifact, Job, Outcome};
+use crate::scenario::{Account, Artifact, Job, Outcome, Timeline};
 
 pub const FIRST_RUN_ID: u64 = 70403103000;
 
@@ -20,6 +20,9 @@ pub struct RunRecord {
     pub created: Instant,
     pub created_at: DateTime<Utc>,
     pub cancelled_after: Option<Duration>,
+    /// The job's, when the run was created (history runs have their own).
+    pub timeline: Timeline,
+    pub outcome: Outcome,
 }
 
 #[derive(Default)]
@@ -70,13 +73,13 @@ impl State {
 }
 
 fn phase(run: &RunRecord, job: &Job, age: Duration) -> Phase {
-    let t = &job.timeline;
+    let t = &run.timeline;
     let natural_end = t.total();
     let (end, status) = match run.cancelled_after {
         Some(cancel) if cancel < natural_end => (cancel, 30),
         _ => (
             natural_end,
-            match job.outcome {
+            match run.outcome {
                 Outcome::Success => 10,
                 Outcome::Error => 20,
                 Outcome::Cancelled => 30,
@@ -116,7 +119,7 @@ impl RunView<'_> {
 
     /// A run cancelled before it started has no artifacts, ever.
     fn started_after(&self) -> Option<Duration> {
-        let start = self.job.timeline.queued + self.job.timeline.starting;
+        let start = self.run.timeline.queued + self.run.timeline.starting;
         match self.finished_after() {
             Some(end) if end <= start => None,
             _ if self.age >= start => Some(start),
@@ -151,7 +154,7 @@ impl RunView<'_> {
         // A run cancelled while queued was never dequeued.
         let reached =
             |offset: Duration| self.age >= offset && finished_after.is_none_or(|end| end >= offset);
-        let dequeued_after = reached(job.timeline.queued).then_some(job.timeline.queued);
+        let dequeued_after = reached(run.timeline.queued).then_some(run.timeline.queued);
         let started_after = self.started_after();
         let total = finished_after.unwrap_or(self.age);
         let queued = dequeued_after.unwrap_or(self.age);
