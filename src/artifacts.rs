@@ -6,23 +6,29 @@
 //! asynchronously: right after a run finishes, `artifacts_saved` can still be false, the list
 //! empty, or a listed file 404; each is waited out briefly rather than reported as missing.
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use log::{info, warn};
 
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
 use crate::retry::{retry, AttemptError};
 
-/// How long a finished run may take to report its artifacts saved.
-const SAVE_GRACE: Duration = Duration::from_secs(60);
+/// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
+/// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
+const SAVE_GRACE: Duration = Duration::from_secs(30);
 const SAVE_POLL: Duration = Duration::from_secs(2);
 /// How often a briefly empty list is asked again.
 const LIST_ATTEMPTS: u32 = 4;
 const LIST_PAUSE: Duration = Duration::from_secs(2);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Per download in flight: memory stays flat however large the artifact.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Downloaded {
@@ -61,9 +67,15 @@ pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
     Ok(run)
 }
 
-/// Downloads every artifact the run lists. An `Err` means the list itself could not be had (or
-/// a signal came); files that fail are counted in [`Downloaded::failed`].
-pub fn download_all(client: &DbtCloud, folder: &DataFolder, run: &Run) -> Result<Downloaded> {
+/// Downloads every artifact the run lists, `concurrency` at a time over the client's reused
+/// connections. An `Err` means the list itself could not be had (or a signal came); files that
+/// fail are counted in [`Downloaded::failed`].
+pub fn download_all(
+    client: &DbtCloud,
+    folder: &DataFolder,
+    run: &Run,
+    concurrency: usize,
+) -> Result<Downloaded> {
     let paths = list(client, run)?;
     let target = folder.artifacts_dir();
     let mut done = Downloaded {
@@ -74,40 +86,97 @@ pub fn download_all(client: &DbtCloud, folder: &DataFolder, run: &Run) -> Result
         info!("Run {} has no artifacts", run.id);
         return Ok(done);
     }
-    info!(
-        "Downloading {} artifacts of run {} into {}",
-        paths.len(),
-        run.id,
-        target.display()
-    );
-    let mut last_progress = Instant::now();
+    let mut queue = Vec::new();
     for path in paths {
-        client.termination().check()?;
-        let Some(relative) = safe_relative_path(&path) else {
-            warn!("Skipped artifact {path:?}: its path would leave the artifacts folder");
-            done.skipped.push(path);
-            continue;
-        };
-        match download_one(client, folder, run, &path, &target.join(relative)) {
-            Ok(bytes) => {
-                done.files += 1;
-                done.bytes += bytes;
+        match safe_relative_path(&path) {
+            Some(relative) => queue.push((target.join(relative), path)),
+            None => {
+                warn!("Skipped artifact {path:?}: its path would leave the artifacts folder");
+                done.skipped.push(path);
             }
-            Err(error) => {
-                client.termination().check()?;
-                warn!("Artifact {path} could not be downloaded: {error:#}");
-                done.failed.push(path);
-            }
-        }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            info!(
-                "Artifacts: {} of {} files, {} bytes",
-                done.files, done.listed, done.bytes
-            );
-            last_progress = Instant::now();
         }
     }
+    info!(
+        "Downloading {} artifacts of run {} into {}, {} at a time",
+        queue.len(),
+        run.id,
+        target.display(),
+        concurrency
+    );
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let progress = Mutex::new(Progress {
+        done,
+        last_log: started,
+    });
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.clamp(1, queue.len()) {
+            scope.spawn(|| {
+                while let Some((destination, path)) =
+                    queue.get(next.fetch_add(1, Ordering::Relaxed))
+                {
+                    if client.termination().check().is_err() {
+                        return;
+                    }
+                    let result = download_one(client, folder, run, path, destination);
+                    progress.lock().unwrap_or_else(|p| p.into_inner()).record(
+                        path,
+                        result,
+                        queue.len(),
+                        started,
+                    );
+                }
+            });
+        }
+    });
+    client.termination().check()?;
+    let done = progress
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .done;
+    let seconds = started.elapsed().as_secs_f64();
+    info!(
+        "Downloaded {} of {} artifacts ({}) in {seconds:.1} s ({}/s)",
+        done.files,
+        done.listed,
+        megabytes(done.bytes),
+        megabytes((done.bytes as f64 / seconds.max(0.001)) as u64)
+    );
     Ok(done)
+}
+
+struct Progress {
+    done: Downloaded,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn record(&mut self, path: &str, result: Result<u64>, total: usize, started: Instant) {
+        match result {
+            Ok(bytes) => {
+                self.done.files += 1;
+                self.done.bytes += bytes;
+            }
+            Err(error) => {
+                warn!("Artifact {path} could not be downloaded: {error:#}");
+                self.done.failed.push(path.to_owned());
+            }
+        }
+        if self.last_log.elapsed() >= PROGRESS_EVERY {
+            let seconds = started.elapsed().as_secs_f64();
+            info!(
+                "Artifacts: {} of {total} files, {}, {}/s",
+                self.done.files + self.done.failed.len(),
+                megabytes(self.done.bytes),
+                megabytes((self.done.bytes as f64 / seconds.max(0.001)) as u64)
+            );
+            self.last_log = Instant::now();
+        }
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
 /// The list, asked again for a while when it is empty although the run says artifacts were saved.
@@ -138,7 +207,12 @@ fn download_one(
     retry(&what, client.retry_policy(), client.termination(), || {
         // A fresh scratch file per attempt: a broken attempt's bytes never mix with the next.
         let file = folder.scratch_file()?;
-        let bytes = client.download_artifact(run.id, path, &mut file.as_file())?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file.as_file());
+        let bytes = client.download_artifact(run.id, path, &mut writer)?;
+        writer
+            .flush()
+            .map_err(|e| AttemptError::Fatal(anyhow!("could not write artifact {path}: {e}")))?;
+        drop(writer);
         folder
             .persist(file, destination)
             .map_err(AttemptError::Fatal)?;

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
 use crate::config::{Config, Wait};
@@ -17,7 +17,10 @@ use crate::error::user_error;
 use crate::tables::{self, Table};
 use crate::termination::Termination;
 use crate::timing::Timing;
-use crate::wait::{self, WaitOutcome};
+use crate::wait::{self, Polling, WaitOutcome};
+
+/// How many of the job's last successful runs set the expected duration.
+const HISTORY_RUNS: usize = 5;
 
 /// Where the job writes: the data folder and the Storage bucket of its tables.
 pub struct Output<'a> {
@@ -43,6 +46,7 @@ pub fn run(
         config.dbt_cloud_url.clone(),
         config.api_token.clone(),
         config.account_id,
+        config.max_requests_per_minute,
         timing,
         termination.clone(),
     )?;
@@ -72,13 +76,38 @@ pub fn run(
         );
         return Ok(());
     };
-    match wait::until_final(&client, triggered, max_wait, since) {
+    let polling = match config.poll_interval {
+        Some(interval) => Polling::Fixed(interval),
+        None => expected_duration(&client, config),
+    };
+    match wait::until_final(&client, triggered, polling, max_wait, since) {
         WaitOutcome::Final(run) => finished(config, &client, output, run, since),
         WaitOutcome::TimedOut { run, limit } => timed_out(config, &client, output, run, limit),
         WaitOutcome::Terminated { run, signal } => stopped(config, &client, output, run, signal),
         WaitOutcome::Failed { run, error } => {
             output.table(Table::Run, &run)?;
             Err(error)
+        }
+    }
+}
+
+/// The job's recent successful runs tell when this one will likely end; without them (or when
+/// they cannot be had) polling falls back to a growing interval.
+fn expected_duration(client: &DbtCloud, config: &Config) -> Polling {
+    match client.recent_durations(config.job_id, HISTORY_RUNS) {
+        Ok(durations) => {
+            let polling = Polling::from_history(durations);
+            if let Polling::Expecting(expected) = polling {
+                info!(
+                    "The job's recent runs took about {}; polling accordingly",
+                    wait::elapsed(expected)
+                );
+            }
+            polling
+        }
+        Err(error) => {
+            debug!("The job's recent runs could not be read ({error:#}); polling without them");
+            Polling::Growing
         }
     }
 }
@@ -97,7 +126,7 @@ fn finished(
     output.table(Table::Run, &run)?;
     let downloaded = config
         .download_artifacts
-        .then(|| artifacts::download_all(client, output.folder, &run));
+        .then(|| artifacts::download_all(client, output.folder, &run, config.artifact_concurrency));
     verdict(config, &run, downloaded, since, output.folder)
 }
 

@@ -34,8 +34,19 @@ pub const PARAMETER_KEYS: &[&str] = &[
     "artifacts_must_succeed",
     "cancel_on_terminate",
     "cancel_on_timeout",
+    "poll_interval",
+    "artifact_concurrency",
+    "max_requests_per_minute",
     "debug",
 ];
+
+pub const DEFAULT_ARTIFACT_CONCURRENCY: usize = 8;
+const MAX_ARTIFACT_CONCURRENCY: u64 = 32;
+/// A fifth of dbt Cloud's 5,000 requests a minute per account, which every other client of the
+/// account (schedulers, the IDE, other pipelines) shares.
+pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 1_000;
+const MAX_REQUESTS_PER_MINUTE_LIMIT: u64 = 1_000_000;
+const MAX_POLL_INTERVAL_SECONDS: f64 = 3_600.0;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +63,12 @@ pub struct Config {
     pub cancel_on_terminate: bool,
     /// Cancel the dbt run when `max_wait_time` passes.
     pub cancel_on_timeout: bool,
+    /// A fixed interval between polls, instead of the adaptive schedule.
+    pub poll_interval: Option<Duration>,
+    /// Downloads in flight at once.
+    pub artifact_concurrency: usize,
+    /// The ceiling on this component's requests to dbt Cloud.
+    pub max_requests_per_minute: u32,
     pub debug: bool,
 }
 
@@ -168,6 +185,21 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<Config, String> {
         )?,
         cancel_on_terminate: boolean("cancel_on_terminate", get("cancel_on_terminate"), true)?,
         cancel_on_timeout: boolean("cancel_on_timeout", get("cancel_on_timeout"), false)?,
+        poll_interval: poll_interval(get("poll_interval"))?,
+        artifact_concurrency: match get("artifact_concurrency") {
+            None => DEFAULT_ARTIFACT_CONCURRENCY,
+            value => {
+                bounded_integer("artifact_concurrency", value, MAX_ARTIFACT_CONCURRENCY)? as usize
+            }
+        },
+        max_requests_per_minute: match get("max_requests_per_minute") {
+            None => DEFAULT_MAX_REQUESTS_PER_MINUTE,
+            value => bounded_integer(
+                "max_requests_per_minute",
+                value,
+                MAX_REQUESTS_PER_MINUTE_LIMIT,
+            )? as u32,
+        },
         debug: boolean("debug", get("debug"), false)?,
     })
 }
@@ -191,6 +223,28 @@ fn positive_integer(key: &str, value: Option<&Value>) -> Result<u64, String> {
         _ => Err(format!(
             "{key} must be a positive integer, got {}",
             value.expect("None returned above")
+        )),
+    }
+}
+
+fn bounded_integer(key: &str, value: Option<&Value>, max: u64) -> Result<u64, String> {
+    let n = positive_integer(key, value)?;
+    if n > max {
+        return Err(format!("{key} must be at most {max}, got {n}"));
+    }
+    Ok(n)
+}
+
+fn poll_interval(value: Option<&Value>) -> Result<Option<Duration>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(seconds) if (1.0..=MAX_POLL_INTERVAL_SECONDS).contains(&seconds) => {
+            Ok(Some(Duration::from_secs_f64(seconds)))
+        }
+        _ => Err(format!(
+            "poll_interval must be a number of seconds from 1 to {MAX_POLL_INTERVAL_SECONDS}, got {value}"
         )),
     }
 }
@@ -258,6 +312,9 @@ mod tests {
         assert!(config.artifacts_must_succeed);
         assert!(config.cancel_on_terminate);
         assert!(!config.cancel_on_timeout);
+        assert_eq!(config.poll_interval, None);
+        assert_eq!(config.artifact_concurrency, 8);
+        assert_eq!(config.max_requests_per_minute, 1_000);
         assert!(!config.debug);
     }
 

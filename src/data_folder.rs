@@ -51,9 +51,9 @@ impl DataFolder {
             fs::create_dir_all(parent)
                 .with_context(|| format!("could not create the folder {}", parent.display()))?;
         }
-        file.as_file()
-            .sync_all()
-            .with_context(|| format!("could not flush {}", destination.display()))?;
+        // No fsync: Keboola uploads outputs only after the process exits, and a crash of the
+        // machine fails the job anyway. The rename is what keeps half-written files out of sight,
+        // and thousands of fsyncs would cost seconds on a large dbt project.
         file.persist(destination)
             .with_context(|| format!("could not move the output into {}", destination.display()))?;
         Ok(())

@@ -93,7 +93,7 @@ proptest! {
     }
 
     #[test]
-    fn config_parser_never_panics_on_known_keys(values in prop::collection::vec(json_value(), 12)) {
+    fn config_parser_never_panics_on_known_keys(values in prop::collection::vec(json_value(), config::PARAMETER_KEYS.len())) {
         let keys = config::PARAMETER_KEYS;
         let parameters: Map<String, Value> = keys.iter().map(|k| k.to_string()).zip(values).collect();
         let _ = config::parse(json!({ "parameters": parameters }).to_string().as_bytes());

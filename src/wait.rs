@@ -7,8 +7,46 @@ use log::info;
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
 use crate::termination::Terminated;
 
+/// Never more often: a poll is a request against the account's shared rate limit.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// Never rarer: a long run is still noticed within this of its end.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// With an expected duration, the first look comes this much before it.
+const LEAD: Duration = Duration::from_millis(500);
+
+/// When to look at the run next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Polling {
+    /// `poll_interval` from the config.
+    Fixed(Duration),
+    /// From the job's recent successful runs, when it has any.
+    Expecting(Duration),
+    /// Soon after the trigger, then less often as the run goes on.
+    Growing,
+}
+
+impl Polling {
+    /// The expected duration is the median of the job's recent successful runs.
+    pub fn from_history(mut durations: Vec<Duration>) -> Polling {
+        if durations.is_empty() {
+            return Polling::Growing;
+        }
+        durations.sort();
+        Polling::Expecting(durations[durations.len() / 2])
+    }
+
+    /// The pause before the next poll, `elapsed` after the trigger.
+    fn interval(&self, elapsed: Duration) -> Duration {
+        let adaptive = match *self {
+            Polling::Fixed(interval) => return interval.max(MIN_POLL_INTERVAL),
+            Polling::Growing => elapsed / 10,
+            // Rarely while the end is far, just before it, then more and more rarely past it.
+            Polling::Expecting(expected) if elapsed + LEAD < expected => expected - LEAD - elapsed,
+            Polling::Expecting(expected) => elapsed.saturating_sub(expected) / 4,
+        };
+        adaptive.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL)
+    }
+}
 
 /// How the wait ended; each carries the run as last seen, for the run table.
 pub enum WaitOutcome {
@@ -24,7 +62,13 @@ pub enum WaitOutcome {
 
 /// Polls get-run until the run is final or `max_wait` has passed since `since`, logging each
 /// change of status or step.
-pub fn until_final(client: &DbtCloud, run: Run, max_wait: Duration, since: Instant) -> WaitOutcome {
+pub fn until_final(
+    client: &DbtCloud,
+    run: Run,
+    polling: Polling,
+    max_wait: Duration,
+    since: Instant,
+) -> WaitOutcome {
     let deadline = since + max_wait;
     let mut last = run;
     let mut last_seen = describe(&last);
@@ -39,7 +83,7 @@ pub fn until_final(client: &DbtCloud, run: Run, max_wait: Duration, since: Insta
                 limit: max_wait,
             };
         }
-        let pause = poll_interval(now - since).min(deadline - now);
+        let pause = polling.interval(now - since).min(deadline - now);
         if let Err(Terminated { signal }) = client.termination().sleep(pause) {
             return WaitOutcome::Terminated { run: last, signal };
         }
@@ -58,12 +102,6 @@ pub fn until_final(client: &DbtCloud, run: Run, max_wait: Duration, since: Insta
             last_seen = seen;
         }
     }
-}
-
-/// Short at first, so that a quick run is noticed at once, then longer as the run goes on, so
-/// that a two-hour run does not cost thousands of requests.
-fn poll_interval(elapsed: Duration) -> Duration {
-    (elapsed / 10).clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL)
 }
 
 fn describe(run: &Run) -> String {
@@ -92,17 +130,46 @@ pub fn elapsed(duration: Duration) -> String {
 mod tests {
     use super::*;
 
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
     #[test]
-    fn polls_often_at_first_and_rarely_later() {
-        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
+    fn without_history_polls_often_at_first_and_rarely_later() {
+        let polling = Polling::from_history(vec![]);
+        assert_eq!(polling, Polling::Growing);
+        assert_eq!(polling.interval(secs(0.0)), secs(1.0));
+        assert_eq!(polling.interval(secs(25.0)), secs(2.5));
+        assert_eq!(polling.interval(secs(7200.0)), secs(30.0));
+    }
+
+    #[test]
+    fn with_history_looks_just_before_the_expected_end() {
+        let polling = Polling::from_history(vec![secs(26.0), secs(24.0), secs(25.0)]);
+        assert_eq!(polling, Polling::Expecting(secs(25.0)));
         assert_eq!(
-            poll_interval(Duration::from_secs(30)),
-            Duration::from_secs(3)
+            polling.interval(secs(0.0)),
+            secs(24.5),
+            "one look just before the end"
         );
+        assert_eq!(polling.interval(secs(24.5)), secs(1.0), "then every second");
         assert_eq!(
-            poll_interval(Duration::from_secs(7200)),
-            Duration::from_secs(10)
+            polling.interval(secs(33.0)),
+            secs(2.0),
+            "and rarer as it overruns"
         );
+        let long = Polling::Expecting(secs(7200.0));
+        assert_eq!(
+            long.interval(secs(0.0)),
+            secs(30.0),
+            "never blind for longer than the cap"
+        );
+    }
+
+    #[test]
+    fn a_fixed_interval_is_kept_but_never_below_a_second() {
+        assert_eq!(Polling::Fixed(secs(7.0)).interval(secs(100.0)), secs(7.0));
+        assert_eq!(Polling::Fixed(secs(0.2)).interval(secs(0.0)), secs(1.0));
     }
 
     #[test]

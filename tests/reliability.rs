@@ -288,7 +288,10 @@ fn a_redirect_to_plain_http_elsewhere_is_refused_and_fails_the_artifact() {
         );
         let run = run_component(parameters(
             &emulator,
-            json!({"wait_for_result": true, "artifacts_must_succeed": must_succeed}),
+            json!({
+                // One at a time, so that the queued faults meet the first artifact only.
+                "wait_for_result": true, "artifacts_must_succeed": must_succeed, "artifact_concurrency": 1
+            }),
         ));
         run.assert_code(code);
         assert!(!run.artifacts_dir().join("manifest.json").exists());
@@ -327,7 +330,10 @@ fn an_artifact_that_keeps_failing_fails_the_job_naming_it_unless_allowed() {
         );
         let run = run_component(parameters(
             &emulator,
-            json!({"wait_for_result": true, "artifacts_must_succeed": must_succeed}),
+            json!({
+                // One at a time, so that the queued faults meet the first artifact only.
+                "wait_for_result": true, "artifacts_must_succeed": must_succeed, "artifact_concurrency": 1
+            }),
         ));
         run.assert_code(code);
         assert!(

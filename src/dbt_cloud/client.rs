@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
-use log::{debug, info};
+use log::{debug, info, warn};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::ids::{AccountId, JobId, RunId};
+use super::rate_limit::RateLimiter;
 use super::run::Run;
 use super::url::{is_safe_redirect, BaseUrl};
 use crate::error::UserError;
@@ -54,6 +55,7 @@ pub struct DbtCloud {
     account: AccountId,
     timing: Timing,
     termination: Termination,
+    limiter: RateLimiter,
 }
 
 impl DbtCloud {
@@ -61,6 +63,7 @@ impl DbtCloud {
         base: BaseUrl,
         token: ApiToken,
         account: AccountId,
+        max_requests_per_minute: u32,
         timing: Timing,
         termination: Termination,
     ) -> Result<DbtCloud> {
@@ -80,6 +83,7 @@ impl DbtCloud {
             account,
             timing,
             termination,
+            limiter: RateLimiter::per_minute(max_requests_per_minute),
         })
     }
 
@@ -128,6 +132,7 @@ impl DbtCloud {
                     Some(&body),
                     &subject,
                     self.timing.read_timeout,
+                    &self.termination,
                 )?;
                 Ok(decode_run(data)?)
             },
@@ -177,7 +182,7 @@ impl DbtCloud {
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
-            let response = self.send(request, &url)?;
+            let response = self.send(request, &url, &self.termination)?;
             if response.status().is_redirection() {
                 url = redirect_target(&response, &url).map_err(AttemptError::Fatal)?;
                 debug!(
@@ -195,6 +200,8 @@ impl DbtCloud {
             let response = self.check_status(response, &subject)?;
             let expected = response.content_length();
             let mut body = response;
+            // With a `BufWriter` as `out`, `io::copy` reads straight into its buffer: large reads,
+            // no extra copy, and memory that does not grow with the file.
             let written = io::copy(&mut body, out).map_err(|e| {
                 AttemptError::retryable(anyhow!("downloading {subject} broke off: {e}"))
             })?;
@@ -210,8 +217,20 @@ impl DbtCloud {
         )))
     }
 
+    /// How long the job's last few successful runs took, from creation to finish, newest first.
+    pub fn recent_durations(&self, job: JobId, count: usize) -> Result<Vec<Duration>> {
+        let runs = self.list_runs(job, count, None, Some(10))?;
+        Ok(runs
+            .iter()
+            .filter_map(|run| {
+                let finished = timestamp(run, "finished_at")?;
+                (finished - timestamp(run, "created_at")?).to_std().ok()
+            })
+            .collect())
+    }
+
     fn newest_run_id(&self, job: JobId) -> Result<Option<RunId>> {
-        let runs = self.list_runs(job, 1, None)?;
+        let runs = self.list_runs(job, 1, None, None)?;
         Ok(runs.first().map(|run| run.id))
     }
 
@@ -225,13 +244,13 @@ impl DbtCloud {
         sent_at: DateTime<Utc>,
     ) -> Result<Option<Run>> {
         let runs = self
-            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED))
+            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None)
             .context("the trigger's answer was lost, and the job's runs could not be listed to see whether it \
                       created one; not triggering again, so as not to start the job twice")?;
         let ours = |run: &Run| {
             let newer = match newest_before {
                 Some(before) => run.id > before,
-                None => created_at(run).is_some_and(|at| at + CLOCK_SKEW >= sent_at),
+                None => timestamp(run, "created_at").is_some_and(|at| at + CLOCK_SKEW >= sent_at),
             };
             let same_cause = run
                 .field("trigger")
@@ -243,12 +262,23 @@ impl DbtCloud {
         Ok(runs.into_iter().filter(ours).min_by_key(|run| run.id))
     }
 
-    fn list_runs(&self, job: JobId, limit: usize, related: Option<&str>) -> Result<Vec<Run>> {
+    /// The job's newest runs, optionally only those with one `status` code.
+    fn list_runs(
+        &self,
+        job: JobId,
+        limit: usize,
+        related: Option<&str>,
+        status: Option<u8>,
+    ) -> Result<Vec<Run>> {
         let mut url = self.api_url(&["runs", ""]);
         url.query_pairs_mut()
             .append_pair("job_definition_id", &job.to_string())
             .append_pair("order_by", "-id")
             .append_pair("limit", &limit.to_string());
+        if let Some(status) = status {
+            url.query_pairs_mut()
+                .append_pair("status", &status.to_string());
+        }
         if let Some(related) = related {
             url.query_pairs_mut()
                 .append_pair("include_related", related);
@@ -291,7 +321,7 @@ impl DbtCloud {
             _ => self.termination.clone(),
         };
         retry(&what, &policy, &termination, || {
-            self.attempt(method.clone(), &url, None, subject, timeout)
+            self.attempt(method.clone(), &url, None, subject, timeout, &termination)
         })
     }
 
@@ -302,6 +332,7 @@ impl DbtCloud {
         body: Option<&Value>,
         subject: &str,
         timeout: Duration,
+        termination: &Termination,
     ) -> Result<Value, AttemptError> {
         let mut request = self
             .http
@@ -314,7 +345,7 @@ impl DbtCloud {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let response = self.send(request, url)?;
+        let response = self.send(request, url, termination)?;
         let response = self.check_status(response, subject)?;
         let bytes = response
             .bytes()
@@ -322,8 +353,15 @@ impl DbtCloud {
         decode_envelope(&bytes, &self.base, url).map_err(AttemptError::Fatal)
     }
 
-    fn send(&self, request: RequestBuilder, url: &Url) -> Result<Response, AttemptError> {
+    /// Sends one request once the rate limit allows; `termination` ends that wait early.
+    fn send(
+        &self,
+        request: RequestBuilder,
+        url: &Url,
+        termination: &Termination,
+    ) -> Result<Response, AttemptError> {
         let request = request.build().context("could not build the request")?;
+        self.limiter.acquire(termination)?;
         let method = request.method().clone();
         let started = Instant::now();
         let result = self.http.execute(request);
@@ -384,6 +422,14 @@ impl DbtCloud {
                     .unwrap_or_default()
             ),
             StatusCode::TOO_MANY_REQUESTS => {
+                // Without Retry-After, as long as the longest backoff: dbt Cloud cools down for minutes.
+                let pause = retry_after.unwrap_or(self.timing.retry.max_delay);
+                let rate = self.limiter.throttled(pause);
+                warn!(
+                    "dbt Cloud throttled account {}: every request waits {:.1} s, then goes at most {rate:.0} a minute",
+                    self.account,
+                    pause.as_secs_f64()
+                );
                 return Err(AttemptError::Retryable {
                     error: UserError::new(format!(
                         "dbt Cloud's rate limit for account {} was reached ({detail}); it allows \
@@ -392,7 +438,7 @@ impl DbtCloud {
                     ))
                     .into(),
                     retry_after,
-                })
+                });
             }
             s if s.is_server_error() => {
                 return Err(AttemptError::Retryable {
@@ -479,8 +525,8 @@ fn redirect_target(response: &Response, from: &Url) -> Result<Url> {
 }
 
 /// Run timestamps look like `2024-07-03 13:59:00.653171+00:00`.
-fn created_at(run: &Run) -> Option<DateTime<Utc>> {
-    let text = run.field("created_at")?.as_str()?;
+fn timestamp(run: &Run, field: &str) -> Option<DateTime<Utc>> {
+    let text = run.field(field)?.as_str()?;
     DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z")
         .or_else(|_| DateTime::parse_from_rfc3339(text))
         .ok()

@@ -2,6 +2,7 @@
 
 pub(crate) mod client;
 mod ids;
+mod rate_limit;
 mod run;
 mod url;
 
