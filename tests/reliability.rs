@@ -104,8 +104,7 @@ fn a_cut_body_and_a_500_on_an_artifact_leave_byte_identical_files() {
     run.assert_code(0);
     assert_artifacts(&run, &standard_artifacts());
     assert!(
-        run.stdout()
-            .contains("manifest.json of run 70403103000 broke off"),
+        run.stdout().contains("of run 70403103000 broke off"),
         "the short body was noticed: {}",
         run.stdout()
     );
