@@ -161,6 +161,17 @@ impl Emulator {
         Some(run.created + end)
     }
 
+    /// The ids of the runs of `job_id`, oldest first.
+    pub fn runs_of_job(&self, job_id: u64) -> Vec<u64> {
+        let state = self.shared.state.lock().unwrap();
+        state
+            .runs
+            .values()
+            .filter(|run| run.job_id == job_id)
+            .map(|run| run.id)
+            .collect()
+    }
+
     /// How many runs were created, by any means.
     pub fn runs_created(&self) -> usize {
         self.shared.state.lock().unwrap().runs.len()

@@ -1,0 +1,393 @@
+//! The benchmark of issue 4: artifact throughput and memory against `curl --parallel`, and how
+//! late the component notices that a run finished. Prints its figures; asserts nothing.
+//!
+//! `cargo run --release --example benchmark` (about four minutes; needs curl).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dbt_cloud_emulator::{Account, Artifact, Emulator, Job, Outcome, Timeline};
+use serde_json::json;
+
+const ACCOUNT: u64 = 1;
+const TOKEN: &str = "dbtc_benchmark_token";
+const MB: u64 = 1_000_000;
+/// "Lifted": far above anything this machine can reach, so that only the network limits.
+const LIFTED: u32 = 1_000_000;
+
+fn main() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = repo.join("target").join("benchmark");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("a work folder in target/");
+    let binary = build_component(repo);
+    println!("dbt-cloud-job-trigger benchmark ({} cores)\n", cores());
+
+    artifacts(&binary, &work);
+    polling(&binary, &work);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The standard set: one 200 MB manifest.json (or `manifest` bytes), one 50 MB catalog.json,
+/// one 2 MB run_results.json, and 2,000 files of 20 KB in compiled/ and run/.
+fn artifact_set(manifest: u64) -> Vec<Artifact> {
+    let mut set = vec![
+        Artifact::generated("manifest.json", manifest),
+        Artifact::generated("catalog.json", 50 * MB),
+        Artifact::generated("run_results.json", 2 * MB),
+    ];
+    for i in 0..1000 {
+        set.push(Artifact::generated(
+            format!("compiled/jaffle_shop/models/m{i:04}.sql"),
+            20_000,
+        ));
+        set.push(Artifact::generated(
+            format!("run/jaffle_shop/models/m{i:04}.sql"),
+            20_000,
+        ));
+    }
+    set
+}
+
+fn artifacts(binary: &Path, work: &Path) {
+    println!("== Artifacts: 200 MB manifest.json, 50 MB catalog.json, 2 MB run_results.json, 2,000 x 20 KB SQL");
+    let set = artifact_set(200 * MB);
+    let total: u64 = set.iter().map(Artifact::size).sum();
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT), &[TOKEN]);
+    emulator.add_job(
+        Job::new(ACCOUNT, 1)
+            .timeline(Timeline::lasting(Duration::from_millis(300)))
+            .artifacts(set.clone()),
+    );
+
+    let lifted = component_artifacts(binary, work, &emulator, 1, LIFTED);
+    let run_id = emulator.runs_of_job(1)[0];
+    let curl = curl(work, &emulator, run_id, &set);
+    let default = component_artifacts(binary, work, &emulator, 1, 1_000);
+
+    let big_set = artifact_set(1_000 * MB);
+    emulator.add_job(
+        Job::new(ACCOUNT, 2)
+            .timeline(Timeline::lasting(Duration::from_millis(300)))
+            .artifacts(big_set.clone()),
+    );
+    let big_total: u64 = big_set.iter().map(Artifact::size).sum();
+    let big = component_artifacts(binary, work, &emulator, 2, LIFTED);
+
+    println!(
+        "{:<58} {:>9} {:>9} {:>10} {:>8}",
+        "", "wall s", "files s", "MB/s", "peak MB"
+    );
+    let line = |name: &str, figures: &Measured, bytes: u64| {
+        println!(
+            "{name:<58} {:>9.2} {:>9.2} {:>10.1} {:>8.1}",
+            figures.wall.as_secs_f64(),
+            figures.download.as_secs_f64(),
+            bytes as f64 / MB as f64 / figures.download.as_secs_f64(),
+            figures.peak_kb as f64 / 1024.0
+        );
+    };
+    line("component, ceiling lifted, 8 in flight", &lifted, total);
+    line(
+        "curl --parallel --parallel-max 8 (the machine's limit)",
+        &curl,
+        total,
+    );
+    line(
+        "component, default ceiling (1,000 requests a minute)",
+        &default,
+        total,
+    );
+    line(
+        "component, ceiling lifted, 1 GB manifest.json",
+        &big,
+        big_total,
+    );
+    println!(
+        "ratio component / curl (download phase): {:.2} (target at most 1.2)",
+        lifted.download.as_secs_f64() / curl.download.as_secs_f64()
+    );
+    println!(
+        "peak memory: {:.1} MB with 200 MB manifest, {:.1} MB with 1 GB manifest: {:+.1}% (target at most 32 MB, within 10%)\n",
+        lifted.peak_kb as f64 / 1024.0,
+        big.peak_kb as f64 / 1024.0,
+        (big.peak_kb as f64 / lifted.peak_kb as f64 - 1.0) * 100.0
+    );
+}
+
+struct Measured {
+    /// The whole process.
+    wall: Duration,
+    /// The artifact downloads alone: the component's own figure, or curl's wall time.
+    download: Duration,
+    peak_kb: u64,
+}
+
+fn component_artifacts(
+    binary: &Path,
+    work: &Path,
+    emulator: &Emulator,
+    job: u64,
+    ceiling: u32,
+) -> Measured {
+    let data = fresh_dir(work, "data");
+    let parameters = json!({
+        "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
+        "wait_for_result": true, "max_requests_per_minute": ceiling, "poll_interval": 1,
+    });
+    std::fs::write(
+        data.join("config.json"),
+        json!({ "parameters": parameters }).to_string(),
+    )
+    .unwrap();
+    let mut command = Command::new(binary);
+    command
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (output, wall, peak_kb) = run_measured(command);
+    let stdout = String::from_utf8_lossy(&output.0);
+    assert!(
+        output.1 == 0,
+        "the component failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.2)
+    );
+    // "Downloaded N of N artifacts (X MB) in S s (R/s)"
+    let download = stdout
+        .lines()
+        .find_map(|line| {
+            line.split(" in ")
+                .nth(1)?
+                .split(" s (")
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .map(Duration::from_secs_f64)
+        .expect("the component logs its download time");
+    let _ = std::fs::remove_dir_all(&data);
+    Measured {
+        wall,
+        download,
+        peak_kb,
+    }
+}
+
+fn curl(work: &Path, emulator: &Emulator, run_id: u64, set: &[Artifact]) -> Measured {
+    let out = fresh_dir(work, "curl");
+    let mut config = String::new();
+    for artifact in set {
+        config.push_str(&format!(
+            "url = \"{}/api/v2/accounts/{ACCOUNT}/runs/{run_id}/artifacts/{}\"\noutput = \"{}\"\n",
+            emulator.base_url(),
+            artifact.path,
+            out.join(&artifact.path).display()
+        ));
+    }
+    let list = work.join("curl.config");
+    std::fs::write(&list, config).unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args([
+            "--parallel",
+            "--parallel-max",
+            "8",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--create-dirs",
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Token {TOKEN}"),
+            "-H",
+            "Accept: */*",
+            "-K",
+        ])
+        .arg(&list)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (output, wall, peak_kb) = run_measured(command);
+    assert!(
+        output.1 == 0,
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.2)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    Measured {
+        wall,
+        download: wall,
+        peak_kb,
+    }
+}
+
+fn polling(binary: &Path, work: &Path) {
+    println!(
+        "== Waiting: runs of 21 to 28 s, with and without three earlier runs of similar length"
+    );
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT), &[TOKEN]);
+    // The same history on every benchmark run.
+    let mut random = fastrand::Rng::with_seed(7);
+    let mut children = Vec::new();
+    for (mode, with_history) in [("with history", true), ("without history", false)] {
+        for (i, seconds) in (21..=28).enumerate() {
+            let job = if with_history {
+                100 + i as u64
+            } else {
+                200 + i as u64
+            };
+            let duration = Duration::from_secs(seconds);
+            emulator.add_job(Job::new(ACCOUNT, job).timeline(Timeline::lasting(duration)));
+            if with_history {
+                for ago in [3000, 2000, 1000] {
+                    // Similar length: within 5% of this run's.
+                    let similar = duration.mul_f64(0.95 + 0.1 * random.f64());
+                    emulator.add_past_run(
+                        job,
+                        Timeline::lasting(similar),
+                        Outcome::Success,
+                        Duration::from_secs(ago),
+                    );
+                }
+            }
+            let data = fresh_dir(work, &format!("wait-{job}"));
+            let parameters = json!({
+                "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
+                "wait_for_result": true, "ignore_artifacts": true,
+            });
+            std::fs::write(
+                data.join("config.json"),
+                json!({ "parameters": parameters }).to_string(),
+            )
+            .unwrap();
+            let child = Command::new(binary)
+                .arg("--data-dir")
+                .arg(&data)
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the component starts");
+            let waiter = std::thread::spawn(move || {
+                let mut child = child;
+                let status = child.wait().expect("the component ends");
+                (status, Instant::now())
+            });
+            children.push((mode, job, seconds, waiter));
+        }
+    }
+    let mut results: Vec<(&str, u64, f64, usize, u64)> = Vec::new();
+    for (mode, job, seconds, waiter) in children {
+        let (status, exited) = waiter.join().unwrap();
+        assert!(status.success(), "job {job} failed");
+        let run_id = *emulator.runs_of_job(job).last().unwrap();
+        let lag = exited.saturating_duration_since(emulator.run_finishes_at(run_id).unwrap());
+        let polls = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/runs/{run_id}/")))
+            .count();
+        results.push((
+            mode,
+            seconds,
+            lag.as_secs_f64(),
+            polls,
+            seconds.div_ceil(10),
+        ));
+    }
+    println!(
+        "{:<16} {:>6} {:>8} {:>8} {:>14}",
+        "", "run s", "lag s", "get-run", "fixed 10 s poll"
+    );
+    for (mode, seconds, lag, polls, fixed) in &results {
+        println!("{mode:<16} {seconds:>6} {lag:>8.2} {polls:>8} {fixed:>14}");
+    }
+    for mode in ["with history", "without history"] {
+        let mut lags: Vec<f64> = results
+            .iter()
+            .filter(|r| r.0 == mode)
+            .map(|r| r.2)
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        let median = (lags[lags.len() / 2 - 1] + lags[lags.len() / 2]) / 2.0;
+        let polls: usize = results.iter().filter(|r| r.0 == mode).map(|r| r.3).sum();
+        let fixed: u64 = results.iter().filter(|r| r.0 == mode).map(|r| r.4).sum();
+        let target = if mode == "with history" {
+            "at most 1 s, and no more get-runs than a fixed 10 s poll"
+        } else {
+            "at most 3 s"
+        };
+        println!("{mode}: median lag {median:.2} s, {polls} get-run requests (a fixed 10 s poll: {fixed}); target {target}");
+    }
+}
+
+/// Runs `command` to its end; returns (stdout, exit code, stderr), the wall time and the peak
+/// resident memory of that child alone (from wait4's rusage, in KB).
+// wait4 reaps the child: std's `wait` would have no rusage of it alone.
+#[allow(clippy::zombie_processes)]
+fn run_measured(mut command: Command) -> ((Vec<u8>, i32, Vec<u8>), Duration, u64) {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = command.spawn().expect("the command starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let error_reader = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        let _ = stderr.read_to_end(&mut err);
+        err
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid, with valid pointers to locals.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, child.id() as libc::pid_t, "wait4 failed");
+    let wall = started.elapsed();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let out = reader.join().unwrap();
+    let err = error_reader.join().unwrap();
+    ((out, code, err), wall, usage.ru_maxrss as u64)
+}
+
+fn build_component(repo: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--bin",
+            "dbt-cloud-job-trigger",
+        ])
+        .current_dir(repo)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the release build failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    target.join("release").join("dbt-cloud-job-trigger")
+}
+
+fn fresh_dir(work: &Path, name: &str) -> PathBuf {
+    let dir = work.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
