@@ -6,15 +6,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 
 use crate::component::{self, Output};
-use crate::config;
+use crate::config::{self, Config, DataTypeSupport, Request};
 use crate::data_folder::DataFolder;
+use crate::dbt_cloud::DbtCloud;
 use crate::error::is_user_error;
-use crate::tables;
 use crate::termination::Termination;
 use crate::timing::Timing;
+use crate::{sync_actions, tables};
+
+/// A synchronous action makes a handful of requests; the ceiling only has to exist.
+const MAX_SYNC_REQUESTS_PER_MINUTE: u32 = 600;
 
 #[derive(Parser)]
 #[command(
@@ -40,15 +45,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     let folder = DataFolder::new(args.data_dir);
-    let result = config::load(&folder.config_file()).and_then(|config| {
-        init_logging(config.debug);
-        let termination = Termination::install()?;
-        let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
-        let output = Output {
-            folder: &folder,
-            bucket: &bucket,
-        };
-        component::run(&config, &output, Timing::from_env(), &termination)
+    let result = config::load(&folder.config_file()).and_then(|request| match request {
+        Request::Run(config) => run(&config, &folder),
+        sync_action => answer(&sync_action),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,6 +63,48 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run(config: &Config, folder: &DataFolder) -> anyhow::Result<()> {
+    init_logging(config.debug);
+    let termination = Termination::install()?;
+    let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
+    // config.json's storage.output.data_type_support overrides the project's setting.
+    let types = config.data_type_support.unwrap_or_else(|| {
+        DataTypeSupport::from_name(&std::env::var("KBC_DATA_TYPE_SUPPORT").unwrap_or_default())
+    });
+    let output = Output {
+        folder,
+        bucket: &bucket,
+        typed: types.typed(),
+    };
+    component::run(config, &output, Timing::from_env(), &termination)
+}
+
+/// A synchronous action: no logs, so that stdout holds exactly the one JSON document.
+fn answer(request: &Request) -> anyhow::Result<()> {
+    let timing = Timing::from_env().for_sync_action();
+    let connect = |connection| {
+        DbtCloud::new(
+            connection,
+            MAX_SYNC_REQUESTS_PER_MINUTE,
+            timing,
+            Termination::none(),
+        )
+    };
+    let document = match request {
+        Request::TestConnection(connection, job) => {
+            sync_actions::test_connection(&connect(connection)?, *job)?
+        }
+        Request::ListJobs(connection) => sync_actions::list_jobs(&connect(connection)?)?,
+        Request::ListRecentRuns(connection, job) => {
+            sync_actions::list_recent_runs(&connect(connection)?, *job)?
+        }
+        Request::Run(_) => unreachable!("the job is not a synchronous action"),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{document}").context("could not write the answer to stdout")?;
+    Ok(())
 }
 
 /// Logs go to stdout, which Keboola streams live into the job's events; errors go to stderr.

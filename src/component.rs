@@ -26,11 +26,13 @@ const HISTORY_RUNS: usize = 5;
 pub struct Output<'a> {
     pub folder: &'a DataFolder,
     pub bucket: &'a str,
+    /// Native-types manifests, when the project uses them.
+    pub typed: bool,
 }
 
 impl Output<'_> {
     fn table(&self, table: Table, run: &Run) -> Result<()> {
-        let path = tables::write(self.folder, table, run, self.bucket)?;
+        let path = tables::write(self.folder, table, run, self.bucket, self.typed)?;
         info!("Wrote {} (run {}, {})", path.display(), run.id, run.status);
         Ok(())
     }
@@ -43,9 +45,7 @@ pub fn run(
     termination: &Termination,
 ) -> Result<()> {
     let client = DbtCloud::new(
-        config.dbt_cloud_url.clone(),
-        config.api_token.clone(),
-        config.account_id,
+        &config.connection,
         config.max_requests_per_minute,
         timing,
         termination.clone(),
@@ -53,8 +53,8 @@ pub fn run(
     info!(
         "Triggering dbt Cloud job {} of account {} at {} (cause {:?}, {})",
         config.job_id,
-        config.account_id,
-        config.dbt_cloud_url,
+        config.connection.account_id,
+        config.connection.dbt_cloud_url,
         config.cause,
         match config.wait {
             Wait::No => "not waiting".to_owned(),

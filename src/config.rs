@@ -2,6 +2,8 @@
 //!
 //! The rules follow the earlier Python component's configs, so that they keep working: ids may be
 //! numbers or strings of digits, `max_wait_time` a number of minutes or a string holding one.
+//! [`PARAMETERS`] is the one definition of the keys, their kinds and defaults: the parser reads
+//! its defaults from it, and a test holds the UI form (`configSchema.json`) to it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,53 +11,106 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use crate::dbt_cloud::{AccountId, BaseUrl, JobId, DEFAULT_BASE_URL};
+use crate::dbt_cloud::{AccountId, BaseUrl, Connection, JobId};
 use crate::error::{user_error, UserError};
 use crate::secret::ApiToken;
 
-pub const DEFAULT_CAUSE: &str = "Triggered from Keboola";
-pub const DEFAULT_MAX_WAIT_MINUTES: f64 = 60.0;
 /// dbt Cloud clients cut the cause at 255 characters; we refuse rather than change what was asked.
 const MAX_CAUSE_CHARS: usize = 255;
 /// A wait longer than a year is a typo, and would overflow `Duration` arithmetic further on.
-const MAX_WAIT_MINUTES_LIMIT: f64 = 525_600.0;
+const MAX_WAIT_MINUTES: f64 = 525_600.0;
+const MAX_ARTIFACT_CONCURRENCY: u64 = 32;
+const MAX_REQUESTS_PER_MINUTE: u64 = 1_000_000;
+const MAX_POLL_INTERVAL_SECONDS: f64 = 3_600.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Integer,
+    Number,
+    String,
+    Boolean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Default {
+    Required,
+    /// Absent means "not set" (e.g. `poll_interval`: the adaptive schedule).
+    Unset,
+    Boolean(bool),
+    Integer(u64),
+    Number(f64),
+    String(&'static str),
+}
+
+#[derive(Debug)]
+pub struct Parameter {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: Default,
+}
+
+const fn parameter(key: &'static str, kind: Kind, default: Default) -> Parameter {
+    Parameter { key, kind, default }
+}
 
 /// Every key `parameters` may hold. Anything else is refused: a typo such as `max_wait_tme`
 /// would otherwise silently fall back to a default.
-pub const PARAMETER_KEYS: &[&str] = &[
-    "account_id",
-    "job_id",
-    "#api_key",
-    "cause",
-    "wait_for_result",
-    "max_wait_time",
-    "dbt_cloud_url",
-    "ignore_artifacts",
-    "artifacts_must_succeed",
-    "cancel_on_terminate",
-    "cancel_on_timeout",
-    "poll_interval",
-    "artifact_concurrency",
-    "max_requests_per_minute",
-    "debug",
+pub const PARAMETERS: &[Parameter] = &[
+    parameter(
+        "dbt_cloud_url",
+        Kind::String,
+        Default::String("https://cloud.getdbt.com"),
+    ),
+    parameter("account_id", Kind::Integer, Default::Required),
+    parameter("#api_key", Kind::String, Default::Required),
+    parameter("job_id", Kind::Integer, Default::Required),
+    parameter(
+        "cause",
+        Kind::String,
+        Default::String("Triggered from Keboola"),
+    ),
+    parameter("wait_for_result", Kind::Boolean, Default::Boolean(false)),
+    parameter("max_wait_time", Kind::Number, Default::Number(60.0)),
+    parameter("ignore_artifacts", Kind::Boolean, Default::Boolean(false)),
+    parameter(
+        "artifacts_must_succeed",
+        Kind::Boolean,
+        Default::Boolean(true),
+    ),
+    parameter("cancel_on_terminate", Kind::Boolean, Default::Boolean(true)),
+    parameter("cancel_on_timeout", Kind::Boolean, Default::Boolean(false)),
+    parameter("poll_interval", Kind::Number, Default::Unset),
+    parameter("artifact_concurrency", Kind::Integer, Default::Integer(8)),
+    // A fifth of dbt Cloud's 5,000 requests a minute per account, which every other client of
+    // the account (schedulers, the IDE, other pipelines) shares.
+    parameter(
+        "max_requests_per_minute",
+        Kind::Integer,
+        Default::Integer(1_000),
+    ),
+    parameter("debug", Kind::Boolean, Default::Boolean(false)),
 ];
 
-pub const DEFAULT_ARTIFACT_CONCURRENCY: usize = 8;
-const MAX_ARTIFACT_CONCURRENCY: u64 = 32;
-/// A fifth of dbt Cloud's 5,000 requests a minute per account, which every other client of the
-/// account (schedulers, the IDE, other pipelines) shares.
-pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 1_000;
-const MAX_REQUESTS_PER_MINUTE_LIMIT: u64 = 1_000_000;
-const MAX_POLL_INTERVAL_SECONDS: f64 = 3_600.0;
+/// What config.json asks for: the job, or one of the synchronous actions of the UI.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Run(Config),
+    /// Checks the URL, the token, the account and, when given, the job.
+    TestConnection(Connection, Option<JobId>),
+    /// Every job of the account, for the Job ID dropdown.
+    ListJobs(Connection),
+    /// The job's last runs, for a validation button.
+    ListRecentRuns(Connection, JobId),
+}
+
+pub const ACTIONS: &[&str] = &["run", "testConnection", "listJobs", "listRecentRuns"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub account_id: AccountId,
+    pub connection: Connection,
     pub job_id: JobId,
-    pub api_token: ApiToken,
     pub cause: String,
     pub wait: Wait,
-    pub dbt_cloud_url: BaseUrl,
     pub download_artifacts: bool,
     /// When false, a failed artifact is a warning as long as the others came.
     pub artifacts_must_succeed: bool,
@@ -70,6 +125,8 @@ pub struct Config {
     /// The ceiling on this component's requests to dbt Cloud.
     pub max_requests_per_minute: u32,
     pub debug: bool,
+    /// `storage.output.data_type_support`, when config.json sets it.
+    pub data_type_support: Option<DataTypeSupport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +137,31 @@ pub enum Wait {
     UpTo(Duration),
 }
 
+/// Whether the project uses native data types: typed table manifests, or legacy ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataTypeSupport {
+    Authoritative,
+    Hints,
+    None,
+}
+
+impl DataTypeSupport {
+    /// `KBC_DATA_TYPE_SUPPORT`'s and config.json's values; anything else means none.
+    pub fn from_name(name: &str) -> DataTypeSupport {
+        match name.trim() {
+            "authoritative" => DataTypeSupport::Authoritative,
+            "hints" => DataTypeSupport::Hints,
+            _ => DataTypeSupport::None,
+        }
+    }
+
+    pub fn typed(self) -> bool {
+        self != DataTypeSupport::None
+    }
+}
+
 /// Reads and parses `config.json`. Every failure is the user's to fix.
-pub fn load(path: &Path) -> Result<Config> {
+pub fn load(path: &Path) -> Result<Request> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -100,7 +180,7 @@ pub fn load(path: &Path) -> Result<Config> {
     parse(&text)
 }
 
-pub fn parse(text: &[u8]) -> Result<Config> {
+pub fn parse(text: &[u8]) -> Result<Request> {
     let root: Value = serde_json::from_slice(text)
         .map_err(|e| UserError::new(format!("config.json is not valid JSON: {e}")))?;
     let Value::Object(mut root) = root else {
@@ -114,26 +194,127 @@ pub fn parse(text: &[u8]) -> Result<Config> {
             ),
             Some(_) => return user_error("config.json's \"parameters\" must be a JSON object"),
         };
-    from_parameters(&parameters).map_err(|message| UserError::new(message).into())
+    let action = match root.get("action") {
+        None | Some(Value::Null) => "run",
+        Some(Value::String(action)) if action.is_empty() => "run",
+        Some(Value::String(action)) => action.as_str(),
+        Some(other) => {
+            return user_error(format!(
+                "config.json's \"action\" must be a string, got {other}"
+            ))
+        }
+    };
+    let p = Parameters(&parameters);
+    let request = match action {
+        "run" => from_parameters(&p, data_type_support(&root)).map(Request::Run),
+        // The UI calls these with the form as it is, perhaps half filled: only what the action
+        // needs is read.
+        "testConnection" => {
+            connection(&p).and_then(|c| Ok(Request::TestConnection(c, p.optional_id("job_id")?)))
+        }
+        "listJobs" => connection(&p).map(Request::ListJobs),
+        "listRecentRuns" => {
+            connection(&p).and_then(|c| Ok(Request::ListRecentRuns(c, job_id(&p)?)))
+        }
+        other => Err(format!(
+            "config.json's action \"{other}\" is unknown; the known actions are {}",
+            ACTIONS.join(", ")
+        )),
+    };
+    request.map_err(|message| UserError::new(message).into())
 }
 
-fn from_parameters(parameters: &Map<String, Value>) -> Result<Config, String> {
-    if let Some(unknown) = parameters
-        .keys()
-        .find(|key| !PARAMETER_KEYS.contains(&key.as_str()))
-    {
-        return Err(format!(
-            "parameters has an unknown key \"{unknown}\"; the known keys are {}",
-            PARAMETER_KEYS.join(", ")
-        ));
-    }
-    let get = |key: &str| parameters.get(key).filter(|v| !v.is_null());
+/// `storage.output.data_type_support`, when present.
+fn data_type_support(root: &Map<String, Value>) -> Option<DataTypeSupport> {
+    let value = root
+        .get("storage")?
+        .get("output")?
+        .get("data_type_support")?
+        .as_str()?;
+    Some(DataTypeSupport::from_name(value))
+}
 
-    let account_id = AccountId::new(positive_integer("account_id", get("account_id"))?)
-        .expect("positive_integer returns a positive integer");
-    let job_id = JobId::new(positive_integer("job_id", get("job_id"))?)
-        .expect("positive_integer returns a positive integer");
-    let api_token = match get("#api_key") {
+/// `parameters`, read key by key with the defaults of [`PARAMETERS`].
+struct Parameters<'a>(&'a Map<String, Value>);
+
+impl Parameters<'_> {
+    /// The value, `None` when absent or null.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    fn default(&self, key: &str) -> Default {
+        PARAMETERS
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key} is not in PARAMETERS"))
+            .default
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, String> {
+        match (self.get(key), self.default(key)) {
+            (None, Default::Boolean(default)) => Ok(default),
+            (Some(Value::Bool(b)), _) => Ok(*b),
+            (Some(other), _) => Err(format!("{key} must be true or false, got {other}")),
+            (None, default) => unreachable!("{key} is boolean with default {default:?}"),
+        }
+    }
+
+    /// A positive integer no larger than `max`, or the default.
+    fn integer(&self, key: &str, max: u64) -> Result<u64, String> {
+        let n = match (self.get(key), self.default(key)) {
+            (None, Default::Integer(default)) => return Ok(default),
+            (None, _) => return Err(format!("{key} is required: a positive integer")),
+            (value, _) => positive_integer(key, value)?,
+        };
+        if n > max {
+            return Err(format!("{key} must be at most {max}, got {n}"));
+        }
+        Ok(n)
+    }
+
+    fn optional_id(&self, key: &str) -> Result<Option<JobId>, String> {
+        self.get(key)
+            .map(|value| {
+                positive_integer(key, Some(value)).map(|n| JobId::new(n).expect("positive"))
+            })
+            .transpose()
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&str>, String> {
+        match self.get(key) {
+            None => Ok(match self.default(key) {
+                Default::String(default) => Some(default),
+                _ => None,
+            }),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("{key} must be a string, got {other}")),
+        }
+    }
+
+    /// A number, or a string holding one (the Python component's configs have both).
+    fn number(&self, key: &str) -> Option<Result<f64, ()>> {
+        let value = match self.get(key) {
+            None => match self.default(key) {
+                Default::Number(default) => return Some(Ok(default)),
+                _ => return None,
+            },
+            Some(value) => value,
+        };
+        Some(match value {
+            Value::Number(n) => n.as_f64().ok_or(()),
+            Value::String(s) => s.trim().parse::<f64>().map_err(|_| ()),
+            _ => Err(()),
+        })
+    }
+}
+
+fn connection(p: &Parameters) -> Result<Connection, String> {
+    let dbt_cloud_url = p.string("dbt_cloud_url")?.expect("the URL has a default");
+    let dbt_cloud_url = BaseUrl::parse(dbt_cloud_url)
+        .map_err(|why| format!("dbt_cloud_url {dbt_cloud_url:?} is not usable: {why}"))?;
+    let account_id = AccountId::new(p.integer("account_id", u64::MAX)?).expect("positive");
+    let api_token = match p.get("#api_key") {
         None => {
             return Err(
                 "#api_key is required: a dbt Cloud service token or personal access token".into(),
@@ -144,63 +325,89 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<Config, String> {
         // Never echo the value: it is a secret even when mistyped.
         Some(_) => return Err("#api_key must be a string".into()),
     };
-    let cause = match get("cause") {
-        None => DEFAULT_CAUSE.to_owned(),
-        Some(Value::String(cause)) if cause.trim().is_empty() => {
-            return Err("cause must not be empty".into())
-        }
-        Some(Value::String(cause)) if cause.chars().count() > MAX_CAUSE_CHARS => {
+    Ok(Connection {
+        dbt_cloud_url,
+        account_id,
+        api_token,
+    })
+}
+
+fn job_id(p: &Parameters) -> Result<JobId, String> {
+    Ok(JobId::new(p.integer("job_id", u64::MAX)?).expect("positive"))
+}
+
+fn from_parameters(
+    p: &Parameters,
+    data_type_support: Option<DataTypeSupport>,
+) -> Result<Config, String> {
+    if let Some(unknown) =
+        p.0.keys()
+            .find(|key| !PARAMETERS.iter().any(|known| known.key == key.as_str()))
+    {
+        let known: Vec<&str> = PARAMETERS.iter().map(|p| p.key).collect();
+        return Err(format!(
+            "parameters has an unknown key \"{unknown}\"; the known keys are {}",
+            known.join(", ")
+        ));
+    }
+    let connection = connection(p)?;
+    let job_id = job_id(p)?;
+    let cause = match p.string("cause")? {
+        Some(cause) if cause.trim().is_empty() => return Err("cause must not be empty".into()),
+        Some(cause) if cause.chars().count() > MAX_CAUSE_CHARS => {
             return Err(format!(
                 "cause must be at most {MAX_CAUSE_CHARS} characters, got {}",
                 cause.chars().count()
             ))
         }
-        Some(Value::String(cause)) => cause.clone(),
-        Some(other) => return Err(format!("cause must be a string, got {other}")),
+        cause => cause.expect("the cause has a default").to_owned(),
     };
-    let wait_for_result = boolean("wait_for_result", get("wait_for_result"), false)?;
-    let max_wait = max_wait_time(get("max_wait_time"))?;
-    let dbt_cloud_url = match get("dbt_cloud_url") {
-        None => BaseUrl::parse(DEFAULT_BASE_URL).expect("the default URL is valid"),
-        Some(Value::String(url)) => BaseUrl::parse(url)
-            .map_err(|why| format!("dbt_cloud_url {url:?} is not usable: {why}"))?,
-        Some(other) => return Err(format!("dbt_cloud_url must be a string, got {other}")),
+    let max_wait = match p
+        .number("max_wait_time")
+        .expect("max_wait_time has a default")
+    {
+        Ok(minutes) if minutes.is_finite() && minutes > 0.0 && minutes <= MAX_WAIT_MINUTES => {
+            Duration::from_secs_f64(minutes * 60.0)
+        }
+        _ => {
+            return Err(format!(
+                "max_wait_time must be a number of minutes greater than 0 and at most \
+                 {MAX_WAIT_MINUTES} (fractions allowed, e.g. 0.5), got {}",
+                p.get("max_wait_time").expect("the default is valid")
+            ))
+        }
+    };
+    let poll_interval = match (p.number("poll_interval"), p.get("poll_interval")) {
+        (None, _) => None,
+        (Some(Ok(seconds)), Some(Value::Number(_))) if (1.0..=MAX_POLL_INTERVAL_SECONDS).contains(&seconds) => {
+            Some(Duration::from_secs_f64(seconds))
+        }
+        (_, value) => {
+            return Err(format!(
+                "poll_interval must be a number of seconds from 1 to {MAX_POLL_INTERVAL_SECONDS}, got {}",
+                value.expect("a value was given")
+            ))
+        }
     };
     Ok(Config {
-        account_id,
+        connection,
         job_id,
-        api_token,
         cause,
-        wait: if wait_for_result {
+        wait: if p.boolean("wait_for_result")? {
             Wait::UpTo(max_wait)
         } else {
             Wait::No
         },
-        dbt_cloud_url,
-        download_artifacts: !boolean("ignore_artifacts", get("ignore_artifacts"), false)?,
-        artifacts_must_succeed: boolean(
-            "artifacts_must_succeed",
-            get("artifacts_must_succeed"),
-            true,
-        )?,
-        cancel_on_terminate: boolean("cancel_on_terminate", get("cancel_on_terminate"), true)?,
-        cancel_on_timeout: boolean("cancel_on_timeout", get("cancel_on_timeout"), false)?,
-        poll_interval: poll_interval(get("poll_interval"))?,
-        artifact_concurrency: match get("artifact_concurrency") {
-            None => DEFAULT_ARTIFACT_CONCURRENCY,
-            value => {
-                bounded_integer("artifact_concurrency", value, MAX_ARTIFACT_CONCURRENCY)? as usize
-            }
-        },
-        max_requests_per_minute: match get("max_requests_per_minute") {
-            None => DEFAULT_MAX_REQUESTS_PER_MINUTE,
-            value => bounded_integer(
-                "max_requests_per_minute",
-                value,
-                MAX_REQUESTS_PER_MINUTE_LIMIT,
-            )? as u32,
-        },
-        debug: boolean("debug", get("debug"), false)?,
+        download_artifacts: !p.boolean("ignore_artifacts")?,
+        artifacts_must_succeed: p.boolean("artifacts_must_succeed")?,
+        cancel_on_terminate: p.boolean("cancel_on_terminate")?,
+        cancel_on_timeout: p.boolean("cancel_on_timeout")?,
+        poll_interval,
+        artifact_concurrency: p.integer("artifact_concurrency", MAX_ARTIFACT_CONCURRENCY)? as usize,
+        max_requests_per_minute: p.integer("max_requests_per_minute", MAX_REQUESTS_PER_MINUTE)?
+            as u32,
+        debug: p.boolean("debug")?,
+        data_type_support,
     })
 }
 
@@ -218,61 +425,10 @@ fn positive_integer(key: &str, value: Option<&Value>) -> Result<u64, String> {
         }
         Some(_) => None,
     };
-    match parsed {
-        Some(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "{key} must be a positive integer, got {}",
-            value.expect("None returned above")
-        )),
-    }
-}
-
-fn bounded_integer(key: &str, value: Option<&Value>, max: u64) -> Result<u64, String> {
-    let n = positive_integer(key, value)?;
-    if n > max {
-        return Err(format!("{key} must be at most {max}, got {n}"));
-    }
-    Ok(n)
-}
-
-fn poll_interval(value: Option<&Value>) -> Result<Option<Duration>, String> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    match value.as_f64() {
-        Some(seconds) if (1.0..=MAX_POLL_INTERVAL_SECONDS).contains(&seconds) => {
-            Ok(Some(Duration::from_secs_f64(seconds)))
-        }
-        _ => Err(format!(
-            "poll_interval must be a number of seconds from 1 to {MAX_POLL_INTERVAL_SECONDS}, got {value}"
-        )),
-    }
-}
-
-fn boolean(key: &str, value: Option<&Value>, default: bool) -> Result<bool, String> {
-    match value {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(format!("{key} must be true or false, got {other}")),
-    }
-}
-
-fn max_wait_time(value: Option<&Value>) -> Result<Duration, String> {
-    let minutes = match value {
-        None => Some(DEFAULT_MAX_WAIT_MINUTES),
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-        Some(_) => None,
-    };
-    match minutes {
-        Some(m) if m.is_finite() && m > 0.0 && m <= MAX_WAIT_MINUTES_LIMIT => {
-            Ok(Duration::from_secs_f64(m * 60.0))
-        }
-        _ => Err(format!(
-            "max_wait_time must be a number of minutes greater than 0 and at most {MAX_WAIT_MINUTES_LIMIT} \
-             (fractions allowed, e.g. 0.5), got {}",
-            value.expect("the default is valid")
-        )),
+    match (parsed, value) {
+        (Some(n), _) if n > 0 => Ok(n),
+        (_, Some(value)) => Err(format!("{key} must be a positive integer, got {value}")),
+        (_, None) => unreachable!("None returned above"),
     }
 }
 
@@ -303,11 +459,14 @@ mod tests {
     #[test]
     fn defaults() {
         let config = parse_parameters(minimal()).unwrap();
-        assert_eq!(config.account_id.get(), 1);
+        assert_eq!(config.connection.account_id.get(), 1);
         assert_eq!(config.job_id.get(), 2);
         assert_eq!(config.cause, "Triggered from Keboola");
         assert_eq!(config.wait, Wait::No);
-        assert_eq!(config.dbt_cloud_url.to_string(), "https://cloud.getdbt.com");
+        assert_eq!(
+            config.connection.dbt_cloud_url.to_string(),
+            "https://cloud.getdbt.com"
+        );
         assert!(config.download_artifacts);
         assert!(config.artifacts_must_succeed);
         assert!(config.cancel_on_terminate);
@@ -326,10 +485,13 @@ mod tests {
             "dbt_cloud_url": "emea.dbt.com/", "ignore_artifacts": true, "debug": true
         }))
         .unwrap();
-        assert_eq!(config.account_id.get(), 12345);
+        assert_eq!(config.connection.account_id.get(), 12345);
         assert_eq!(config.job_id.get(), 678);
         assert_eq!(config.wait, Wait::UpTo(Duration::from_secs(90)));
-        assert_eq!(config.dbt_cloud_url.to_string(), "https://emea.dbt.com");
+        assert_eq!(
+            config.connection.dbt_cloud_url.to_string(),
+            "https://emea.dbt.com"
+        );
         assert!(!config.download_artifacts);
         assert!(config.debug);
     }
@@ -340,8 +502,10 @@ mod tests {
             "parameters": with("cause", Value::Null), "image_parameters": {}, "authorization": {},
             "shared_code_row_ids": [], "variables_id": "5"
         });
-        let config = parse(text.to_string().as_bytes()).unwrap();
-        assert_eq!(config.cause, DEFAULT_CAUSE);
+        let Request::Run(config) = parse(text.to_string().as_bytes()).unwrap() else {
+            panic!("a run")
+        };
+        assert_eq!(config.cause, "Triggered from Keboola");
     }
 
     #[test]
@@ -454,6 +618,78 @@ mod tests {
             let error = parse(text.as_bytes()).unwrap_err();
             assert!(is_user_error(&error));
             assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn sync_actions_read_only_what_they_need() {
+        let request = |action: &str, parameters: Value| {
+            parse(
+                json!({"action": action, "parameters": parameters})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let half_filled =
+            json!({"account_id": 1, "#api_key": "t", "max_wait_time": "", "job_id": ""});
+        assert!(matches!(
+            request("listJobs", half_filled.clone()).unwrap(),
+            Request::ListJobs(_)
+        ));
+        let no_job = json!({"account_id": 1, "#api_key": "t"});
+        assert!(matches!(
+            request("testConnection", no_job.clone()).unwrap(),
+            Request::TestConnection(_, None)
+        ));
+        let with_job = json!({"account_id": 1, "#api_key": "t", "job_id": "7"});
+        match request("testConnection", with_job.clone()).unwrap() {
+            Request::TestConnection(_, Some(job)) => assert_eq!(job.get(), 7),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            request("listRecentRuns", with_job).unwrap(),
+            Request::ListRecentRuns(_, _)
+        ));
+        let error = request("listRecentRuns", no_job.clone())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "job_id is required: a positive integer");
+        let error = request("listJobs", json!({"#api_key": "t"}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "account_id is required: a positive integer");
+        let error = request("deploy", no_job).unwrap_err();
+        assert!(is_user_error(&error));
+        assert_eq!(
+            error.to_string(),
+            "config.json's action \"deploy\" is unknown; the known actions are run, testConnection, listJobs, listRecentRuns"
+        );
+    }
+
+    #[test]
+    fn data_type_support_comes_from_storage_output() {
+        let text =
+            |storage: Value| json!({"parameters": minimal(), "storage": storage}).to_string();
+        for (storage, expected) in [
+            (
+                json!({"output": {"data_type_support": "authoritative"}}),
+                Some(DataTypeSupport::Authoritative),
+            ),
+            (
+                json!({"output": {"data_type_support": "hints"}}),
+                Some(DataTypeSupport::Hints),
+            ),
+            (
+                json!({"output": {"data_type_support": "none"}}),
+                Some(DataTypeSupport::None),
+            ),
+            (json!({"output": {}}), None),
+            (json!({}), None),
+        ] {
+            let Request::Run(config) = parse(text(storage.clone()).as_bytes()).unwrap() else {
+                panic!()
+            };
+            assert_eq!(config.data_type_support, expected, "{storage}");
         }
     }
 

@@ -10,6 +10,7 @@ pub mod dbt_cloud;
 pub mod error;
 mod retry;
 pub mod secret;
+mod sync_actions;
 mod tables;
 mod termination;
 mod timing;

@@ -52,6 +52,13 @@ const RUN_COLUMNS: &[&str] = &[
 ];
 
 impl Table {
+    fn description(self) -> &'static str {
+        match self {
+            Table::Trigger => "dbt Cloud runs as triggered by this component (one row per trigger)",
+            Table::Run => "dbt Cloud runs as last seen by this component: final when it waited",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Table::Trigger => "dbt_cloud_trigger",
@@ -86,18 +93,19 @@ pub fn bucket_for(config_id: Option<&str>) -> String {
     format!("in.c-dbt-cloud-job-trigger-{id}")
 }
 
-/// Writes `<table>.csv` and its manifest into `out/tables`, each whole or not at all.
-pub fn write(folder: &DataFolder, table: Table, run: &Run, bucket: &str) -> Result<PathBuf> {
+/// Writes `<table>.csv` and its manifest into `out/tables`, each whole or not at all. `typed`:
+/// the native-types manifest (a `schema` with base types), else the legacy one (base types as
+/// column metadata).
+pub fn write(
+    folder: &DataFolder,
+    table: Table,
+    run: &Run,
+    bucket: &str,
+    typed: bool,
+) -> Result<PathBuf> {
     let csv_path = folder.tables_dir().join(format!("{}.csv", table.name()));
     folder.write_atomically(&csv_path, |out| write_csv(out, table, run))?;
-    let manifest = json!({
-        "destination": format!("{bucket}.{}", table.name()),
-        "incremental": true,
-        "primary_key": ["id"],
-        "write_always": true,
-        "delimiter": ",",
-        "enclosure": "\"",
-    });
+    let manifest = manifest(table, bucket, typed);
     let manifest_path = folder
         .tables_dir()
         .join(format!("{}.csv.manifest", table.name()));
@@ -106,6 +114,153 @@ pub fn write(folder: &DataFolder, table: Table, run: &Run, bucket: &str) -> Resu
         Ok(out.write_all(b"\n")?)
     })?;
     Ok(csv_path)
+}
+
+/// Incremental on `id`, and `write_always`, so that a failed job still records its run.
+fn manifest(table: Table, bucket: &str, typed: bool) -> Value {
+    let mut manifest = json!({
+        "destination": format!("{bucket}.{}", table.name()),
+        "incremental": true,
+        "write_always": true,
+        "delimiter": ",",
+        "enclosure": "\"",
+    });
+    let columns = table.columns();
+    if typed {
+        manifest["manifest_type"] = json!("output");
+        manifest["has_header"] = json!(true);
+        manifest["description"] = json!(table.description());
+        manifest["schema"] = columns
+            .iter()
+            .map(|&name| {
+                json!({
+                    "name": name,
+                    "data_type": {"base": {"type": base_type(name)}},
+                    "nullable": name != "id",
+                    "primary_key": name == "id",
+                    "description": column_description(name),
+                })
+            })
+            .collect();
+    } else {
+        manifest["primary_key"] = json!(["id"]);
+        manifest["metadata"] = json!([{"key": "KBC.description", "value": table.description()}]);
+        manifest["column_metadata"] = columns
+            .iter()
+            .map(|&name| {
+                let metadata = json!([
+                    {"key": "KBC.datatype.basetype", "value": base_type(name)},
+                    {"key": "KBC.datatype.nullable", "value": if name == "id" { "0" } else { "1" }},
+                    {"key": "KBC.description", "value": column_description(name)},
+                ]);
+                (name.to_owned(), metadata)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    manifest
+}
+
+/// Storage's base type of a column: ids and codes INTEGER, flags BOOLEAN, `*_at` TIMESTAMP, the
+/// rest (durations, humanized texts, JSON objects) STRING.
+fn base_type(column: &str) -> &'static str {
+    const INTEGERS: &[&str] = &[
+        "id",
+        "trigger_id",
+        "account_id",
+        "environment_id",
+        "project_id",
+        "job_definition_id",
+        "job_id",
+        "status",
+        "deferring_run_id",
+        "retrying_run_id",
+    ];
+    const BOOLEANS: &[&str] = &[
+        "artifacts_saved",
+        "has_docs_generated",
+        "has_sources_generated",
+        "notifications_sent",
+        "in_progress",
+        "is_complete",
+        "is_success",
+        "is_error",
+        "is_cancelled",
+        "is_running",
+        "can_retry",
+        "used_repo_cache",
+        "scribe_enabled",
+    ];
+    if INTEGERS.contains(&column) {
+        "INTEGER"
+    } else if BOOLEANS.contains(&column) {
+        "BOOLEAN"
+    } else if column.ends_with("_at") {
+        "TIMESTAMP"
+    } else {
+        "STRING"
+    }
+}
+
+fn column_description(column: &str) -> &'static str {
+    match column {
+        "id" => "dbt Cloud run id",
+        "trigger_id" => "Id of the run's trigger",
+        "account_id" => "dbt Cloud account id",
+        "environment_id" => "Deployment environment id",
+        "project_id" => "dbt project id",
+        "job_definition_id" | "job_id" => "dbt Cloud job id",
+        "status" => {
+            "Run status: 1 Queued, 2 Starting, 3 Running, 10 Success, 20 Error, 30 Cancelled"
+        }
+        "status_humanized" => "Run status in words",
+        "status_message" => "dbt Cloud's message on the run's outcome",
+        "dbt_version" => "dbt version the run used",
+        "git_branch" => "Git branch checked out",
+        "git_sha" => "Git commit checked out",
+        "owner_thread_id" | "executed_by_thread_id" => "dbt Cloud worker that ran it",
+        "deferring_run_id" => "Run whose state this run deferred to",
+        "retrying_run_id" => "Run this one retried",
+        "artifacts_saved" => "Whether the run's artifacts were saved",
+        "artifact_s3_path" => "Where dbt Cloud stores the artifacts",
+        "has_docs_generated" => "Whether docs were generated",
+        "has_sources_generated" => "Whether source freshness was generated",
+        "notifications_sent" => "Whether notifications were sent",
+        "blocked_by" => "Runs this one waited for (JSON list)",
+        "created_at" => "When the run was created (triggered)",
+        "updated_at" => "When the run was last updated",
+        "dequeued_at" => "When a worker picked the run up",
+        "started_at" => "When the run began executing",
+        "finished_at" => "When the run finished",
+        "last_checked_at" => "When dbt Cloud last checked the run",
+        "last_heartbeat_at" => "The run's last heartbeat",
+        "should_start_at" => "When a scheduled run was due",
+        "trigger" => "The trigger: cause and overrides (JSON)",
+        "job" => "The job definition (JSON)",
+        "environment" => "The environment (JSON)",
+        "run_steps" => "The run's steps (JSON list)",
+        "in_progress" => "Whether the run was still in progress",
+        "is_complete" => "Whether the run had finished",
+        "is_success" => "Whether the run succeeded",
+        "is_error" => "Whether the run ended in error",
+        "is_cancelled" => "Whether the run was cancelled",
+        "is_running" => "Whether the run was running",
+        "duration" => "Time from creation to finish (HH:MM:SS)",
+        "queued_duration" => "Time spent queued (HH:MM:SS)",
+        "run_duration" => "Time spent running (HH:MM:SS)",
+        "duration_humanized" | "queued_duration_humanized" | "run_duration_humanized" => {
+            "The duration in words"
+        }
+        "created_at_humanized" | "finished_at_humanized" => {
+            "The time in words, relative to the answer"
+        }
+        "can_retry" => "Whether the run can be retried from its point of failure",
+        "retry_not_supported_reason" => "Why the run cannot be retried",
+        "href" => "The run's page in dbt Cloud",
+        "used_repo_cache" => "Whether the run used the repository cache",
+        "scribe_enabled" => "dbt Cloud internal flag",
+        _ => "A field of the dbt Cloud run",
+    }
 }
 
 fn write_csv(out: &mut dyn Write, table: Table, run: &Run) -> Result<()> {
@@ -158,6 +313,51 @@ mod tests {
             bucket_for(Some("a b/c")),
             "in.c-dbt-cloud-job-trigger-a-b-c"
         );
+    }
+
+    #[test]
+    fn base_types() {
+        let typed: Vec<(&str, &str)> = [
+            "id",
+            "status",
+            "is_success",
+            "can_retry",
+            "finished_at",
+            "created_at_humanized",
+            "duration",
+            "trigger",
+            "owner_thread_id",
+        ]
+        .into_iter()
+        .map(|c| (c, base_type(c)))
+        .collect();
+        assert_eq!(
+            typed,
+            [
+                ("id", "INTEGER"),
+                ("status", "INTEGER"),
+                ("is_success", "BOOLEAN"),
+                ("can_retry", "BOOLEAN"),
+                ("finished_at", "TIMESTAMP"),
+                ("created_at_humanized", "STRING"),
+                ("duration", "STRING"),
+                ("trigger", "STRING"),
+                ("owner_thread_id", "STRING"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_column_has_its_own_description() {
+        for table in [Table::Trigger, Table::Run] {
+            for column in table.columns() {
+                assert_ne!(
+                    column_description(column),
+                    "A field of the dbt Cloud run",
+                    "{column}"
+                );
+            }
+        }
     }
 
     #[test]

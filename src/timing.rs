@@ -25,6 +25,19 @@ impl Timing {
         }
     }
 
+    /// The UI waits about 30 s for a synchronous action: retries must end well before.
+    pub fn for_sync_action(self) -> Timing {
+        Timing {
+            read_timeout: self.read_timeout.min(Duration::from_secs(10)),
+            retry: RetryPolicy {
+                max_attempts: self.retry.max_attempts.min(3),
+                max_total: self.retry.max_total.min(Duration::from_secs(10)),
+                ..self.retry
+            },
+            ..self
+        }
+    }
+
     pub fn standard() -> Timing {
         Timing {
             connect_timeout: Duration::from_secs(10),

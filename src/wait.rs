@@ -11,6 +11,8 @@ use crate::termination::Terminated;
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Never rarer: a long run is still noticed within this of its end.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// While nothing changes, a line at most this often says the wait goes on.
+const HEARTBEAT: Duration = Duration::from_secs(60);
 /// With an expected duration, the first look comes this much before it.
 const LEAD: Duration = Duration::from_millis(500);
 
@@ -72,6 +74,7 @@ pub fn until_final(
     let deadline = since + max_wait;
     let mut last = run;
     let mut last_seen = describe(&last);
+    let mut last_said = Instant::now();
     loop {
         if last.status.is_final() {
             return WaitOutcome::Final(last);
@@ -100,6 +103,14 @@ pub fn until_final(
         if seen != last_seen {
             info!("Run {}: {seen} after {}", last.id, elapsed(since.elapsed()));
             last_seen = seen;
+            last_said = Instant::now();
+        } else if last_said.elapsed() >= HEARTBEAT {
+            info!(
+                "Run {}: still {seen} after {}",
+                last.id,
+                elapsed(since.elapsed())
+            );
+            last_said = Instant::now();
         }
     }
 }

@@ -20,6 +20,7 @@ use super::ids::{AccountId, JobId, RunId};
 use super::rate_limit::RateLimiter;
 use super::run::Run;
 use super::url::{is_safe_redirect, BaseUrl};
+use super::Connection;
 use crate::error::UserError;
 use crate::retry::{retry, AttemptError, RetryPolicy};
 use crate::secret::ApiToken;
@@ -60,9 +61,7 @@ pub struct DbtCloud {
 
 impl DbtCloud {
     pub fn new(
-        base: BaseUrl,
-        token: ApiToken,
-        account: AccountId,
+        connection: &Connection,
         max_requests_per_minute: u32,
         timing: Timing,
         termination: Termination,
@@ -78,9 +77,9 @@ impl DbtCloud {
             .context("could not set up the HTTP client")?;
         Ok(DbtCloud {
             http,
-            base,
-            token,
-            account,
+            base: connection.dbt_cloud_url.clone(),
+            token: connection.api_token.clone(),
+            account: connection.account_id,
             timing,
             termination,
             limiter: RateLimiter::per_minute(max_requests_per_minute),
@@ -227,6 +226,52 @@ impl DbtCloud {
                 (finished - timestamp(run, "created_at")?).to_std().ok()
             })
             .collect())
+    }
+
+    /// Every job of the account, all pages, each with its environment.
+    pub fn list_jobs(&self) -> Result<Vec<Value>> {
+        const PAGE: usize = 100;
+        let mut jobs = Vec::new();
+        loop {
+            let page = self.jobs_page(PAGE, jobs.len())?;
+            let last = page.len() < PAGE;
+            jobs.extend(page);
+            if last {
+                return Ok(jobs);
+            }
+        }
+    }
+
+    /// The first `limit` jobs: the cheapest call that proves the URL, the token and the account.
+    pub fn list_jobs_page(&self, limit: usize) -> Result<Vec<Value>> {
+        self.jobs_page(limit, 0)
+    }
+
+    fn jobs_page(&self, limit: usize, offset: usize) -> Result<Vec<Value>> {
+        let mut url = self.api_url(&["jobs", ""]);
+        url.query_pairs_mut()
+            .append_pair("include_related", r#"["environment"]"#)
+            .append_pair("order_by", "id")
+            .append_pair("limit", &limit.to_string())
+            .append_pair("offset", &offset.to_string());
+        match self.call(Method::GET, url, "jobs", Budget::Standard)? {
+            Value::Array(page) => Ok(page),
+            other => Err(anyhow!(
+                "dbt Cloud's list of jobs is not a list but {}",
+                truncate(&other.to_string(), 100)
+            )),
+        }
+    }
+
+    /// The job as dbt Cloud describes it; an error naming it when it does not exist.
+    pub fn get_job(&self, job: JobId) -> Result<Value> {
+        let url = self.api_url(&["jobs", &job.to_string(), ""]);
+        self.call(Method::GET, url, &format!("job {job}"), Budget::Standard)
+    }
+
+    /// The job's newest runs, with their triggers.
+    pub fn recent_runs(&self, job: JobId, count: usize) -> Result<Vec<Run>> {
+        self.list_runs(job, count, Some(r#"["trigger"]"#), None)
     }
 
     fn newest_run_id(&self, job: JobId) -> Result<Option<RunId>> {

@@ -7,6 +7,16 @@ mod run;
 mod url;
 
 pub use client::{Budget, DbtCloud};
+
+use crate::secret::ApiToken;
+
+/// Where dbt Cloud is and who we are there.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub dbt_cloud_url: BaseUrl,
+    pub account_id: AccountId,
+    pub api_token: ApiToken,
+}
 pub use ids::{AccountId, JobId, RunId};
 pub use run::{Run, RunStatus, RunStep};
 pub use url::{BaseUrl, DEFAULT_BASE_URL};

@@ -114,6 +114,7 @@ pub struct Job {
     pub account_id: u64,
     pub project_id: u64,
     pub environment_id: u64,
+    pub environment_name: String,
     pub name: String,
     pub steps: Vec<String>,
     pub timeline: Timeline,
@@ -135,6 +136,7 @@ impl Job {
             account_id,
             project_id: 270542,
             environment_id: 218762,
+            environment_name: "Production".to_owned(),
             name: "Nightly build".to_owned(),
             steps: [
                 "Clone git repository",
@@ -151,6 +153,12 @@ impl Job {
             artifacts_saved_after: Duration::ZERO,
             artifacts_listed_after: Duration::ZERO,
         }
+    }
+
+    pub fn named(mut self, name: &str, environment_name: &str) -> Job {
+        self.name = name.to_owned();
+        self.environment_name = environment_name.to_owned();
+        self
     }
 
     pub fn timeline(mut self, timeline: Timeline) -> Job {

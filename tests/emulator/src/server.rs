@@ -250,7 +250,7 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
     match endpoint {
         Endpoint::ListJobs => list_jobs(state, account_id, &query),
         Endpoint::GetJob => match id.and_then(|id| job_of(state, account_id, id)) {
-            Some(job) => ok(job_json(job)),
+            Some(job) => ok(job_json(job, &query.related())),
             None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
         },
         Endpoint::Trigger => trigger(state, account_id, id, &request.body, now),
@@ -408,7 +408,7 @@ fn list_jobs(state: &State, account_id: u64, query: &Query) -> Response {
         .jobs
         .values()
         .filter(|job| job.account_id == account_id)
-        .map(job_json)
+        .map(|job| job_json(job, &query.related()))
         .collect();
     paged(jobs, query, "id", Map::new())
 }

@@ -317,7 +317,12 @@ fn internal_job_json(job: &Job) -> Value {
 }
 
 /// A job as get-job and list-jobs answer it (HumanReadableJobDefinitionResponse).
-pub fn job_json(job: &Job) -> Value {
+pub fn job_json(job: &Job, related: &[String]) -> Value {
+    let environment = if related.iter().any(|r| r == "environment") {
+        environment_json(job)
+    } else {
+        Value::Null
+    };
     json!({
         "id": job.id,
         "account_id": job.account_id,
@@ -352,7 +357,7 @@ pub fn job_json(job: &Job) -> Value {
         "updated_at": "2024-03-25T13:47:20.129707Z",
         "account": Value::Null,
         "project": Value::Null,
-        "environment": Value::Null,
+        "environment": environment,
         "fusion_readiness": Value::Null,
         "schedule": {"cron": "0 2 * * *", "date": {"type": "custom_cron", "cron": "0 2 * * *"}, "time": {"type": "every_hour", "interval": 1}},
         "generate_sources": false,
@@ -363,7 +368,7 @@ fn environment_json(job: &Job) -> Value {
     json!({
         "account_id": job.account_id,
         "project_id": job.project_id,
-        "name": "Production",
+        "name": job.environment_name,
         "connection_id": 11,
         "credentials_id": 22,
         "repository_id": 33,

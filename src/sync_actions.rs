@@ -1,0 +1,92 @@
+//! The UI's synchronous actions. Each answers within seconds with exactly one JSON document on
+//! stdout and triggers nothing; a failure is exit 1 with the message on stderr, like the job's.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::dbt_cloud::{DbtCloud, JobId, Run};
+
+/// How many runs the validation button shows.
+const RECENT_RUNS: usize = 10;
+
+/// `{"status": "success"}` once the URL, the token and the account answered, and the job
+/// exists when one was given.
+pub fn test_connection(client: &DbtCloud, job: Option<JobId>) -> Result<Value> {
+    client.list_jobs_page(1)?;
+    if let Some(job) = job {
+        client.get_job(job)?;
+    }
+    Ok(json!({ "status": "success" }))
+}
+
+/// The Job ID dropdown: `[{"value": 123, "label": "Nightly build (123) · Production"}]`, by label.
+pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
+    let mut options: Vec<(String, Value)> = client
+        .list_jobs()?
+        .iter()
+        .filter_map(|job| {
+            let id = job.get("id")?.as_u64()?;
+            let name = job
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("(unnamed)");
+            let environment = job.pointer("/environment/name").and_then(Value::as_str);
+            let label = match environment {
+                Some(environment) => format!("{name} ({id}) · {environment}"),
+                None => format!("{name} ({id})"),
+            };
+            Some((label, json!(id)))
+        })
+        .collect();
+    options.sort_by(|a, b| {
+        a.0.to_lowercase()
+            .cmp(&b.0.to_lowercase())
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    Ok(Value::Array(
+        options
+            .into_iter()
+            .map(|(label, value)| json!({ "value": value, "label": label }))
+            .collect(),
+    ))
+}
+
+/// The job's last runs as a markdown table, for a validation button.
+pub fn list_recent_runs(client: &DbtCloud, job: JobId) -> Result<Value> {
+    let runs = client.recent_runs(job, RECENT_RUNS)?;
+    let message = if runs.is_empty() {
+        format!("Job {job} has no runs yet.")
+    } else {
+        let mut table =
+            String::from("| Run | Status | Started | Duration | Cause |\n|---|---|---|---|---|\n");
+        for run in &runs {
+            table.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                run_link(run),
+                run.status,
+                cell(run.field("started_at")),
+                cell(run.field("duration")),
+                cell(run.field("trigger").and_then(|t| t.get("cause")))
+            ));
+        }
+        table
+    };
+    Ok(json!({ "message": message, "type": "table", "status": "success" }))
+}
+
+fn run_link(run: &Run) -> String {
+    match &run.href {
+        Some(href) => format!("[{}]({href})", run.id),
+        None => run.id.to_string(),
+    }
+}
+
+/// A markdown table cell: text without the characters that would break the table.
+fn cell(value: Option<&Value>) -> String {
+    let text = match value {
+        None | Some(Value::Null) => return "–".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}

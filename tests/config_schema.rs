@@ -1,0 +1,138 @@
+//! The UI form is the code's contract: `component_config/configSchema.json` offers exactly the
+//! parameters the parser accepts, with the same kinds, defaults and required keys.
+
+use dbt_cloud_job_trigger::config::{Default, Kind, PARAMETERS};
+use serde_json::Value;
+
+fn schema() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/component_config/configSchema.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The form's fields, without its buttons (which are not saved in the config).
+fn fields(schema: &Value) -> Vec<(&String, &Value)> {
+    schema["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, field)| field["type"] != "button")
+        .collect()
+}
+
+#[test]
+fn the_form_offers_exactly_the_parameters_the_parser_accepts() {
+    let schema = schema();
+    let offered: Vec<&str> = fields(&schema)
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let accepted: Vec<&str> = PARAMETERS.iter().map(|p| p.key).collect();
+    for key in &offered {
+        assert!(
+            accepted.contains(key),
+            "the form offers {key}, which the parser refuses"
+        );
+    }
+    for key in &accepted {
+        assert!(
+            offered.contains(key),
+            "the parser accepts {key}, which the form does not offer"
+        );
+    }
+}
+
+#[test]
+fn kinds_defaults_and_required_keys_agree() {
+    let schema = schema();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for (key, field) in fields(&schema) {
+        let parameter = PARAMETERS.iter().find(|p| p.key == key).unwrap();
+        let kind = match parameter.kind {
+            Kind::Integer => "integer",
+            Kind::Number => "number",
+            Kind::String => "string",
+            Kind::Boolean => "boolean",
+        };
+        assert_eq!(field["type"], kind, "{key}");
+        let expected_default = match parameter.default {
+            Default::Required | Default::Unset => Value::Null,
+            Default::Boolean(b) => Value::from(b),
+            Default::Integer(n) => Value::from(n),
+            Default::Number(n) => Value::from(n),
+            Default::String(s) => Value::from(s),
+        };
+        let form_default = field.get("default").cloned().unwrap_or(Value::Null);
+        let same = match (&form_default, &expected_default) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            (a, b) => a == b,
+        };
+        assert!(
+            same,
+            "{key}: the form's default {form_default} is not the parser's {expected_default}"
+        );
+        assert_eq!(
+            required.contains(&key.as_str()),
+            parameter.default == Default::Required,
+            "{key}: required in one and not the other"
+        );
+    }
+}
+
+#[test]
+fn the_form_follows_keboola_conventions() {
+    let schema = schema();
+    let properties = schema["properties"].as_object().unwrap();
+    for (key, field) in properties {
+        assert!(
+            field["propertyOrder"].is_u64(),
+            "{key} has no propertyOrder"
+        );
+        if key.starts_with('#') {
+            assert_eq!(field["format"], "password", "{key}");
+        }
+    }
+    let job = &properties["job_id"];
+    assert_eq!(job["format"], "select");
+    assert_eq!(job["enum"], serde_json::json!([]));
+    assert_eq!(job["options"]["async"]["action"], "listJobs");
+    let mut buttons: Vec<(&str, &str)> = properties
+        .values()
+        .filter(|f| f["type"] == "button")
+        .map(|f| {
+            (
+                f["format"].as_str().unwrap(),
+                f["options"]["async"]["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    buttons.sort();
+    assert_eq!(
+        buttons,
+        [
+            ("sync-action", "listRecentRuns"),
+            ("test-connection", "testConnection")
+        ]
+    );
+    for key in [
+        "max_wait_time",
+        "ignore_artifacts",
+        "artifacts_must_succeed",
+        "cancel_on_terminate",
+        "cancel_on_timeout",
+        "poll_interval",
+        "artifact_concurrency",
+    ] {
+        assert_eq!(
+            properties[key]["options"]["dependencies"]["wait_for_result"], true,
+            "{key} shows only when waiting"
+        );
+    }
+}
