@@ -439,11 +439,11 @@ mod tests {
     use serde_json::json;
 
     fn parse_parameters(parameters: Value) -> Result<Config> {
-        parse(
-            json!({ "parameters": parameters, "action": "run", "storage": {} })
-                .to_string()
-                .as_bytes(),
-        )
+        let text = json!({ "parameters": parameters, "action": "run", "storage": {} }).to_string();
+        match parse(text.as_bytes())? {
+            Request::Run(config) => Ok(config),
+            other => panic!("not a run: {other:?}"),
+        }
     }
 
     fn minimal() -> Value {

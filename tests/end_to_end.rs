@@ -47,17 +47,7 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
     assert_eq!(job_object["name"], "Nightly build");
 
     for table in ["dbt_cloud_trigger", "dbt_cloud_run"] {
-        assert_eq!(
-            run.manifest(table),
-            json!({
-                "destination": format!("in.c-dbt-cloud-job-trigger-000000000.{table}"),
-                "incremental": true,
-                "primary_key": ["id"],
-                "write_always": true,
-                "delimiter": ",",
-                "enclosure": "\"",
-            })
-        );
+        assert_legacy_manifest(&run, table, "000000000");
     }
     assert_artifacts(&run, &standard_artifacts());
     let mut expected: Vec<String> = standard_artifacts()
@@ -120,6 +110,157 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
     );
     assert!(stdout.contains("Success"), "{stdout}");
     assert!(run.stderr().is_empty(), "{}", run.stderr());
+}
+
+/// The legacy manifest's field rules (docs/keboola-interface.md): no `schema`, base types as
+/// column metadata for every column of the CSV's header.
+fn assert_legacy_manifest(run: &Run, table: &str, config_id: &str) {
+    let manifest = run.manifest(table);
+    let object = manifest.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "column_metadata",
+            "delimiter",
+            "destination",
+            "enclosure",
+            "incremental",
+            "metadata",
+            "primary_key",
+            "write_always"
+        ]
+    );
+    assert_eq!(
+        manifest["destination"],
+        format!("in.c-dbt-cloud-job-trigger-{config_id}.{table}")
+    );
+    assert_eq!(manifest["incremental"], true);
+    assert_eq!(manifest["write_always"], true);
+    assert_eq!(manifest["primary_key"], json!(["id"]));
+    let (header, _) = run.table(table);
+    let columns = manifest["column_metadata"].as_object().unwrap();
+    assert_eq!(columns.len(), header.len());
+    for column in &header {
+        let base = columns[column]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == "KBC.datatype.basetype")
+            .unwrap();
+        assert!([
+            "STRING",
+            "INTEGER",
+            "NUMERIC",
+            "FLOAT",
+            "BOOLEAN",
+            "DATE",
+            "TIMESTAMP"
+        ]
+        .contains(&base["value"].as_str().unwrap()));
+    }
+    let id_type = columns["id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "KBC.datatype.basetype")
+        .unwrap();
+    assert_eq!(id_type["value"], "INTEGER");
+}
+
+/// The native-types manifest's field rules: `manifest_type`, `has_header`, a `schema` with a base
+/// type per column, and none of `columns`, `metadata`, `column_metadata`, `primary_key`.
+fn assert_typed_manifest(run: &Run, table: &str) {
+    let manifest = run.manifest(table);
+    for absent in ["columns", "metadata", "column_metadata", "primary_key"] {
+        assert!(
+            manifest.get(absent).is_none(),
+            "{table}: {absent} must not be in a typed manifest"
+        );
+    }
+    assert_eq!(manifest["manifest_type"], "output");
+    assert_eq!(manifest["has_header"], true);
+    assert_eq!(manifest["incremental"], true);
+    assert_eq!(manifest["write_always"], true);
+    assert!(manifest["description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let (header, _) = run.table(table);
+    let schema = manifest["schema"].as_array().unwrap();
+    let names: Vec<&str> = schema.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names, header,
+        "{table}: one schema entry per column, in order"
+    );
+    for column in schema {
+        let base = column["data_type"]["base"]["type"].as_str().unwrap();
+        assert!([
+            "STRING",
+            "INTEGER",
+            "NUMERIC",
+            "FLOAT",
+            "BOOLEAN",
+            "DATE",
+            "TIMESTAMP"
+        ]
+        .contains(&base));
+        assert!(column["nullable"].is_boolean() && column["primary_key"].is_boolean());
+        assert!(column["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()));
+        let is_id = column["name"] == "id";
+        assert_eq!(column["primary_key"], is_id);
+    }
+    let types: std::collections::BTreeMap<&str, &str> = schema
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["data_type"]["base"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(types["id"], "INTEGER");
+    assert_eq!(types["is_success"], "BOOLEAN");
+    assert_eq!(types["finished_at"], "TIMESTAMP");
+    assert_eq!(types["status_message"], "STRING");
+}
+
+#[test]
+fn typed_manifests_when_the_project_uses_native_types() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    for (env, storage) in [
+        (Some("authoritative"), None),
+        (Some("hints"), None),
+        (None, Some("authoritative")),
+        (Some("none"), Some("hints")),
+    ] {
+        let mut config = json!({"parameters": parameters(&emulator, json!({}))});
+        if let Some(storage) = storage {
+            config["storage"] = json!({"output": {"data_type_support": storage}});
+        }
+        let env: Vec<(&str, &str)> = env
+            .map(|v| ("KBC_DATA_TYPE_SUPPORT", v))
+            .into_iter()
+            .collect();
+        let run = run_component_with(Some(config.to_string()), &env);
+        run.assert_code(0);
+        for table in ["dbt_cloud_trigger", "dbt_cloud_run"] {
+            assert_typed_manifest(&run, table);
+        }
+    }
+    // config.json's storage setting overrides the project's.
+    let config = json!({"parameters": parameters(&emulator, json!({})), "storage": {"output": {"data_type_support": "none"}}});
+    let run = run_component_with(
+        Some(config.to_string()),
+        &[
+            ("KBC_DATA_TYPE_SUPPORT", "authoritative"),
+            ("KBC_CONFIGID", "42"),
+        ],
+    );
+    run.assert_code(0);
+    assert_legacy_manifest(&run, "dbt_cloud_run", "42");
 }
 
 #[test]

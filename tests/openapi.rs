@@ -272,7 +272,10 @@ fn every_kind_of_emulator_answer_matches_the_official_spec() {
         "list jobs".into(),
         "/api/v2/accounts/{account_id}/jobs/",
         "get",
-        api.call("get", "jobs/?limit=1&offset=1"),
+        api.call(
+            "get",
+            "jobs/?limit=1&offset=0&include_related=%5B%22environment%22%5D",
+        ),
     );
 
     let run_fields: Vec<&str> = spec.schema("RunResponse")["properties"]

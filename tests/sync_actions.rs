@@ -1,0 +1,171 @@
+//! The UI's synchronous actions: one JSON document on stdout, nothing triggered, exit 1 with a
+//! clear message on failure.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn action(emulator: &Emulator, action: &str, extra: Value) -> Run {
+    let config = json!({"action": action, "parameters": parameters(emulator, extra)});
+    run_component_with(Some(config.to_string()), &[])
+}
+
+/// Exactly one JSON document on stdout, and nothing on stderr.
+fn answer(run: &Run) -> Value {
+    run.assert_code(0);
+    assert!(run.stderr().is_empty(), "{}", run.stderr());
+    let stdout = run.stdout();
+    assert_eq!(stdout.trim().lines().count(), 1, "one line: {stdout}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn assert_nothing_triggered(emulator: &Emulator) {
+    assert!(
+        emulator.requests().iter().all(|r| r.method == "GET"),
+        "only reads"
+    );
+}
+
+#[test]
+fn test_connection_checks_url_token_account_and_job() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let started = Instant::now();
+    let without_job = json!({"job_id": null, "max_wait_time": ""});
+    assert_eq!(
+        answer(&action(&emulator, "testConnection", without_job)),
+        json!({"status": "success"})
+    );
+    assert_eq!(
+        answer(&action(&emulator, "testConnection", json!({}))),
+        json!({"status": "success"})
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(emulator
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with(&format!("/jobs/{JOB}/"))));
+    assert_nothing_triggered(&emulator);
+
+    for (extra, expected) in [
+        (
+            json!({"#api_key": "dbtc_wrong"}),
+            "dbt Cloud refused the API token (HTTP 401: Invalid token.)",
+        ),
+        (
+            json!({"account_id": 999}),
+            "dbt Cloud has no jobs in account 999",
+        ),
+        (
+            json!({"job_id": 4242}),
+            "dbt Cloud has no job 4242 in account",
+        ),
+        (
+            json!({"dbt_cloud_url": "http://example.com"}),
+            "dbt_cloud_url \"http://example.com\" is not usable",
+        ),
+    ] {
+        let run = action(&emulator, "testConnection", extra.clone());
+        run.assert_code(1);
+        assert!(run.stdout().is_empty(), "{extra}: {}", run.stdout());
+        assert!(run.stderr().contains(expected), "{extra}: {}", run.stderr());
+    }
+}
+
+#[test]
+fn list_jobs_pages_through_every_job_sorted_by_label() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB).named("Nightly build", "Production"));
+    for i in 0..140u64 {
+        let environment = if i % 2 == 0 { "Production" } else { "Staging" };
+        emulator.add_job(Job::new(ACCOUNT, 1000 + i).named(&format!("Job {i:03}"), environment));
+    }
+    emulator.add_job(Job::new(ACCOUNT + 1, 5).named("Another account's job", "Production"));
+    let options = answer(&action(&emulator, "listJobs", json!({"job_id": null})));
+    let options = options.as_array().unwrap();
+    assert_eq!(options.len(), 141);
+    assert_eq!(
+        options[0],
+        json!({"value": 1000, "label": "Job 000 (1000) · Production"})
+    );
+    assert_eq!(
+        options[1],
+        json!({"value": 1001, "label": "Job 001 (1001) · Staging"})
+    );
+    assert_eq!(
+        options[140],
+        json!({"value": JOB, "label": format!("Nightly build ({JOB}) · Production")})
+    );
+    let labels: Vec<&str> = options
+        .iter()
+        .map(|o| o["label"].as_str().unwrap())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort_by_key(|l| l.to_lowercase());
+    assert_eq!(labels, sorted);
+    let pages: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter_map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].contains("offset=100"), "{pages:?}");
+    assert_nothing_triggered(&emulator);
+}
+
+#[test]
+fn list_recent_runs_shows_the_last_ten_as_a_markdown_table() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    for ago in 0..12u64 {
+        emulator.add_past_run(
+            JOB,
+            Timeline::lasting(Duration::from_secs(65)),
+            Outcome::Success,
+            Duration::from_secs(3600 - ago * 60),
+        );
+    }
+    let newest = emulator.next_run_id() - 1;
+    let answer = answer(&action(&emulator, "listRecentRuns", json!({})));
+    assert_eq!(answer["type"], "table");
+    assert_eq!(answer["status"], "success");
+    let message = answer["message"].as_str().unwrap();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "| Run | Status | Started | Duration | Cause |");
+    assert_eq!(lines.len(), 2 + 10, "{message}");
+    assert!(
+        lines[2].starts_with(&format!("| [{newest}]({}/deploy/", emulator.base_url())),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[2].contains("| Success |")
+            && lines[2].contains("| 00:01:05 |")
+            && lines[2].ends_with("| scheduled |"),
+        "{}",
+        lines[2]
+    );
+    assert_nothing_triggered(&emulator);
+
+    let run = action(&emulator, "listRecentRuns", json!({"job_id": null}));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("job_id is required"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn an_unknown_action_names_the_known_ones() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let run = action(&emulator, "getJobs", json!({}));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("the known actions are run, testConnection, listJobs, listRecentRuns"),
+        "{}",
+        run.stderr()
+    );
+    assert!(emulator.requests().is_empty());
+}
