@@ -97,10 +97,9 @@ pub fn download_all(
         }
     }
     info!(
-        "Downloading {} artifacts of run {} into {}, {} at a time",
+        "Downloading {} artifacts of run {}, {} at a time",
         queue.len(),
         run.id,
-        target.display(),
         concurrency
     );
     let started = Instant::now();
@@ -136,11 +135,11 @@ pub fn download_all(
         .done;
     let seconds = started.elapsed().as_secs_f64();
     info!(
-        "Downloaded {} of {} artifacts ({}) in {seconds:.1} s ({}/s)",
+        "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s)",
         done.files,
         done.listed,
-        megabytes(done.bytes),
-        megabytes((done.bytes as f64 / seconds.max(0.001)) as u64)
+        size(done.bytes),
+        size((done.bytes as f64 / seconds.max(0.001)) as u64)
     );
     Ok(done)
 }
@@ -167,16 +166,22 @@ impl Progress {
             info!(
                 "Artifacts: {} of {total} files, {}, {}/s",
                 self.done.files + self.done.failed.len(),
-                megabytes(self.done.bytes),
-                megabytes((self.done.bytes as f64 / seconds.max(0.001)) as u64)
+                size(self.done.bytes),
+                size((self.done.bytes as f64 / seconds.max(0.001)) as u64)
             );
             self.last_log = Instant::now();
         }
     }
 }
 
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+/// `22.3 KB`, `250.0 MB`: what a person reads in a log.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} B"),
+        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
+    }
 }
 
 /// The list, asked again for a while when it is empty although the run says artifacts were saved.
@@ -242,6 +247,14 @@ fn safe_relative_path(path: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_like_a_person_wrote_them() {
+        assert_eq!(size(999), "999 B");
+        assert_eq!(size(22_284), "22.3 KB");
+        assert_eq!(size(252_000_000), "252.0 MB");
+        assert_eq!(size(1_250_000_000), "1.25 GB");
+    }
 
     #[test]
     fn safe_paths_keep_their_folders() {

@@ -32,8 +32,13 @@ pub struct Output<'a> {
 
 impl Output<'_> {
     fn table(&self, table: Table, run: &Run) -> Result<()> {
-        let path = tables::write(self.folder, table, run, self.bucket, self.typed)?;
-        info!("Wrote {} (run {}, {})", path.display(), run.id, run.status);
+        tables::write(self.folder, table, run, self.bucket, self.typed)?;
+        info!(
+            "Wrote table {} (run {}, {})",
+            table.name(),
+            run.id,
+            run.status
+        );
         Ok(())
     }
 }
@@ -51,15 +56,18 @@ pub fn run(
         termination.clone(),
     )?;
     info!(
-        "Triggering dbt Cloud job {} of account {} at {} (cause {:?}, {})",
+        "Job {} of account {} at {}; {}; cause {:?}",
         config.job_id,
         config.connection.account_id,
         config.connection.dbt_cloud_url,
+        match (config.wait, config.download_artifacts) {
+            (Wait::No, _) => "not waiting for the result".to_owned(),
+            (Wait::UpTo(max), true) =>
+                format!("waiting up to {} minutes, then artifacts", minutes(max)),
+            (Wait::UpTo(max), false) =>
+                format!("waiting up to {} minutes, no artifacts", minutes(max)),
+        },
         config.cause,
-        match config.wait {
-            Wait::No => "not waiting".to_owned(),
-            Wait::UpTo(max) => format!("waiting up to {} minutes", minutes(max)),
-        }
     );
     termination.check()?;
     let triggered = client.trigger_run(config.job_id, &config.cause)?;
@@ -127,7 +135,7 @@ fn finished(
     let downloaded = config
         .download_artifacts
         .then(|| artifacts::download_all(client, output.folder, &run, config.artifact_concurrency));
-    verdict(config, &run, downloaded, since, output.folder)
+    verdict(config, &run, downloaded, since)
 }
 
 /// Success is exit 0 when its artifacts came too (or the user accepts some missing); a failed
@@ -137,18 +145,12 @@ fn verdict(
     run: &Run,
     downloaded: Option<Result<Downloaded>>,
     since: Instant,
-    folder: &DataFolder,
 ) -> Result<()> {
     let (artifacts_note, artifacts_error) = match downloaded {
         None => ("artifacts skipped (ignore_artifacts)".to_owned(), None),
         Some(Err(error)) => ("artifacts not downloaded".to_owned(), Some(error)),
         Some(Ok(done)) => {
-            let note = format!(
-                "{} artifacts ({} bytes) in {}",
-                done.files,
-                done.bytes,
-                folder.artifacts_dir().display()
-            );
+            let note = format!("{} artifacts, {}", done.files, artifacts::size(done.bytes));
             let others_fine = done.files + done.skipped.len() > 0;
             match (
                 done.failed.is_empty(),
@@ -184,7 +186,7 @@ fn verdict(
             return Err(error);
         }
         info!(
-            "Run {} succeeded after {}; {artifacts_note}",
+            "Done: run {} succeeded in {}; {artifacts_note}",
             run.id,
             wait::elapsed(since.elapsed())
         );

@@ -6,7 +6,6 @@
 //! columns only ever go at the end.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -102,7 +101,7 @@ pub fn write(
     run: &Run,
     bucket: &str,
     typed: bool,
-) -> Result<PathBuf> {
+) -> Result<()> {
     let csv_path = folder.tables_dir().join(format!("{}.csv", table.name()));
     folder.write_atomically(&csv_path, |out| write_csv(out, table, run))?;
     let manifest = manifest(table, bucket, typed);
@@ -112,8 +111,7 @@ pub fn write(
     folder.write_atomically(&manifest_path, |out| {
         serde_json::to_writer_pretty(&mut *out, &manifest)?;
         Ok(out.write_all(b"\n")?)
-    })?;
-    Ok(csv_path)
+    })
 }
 
 /// Incremental on `id`, and `write_always`, so that a failed job still records its run.

@@ -609,3 +609,68 @@ fn kbc_datadir_and_kbc_configid_are_honoured() {
         "in.c-dbt-cloud-job-trigger-1234567.dbt_cloud_trigger"
     );
 }
+
+#[test]
+fn the_log_is_one_short_line_per_event_in_order() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run_id = emulator.next_run_id();
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    for line in &lines {
+        assert!(line.len() <= 200, "too long: {line}");
+        assert!(!line.contains("{\""), "no API answer at info level: {line}");
+        assert!(
+            !line.contains(" DEBUG "),
+            "no debug lines by default: {line}"
+        );
+    }
+    let expected = [
+        format!("Job {JOB} of account {ACCOUNT} at {}; waiting up to 60 minutes, then artifacts; cause \"Triggered from Keboola\"", emulator.base_url()),
+        format!("Triggered run {run_id}: {}/deploy/", emulator.base_url()),
+        format!("Wrote table dbt_cloud_trigger (run {run_id}, Queued)"),
+        format!("Run {run_id}: "),
+        format!("Wrote table dbt_cloud_run (run {run_id}, Success)"),
+        format!("Downloading 7 artifacts of run {run_id}, 8 at a time"),
+        "Downloaded 7 of 7 artifacts, 22.3 KB in".to_owned(),
+        format!("Done: run {run_id} succeeded in "),
+    ];
+    let mut position = 0;
+    for event in &expected {
+        let found = lines[position..]
+            .iter()
+            .position(|l| l.contains(event.as_str()));
+        let Some(offset) = found else {
+            panic!("{event:?} not found in order in:\n{stdout}");
+        };
+        position += offset + 1;
+    }
+    assert!(stdout.contains("; 7 artifacts, 22.3 KB"), "{stdout}");
+}
+
+#[test]
+fn debug_adds_request_lines_without_secrets() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run_id = emulator.next_run_id();
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "debug": true}),
+    ));
+    run.assert_code(0);
+    let stdout = run.stdout();
+    let request_line = stdout
+        .lines()
+        .find(|l| {
+            l.contains(" DEBUG ")
+                && l.contains(&format!(
+                    "GET /api/v2/accounts/{ACCOUNT}/runs/{run_id}/ -> 200 in "
+                ))
+        })
+        .unwrap_or_else(|| panic!("no request line in:\n{stdout}"));
+    assert!(request_line.ends_with(" ms"), "{request_line}");
+    assert!(stdout.contains(&format!(
+        "POST /api/v2/accounts/{ACCOUNT}/jobs/{JOB}/run/ -> 200 in "
+    )));
+    assert!(!stdout.contains(TOKEN));
+}
