@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use log::{info, warn};
+use tempfile::NamedTempFile;
 
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{Budget, DbtCloud, Run};
+use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run};
 use crate::retry::{retry, AttemptError};
 
 /// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
@@ -35,6 +37,10 @@ pub struct Downloaded {
     pub listed: usize,
     pub files: usize,
     pub bytes: u64,
+    /// The paths downloaded, relative to the artifacts folder.
+    pub paths: Vec<String>,
+    /// Listed but left out by `artifacts_include`.
+    pub excluded: usize,
     /// Paths that still failed after retries.
     pub failed: Vec<String>,
     /// Paths refused because they would leave the artifacts folder.
@@ -75,11 +81,14 @@ pub fn download_all(
     folder: &DataFolder,
     run: &Run,
     concurrency: usize,
+    selection: &Selection,
 ) -> Result<Downloaded> {
-    let paths = list(client, run)?;
+    let listed = list(client, run)?;
+    let paths = selection.filter(listed.clone());
     let target = folder.artifacts_dir();
     let mut done = Downloaded {
-        listed: paths.len(),
+        listed: listed.len(),
+        excluded: listed.len() - paths.len(),
         ..Downloaded::default()
     };
     if paths.is_empty() {
@@ -155,6 +164,7 @@ impl Progress {
             Ok(bytes) => {
                 self.done.files += 1;
                 self.done.bytes += bytes;
+                self.done.paths.push(path.to_owned());
             }
             Err(error) => {
                 warn!("Artifact {path} could not be downloaded: {error:#}");
@@ -182,6 +192,128 @@ pub fn size(bytes: u64) -> String {
         1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
         _ => format!("{:.2} GB", bytes as f64 / 1e9),
     }
+}
+
+/// Which artifacts to download: `artifacts_include`'s glob patterns, or all.
+pub struct Selection {
+    patterns: Vec<String>,
+    set: Option<GlobSet>,
+}
+
+impl Selection {
+    /// `*` stays within a folder and `**` crosses folders, as in a shell: `*.json` is the
+    /// top-level JSON files, `run/**/*.sql` every SQL file below `run/`.
+    pub fn new(patterns: Option<&[String]>) -> Result<Selection> {
+        let Some(patterns) = patterns else {
+            return Ok(Selection {
+                patterns: Vec::new(),
+                set: None,
+            });
+        };
+        let mut builder = GlobSetBuilder::new();
+        for pattern in patterns {
+            builder.add(GlobBuilder::new(pattern).literal_separator(true).build()?);
+        }
+        Ok(Selection {
+            patterns: patterns.to_vec(),
+            set: Some(builder.build()?),
+        })
+    }
+
+    /// The paths selected, in order; warns about patterns that matched nothing.
+    fn filter(&self, paths: Vec<String>) -> Vec<String> {
+        let Some(set) = &self.set else {
+            return paths;
+        };
+        let mut used = vec![false; self.patterns.len()];
+        let selected: Vec<String> = paths
+            .into_iter()
+            .filter(|path| {
+                let matches = set.matches(path);
+                for &i in &matches {
+                    used[i] = true;
+                }
+                !matches.is_empty()
+            })
+            .collect();
+        for (pattern, used) in self.patterns.iter().zip(used) {
+            if !used {
+                warn!("artifacts_include pattern {pattern:?} matched no artifact");
+            }
+        }
+        selected
+    }
+}
+
+/// One artifact into a scratch file, for reading without keeping it (run_results.json when the
+/// artifacts themselves are not wanted). `None` when the run did not list it.
+pub fn fetch(
+    client: &DbtCloud,
+    folder: &DataFolder,
+    run: &Run,
+    path: &str,
+) -> Result<Option<NamedTempFile>> {
+    if !list(client, run)?.iter().any(|listed| listed == path) {
+        return Ok(None);
+    }
+    let file = retry(
+        &format!("Downloading artifact {path}"),
+        client.retry_policy(),
+        client.termination(),
+        || {
+            let file = folder.scratch_file()?;
+            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file.as_file());
+            client.download_artifact(run.id, path, &mut writer)?;
+            writer.flush().map_err(|e| {
+                AttemptError::Fatal(anyhow!("could not write artifact {path}: {e}"))
+            })?;
+            drop(writer);
+            Ok(file)
+        },
+    )?;
+    Ok(Some(file))
+}
+
+/// Packs the downloaded artifacts into `out/files/dbt_artifacts_<run_id>.zip` (deflate, one file
+/// at a time from disk), with a file manifest tagging it, so that any Keboola project can keep
+/// them in File Storage.
+pub fn zip(folder: &DataFolder, run: &Run, job: JobId, paths: &[String]) -> Result<String> {
+    let name = format!("dbt_artifacts_{}.zip", run.id);
+    let destination = folder.files_dir().join(&name);
+    let source = folder.artifacts_dir();
+    // The zip format wants to seek back over each entry's header, so it writes to the scratch
+    // file itself rather than through `write_atomically`'s stream.
+    let scratch = folder.scratch_file()?;
+    {
+        let mut archive =
+            zip::ZipWriter::new(BufWriter::with_capacity(WRITE_BUFFER, scratch.as_file()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        for path in paths {
+            archive.start_file(path.as_str(), options)?;
+            let mut file = std::fs::File::open(source.join(path))
+                .with_context(|| format!("could not read artifact {path}"))?;
+            std::io::copy(&mut file, &mut archive)?;
+        }
+        archive.finish()?.flush()?;
+    }
+    folder.persist(scratch, &destination)?;
+    let manifest = serde_json::json!({
+        "tags": ["dbt-cloud", format!("run-{}", run.id), format!("job-{job}")],
+        "is_public": false,
+        "is_permanent": false,
+        "is_encrypted": true,
+        "notify": false,
+    });
+    folder.write_atomically(
+        &folder.files_dir().join(format!("{name}.manifest")),
+        |out| {
+            serde_json::to_writer_pretty(&mut *out, &manifest)?;
+            Ok(out.write_all(b"\n")?)
+        },
+    )?;
+    Ok(name)
 }
 
 /// The list, asked again for a while when it is empty although the run says artifacts were saved.

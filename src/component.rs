@@ -6,14 +6,19 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use log::{debug, info, warn};
 
-use crate::artifacts::{self, Downloaded};
-use crate::config::{Config, Wait};
+use crate::artifacts::{self, Downloaded, Selection};
+use crate::config::{Config, IfRunning, Wait};
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus};
-use crate::error::user_error;
+use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus, Start};
+use crate::error::{user_error, UserError};
+use crate::run_results;
 use crate::tables::{self, Table};
 use crate::termination::Termination;
 use crate::timing::Timing;
@@ -32,13 +37,21 @@ pub struct Output<'a> {
 
 impl Output<'_> {
     fn table(&self, table: Table, run: &Run) -> Result<()> {
-        tables::write(self.folder, table, run, self.bucket, self.typed)?;
+        tables::write_run(self.folder, table, run, self.bucket, self.typed)?;
         info!(
             "Wrote table {} (run {}, {})",
             table.name(),
             run.id,
             run.status
         );
+        Ok(())
+    }
+
+    /// The run as last seen, and its steps.
+    fn run_tables(&self, run: &Run) -> Result<()> {
+        self.table(Table::Run, run)?;
+        let steps = tables::write_run_steps(self.folder, run, self.bucket, self.typed)?;
+        info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
         Ok(())
     }
 }
@@ -70,14 +83,14 @@ pub fn run(
         config.cause,
     );
     termination.check()?;
-    let triggered = client.trigger_run(config.job_id, &config.cause)?;
+    let (started, how) = start(&client, config)?;
     let since = Instant::now();
-    info!("Triggered run {}: {}", triggered.id, link(&triggered));
-    output.table(Table::Trigger, &triggered)?;
+    info!("{how} run {}: {}", started.id, link(&started));
+    output.table(Table::Trigger, &started)?;
 
     let Wait::UpTo(max_wait) = config.wait else {
-        let last = client.get_run(triggered.id, Budget::Standard)?;
-        output.table(Table::Run, &last)?;
+        let last = client.get_run(started.id, Budget::Standard)?;
+        output.run_tables(&last)?;
         info!(
             "Not waiting for the result: run {} is {}",
             last.id, last.status
@@ -88,15 +101,68 @@ pub fn run(
         Some(interval) => Polling::Fixed(interval),
         None => expected_duration(&client, config),
     };
-    match wait::until_final(&client, triggered, polling, max_wait, since) {
+    match wait::until_final(&client, started, polling, max_wait, since) {
         WaitOutcome::Final(run) => finished(config, &client, output, run, since),
         WaitOutcome::TimedOut { run, limit } => timed_out(config, &client, output, run, limit),
         WaitOutcome::Terminated { run, signal } => stopped(config, &client, output, run, signal),
         WaitOutcome::Failed { run, error } => {
-            output.table(Table::Run, &run)?;
+            output.run_tables(&run)?;
             Err(error)
         }
     }
+}
+
+/// Starts the run as the config asks: adopting one already in progress (`if_running: wait`),
+/// after cancelling those (`replace`), from the point of failure (`retry_failed`), or anew.
+/// Returns the run and how it came, for the log.
+fn start(client: &DbtCloud, config: &Config) -> Result<(Run, &'static str)> {
+    let job = config.job_id;
+    if config.if_running != IfRunning::Trigger {
+        let in_progress = client.runs_in_progress(job)?;
+        match (config.if_running, in_progress.first()) {
+            (IfRunning::Wait, Some(newest)) => {
+                info!(
+                    "Run {} of job {job} is already {}: waiting for it instead of triggering (if_running: wait)",
+                    newest.id, newest.status
+                );
+                return Ok((newest.clone(), "Adopted"));
+            }
+            (IfRunning::Replace, _) => {
+                for run in &in_progress {
+                    info!(
+                        "Cancelling run {} ({}) of job {job} (if_running: replace)",
+                        run.id, run.status
+                    );
+                    client.cancel_run(run.id, Budget::Standard)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if config.retry_failed {
+        if let Some(newest) = client.newest_run(job)? {
+            if newest.status == RunStatus::Error {
+                info!(
+                    "The job's newest run {} ended in Error: rerunning it from the point of failure (retry_failed)",
+                    newest.id
+                );
+                return Ok((client.start_run(job, &Start::Rerun)?, "Started rerun"));
+            }
+        }
+    }
+    if !config.trigger_overrides.is_empty() {
+        let keys: Vec<&str> = config
+            .trigger_overrides
+            .keys()
+            .map(String::as_str)
+            .collect();
+        info!("Trigger overrides: {}", keys.join(", "));
+    }
+    let trigger = Start::Trigger {
+        cause: config.cause.clone(),
+        overrides: config.trigger_overrides.clone(),
+    };
+    Ok((client.start_run(job, &trigger)?, "Triggered"))
 }
 
 /// The job's recent successful runs tell when this one will likely end; without them (or when
@@ -127,19 +193,111 @@ fn finished(
     run: Run,
     since: Instant,
 ) -> Result<()> {
-    let run = match config.download_artifacts {
-        true => artifacts::wait_until_saved(client, run)?,
-        false => run,
+    // Also when artifacts are not wanted: the run results table reads run_results.json.
+    let run = artifacts::wait_until_saved(client, run)?;
+    output.run_tables(&run)?;
+    let downloaded = config.download_artifacts.then(|| {
+        let selection = Selection::new(config.artifacts_include.as_deref())?;
+        artifacts::download_all(
+            client,
+            output.folder,
+            &run,
+            config.artifact_concurrency,
+            &selection,
+        )
+    });
+    let local_results = match &downloaded {
+        Some(Ok(done)) if done.paths.iter().any(|p| p == RUN_RESULTS) => {
+            Some(output.folder.artifacts_dir().join(RUN_RESULTS))
+        }
+        _ => None,
     };
-    output.table(Table::Run, &run)?;
-    let downloaded = config
-        .download_artifacts
-        .then(|| artifacts::download_all(client, output.folder, &run, config.artifact_concurrency));
+    if let Err(error) = run_results_table(client, output, &run, local_results.as_deref()) {
+        client.termination().check()?;
+        warn!(
+            "The table {} could not be written: {error:#}",
+            Table::RunResults.name()
+        );
+    }
+    if let (true, Some(Ok(done))) = (config.artifacts_zip, &downloaded) {
+        let name = artifacts::zip(output.folder, &run, config.job_id, &done.paths)?;
+        info!(
+            "Packed {} artifacts into out/files/{name}",
+            done.paths.len()
+        );
+    }
     verdict(config, &run, downloaded, since)
 }
 
-/// Success is exit 0 when its artifacts came too (or the user accepts some missing); a failed
-/// run is reported after its artifacts, and with their failure if they also failed.
+const RUN_RESULTS: &str = "run_results.json";
+
+/// One row per dbt node, read from run_results.json as it streams: the downloaded copy, or one
+/// fetched for the purpose when the artifacts are not wanted. Skipped, with a note, when the run
+/// has none.
+fn run_results_table(
+    client: &DbtCloud,
+    output: &Output,
+    run: &Run,
+    local: Option<&Path>,
+) -> Result<()> {
+    let fetched;
+    let path = match local {
+        Some(path) => path,
+        None => match artifacts::fetch(client, output.folder, run, RUN_RESULTS)? {
+            Some(file) => {
+                fetched = file;
+                fetched.path()
+            }
+            None => {
+                info!(
+                    "Run {} has no {RUN_RESULTS}: no table {}",
+                    run.id,
+                    Table::RunResults.name()
+                );
+                return Ok(());
+            }
+        },
+    };
+    let file = File::open(path).with_context(|| format!("could not read {}", path.display()))?;
+    let run_id = run.id.to_string();
+    let count = tables::write(
+        output.folder,
+        Table::RunResults,
+        output.bucket,
+        output.typed,
+        |rows| {
+            run_results::for_each(BufReader::new(file), |node| {
+                let (compile_started, compile_completed) = node.phase("compile");
+                let (execute_started, execute_completed) = node.phase("execute");
+                let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+                let number = |value: Option<String>| value.unwrap_or_default();
+                rows.row([
+                    run_id.clone(),
+                    node.unique_id.clone(),
+                    node.resource_type().to_owned(),
+                    node.status.clone(),
+                    number(node.execution_time.map(|t| t.to_string())),
+                    number(node.rows_affected().map(|n| n.to_string())),
+                    number(node.failures.map(|n| n.to_string())),
+                    text(node.message.as_deref()),
+                    text(node.thread_id.as_deref()),
+                    text(compile_started),
+                    text(compile_completed),
+                    text(execute_started),
+                    text(execute_completed),
+                    tables::cell(node.adapter_response.as_ref()),
+                ])
+            })?;
+            Ok(())
+        },
+    )?;
+    info!("Wrote table {} ({count} nodes)", Table::RunResults.name());
+    Ok(())
+}
+
+/// Success is exit 0 when its artifacts came too (or the user accepts some missing). A failed
+/// run is exit 1, reported after its tables and artifacts and with their failure if they also
+/// failed, unless `fail_on_run_error` is false: then it is a warning.
 fn verdict(
     config: &Config,
     run: &Run,
@@ -150,54 +308,71 @@ fn verdict(
         None => ("artifacts skipped (ignore_artifacts)".to_owned(), None),
         Some(Err(error)) => ("artifacts not downloaded".to_owned(), Some(error)),
         Some(Ok(done)) => {
-            let note = format!("{} artifacts, {}", done.files, artifacts::size(done.bytes));
-            let others_fine = done.files + done.skipped.len() > 0;
-            match (
+            let mut note = format!("{} artifacts, {}", done.files, artifacts::size(done.bytes));
+            if done.excluded > 0 {
+                note.push_str(&format!(
+                    " ({} left out by artifacts_include)",
+                    done.excluded
+                ));
+            }
+            let others_came = done.files + done.skipped.len() > 0;
+            let error = match (
                 done.failed.is_empty(),
-                config.artifacts_must_succeed || !others_fine,
+                config.artifacts_must_succeed || !others_came,
             ) {
-                (true, _) => (note, None),
+                (true, _) => None,
                 (false, false) => {
                     warn!(
                         "{} artifacts could not be downloaded: {} (artifacts_must_succeed is false)",
                         done.failed.len(),
                         done.failed.join(", ")
                     );
-                    (note, None)
+                    None
                 }
-                (false, true) => (
-                    note,
-                    Some(
-                        crate::error::UserError::new(format!(
-                            "{} of {} artifacts of run {} could not be downloaded: {}",
-                            done.failed.len(),
-                            done.listed,
-                            run.id,
-                            done.failed.join(", ")
-                        ))
-                        .into(),
-                    ),
+                (false, true) => Some(
+                    UserError::new(format!(
+                        "{} of {} artifacts of run {} could not be downloaded: {}",
+                        done.failed.len(),
+                        done.listed,
+                        run.id,
+                        done.failed.join(", ")
+                    ))
+                    .into(),
                 ),
-            }
+            };
+            (note, error)
         }
     };
-    if run.status == RunStatus::Success {
-        if let Some(error) = artifacts_error {
-            return Err(error);
+    let run_failed = run.status != RunStatus::Success;
+    match (run_failed, config.fail_on_run_error, artifacts_error) {
+        (false, _, None) => {
+            info!(
+                "Done: run {} succeeded in {}; {artifacts_note}",
+                run.id,
+                wait::elapsed(since.elapsed())
+            );
+            Ok(())
         }
-        info!(
-            "Done: run {} succeeded in {}; {artifacts_note}",
-            run.id,
-            wait::elapsed(since.elapsed())
-        );
-        return Ok(());
+        (false, _, Some(error)) => Err(error),
+        (true, false, None) => {
+            warn!(
+                "{} The tables are written; {artifacts_note}. (fail_on_run_error is false)",
+                failure_message(run)
+            );
+            Ok(())
+        }
+        (true, false, Some(error)) => {
+            warn!("{} (fail_on_run_error is false)", failure_message(run));
+            Err(error)
+        }
+        (true, true, Some(error)) => {
+            user_error(format!("{} Also, {error:#}.", failure_message(run)))
+        }
+        (true, true, None) => user_error(format!(
+            "{} The tables are written; {artifacts_note}.",
+            failure_message(run)
+        )),
     }
-    let mut message = failure_message(run);
-    match artifacts_error {
-        Some(error) => message.push_str(&format!(" Also, {error:#}.")),
-        None => message.push_str(&format!(" The tables are written; {artifacts_note}.")),
-    }
-    user_error(message)
 }
 
 fn timed_out(
@@ -212,7 +387,7 @@ fn timed_out(
     } else {
         (run, "It goes on in dbt Cloud".to_owned())
     };
-    output.table(Table::Run, &last)?;
+    output.run_tables(&last)?;
     user_error(format!(
         "dbt Cloud run {} did not finish within max_wait_time ({} minutes). {fate}: {}. \
          dbt_cloud_run.csv holds its last state ({}).",
@@ -239,7 +414,7 @@ fn stopped(
             "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned(),
         )
     };
-    output.table(Table::Run, &last)?;
+    output.run_tables(&last)?;
     user_error(format!(
         "Stopped by {signal} while waiting for dbt Cloud run {} ({}). {fate}: {}.",
         last.id,

@@ -29,6 +29,8 @@ pub enum Kind {
     Number,
     String,
     Boolean,
+    Object,
+    Array,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,8 +90,54 @@ pub const PARAMETERS: &[Parameter] = &[
         Kind::Integer,
         Default::Integer(1_000),
     ),
+    parameter("trigger_overrides", Kind::Object, Default::Unset),
+    parameter("if_running", Kind::String, Default::String("trigger")),
+    parameter("retry_failed", Kind::Boolean, Default::Boolean(false)),
+    parameter("fail_on_run_error", Kind::Boolean, Default::Boolean(true)),
+    parameter("artifacts_include", Kind::Array, Default::Unset),
+    parameter("artifacts_zip", Kind::Boolean, Default::Boolean(false)),
     parameter("debug", Kind::Boolean, Default::Boolean(false)),
 ];
+
+/// The trigger body's optional fields (`TriggerRunRequestRequest` of the API), by kind.
+const OVERRIDES: &[(&str, Override)] = &[
+    ("git_sha", Override::Text),
+    ("git_branch", Override::Text),
+    ("schema_override", Override::Text),
+    ("dbt_version_override", Override::Text),
+    ("threads_override", Override::Count { min: 1 }),
+    ("target_name_override", Override::Text),
+    ("generate_docs_override", Override::Flag),
+    ("timeout_seconds_override", Override::Count { min: 0 }),
+    ("steps_override", Override::Commands),
+    ("azure_pull_request_id", Override::Count { min: 1 }),
+    ("github_pull_request_id", Override::Count { min: 1 }),
+    ("gitlab_merge_request_id", Override::Count { min: 1 }),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Override {
+    /// A non-empty string.
+    Text,
+    /// An integer of at least `min`.
+    Count {
+        min: u64,
+    },
+    Flag,
+    /// A non-empty list of non-empty dbt commands.
+    Commands,
+}
+
+/// What to do when a run of the job is already queued or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfRunning {
+    /// Trigger a new run regardless.
+    Trigger,
+    /// Adopt the newest such run and wait for it as if we had triggered it.
+    Wait,
+    /// Cancel them, then trigger.
+    Replace,
+}
 
 /// What config.json asks for: the job, or one of the synchronous actions of the UI.
 #[derive(Debug, Clone)]
@@ -127,6 +175,17 @@ pub struct Config {
     pub debug: bool,
     /// `storage.output.data_type_support`, when config.json sets it.
     pub data_type_support: Option<DataTypeSupport>,
+    /// Fields added to the trigger body, each checked against the API's definition.
+    pub trigger_overrides: Map<String, Value>,
+    pub if_running: IfRunning,
+    /// Rerun from the point of failure when the job's newest run ended in Error.
+    pub retry_failed: bool,
+    /// When false, a run that ends in Error or Cancelled is a warning, and the exit code 0.
+    pub fail_on_run_error: bool,
+    /// Glob patterns over artifact paths; `None`: every artifact.
+    pub artifacts_include: Option<Vec<String>>,
+    /// Also pack the artifacts into `out/files/dbt_artifacts_<run_id>.zip`.
+    pub artifacts_zip: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +467,104 @@ fn from_parameters(
             as u32,
         debug: p.boolean("debug")?,
         data_type_support,
+        trigger_overrides: trigger_overrides(p.get("trigger_overrides"))?,
+        if_running: match p.string("if_running")? {
+            Some("trigger") => IfRunning::Trigger,
+            Some("wait") => IfRunning::Wait,
+            Some("replace") => IfRunning::Replace,
+            other => {
+                return Err(format!(
+                    "if_running must be \"trigger\", \"wait\" or \"replace\", got {:?}",
+                    other.unwrap_or_default()
+                ))
+            }
+        },
+        retry_failed: p.boolean("retry_failed")?,
+        fail_on_run_error: p.boolean("fail_on_run_error")?,
+        artifacts_include: artifacts_include(p.get("artifacts_include"))?,
+        artifacts_zip: p.boolean("artifacts_zip")?,
     })
+}
+
+fn trigger_overrides(value: Option<&Value>) -> Result<Map<String, Value>, String> {
+    let overrides = match value {
+        None => return Ok(Map::new()),
+        Some(Value::Object(overrides)) => overrides,
+        Some(other) => return Err(format!("trigger_overrides must be an object, got {other}")),
+    };
+    let valid = || {
+        OVERRIDES
+            .iter()
+            .map(|(key, _)| *key)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut checked = Map::new();
+    for (key, value) in overrides {
+        if value.is_null() {
+            continue;
+        }
+        let Some((_, kind)) = OVERRIDES.iter().find(|(known, _)| known == key) else {
+            return Err(format!(
+                "trigger_overrides has an unknown key \"{key}\"; the valid keys are {}",
+                valid()
+            ));
+        };
+        let ok = match kind {
+            Override::Text => value.as_str().is_some_and(|s| !s.trim().is_empty()),
+            Override::Count { min } => value.as_u64().is_some_and(|n| n >= *min),
+            Override::Flag => value.is_boolean(),
+            Override::Commands => value.as_array().is_some_and(|commands| {
+                !commands.is_empty()
+                    && commands
+                        .iter()
+                        .all(|c| c.as_str().is_some_and(|c| !c.trim().is_empty()))
+            }),
+        };
+        if !ok {
+            let expected = match kind {
+                Override::Text => "a non-empty string".to_owned(),
+                Override::Count { min } => format!("an integer of at least {min}"),
+                Override::Flag => "true or false".to_owned(),
+                Override::Commands => {
+                    "a non-empty list of dbt commands, e.g. [\"dbt build -s orders+\"]".to_owned()
+                }
+            };
+            return Err(format!(
+                "trigger_overrides.{key} must be {expected}, got {value}"
+            ));
+        }
+        checked.insert(key.clone(), value.clone());
+    }
+    Ok(checked)
+}
+
+/// Glob patterns, each checked here so that a typo is refused before anything runs.
+fn artifacts_include(value: Option<&Value>) -> Result<Option<Vec<String>>, String> {
+    let patterns = match value {
+        None => return Ok(None),
+        Some(Value::Array(patterns)) => patterns,
+        Some(other) => {
+            return Err(format!(
+                "artifacts_include must be a list of glob patterns, e.g. [\"*.json\", \"run/**/*.sql\"], got {other}"
+            ))
+        }
+    };
+    let mut checked = Vec::new();
+    for pattern in patterns {
+        let Some(text) = pattern.as_str().filter(|t| !t.trim().is_empty()) else {
+            return Err(format!(
+                "artifacts_include must hold non-empty strings, got {pattern}"
+            ));
+        };
+        globset::Glob::new(text)
+            .map_err(|e| format!("artifacts_include has an invalid pattern {text:?}: {e}"))?;
+        checked.push(text.to_owned());
+    }
+    if checked.is_empty() {
+        return Err("artifacts_include must hold at least one pattern; leave it out to download every artifact (or set ignore_artifacts)".into());
+    }
+    Ok(Some(checked))
 }
 
 fn positive_integer(key: &str, value: Option<&Value>) -> Result<u64, String> {
@@ -474,6 +630,12 @@ mod tests {
         assert_eq!(config.poll_interval, None);
         assert_eq!(config.artifact_concurrency, 8);
         assert_eq!(config.max_requests_per_minute, 1_000);
+        assert!(config.trigger_overrides.is_empty());
+        assert_eq!(config.if_running, IfRunning::Trigger);
+        assert!(!config.retry_failed);
+        assert!(config.fail_on_run_error);
+        assert_eq!(config.artifacts_include, None);
+        assert!(!config.artifacts_zip);
         assert!(!config.debug);
     }
 
@@ -588,6 +750,101 @@ mod tests {
             let message = error.to_string();
             assert!(message.contains(expected), "{parameters}: {message}");
         }
+    }
+
+    #[test]
+    fn trigger_overrides_are_type_checked() {
+        let overrides = json!({
+            "git_branch": "feature/x", "threads_override": 8, "generate_docs_override": true,
+            "steps_override": ["dbt build -s orders+"], "github_pull_request_id": 42,
+            "timeout_seconds_override": 0, "schema_override": null
+        });
+        let config = parse_parameters(with("trigger_overrides", overrides)).unwrap();
+        assert_eq!(config.trigger_overrides.len(), 6, "nulls are left out");
+        for (overrides, expected) in [
+            (json!({"branch": "x"}), "trigger_overrides has an unknown key \"branch\"; the valid keys are git_sha, git_branch,"),
+            (json!({"git_branch": ""}), "trigger_overrides.git_branch must be a non-empty string, got \"\""),
+            (json!({"threads_override": 0}), "trigger_overrides.threads_override must be an integer of at least 1, got 0"),
+            (json!({"threads_override": "8"}), "must be an integer of at least 1, got \"8\""),
+            (json!({"generate_docs_override": "yes"}), "generate_docs_override must be true or false"),
+            (json!({"steps_override": "dbt build"}), "steps_override must be a non-empty list of dbt commands"),
+            (json!({"steps_override": []}), "steps_override must be a non-empty list"),
+            (json!({"steps_override": ["dbt run", ""]}), "steps_override must be a non-empty list"),
+            (json!(["git_sha"]), "trigger_overrides must be an object"),
+        ] {
+            let message = parse_parameters(with("trigger_overrides", overrides.clone())).unwrap_err().to_string();
+            assert!(message.contains(expected), "{overrides}: {message}");
+        }
+    }
+
+    #[test]
+    fn run_policies_and_artifact_selection() {
+        for (value, expected) in [
+            ("trigger", IfRunning::Trigger),
+            ("wait", IfRunning::Wait),
+            ("replace", IfRunning::Replace),
+        ] {
+            assert_eq!(
+                parse_parameters(with("if_running", json!(value)))
+                    .unwrap()
+                    .if_running,
+                expected
+            );
+        }
+        for (key, value, expected) in [
+            (
+                "if_running",
+                json!("skip"),
+                r#"if_running must be "trigger", "wait" or "replace", got "skip""#,
+            ),
+            ("if_running", json!(1), "if_running must be a string, got 1"),
+            (
+                "artifacts_include",
+                json!("*.json"),
+                "artifacts_include must be a list of glob patterns",
+            ),
+            (
+                "artifacts_include",
+                json!([]),
+                "artifacts_include must hold at least one pattern",
+            ),
+            (
+                "artifacts_include",
+                json!(["run/[a"]),
+                "artifacts_include has an invalid pattern \"run/[a\"",
+            ),
+            (
+                "artifacts_include",
+                json!([3]),
+                "artifacts_include must hold non-empty strings, got 3",
+            ),
+            (
+                "retry_failed",
+                json!("true"),
+                "retry_failed must be true or false",
+            ),
+            (
+                "fail_on_run_error",
+                json!(0),
+                "fail_on_run_error must be true or false",
+            ),
+            (
+                "artifacts_zip",
+                json!({}),
+                "artifacts_zip must be true or false",
+            ),
+        ] {
+            let message = parse_parameters(with(key, value.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{key}={value}: {message}");
+        }
+        let config =
+            parse_parameters(with("artifacts_include", json!(["*.json", "run/**/*.sql"]))).unwrap();
+        assert_eq!(
+            config.artifacts_include.unwrap(),
+            ["*.json", "run/**/*.sql"]
+        );
     }
 
     #[test]

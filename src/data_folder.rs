@@ -31,6 +31,11 @@ impl DataFolder {
         self.root.join("out").join("tables")
     }
 
+    /// Files here are uploaded to File Storage, each with its `.manifest`.
+    pub fn files_dir(&self) -> PathBuf {
+        self.root.join("out").join("files")
+    }
+
     /// Files here are kept by Keboola's artifacts feature after a successful job.
     pub fn artifacts_dir(&self) -> PathBuf {
         self.root.join("artifacts").join("out").join("current")

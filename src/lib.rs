@@ -9,6 +9,7 @@ mod data_folder;
 pub mod dbt_cloud;
 pub mod error;
 mod retry;
+mod run_results;
 pub mod secret;
 mod sync_actions;
 mod tables;

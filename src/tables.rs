@@ -1,4 +1,5 @@
-//! The two output tables, one row each, and their manifests.
+//! The output tables and their manifests: the triggered run and the run as last seen (one row
+//! each), the run's steps, and its results per dbt node.
 //!
 //! Existing users' incremental Storage tables have the columns listed in
 //! `docs/output-tables.md`; a load whose CSV lacks one of them fails. So the columns are fixed
@@ -11,7 +12,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::Run;
+use crate::dbt_cloud::{Run, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -19,7 +20,40 @@ pub enum Table {
     Trigger,
     /// The Run from get-run, with its trigger, job and steps.
     Run,
+    /// One row per step of the run.
+    RunSteps,
+    /// One row per dbt node of the run's `run_results.json`.
+    RunResults,
 }
+
+const RUN_STEPS_COLUMNS: &[&str] = &[
+    "run_id",
+    "index",
+    "name",
+    "status",
+    "status_humanized",
+    "started_at",
+    "finished_at",
+    "duration",
+    "logs",
+];
+
+const RUN_RESULTS_COLUMNS: &[&str] = &[
+    "run_id",
+    "unique_id",
+    "resource_type",
+    "status",
+    "execution_time",
+    "rows_affected",
+    "failures",
+    "message",
+    "thread_id",
+    "compile_started_at",
+    "compile_completed_at",
+    "execute_started_at",
+    "execute_completed_at",
+    "adapter_response",
+];
 
 #[rustfmt::skip]
 const TRIGGER_COLUMNS: &[&str] = &[
@@ -55,6 +89,10 @@ impl Table {
         match self {
             Table::Trigger => "dbt Cloud runs as triggered by this component (one row per trigger)",
             Table::Run => "dbt Cloud runs as last seen by this component: final when it waited",
+            Table::RunSteps => "The steps of dbt Cloud runs, with the end of each step's log",
+            Table::RunResults => {
+                "dbt's run_results.json: one row per model, test, seed or snapshot"
+            }
         }
     }
 
@@ -62,6 +100,8 @@ impl Table {
         match self {
             Table::Trigger => "dbt_cloud_trigger",
             Table::Run => "dbt_cloud_run",
+            Table::RunSteps => "dbt_cloud_run_steps",
+            Table::RunResults => "dbt_cloud_run_results",
         }
     }
 
@@ -69,7 +109,44 @@ impl Table {
         match self {
             Table::Trigger => TRIGGER_COLUMNS,
             Table::Run => RUN_COLUMNS,
+            Table::RunSteps => RUN_STEPS_COLUMNS,
+            Table::RunResults => RUN_RESULTS_COLUMNS,
         }
+    }
+
+    fn primary_key(self) -> &'static [&'static str] {
+        match self {
+            Table::Trigger | Table::Run => &["id"],
+            Table::RunSteps => &["run_id", "index"],
+            Table::RunResults => &["run_id", "unique_id"],
+        }
+    }
+}
+
+/// Rows of one table, checked against its columns.
+pub struct Rows<'a> {
+    table: Table,
+    writer: csv::Writer<&'a mut dyn Write>,
+    count: usize,
+}
+
+impl Rows<'_> {
+    pub fn row<I, S>(&mut self, cells: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        let record = csv::ByteRecord::from_iter(cells);
+        anyhow::ensure!(
+            record.len() == self.table.columns().len(),
+            "a row of {} has {} cells for {} columns",
+            self.table.name(),
+            record.len(),
+            self.table.columns().len()
+        );
+        self.writer.write_byte_record(&record)?;
+        self.count += 1;
+        Ok(())
     }
 }
 
@@ -92,18 +169,33 @@ pub fn bucket_for(config_id: Option<&str>) -> String {
     format!("in.c-dbt-cloud-job-trigger-{id}")
 }
 
-/// Writes `<table>.csv` and its manifest into `out/tables`, each whole or not at all. `typed`:
-/// the native-types manifest (a `schema` with base types), else the legacy one (base types as
-/// column metadata).
+/// Writes `<table>.csv`, its rows given by `rows`, and its manifest into `out/tables`, each
+/// whole or not at all. `typed`: the native-types manifest (a `schema` with base types), else the
+/// legacy one (base types as column metadata). Returns the number of rows.
 pub fn write(
     folder: &DataFolder,
     table: Table,
-    run: &Run,
     bucket: &str,
     typed: bool,
-) -> Result<()> {
+    rows: impl FnOnce(&mut Rows) -> Result<()>,
+) -> Result<usize> {
     let csv_path = folder.tables_dir().join(format!("{}.csv", table.name()));
-    folder.write_atomically(&csv_path, |out| write_csv(out, table, run))?;
+    let mut count = 0;
+    folder.write_atomically(&csv_path, |out| {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(out);
+        writer.write_record(table.columns())?;
+        let mut rows_writer = Rows {
+            table,
+            writer,
+            count: 0,
+        };
+        rows(&mut rows_writer)?;
+        rows_writer.writer.flush()?;
+        count = rows_writer.count;
+        Ok(())
+    })?;
     let manifest = manifest(table, bucket, typed);
     let manifest_path = folder
         .tables_dir()
@@ -111,7 +203,68 @@ pub fn write(
     folder.write_atomically(&manifest_path, |out| {
         serde_json::to_writer_pretty(&mut *out, &manifest)?;
         Ok(out.write_all(b"\n")?)
+    })?;
+    Ok(count)
+}
+
+/// A run table: the one row of `run`.
+pub fn write_run(
+    folder: &DataFolder,
+    table: Table,
+    run: &Run,
+    bucket: &str,
+    typed: bool,
+) -> Result<()> {
+    write(folder, table, bucket, typed, |rows| {
+        rows.row(table.columns().iter().map(|column| cell(run.field(column))))
+    })?;
+    Ok(())
+}
+
+/// The steps table: a row per step the run reported (none when it has not started).
+pub fn write_run_steps(folder: &DataFolder, run: &Run, bucket: &str, typed: bool) -> Result<usize> {
+    let steps = match run.field("run_steps") {
+        Some(Value::Array(steps)) => steps.as_slice(),
+        _ => &[],
+    };
+    write(folder, Table::RunSteps, bucket, typed, |rows| {
+        for step in steps {
+            let field = |name: &str| cell(step.get(name));
+            let status_humanized = match step.get("status_humanized") {
+                Some(Value::String(s)) => s.clone(),
+                _ => step
+                    .get("status")
+                    .and_then(Value::as_i64)
+                    .map(|code| RunStatus::from_code(code).to_string())
+                    .unwrap_or_default(),
+            };
+            rows.row([
+                run.id.to_string(),
+                field("index"),
+                field("name"),
+                field("status"),
+                status_humanized,
+                field("started_at"),
+                field("finished_at"),
+                field("duration"),
+                tail(&field("logs"), STEP_LOG_CHARS),
+            ])?;
+        }
+        Ok(())
     })
+}
+
+/// Each step's log is cut to its last this many characters: where dbt reports what failed.
+pub const STEP_LOG_CHARS: usize = 10_000;
+
+/// The end of `text`, at most `max_chars` characters, marked when cut.
+fn tail(text: &str, max_chars: usize) -> String {
+    let count = text.chars().count();
+    if count <= max_chars {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().skip(count - max_chars).collect();
+    format!("[first {} characters cut]\n{kept}", count - max_chars)
 }
 
 /// Incremental on `id`, and `write_always`, so that a failed job still records its run.
@@ -131,25 +284,27 @@ fn manifest(table: Table, bucket: &str, typed: bool) -> Value {
         manifest["schema"] = columns
             .iter()
             .map(|&name| {
+                let key = table.primary_key().contains(&name);
                 json!({
                     "name": name,
-                    "data_type": {"base": {"type": base_type(name)}},
-                    "nullable": name != "id",
-                    "primary_key": name == "id",
-                    "description": column_description(name),
+                    "data_type": {"base": {"type": base_type(table, name)}},
+                    "nullable": !key,
+                    "primary_key": key,
+                    "description": column_description(table, name),
                 })
             })
             .collect();
     } else {
-        manifest["primary_key"] = json!(["id"]);
+        manifest["primary_key"] = json!(table.primary_key());
         manifest["metadata"] = json!([{"key": "KBC.description", "value": table.description()}]);
         manifest["column_metadata"] = columns
             .iter()
             .map(|&name| {
+                let key = table.primary_key().contains(&name);
                 let metadata = json!([
-                    {"key": "KBC.datatype.basetype", "value": base_type(name)},
-                    {"key": "KBC.datatype.nullable", "value": if name == "id" { "0" } else { "1" }},
-                    {"key": "KBC.description", "value": column_description(name)},
+                    {"key": "KBC.datatype.basetype", "value": base_type(table, name)},
+                    {"key": "KBC.datatype.nullable", "value": if key { "0" } else { "1" }},
+                    {"key": "KBC.description", "value": column_description(table, name)},
                 ]);
                 (name.to_owned(), metadata)
             })
@@ -161,19 +316,19 @@ fn manifest(table: Table, bucket: &str, typed: bool) -> Value {
 
 /// Storage's base type of a column: ids and codes INTEGER, flags BOOLEAN, `*_at` TIMESTAMP, the
 /// rest (durations, humanized texts, JSON objects) STRING.
-fn base_type(column: &str) -> &'static str {
+fn base_type(table: Table, column: &str) -> &'static str {
+    #[rustfmt::skip]
     const INTEGERS: &[&str] = &[
-        "id",
-        "trigger_id",
-        "account_id",
-        "environment_id",
-        "project_id",
-        "job_definition_id",
-        "job_id",
-        "status",
-        "deferring_run_id",
-        "retrying_run_id",
+        "id", "trigger_id", "account_id", "environment_id", "project_id", "job_definition_id",
+        "job_id", "status", "deferring_run_id", "retrying_run_id", "run_id", "index",
+        "rows_affected", "failures",
     ];
+    match (table, column) {
+        // dbt's node status is a word: success, error, fail, pass, skipped, ...
+        (Table::RunResults, "status") => return "STRING",
+        (_, "execution_time") => return "FLOAT",
+        _ => {}
+    }
     const BOOLEANS: &[&str] = &[
         "artifacts_saved",
         "has_docs_generated",
@@ -200,8 +355,32 @@ fn base_type(column: &str) -> &'static str {
     }
 }
 
-fn column_description(column: &str) -> &'static str {
+fn column_description(table: Table, column: &str) -> &'static str {
+    match (table, column) {
+        (Table::RunSteps, "name") => return "The step, e.g. Invoke dbt build",
+        (Table::RunSteps, "status") => {
+            return "Step status: 1 Queued, 3 Running, 10 Success, 20 Error, 30 Cancelled"
+        }
+        (Table::RunSteps, "duration") => return "How long the step took",
+        (Table::RunResults, "status") => {
+            return "dbt's status: success, error, fail, pass, warn, skipped, runtime error"
+        }
+        (Table::RunResults, "message") => return "dbt's message, e.g. the error",
+        _ => {}
+    }
     match column {
+        "run_id" => "dbt Cloud run id",
+        "index" => "The step's position in the run, from 1",
+        "logs" => "The end of the step's log (at most 10,000 characters)",
+        "unique_id" => "dbt's node id, e.g. model.jaffle_shop.orders",
+        "resource_type" => "model, test, seed, snapshot, ... (from unique_id)",
+        "execution_time" => "Seconds dbt spent on the node",
+        "rows_affected" => "Rows the node affected, as the adapter reported",
+        "failures" => "Failing rows of a test",
+        "thread_id" => "dbt thread that ran the node",
+        "compile_started_at" | "compile_completed_at" => "When compiling the node started or ended",
+        "execute_started_at" | "execute_completed_at" => "When executing the node started or ended",
+        "adapter_response" => "The adapter's response (JSON)",
         "id" => "dbt Cloud run id",
         "trigger_id" => "Id of the run's trigger",
         "account_id" => "dbt Cloud account id",
@@ -261,19 +440,9 @@ fn column_description(column: &str) -> &'static str {
     }
 }
 
-fn write_csv(out: &mut dyn Write, table: Table, run: &Run) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(out);
-    writer.write_record(table.columns())?;
-    writer.write_record(table.columns().iter().map(|column| cell(run.field(column))))?;
-    writer.flush()?;
-    Ok(())
-}
-
 /// null → empty; strings as they are; numbers as JSON writes them; true/false; objects and
 /// lists as compact JSON, so that SQL can parse them.
-fn cell(value: Option<&Value>) -> String {
+pub fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -297,6 +466,25 @@ mod tests {
             cell(Some(&json!({"cause": "x", "n": [1, null]}))),
             r#"{"cause":"x","n":[1,null]}"#
         );
+    }
+
+    #[test]
+    fn long_logs_keep_their_end() {
+        assert_eq!(tail("short", 10), "short");
+        assert_eq!(tail("0123456789abc", 4), "[first 9 characters cut]\n9abc");
+        assert_eq!(tail("ééééé", 2), "[first 3 characters cut]\néé");
+    }
+
+    #[test]
+    fn result_and_step_types() {
+        assert_eq!(base_type(Table::RunResults, "status"), "STRING");
+        assert_eq!(base_type(Table::RunSteps, "status"), "INTEGER");
+        assert_eq!(base_type(Table::RunResults, "execution_time"), "FLOAT");
+        assert_eq!(
+            base_type(Table::RunResults, "execute_completed_at"),
+            "TIMESTAMP"
+        );
+        assert_eq!(base_type(Table::RunResults, "rows_affected"), "INTEGER");
     }
 
     #[test]
@@ -327,7 +515,7 @@ mod tests {
             "owner_thread_id",
         ]
         .into_iter()
-        .map(|c| (c, base_type(c)))
+        .map(|c| (c, base_type(Table::Run, c)))
         .collect();
         assert_eq!(
             typed,
@@ -347,10 +535,15 @@ mod tests {
 
     #[test]
     fn every_column_has_its_own_description() {
-        for table in [Table::Trigger, Table::Run] {
+        for table in [
+            Table::Trigger,
+            Table::Run,
+            Table::RunSteps,
+            Table::RunResults,
+        ] {
             for column in table.columns() {
                 assert_ne!(
-                    column_description(column),
+                    column_description(table, column),
                     "A field of the dbt Cloud run",
                     "{column}"
                 );
@@ -360,7 +553,12 @@ mod tests {
 
     #[test]
     fn column_lists_have_no_duplicates() {
-        for table in [Table::Trigger, Table::Run] {
+        for table in [
+            Table::Trigger,
+            Table::Run,
+            Table::RunSteps,
+            Table::RunResults,
+        ] {
             let mut columns = table.columns().to_vec();
             columns.sort_unstable();
             columns.dedup();

@@ -60,6 +60,8 @@ fn kinds_defaults_and_required_keys_agree() {
             Kind::Number => "number",
             Kind::String => "string",
             Kind::Boolean => "boolean",
+            Kind::Object => "object",
+            Kind::Array => "array",
         };
         assert_eq!(field["type"], kind, "{key}");
         let expected_default = match parameter.default {

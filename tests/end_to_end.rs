@@ -59,6 +59,10 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
                 "dbt_cloud_run.csv.manifest",
                 "dbt_cloud_trigger.csv",
                 "dbt_cloud_trigger.csv.manifest",
+                "dbt_cloud_run_steps.csv",
+                "dbt_cloud_run_steps.csv.manifest",
+                "dbt_cloud_run_results.csv",
+                "dbt_cloud_run_results.csv.manifest",
             ]
             .map(|f| format!("out/tables/{f}")),
         )
@@ -383,7 +387,7 @@ fn delayed_artifacts_are_waited_for() {
 }
 
 #[test]
-fn ignore_artifacts_downloads_nothing() {
+fn ignore_artifacts_keeps_none_and_fetches_only_run_results() {
     let emulator = emulator_with(quick(Outcome::Success));
     let run = run_component(parameters(
         &emulator,
@@ -391,10 +395,21 @@ fn ignore_artifacts_downloads_nothing() {
     ));
     run.assert_code(0);
     assert!(!run.artifacts_dir().exists());
-    assert!(emulator
+    let fetched: Vec<String> = emulator
         .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/artifacts/"))
+        .map(|r| r.path.rsplit("/artifacts/").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fetched,
+        ["", "run_results.json"],
+        "the list, then run_results.json alone"
+    );
+    assert_eq!(run.table_rows("dbt_cloud_run_results").len(), 37);
+    assert!(files_under(run.data())
         .iter()
-        .all(|r| !r.path.contains("/artifacts/")));
+        .all(|f| f.starts_with("out/tables/") || f == "config.json"));
 }
 
 #[test]

@@ -140,7 +140,7 @@ fn a_lost_trigger_answer_creates_exactly_one_run() {
         assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
         assert!(
             run.stdout()
-                .contains(&format!("it created run {run_id}: adopting it")),
+                .contains(&format!("it started run {run_id}: adopting it")),
             "{}",
             run.stdout()
         );

@@ -39,6 +39,18 @@ const ADOPTION_WINDOW: usize = 20;
 /// Clock skew allowed between us and dbt Cloud when matching a run by creation time.
 const CLOCK_SKEW: Duration = Duration::from_secs(120);
 
+/// How a run is started.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A new run, with the cause and the trigger body's optional fields.
+    Trigger {
+        cause: String,
+        overrides: serde_json::Map<String, Value>,
+    },
+    /// The job's rerun endpoint: from the point of failure of its newest run.
+    Rerun,
+}
+
 /// How long a call may keep retrying.
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
@@ -94,20 +106,34 @@ impl DbtCloud {
         &self.timing.retry
     }
 
-    /// Triggers a run of `job`, exactly once. A lost answer (a reset, a timeout, a 5xx) may hide
+    /// Starts a run of `job`, exactly once. A lost answer (a reset, a timeout, a 5xx) may hide
     /// a run that was created, so before sending again we look among the job's newest runs for
-    /// one that is newer than the newest before our first attempt and has our cause, and adopt it.
-    pub fn trigger_run(&self, job: JobId, cause: &str) -> Result<Run> {
-        let newest_before = match self.newest_run_id(job) {
-            Ok(newest) => newest,
+    /// one newer than the newest before our first attempt (and, for a trigger, with our cause),
+    /// and adopt it.
+    pub fn start_run(&self, job: JobId, start: &Start) -> Result<Run> {
+        let newest_before = match self.newest_run(job) {
+            Ok(newest) => newest.map(|run| run.id),
             Err(error) => {
                 debug!("could not list the job's runs before triggering ({error:#}); matching by time instead");
                 None
             }
         };
         let sent_at = Utc::now();
-        let url = self.api_url(&["jobs", &job.to_string(), "run", ""]);
-        let body = json!({ "cause": cause });
+        let (url, body) = match start {
+            Start::Trigger { cause, overrides } => {
+                let mut body = overrides.clone();
+                body.insert("cause".to_owned(), json!(cause));
+                (
+                    self.api_url(&["jobs", &job.to_string(), "run", ""]),
+                    Some(Value::Object(body)),
+                )
+            }
+            Start::Rerun => (self.api_url(&["jobs", &job.to_string(), "rerun", ""]), None),
+        };
+        let cause = match start {
+            Start::Trigger { cause, .. } => Some(cause.as_str()),
+            Start::Rerun => None,
+        };
         let subject = format!("job {job}");
         let mut attempts = 0;
         retry(
@@ -117,9 +143,9 @@ impl DbtCloud {
             || {
                 attempts += 1;
                 if attempts > 1 {
-                    if let Some(run) = self.find_triggered(job, cause, newest_before, sent_at)? {
+                    if let Some(run) = self.find_started(job, cause, newest_before, sent_at)? {
                         info!(
-                            "The trigger's answer was lost, but it created run {}: adopting it",
+                            "The answer was lost, but it started run {}: adopting it",
                             run.id
                         );
                         return Ok(run);
@@ -128,7 +154,7 @@ impl DbtCloud {
                 let data = self.attempt(
                     Method::POST,
                     &url,
-                    Some(&body),
+                    body.as_ref(),
                     &subject,
                     self.timing.read_timeout,
                     &self.termination,
@@ -136,6 +162,28 @@ impl DbtCloud {
                 Ok(decode_run(data)?)
             },
         )
+    }
+
+    /// The job's newest run, if it has any.
+    pub fn newest_run(&self, job: JobId) -> Result<Option<Run>> {
+        Ok(self.list_runs(job, 1, None, None)?.into_iter().next())
+    }
+
+    /// The job's queued, starting and running runs, newest first, with trigger and job.
+    pub fn runs_in_progress(&self, job: JobId) -> Result<Vec<Run>> {
+        let mut url = self.api_url(&["runs", ""]);
+        url.query_pairs_mut()
+            .append_pair("job_definition_id", &job.to_string())
+            .append_pair("status__in", "[1,2,3]")
+            .append_pair("order_by", "-id")
+            .append_pair("limit", "100")
+            .append_pair("include_related", TRIGGERED_RELATED);
+        decode_runs(self.call(
+            Method::GET,
+            url,
+            &format!("runs of job {job}"),
+            Budget::Standard,
+        )?)
     }
 
     /// The run with its trigger, job and steps.
@@ -274,17 +322,12 @@ impl DbtCloud {
         self.list_runs(job, count, Some(r#"["trigger"]"#), None)
     }
 
-    fn newest_run_id(&self, job: JobId) -> Result<Option<RunId>> {
-        let runs = self.list_runs(job, 1, None, None)?;
-        Ok(runs.first().map(|run| run.id))
-    }
-
     /// The oldest run among the job's newest that could be the one our trigger created: newer
     /// than the newest run before it (or, if that is unknown, created since), with our cause.
-    fn find_triggered(
+    fn find_started(
         &self,
         job: JobId,
-        cause: &str,
+        cause: Option<&str>,
         newest_before: Option<RunId>,
         sent_at: DateTime<Utc>,
     ) -> Result<Option<Run>> {
@@ -297,12 +340,11 @@ impl DbtCloud {
                 Some(before) => run.id > before,
                 None => timestamp(run, "created_at").is_some_and(|at| at + CLOCK_SKEW >= sent_at),
             };
-            let same_cause = run
+            let run_cause = run
                 .field("trigger")
                 .and_then(|t| t.get("cause"))
-                .and_then(Value::as_str)
-                == Some(cause);
-            newer && same_cause
+                .and_then(Value::as_str);
+            newer && cause.is_none_or(|cause| run_cause == Some(cause))
         };
         Ok(runs.into_iter().filter(ours).min_by_key(|run| run.id))
     }
@@ -591,6 +633,16 @@ fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
         );
     }
     message
+}
+
+fn decode_runs(data: Value) -> Result<Vec<Run>> {
+    match data {
+        Value::Array(items) => items.into_iter().map(decode_run).collect(),
+        other => Err(anyhow!(
+            "dbt Cloud's list of runs is not a list but {}",
+            truncate(&other.to_string(), 100)
+        )),
+    }
 }
 
 fn decode_run(data: Value) -> Result<Run> {

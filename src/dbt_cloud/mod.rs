@@ -6,7 +6,7 @@ mod rate_limit;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud};
+pub use client::{Budget, DbtCloud, Start};
 
 use crate::secret::ApiToken;
 

@@ -104,6 +104,29 @@ impl Run {
         (header, row)
     }
 
+    /// Every row of a table, column → cell.
+    pub fn table_rows(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        let path = self.data().join("out/tables").join(format!("{name}.csv"));
+        let mut reader =
+            csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        reader
+            .records()
+            .map(|record| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(record.unwrap().iter().map(str::to_owned))
+                    .collect()
+            })
+            .collect()
+    }
+
     pub fn manifest(&self, name: &str) -> Value {
         let path = self
             .data()

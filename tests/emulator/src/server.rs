@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fault::Fault;
 use crate::record::RecordedRequest;
-use crate::scenario::{generated_byte, Content};
+use crate::scenario::{generated_byte, Content, Job};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
@@ -159,6 +159,7 @@ pub enum Endpoint {
     ListJobs,
     GetJob,
     Trigger,
+    Rerun,
     ListRuns,
     GetRun,
     Cancel,
@@ -192,6 +193,7 @@ fn classify(segments: &[&str]) -> Option<(Endpoint, Method)> {
         ["jobs"] => (Endpoint::ListJobs, Method::GET),
         ["jobs", _] => (Endpoint::GetJob, Method::GET),
         ["jobs", _, "run"] => (Endpoint::Trigger, Method::POST),
+        ["jobs", _, "rerun"] => (Endpoint::Rerun, Method::POST),
         ["runs"] => (Endpoint::ListRuns, Method::GET),
         ["runs", _] => (Endpoint::GetRun, Method::GET),
         ["runs", _, "cancel"] => (Endpoint::Cancel, Method::POST),
@@ -254,6 +256,7 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
             None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
         },
         Endpoint::Trigger => trigger(state, account_id, id, &request.body, now),
+        Endpoint::Rerun => rerun(state, account_id, id, now),
         Endpoint::ListRuns => list_runs(state, account_id, &query, now),
         Endpoint::GetRun => match run_of(state, account_id, id) {
             Some(run_id) => ok(state
@@ -336,7 +339,7 @@ fn refusal(state: &State, request: &RecordedRequest, account: &str) -> Option<Re
     }
 }
 
-fn job_of(state: &State, account_id: u64, job_id: u64) -> Option<&crate::scenario::Job> {
+fn job_of(state: &State, account_id: u64, job_id: u64) -> Option<&Job> {
     state
         .jobs
         .get(&job_id)
@@ -369,6 +372,38 @@ fn trigger(
         }
         _ => return invalid(json!({"cause": ["This field is required."]})),
     }
+    create_run(state, &job, account_id, trigger_json(&job, &body), now)
+}
+
+/// Retries the job's newest run from its point of failure when it failed, else triggers anew:
+/// either way a new run, whose trigger says `rerun`.
+fn rerun(state: &mut State, account_id: u64, job_id: Option<u64>, now: Instant) -> Response {
+    let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
+        return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
+    };
+    let newest = state
+        .runs
+        .values()
+        .rev()
+        .find(|run| run.job_id == job.id)
+        .map(|run| run.id);
+    let failed = newest.is_some_and(|id| state.view(id, now).is_some_and(|v| v.status() == 20));
+    let cause = match (failed, newest) {
+        (true, Some(id)) => format!("Retry of run {id} from the point of failure"),
+        _ => "Rerun of the job".to_owned(),
+    };
+    let mut trigger = trigger_json(&job, &Map::from_iter([("cause".to_owned(), json!(cause))]));
+    trigger["cause_category"] = json!("rerun");
+    create_run(state, &job, account_id, trigger, now)
+}
+
+fn create_run(
+    state: &mut State,
+    job: &Job,
+    account_id: u64,
+    trigger: Value,
+    now: Instant,
+) -> Response {
     let id = state.next_run_id();
     state.runs.insert(
         id,
@@ -376,7 +411,7 @@ fn trigger(
             id,
             job_id: job.id,
             account_id,
-            trigger: trigger_json(&job, &body),
+            trigger,
             created: now,
             created_at: chrono::Utc::now(),
             cancelled_after: None,
