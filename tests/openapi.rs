@@ -449,7 +449,18 @@ fn the_client_trigger_body_matches_trigger_run_request_request() {
     let spec = Spec::load();
     let emulator = emulator_with(Job::new(ACCOUNT, JOB));
     let cause = "Nightly load, ünïcode and \"quotes\"";
-    run_component(parameters(&emulator, json!({"cause": cause}))).assert_code(0);
+    let overrides = json!({
+        "git_sha": "8d6f1f2", "git_branch": "main", "schema_override": "dbt_pr_42",
+        "dbt_version_override": "1.8.2", "threads_override": 4, "target_name_override": "ci",
+        "generate_docs_override": true, "timeout_seconds_override": 3600,
+        "steps_override": ["dbt build -s state:modified+"], "azure_pull_request_id": 1,
+        "github_pull_request_id": 2, "gitlab_merge_request_id": 3
+    });
+    run_component(parameters(
+        &emulator,
+        json!({"cause": cause, "trigger_overrides": overrides}),
+    ))
+    .assert_code(0);
     let post = emulator
         .requests()
         .into_iter()
@@ -458,6 +469,11 @@ fn the_client_trigger_body_matches_trigger_run_request_request() {
     assert_eq!(post.header("content-type"), Some("application/json"));
     let body = post.body_json().unwrap();
     assert_eq!(body["cause"], cause);
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        13,
+        "the cause and every override"
+    );
     assert_eq!(
         spec.violations(&body, spec.schema("TriggerRunRequestRequest")),
         Vec::<String>::new()
