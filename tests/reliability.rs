@@ -273,60 +273,17 @@ fn a_redirected_download_gets_no_token_on_the_other_host() {
     assert_token_on_every_request(&emulator);
 }
 
-#[test]
-fn a_redirect_to_plain_http_elsewhere_is_refused_and_fails_the_artifact() {
-    let artifacts = vec![
-        Artifact::new("manifest.json", b"{}".to_vec()),
-        Artifact::new("run_results.json", b"{}".to_vec()),
-    ];
-    for (must_succeed, code) in [(true, 1), (false, 0)] {
-        let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts.clone()));
-        emulator.inject(
-            Endpoint::DownloadArtifact,
-            [Fault::Redirect("http://example.com/manifest.json".into())],
-        );
-        let run = run_component(parameters(
-            &emulator,
-            json!({
-                // One at a time, so that the queued faults meet the first artifact only.
-                "wait_for_result": true, "artifacts_must_succeed": must_succeed, "artifact_concurrency": 1
-            }),
-        ));
-        run.assert_code(code);
-        assert!(!run.artifacts_dir().join("manifest.json").exists());
-        assert!(run.artifacts_dir().join("run_results.json").exists());
-        let output = format!("{}{}", run.stdout(), run.stderr());
-        assert!(output.contains("which is not https; refused"), "{output}");
-        if must_succeed {
-            assert!(
-                run.stderr().contains(
-                    "1 of 2 artifacts of run 70403103000 could not be downloaded: manifest.json"
-                ),
-                "{}",
-                run.stderr()
-            );
-        } else {
-            assert!(
-                run.stdout().contains("(artifacts_must_succeed is false)"),
-                "{}",
-                run.stdout()
-            );
-        }
-    }
-}
-
-#[test]
-fn an_artifact_that_keeps_failing_fails_the_job_naming_it_unless_allowed() {
+/// Two artifacts; the first meets `faults` on every attempt. With `artifacts_must_succeed` the
+/// job fails naming it; without, it is a warning. The other artifact is saved either way, and
+/// no partial file of the first is left.
+fn assert_failing_artifact_is_handled(faults: Vec<Fault>, expected_reason: &str) {
     let artifacts = vec![
         Artifact::new("manifest.json", b"{}".to_vec()),
         Artifact::new("catalog.json", b"{}".to_vec()),
     ];
     for (must_succeed, code) in [(true, 1), (false, 0)] {
         let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts.clone()));
-        emulator.inject(
-            Endpoint::DownloadArtifact,
-            std::iter::repeat_n(Fault::Status(500), 6),
-        );
+        emulator.inject(Endpoint::DownloadArtifact, faults.clone());
         let run = run_component(parameters(
             &emulator,
             json!({
@@ -343,15 +300,32 @@ fn an_artifact_that_keeps_failing_fails_the_job_naming_it_unless_allowed() {
             std::fs::read(run.artifacts_dir().join("catalog.json")).unwrap(),
             b"{}"
         );
+        let output = format!("{}{}", run.stdout(), run.stderr());
+        assert!(output.contains(expected_reason), "{output}");
         if must_succeed {
+            let expected =
+                "1 of 2 artifacts of run 70403103000 could not be downloaded: manifest.json";
+            assert!(run.stderr().contains(expected), "{}", run.stderr());
+        } else {
             assert!(
-                run.stderr()
-                    .contains("could not be downloaded: manifest.json"),
+                run.stdout().contains("(artifacts_must_succeed is false)"),
                 "{}",
-                run.stderr()
+                run.stdout()
             );
         }
     }
+}
+
+#[test]
+fn a_redirect_to_plain_http_elsewhere_is_refused_and_fails_the_artifact() {
+    let redirect = Fault::Redirect("http://example.com/manifest.json".into());
+    assert_failing_artifact_is_handled(vec![redirect], "which is not https; refused");
+}
+
+#[test]
+fn an_artifact_that_keeps_failing_fails_the_job_naming_it_unless_allowed() {
+    let faults = std::iter::repeat_n(Fault::Status(500), 6).collect();
+    assert_failing_artifact_is_handled(faults, "HTTP 500: There was a server error.");
 }
 
 #[test]

@@ -94,14 +94,9 @@ impl Run {
             .iter()
             .map(str::to_owned)
             .collect();
-        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let mut rows = self.table_rows(name);
         assert_eq!(rows.len(), 1, "{name} has one row");
-        let row = header
-            .iter()
-            .cloned()
-            .zip(rows[0].iter().map(str::to_owned))
-            .collect();
-        (header, row)
+        (header, rows.remove(0))
     }
 
     /// Every row of a table, column → cell.

@@ -316,42 +316,21 @@ fn internal_job_json(job: &Job) -> Value {
     })
 }
 
-/// A job as get-job and list-jobs answer it (HumanReadableJobDefinitionResponse).
+/// A job as get-job and list-jobs answer it (HumanReadableJobDefinitionResponse): the run's
+/// job definition with an id, a few more fields, and a schedule in words.
 pub fn job_json(job: &Job, related: &[String]) -> Value {
+    let mut answer = internal_job_json(job);
     let environment = if related.iter().any(|r| r == "environment") {
         environment_json(job)
     } else {
         Value::Null
     };
-    json!({
+    let more = json!({
         "id": job.id,
-        "account_id": job.account_id,
-        "project_id": job.project_id,
-        "environment_id": job.environment_id,
-        "name": job.name,
-        "dbt_version": Value::Null,
-        "deferring_environment_id": Value::Null,
-        "deferring_job_definition_id": Value::Null,
-        "description": "",
-        "execute_steps": ["dbt build"],
-        "execution": {"timeout_seconds": 0},
-        "generate_docs": false,
         "is_deferrable": true,
-        "job_type": "scheduled",
         "lifecycle_webhooks_url": Value::Null,
-        "lifecycle_webhooks": false,
         "raw_dbt_version": Value::Null,
-        "run_compare_changes": false,
-        "compare_changes_flags": "--select state:modified",
         "run_failure_count": 0,
-        "run_generate_sources": false,
-        "run_lint": false,
-        "errors_on_lint_failure": true,
-        "cost_optimization_features": [],
-        "settings": {"threads": 4, "target_name": "default"},
-        "state": 1,
-        "triggers_on_draft_pr": false,
-        "triggers": {"github_webhook": false, "schedule": true},
         "job_completion_trigger_condition": Value::Null,
         "created_at": "2024-03-25T13:47:20.129690Z",
         "updated_at": "2024-03-25T13:47:20.129707Z",
@@ -361,7 +340,11 @@ pub fn job_json(job: &Job, related: &[String]) -> Value {
         "fusion_readiness": Value::Null,
         "schedule": {"cron": "0 2 * * *", "date": {"type": "custom_cron", "cron": "0 2 * * *"}, "time": {"type": "every_hour", "interval": 1}},
         "generate_sources": false,
-    })
+    });
+    for (key, value) in more.as_object().unwrap() {
+        answer[key] = value.clone();
+    }
+    answer
 }
 
 fn environment_json(job: &Job) -> Value {
