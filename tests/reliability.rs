@@ -479,3 +479,56 @@ fn sigterm_with_cancel_on_terminate_false_leaves_the_run_going() {
     assert_eq!(count(&emulator, "POST", "/cancel/"), 0);
     assert_ne!(run.table("dbt_cloud_run").1["status"], "30");
 }
+
+#[test]
+fn faults_on_the_other_endpoints_are_survived_too() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    emulator.inject(Endpoint::ListRuns, [Fault::Status(500), Fault::Reset]);
+    emulator.inject(Endpoint::Cancel, [Fault::Status(503), Fault::HtmlPage(502)]);
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "max_wait_time": 0.03, "cancel_on_timeout": true}),
+    ));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        count(&emulator, "POST", "/cancel/"),
+        3,
+        "two faults, then the cancel"
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.inject(
+        Endpoint::ListArtifacts,
+        [
+            Fault::Status(502),
+            Fault::HtmlPage(504),
+            Fault::Delay(Duration::from_millis(1500)),
+        ],
+    );
+    let run = run_component(parameters(&emulator, waiting()));
+    run.assert_code(0);
+    assert_artifacts(&run, &standard_artifacts());
+}
+
+#[test]
+fn an_answer_we_cannot_read_is_our_fault_exit_2() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let not_a_run = json!({"status": {"code": 200, "is_success": true}, "data": {"run": "?"}});
+    emulator.inject(Endpoint::Trigger, [Fault::Json(200, not_a_run)]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(2);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with(
+            "Internal error of dbt-cloud-job-trigger: dbt Cloud's answer is not a run we can read"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing field `id`"), "{stderr}");
+}

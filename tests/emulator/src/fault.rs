@@ -22,4 +22,6 @@ pub enum Fault {
     CreateThenDrop,
     /// Answer 302 with this `Location` (for artifact downloads: a second host).
     Redirect(String),
+    /// Answer this status with this JSON body: an answer shaped unlike the API's.
+    Json(u16, serde_json::Value),
 }

@@ -120,6 +120,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             }
         }
         Some(Fault::CutBody) => cut_short(answer()).await,
+        Some(Fault::Json(code, body)) => {
+            let status = StatusCode::from_u16(code).expect("a valid status code");
+            (status, axum::Json(body)).into_response()
+        }
         Some(Fault::Redirect(location)) => {
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
         }
