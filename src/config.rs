@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use crate::dbt_cloud::{AccountId, BaseUrl, Connection, JobId};
+use crate::dbt_cloud::{AccountId, BaseUrl, Connection, JobId, DEFAULT_BASE_URL};
 use crate::error::{user_error, UserError};
 use crate::secret::ApiToken;
 
@@ -61,7 +61,7 @@ pub const PARAMETERS: &[Parameter] = &[
     parameter(
         "dbt_cloud_url",
         Kind::String,
-        Default::String("https://cloud.getdbt.com"),
+        Default::String(DEFAULT_BASE_URL),
     ),
     parameter("account_id", Kind::Integer, Default::Required),
     parameter("#api_key", Kind::String, Default::Required),
