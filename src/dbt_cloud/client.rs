@@ -213,11 +213,11 @@ impl DbtCloud {
 
     /// One attempt at streaming an artifact into `out`, bytes as served. Redirects are followed,
     /// but the token goes only to the dbt Cloud host. A short body is retryable.
-    pub fn download_artifact(
+    pub fn download_artifact<W: Write>(
         &self,
         run: RunId,
         path: &str,
-        out: &mut dyn Write,
+        out: &mut W,
     ) -> Result<u64, AttemptError> {
         let mut segments = vec!["runs".to_owned(), run.to_string(), "artifacts".to_owned()];
         segments.extend(path.split('/').map(str::to_owned));
