@@ -84,7 +84,11 @@ pub fn run(
     );
     termination.check()?;
     let (started, how) = start(&client, config)?;
-    let since = Instant::now();
+    // An adopted run began before us: polling from the history counts from its creation.
+    let since = match how {
+        ADOPTED => run_began(&started),
+        _ => Instant::now(),
+    };
     info!("{how} run {}: {}", started.id, link(&started));
     output.table(Table::Trigger, &started)?;
 
@@ -125,7 +129,7 @@ fn start(client: &DbtCloud, config: &Config) -> Result<(Run, &'static str)> {
                     "Run {} of job {job} is already {}: waiting for it instead of triggering (if_running: wait)",
                     newest.id, newest.status
                 );
-                return Ok((newest.clone(), "Adopted"));
+                return Ok((newest.clone(), ADOPTED));
             }
             (IfRunning::Replace, _) => {
                 for run in &in_progress {
@@ -163,6 +167,18 @@ fn start(client: &DbtCloud, config: &Config) -> Result<(Run, &'static str)> {
         overrides: config.trigger_overrides.clone(),
     };
     Ok((client.start_run(job, &trigger)?, "Triggered"))
+}
+
+const ADOPTED: &str = "Adopted";
+
+/// When a run began, in our clock, from its `created_at`; now when that is unknown or ahead.
+fn run_began(run: &Run) -> Instant {
+    let now = Instant::now();
+    let age = run
+        .timestamp("created_at")
+        .and_then(|created| (chrono::Utc::now() - created).to_std().ok())
+        .unwrap_or_default();
+    now.checked_sub(age).unwrap_or(now)
 }
 
 /// The job's recent successful runs tell when this one will likely end; without them (or when

@@ -62,8 +62,9 @@ pub enum WaitOutcome {
     Failed { run: Run, error: anyhow::Error },
 }
 
-/// Polls get-run until the run is final or `max_wait` has passed since `since`, logging each
-/// change of status or step.
+/// Polls get-run until the run is final or `max_wait` has passed since we began waiting,
+/// logging each change of status or step. `since` is when the run began, which the poll
+/// schedule and the log count from: just now for a run we started, earlier for one we adopted.
 pub fn until_final(
     client: &DbtCloud,
     run: Run,
@@ -71,7 +72,7 @@ pub fn until_final(
     max_wait: Duration,
     since: Instant,
 ) -> WaitOutcome {
-    let deadline = since + max_wait;
+    let deadline = Instant::now() + max_wait;
     let mut last = run;
     let mut last_seen = describe(&last);
     let mut last_said = Instant::now();

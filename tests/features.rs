@@ -398,3 +398,31 @@ fn artifacts_zip_holds_exactly_the_artifacts_byte_for_byte() {
         "Packed 7 artifacts into out/files/dbt_artifacts_{run_id}.zip"
     )));
 }
+
+#[test]
+fn an_adopted_run_is_polled_from_its_creation_not_from_its_adoption() {
+    let emulator = emulator_with(job(Duration::from_secs(5), Outcome::Success));
+    for ago in [300, 200, 100] {
+        emulator.add_past_run(
+            JOB,
+            Timeline::lasting(Duration::from_secs(5)),
+            Outcome::Success,
+            Duration::from_secs(ago),
+        );
+    }
+    let running = trigger_elsewhere(&emulator, "scheduled elsewhere");
+    std::thread::sleep(Duration::from_secs(2));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "if_running": "wait", "ignore_artifacts": true}),
+    ));
+    let exited = std::time::Instant::now();
+    run.assert_code(0);
+    // Expected to end 5 s after its creation: the first look comes at 4.5 s, 2.5 s after
+    // adoption (not 4.5 s after it), the next at 5.5 s.
+    let lag = exited - emulator.run_finishes_at(running).unwrap();
+    assert!(
+        lag < Duration::from_millis(1200),
+        "exited {lag:?} after the run finished"
+    );
+}

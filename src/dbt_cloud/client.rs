@@ -270,8 +270,8 @@ impl DbtCloud {
         Ok(runs
             .iter()
             .filter_map(|run| {
-                let finished = timestamp(run, "finished_at")?;
-                (finished - timestamp(run, "created_at")?).to_std().ok()
+                let finished = run.timestamp("finished_at")?;
+                (finished - run.timestamp("created_at")?).to_std().ok()
             })
             .collect())
     }
@@ -338,7 +338,9 @@ impl DbtCloud {
         let ours = |run: &Run| {
             let newer = match newest_before {
                 Some(before) => run.id > before,
-                None => timestamp(run, "created_at").is_some_and(|at| at + CLOCK_SKEW >= sent_at),
+                None => run
+                    .timestamp("created_at")
+                    .is_some_and(|at| at + CLOCK_SKEW >= sent_at),
             };
             let run_cause = run
                 .field("trigger")
@@ -609,15 +611,6 @@ fn redirect_target(response: &Response, from: &Url) -> Result<Url> {
         ));
     }
     Ok(target)
-}
-
-/// Run timestamps look like `2024-07-03 13:59:00.653171+00:00`.
-fn timestamp(run: &Run, field: &str) -> Option<DateTime<Utc>> {
-    let text = run.field(field)?.as_str()?;
-    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z")
-        .or_else(|_| DateTime::parse_from_rfc3339(text))
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
 }
 
 fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {

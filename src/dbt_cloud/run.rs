@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -133,6 +134,15 @@ impl Run {
         self.fields.get(name)
     }
 
+    /// A timestamp field; run timestamps look like `2024-07-03 13:59:00.653171+00:00`.
+    pub fn timestamp(&self, field: &str) -> Option<DateTime<Utc>> {
+        let text = self.field(field)?.as_str()?;
+        DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z")
+            .or_else(|_| DateTime::parse_from_rfc3339(text))
+            .ok()
+            .map(|at| at.with_timezone(&Utc))
+    }
+
     /// The step that is running now, or the last one that started.
     pub fn current_step(&self) -> Option<&RunStep> {
         self.steps
@@ -188,6 +198,9 @@ mod tests {
         assert_eq!(run.field("new_field"), Some(&json!([1, 2])));
         assert_eq!(run.field("status_message"), Some(&Value::Null));
         assert_eq!(run.field("absent"), None);
+        let started = run.timestamp("started_at").unwrap();
+        assert_eq!(started.to_rfc3339(), "2024-07-03T13:59:00.653171+00:00");
+        assert_eq!(run.timestamp("href"), None);
     }
 
     #[test]
