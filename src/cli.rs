@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::component::{self, Output};
 use crate::config::{self, Config, DataTypeSupport, Request};
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::DbtCloud;
+use crate::dbt_cloud::{Connection, DbtCloud};
 use crate::error::is_user_error;
 use crate::termination::Termination;
 use crate::timing::Timing;
@@ -47,7 +47,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let folder = DataFolder::new(args.data_dir);
     let result = config::load(&folder.config_file()).and_then(|request| match request {
         Request::Run(config) => run(&config, &folder),
-        sync_action => answer(&sync_action),
+        Request::TestConnection(connection, job) => answer(&connection, |client| {
+            sync_actions::test_connection(client, job)
+        }),
+        Request::ListJobs(connection) => answer(&connection, sync_actions::list_jobs),
+        Request::ListRecentRuns(connection, job) => answer(&connection, |client| {
+            sync_actions::list_recent_runs(client, job)
+        }),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,26 +88,18 @@ fn run(config: &Config, folder: &DataFolder) -> anyhow::Result<()> {
 }
 
 /// A synchronous action: no logs, so that stdout holds exactly the one JSON document.
-fn answer(request: &Request) -> anyhow::Result<()> {
+fn answer(
+    connection: &Connection,
+    action: impl FnOnce(&DbtCloud) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<()> {
     let timing = Timing::from_env().for_sync_action();
-    let connect = |connection| {
-        DbtCloud::new(
-            connection,
-            MAX_SYNC_REQUESTS_PER_MINUTE,
-            timing,
-            Termination::none(),
-        )
-    };
-    let document = match request {
-        Request::TestConnection(connection, job) => {
-            sync_actions::test_connection(&connect(connection)?, *job)?
-        }
-        Request::ListJobs(connection) => sync_actions::list_jobs(&connect(connection)?)?,
-        Request::ListRecentRuns(connection, job) => {
-            sync_actions::list_recent_runs(&connect(connection)?, *job)?
-        }
-        Request::Run(_) => unreachable!("the job is not a synchronous action"),
-    };
+    let client = DbtCloud::new(
+        connection,
+        MAX_SYNC_REQUESTS_PER_MINUTE,
+        timing,
+        Termination::none(),
+    )?;
+    let document = action(&client)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{document}").context("could not write the answer to stdout")?;
     Ok(())
