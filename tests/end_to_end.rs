@@ -116,6 +116,17 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
     assert!(run.stderr().is_empty(), "{}", run.stderr());
 }
 
+/// Storage's base types (docs/keboola-interface.md).
+const BASE_TYPES: [&str; 7] = [
+    "STRING",
+    "INTEGER",
+    "NUMERIC",
+    "FLOAT",
+    "BOOLEAN",
+    "DATE",
+    "TIMESTAMP",
+];
+
 /// The legacy manifest's field rules (docs/keboola-interface.md): no `schema`, base types as
 /// column metadata for every column of the CSV's header.
 fn assert_legacy_manifest(run: &Run, table: &str, config_id: &str) {
@@ -153,16 +164,7 @@ fn assert_legacy_manifest(run: &Run, table: &str, config_id: &str) {
             .iter()
             .find(|m| m["key"] == "KBC.datatype.basetype")
             .unwrap();
-        assert!([
-            "STRING",
-            "INTEGER",
-            "NUMERIC",
-            "FLOAT",
-            "BOOLEAN",
-            "DATE",
-            "TIMESTAMP"
-        ]
-        .contains(&base["value"].as_str().unwrap()));
+        assert!(BASE_TYPES.contains(&base["value"].as_str().unwrap()));
     }
     let id_type = columns["id"]
         .as_array()
@@ -199,16 +201,7 @@ fn assert_typed_manifest(run: &Run, table: &str) {
     );
     for column in schema {
         let base = column["data_type"]["base"]["type"].as_str().unwrap();
-        assert!([
-            "STRING",
-            "INTEGER",
-            "NUMERIC",
-            "FLOAT",
-            "BOOLEAN",
-            "DATE",
-            "TIMESTAMP"
-        ]
-        .contains(&base));
+        assert!(BASE_TYPES.contains(&base));
         assert!(column["nullable"].is_boolean() && column["primary_key"].is_boolean());
         assert!(column["description"]
             .as_str()

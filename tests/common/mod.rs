@@ -85,22 +85,17 @@ impl Run {
 
     /// The one row of an output table, column → cell, and the header in order.
     pub fn table(&self, name: &str) -> (Vec<String>, BTreeMap<String, String>) {
-        let path = self.data().join("out/tables").join(format!("{name}.csv"));
-        let mut reader =
-            csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let header: Vec<String> = reader
-            .headers()
-            .unwrap()
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        let mut rows = self.table_rows(name);
+        let (header, mut rows) = self.read_table(name);
         assert_eq!(rows.len(), 1, "{name} has one row");
         (header, rows.remove(0))
     }
 
     /// Every row of a table, column → cell.
     pub fn table_rows(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        self.read_table(name).1
+    }
+
+    fn read_table(&self, name: &str) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
         let path = self.data().join("out/tables").join(format!("{name}.csv"));
         let mut reader =
             csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -110,7 +105,7 @@ impl Run {
             .iter()
             .map(str::to_owned)
             .collect();
-        reader
+        let rows = reader
             .records()
             .map(|record| {
                 header
@@ -119,7 +114,8 @@ impl Run {
                     .zip(record.unwrap().iter().map(str::to_owned))
                     .collect()
             })
-            .collect()
+            .collect();
+        (header, rows)
     }
 
     pub fn manifest(&self, name: &str) -> Value {
