@@ -114,9 +114,17 @@ pub fn retry<T>(
             ))
             .into());
         };
+        // The budget, so that a reader knows how long this may go on.
+        let total = policy.max_total.as_secs_f64();
+        let budget = match policy.max_attempts {
+            u32::MAX => format!("attempt {}, for up to {total:.0} s", attempts_made + 1),
+            max => format!(
+                "attempt {} of {max}, within {total:.0} s",
+                attempts_made + 1
+            ),
+        };
         warn!(
-            "{what} failed ({error:#}); attempt {} in {:.1} s",
-            attempts_made + 1,
+            "{what} failed ({error:#}); retrying in {:.1} s ({budget})",
             delay.as_secs_f64()
         );
         termination.sleep(delay)?;

@@ -87,7 +87,8 @@ fn retry_after_is_honoured() {
     let run = run_component(parameters(&emulator, waiting()));
     run.assert_code(0);
     assert!(
-        run.stdout().contains("attempt 2 in 2.0 s"),
+        run.stdout()
+            .contains("retrying in 2.0 s (attempt 2, for up to "),
         "{}",
         run.stdout()
     );
@@ -368,6 +369,11 @@ fn a_spent_retry_budget_is_a_clear_exit_1_not_a_hang() {
     assert!(
         stderr.contains("HTTP 503: Service temporarily unavailable."),
         "{stderr}"
+    );
+    assert!(
+        run.stdout().contains("(attempt 2 of 6, within 5 s)"),
+        "the budget is logged when used: {}",
+        run.stdout()
     );
     assert_eq!(emulator.runs_created(), 0);
 
