@@ -392,11 +392,13 @@ fn a_spent_retry_budget_is_a_clear_exit_1_not_a_hang() {
     assert_eq!(run.table("dbt_cloud_run").1["status"], "1");
 }
 
-#[test]
-fn cancel_on_timeout_cancels_and_says_so() {
-    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+/// A 60 s run, `max_wait_time` of 1.8 s and `cancel_on_timeout`, with `cancel_faults` queued on
+/// cancel: the run is cancelled all the same, after one attempt per fault and one more.
+fn assert_cancelled_on_timeout(emulator: &Emulator, cancel_faults: Vec<Fault>) {
+    let attempts = cancel_faults.len() + 1;
+    emulator.inject(Endpoint::Cancel, cancel_faults);
     let run = run_component(parameters(
-        &emulator,
+        emulator,
         json!({"wait_for_result": true, "max_wait_time": 0.03, "cancel_on_timeout": true}),
     ));
     run.assert_code(1);
@@ -405,8 +407,14 @@ fn cancel_on_timeout_cancels_and_says_so() {
         "{}",
         run.stderr()
     );
-    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(count(emulator, "POST", "/cancel/"), attempts);
     assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+}
+
+#[test]
+fn cancel_on_timeout_cancels_and_says_so() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    assert_cancelled_on_timeout(&emulator, vec![]);
 }
 
 fn spawn_and_signal(parameters: serde_json::Value) -> (Run, Duration) {
@@ -490,23 +498,7 @@ fn sigterm_with_cancel_on_terminate_false_leaves_the_run_going() {
 fn faults_on_the_other_endpoints_are_survived_too() {
     let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
     emulator.inject(Endpoint::ListRuns, [Fault::Status(500), Fault::Reset]);
-    emulator.inject(Endpoint::Cancel, [Fault::Status(503), Fault::HtmlPage(502)]);
-    let run = run_component(parameters(
-        &emulator,
-        json!({"wait_for_result": true, "max_wait_time": 0.03, "cancel_on_timeout": true}),
-    ));
-    run.assert_code(1);
-    assert!(
-        run.stderr().contains("It was cancelled"),
-        "{}",
-        run.stderr()
-    );
-    assert_eq!(
-        count(&emulator, "POST", "/cancel/"),
-        3,
-        "two faults, then the cancel"
-    );
-    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+    assert_cancelled_on_timeout(&emulator, vec![Fault::Status(503), Fault::HtmlPage(502)]);
 
     let emulator = emulator_with(quick(Outcome::Success));
     emulator.inject(
