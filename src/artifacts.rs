@@ -2,9 +2,10 @@
 //! `artifacts/out/current/<path>` with their folders kept and their bytes exactly as served.
 //!
 //! Each file is streamed to a scratch file, checked against its `Content-Length`, retried when
-//! short or broken, and renamed into place only when complete. dbt Cloud uploads artifacts
-//! asynchronously: right after a run finishes, `artifacts_saved` can still be false, the list
-//! empty, or a listed file 404; each is waited out briefly rather than reported as missing.
+//! short, broken or stalled, and renamed into place only when complete. dbt Cloud uploads
+//! artifacts asynchronously: right after a run finishes, `artifacts_saved` can still be false, the
+//! list empty, or a listed file 404; each is waited out briefly rather than reported as missing,
+//! and the 404s of all files share one budget.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,14 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use log::{info, warn};
 use tempfile::NamedTempFile;
 
-use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run};
-use crate::retry::{retry, AttemptError};
+use crate::data_folder::{DataFolder, Labelled};
+use crate::dbt_cloud::{Budget, DbtCloud, DownloadLimits, JobId, Run};
+use crate::error::UserError;
+use crate::retry::{retry, AttemptError, SharedBudget};
 
 /// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
 /// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
@@ -31,6 +33,8 @@ const LIST_PAUSE: Duration = Duration::from_secs(2);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Per download in flight: memory stays flat however large the artifact.
 const WRITE_BUFFER: usize = 256 * 1024;
+/// A summary names this many paths, and how many more.
+const NAMED: usize = 5;
 
 #[derive(Debug, Default)]
 pub struct Downloaded {
@@ -41,8 +45,8 @@ pub struct Downloaded {
     pub paths: Vec<String>,
     /// Listed but left out by `artifacts_include`.
     pub excluded: usize,
-    /// Paths that still failed after retries.
-    pub failed: Vec<String>,
+    /// Paths that still failed after retries, in order, each with why.
+    pub failed: Vec<(String, String)>,
     /// Paths refused because they would leave the artifacts folder.
     pub skipped: Vec<String>,
 }
@@ -82,6 +86,7 @@ pub fn download_all(
     run: &Run,
     concurrency: usize,
     selection: &Selection,
+    max_size: u64,
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
     let paths = selection.filter(listed.clone());
@@ -91,10 +96,6 @@ pub fn download_all(
         excluded: listed.len() - paths.len(),
         ..Downloaded::default()
     };
-    if paths.is_empty() {
-        info!("Run {} has no artifacts", run.id);
-        return Ok(done);
-    }
     let mut queue = Vec::new();
     for path in paths {
         match safe_relative_path(&path) {
@@ -105,6 +106,15 @@ pub fn download_all(
             }
         }
     }
+    if queue.is_empty() {
+        info!("Run {} has no artifacts to download", run.id);
+        return Ok(done);
+    }
+    let missing = SharedBudget::new(client.timing().missing_artifacts);
+    let limits = DownloadLimits {
+        max_size,
+        missing: &missing,
+    };
     info!(
         "Downloading {} artifacts of run {}, {} at a time",
         queue.len(),
@@ -126,7 +136,11 @@ pub fn download_all(
                     if client.termination().check().is_err() {
                         return;
                     }
-                    let result = download_one(client, folder, run, path, destination);
+                    let result = download_one(client, folder, run, path, &limits, destination)
+                        .and_then(|(file, bytes)| {
+                            folder.persist(file, destination)?;
+                            Ok(bytes)
+                        });
                     progress.lock().unwrap_or_else(|p| p.into_inner()).record(
                         path,
                         result,
@@ -142,6 +156,8 @@ pub fn download_all(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .done;
+    let mut done = done;
+    done.failed.sort();
     let seconds = started.elapsed().as_secs_f64();
     info!(
         "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s)",
@@ -168,7 +184,9 @@ impl Progress {
             }
             Err(error) => {
                 warn!("Artifact {path} could not be downloaded: {error:#}");
-                self.done.failed.push(path.to_owned());
+                self.done
+                    .failed
+                    .push((path.to_owned(), format!("{error:#}")));
             }
         }
         if self.last_log.elapsed() >= PROGRESS_EVERY {
@@ -182,6 +200,23 @@ impl Progress {
             self.last_log = Instant::now();
         }
     }
+}
+
+/// The first few names and how many more: a summary stays one line for a thousand files.
+pub fn first_few(failed: &[(String, String)]) -> String {
+    let mut text = failed
+        .iter()
+        .take(NAMED)
+        .map(|(path, _)| path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if failed.len() > NAMED {
+        text.push_str(&format!(" and {} more", failed.len() - NAMED));
+    }
+    if let Some((_, why)) = failed.first() {
+        text.push_str(&format!(" (the first: {why})"));
+    }
+    text
 }
 
 /// `22.3 KB`, `250.0 MB`: what a person reads in a log.
@@ -256,21 +291,13 @@ pub fn fetch(
     if !list(client, run)?.iter().any(|listed| listed == path) {
         return Ok(None);
     }
-    let file = retry(
-        &format!("Downloading artifact {path}"),
-        client.retry_policy(),
-        client.termination(),
-        || {
-            let file = folder.scratch_file()?;
-            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file.as_file());
-            client.download_artifact(run.id, path, &mut writer)?;
-            writer.flush().map_err(|e| {
-                AttemptError::Fatal(anyhow!("could not write artifact {path}: {e}"))
-            })?;
-            drop(writer);
-            Ok(file)
-        },
-    )?;
+    let missing = SharedBudget::new(client.timing().missing_artifacts);
+    let limits = DownloadLimits {
+        max_size: u64::MAX,
+        missing: &missing,
+    };
+    let label = folder.artifacts_dir().join(path);
+    let (file, _) = download_one(client, folder, run, path, &limits, &label)?;
     Ok(Some(file))
 }
 
@@ -333,27 +360,29 @@ fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
     }
 }
 
+/// One artifact into a complete scratch file, with retries; a fresh scratch file per attempt,
+/// so that a broken attempt's bytes never mix with the next. Errors writing it name `label`.
 fn download_one(
     client: &DbtCloud,
     folder: &DataFolder,
     run: &Run,
     path: &str,
-    destination: &Path,
-) -> Result<u64> {
+    limits: &DownloadLimits,
+    label: &Path,
+) -> Result<(NamedTempFile, u64)> {
     let what = format!("Downloading artifact {path}");
-    retry(&what, client.retry_policy(), client.termination(), || {
-        // A fresh scratch file per attempt: a broken attempt's bytes never mix with the next.
+    retry(&what, &client.timing().retry, client.termination(), || {
         let file = folder.scratch_file()?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file.as_file());
-        let bytes = client.download_artifact(run.id, path, &mut writer)?;
-        writer
-            .flush()
-            .map_err(|e| AttemptError::Fatal(anyhow!("could not write artifact {path}: {e}")))?;
+        let mut writer =
+            BufWriter::with_capacity(WRITE_BUFFER, Labelled::new(file.as_file(), label));
+        let bytes = client.download_artifact(run.id, path, &mut writer, limits)?;
+        writer.flush().map_err(|e| {
+            AttemptError::Fatal(
+                UserError::new(format!("could not save artifact {path}: {e}")).into(),
+            )
+        })?;
         drop(writer);
-        folder
-            .persist(file, destination)
-            .map_err(AttemptError::Fatal)?;
-        Ok(bytes)
+        Ok((file, bytes))
     })
 }
 

@@ -32,7 +32,35 @@ struct Args {
     data_dir: PathBuf,
 }
 
+/// A panic is a bug of ours: exit 2 with one paragraph on stderr, and the destructors still run
+/// (the scratch folder goes) because the panic is caught here rather than aborting.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let _ = writeln!(
+            std::io::stderr(),
+            "Internal error of dbt-cloud-job-trigger: it panicked ({message}){place}. This is a bug; \
+             please report it with the job's log. Outputs already written are whole; nothing \
+             half-written was left."
+        );
+    }));
+    guarded(|| run_main(args))
+}
+
+fn guarded(job: impl FnOnce() -> ExitCode) -> ExitCode {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(ExitCode::from(2))
+}
+
+fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match Args::try_parse_from(args) {
         Ok(args) => args,
         Err(error) => {
@@ -73,7 +101,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn run(config: &Config, folder: &DataFolder) -> anyhow::Result<()> {
     init_logging(config.debug);
-    let termination = Termination::install()?;
+    let scratch = folder.scratch_dir().to_owned();
+    let termination = Termination::install(move || {
+        let _ = std::fs::remove_dir_all(scratch);
+    })?;
     let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
     // config.json's storage.output.data_type_support overrides the project's setting.
     let types = config.data_type_support.unwrap_or_else(|| {
@@ -125,4 +156,30 @@ fn init_logging(debug: bool) {
             )
         })
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_anywhere_in_the_job_is_exit_2_and_unwinds() {
+        struct Dropped<'a>(&'a std::cell::Cell<bool>);
+        impl Drop for Dropped<'_> {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = std::cell::Cell::new(false);
+        let code = guarded(|| {
+            let _scratch = Dropped(&dropped);
+            std::thread::scope(|scope| {
+                scope.spawn(|| panic!("a bug in a download thread"));
+            });
+            ExitCode::SUCCESS
+        });
+        assert_eq!(code, ExitCode::from(2));
+        assert!(dropped.get(), "destructors ran: the scratch folder goes");
+        assert_eq!(guarded(|| ExitCode::from(1)), ExitCode::from(1));
+    }
 }

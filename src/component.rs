@@ -2,7 +2,9 @@
 //!
 //! The run table and the artifacts are written before the verdict, whatever it is: a failed
 //! run's `run_results.json` is exactly what its users need to see, and a timed-out or stopped
-//! run's last state is what they need to find it.
+//! run's last state is what they need to find it. A signal at any moment after a run exists ends
+//! in [`stopped`]: the run cancelled unless it is final or the user said not to, its tables
+//! written, exit 1.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus, Start};
 use crate::error::{user_error, UserError};
 use crate::run_results;
 use crate::tables::{self, Table};
-use crate::termination::Termination;
+use crate::termination::{is_terminated, Terminated, Termination};
 use crate::timing::Timing;
 use crate::wait::{self, Polling, WaitOutcome};
 
@@ -82,19 +84,51 @@ pub fn run(
         },
         config.cause,
     );
-    termination.check()?;
-    let (started, how) = start(&client, config)?;
+    let (started, how) = match termination
+        .check()
+        .map_err(Into::into)
+        .and_then(|()| start(&client, config))
+    {
+        Ok(started) => started,
+        Err(error) if is_terminated(&error) => {
+            return user_error(format!(
+                "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
+                signal_of(termination)
+            ))
+        }
+        Err(error) => return Err(error),
+    };
     // An adopted run began before us: polling from the history counts from its creation.
     let since = match how {
         ADOPTED => run_began(&started),
         _ => Instant::now(),
     };
     info!("{how} run {}: {}", started.id, link(&started));
-    output.table(Table::Trigger, &started)?;
+    let mut last = started;
+    let result = output
+        .table(Table::Trigger, &last)
+        .and_then(|()| follow(config, &client, output, &mut last, since));
+    match result {
+        Err(error) if is_terminated(&error) => {
+            stopped(config, &client, output, last, signal_of(termination))
+        }
+        Err(error) => Err(name_the_run(error, &last)),
+        Ok(()) => Ok(()),
+    }
+}
 
+/// Everything after the trigger table; `last` follows the run as it is seen.
+fn follow(
+    config: &Config,
+    client: &DbtCloud,
+    output: &Output,
+    last: &mut Run,
+    since: Instant,
+) -> Result<()> {
+    client.termination().check()?;
     let Wait::UpTo(max_wait) = config.wait else {
-        let last = client.get_run(started.id, Budget::Standard)?;
-        output.run_tables(&last)?;
+        *last = client.get_run(last.id, Budget::Standard)?;
+        output.run_tables(last)?;
         info!(
             "Not waiting for the result: run {} is {}",
             last.id, last.status
@@ -103,17 +137,44 @@ pub fn run(
     };
     let polling = match config.poll_interval {
         Some(interval) => Polling::Fixed(interval),
-        None => expected_duration(&client, config),
+        None => expected_duration(client, config),
     };
-    match wait::until_final(&client, started, polling, max_wait, since) {
-        WaitOutcome::Final(run) => finished(config, &client, output, run, since),
-        WaitOutcome::TimedOut { run, limit } => timed_out(config, &client, output, run, limit),
-        WaitOutcome::Terminated { run, signal } => stopped(config, &client, output, run, signal),
+    match wait::until_final(client, last.clone(), polling, max_wait, since) {
+        WaitOutcome::Final(run) => {
+            *last = run;
+            finished(config, client, output, last, since)
+        }
+        WaitOutcome::TimedOut { run, limit } => {
+            *last = run.clone();
+            timed_out(config, client, output, run, limit)
+        }
+        WaitOutcome::Terminated { run, signal } => {
+            *last = run;
+            Err(Terminated { signal }.into())
+        }
         WaitOutcome::Failed { run, error } => {
             output.run_tables(&run)?;
+            *last = run;
             Err(error)
         }
     }
+}
+
+fn signal_of(termination: &Termination) -> &'static str {
+    termination.check().err().map_or("a signal", |t| t.signal)
+}
+
+/// Every failure after the trigger names the run, so that the user can find it: a full disk
+/// after a successful run still leaves a run to look at.
+fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
+    if format!("{error:#}").contains(&run.id.to_string()) {
+        return error;
+    }
+    error.context(format!(
+        "dbt Cloud run {} ({}) was started, but the job could not finish",
+        run.id,
+        link(run)
+    ))
 }
 
 /// Starts the run as the config asks: adopting one already in progress (`if_running: wait`),
@@ -206,12 +267,17 @@ fn finished(
     config: &Config,
     client: &DbtCloud,
     output: &Output,
-    run: Run,
+    last: &mut Run,
     since: Instant,
 ) -> Result<()> {
+    // The final run is recorded before anything else can stop the job.
+    output.run_tables(last)?;
     // Also when artifacts are not wanted: the run results table reads run_results.json.
-    let run = artifacts::wait_until_saved(client, run)?;
-    output.run_tables(&run)?;
+    let run = artifacts::wait_until_saved(client, last.clone())?;
+    if run.artifacts_saved != last.artifacts_saved {
+        output.run_tables(&run)?;
+    }
+    *last = run.clone();
     let downloaded = config.download_artifacts.then(|| {
         let selection = Selection::new(config.artifacts_include.as_deref())?;
         artifacts::download_all(
@@ -220,6 +286,7 @@ fn finished(
             &run,
             config.artifact_concurrency,
             &selection,
+            config.max_artifact_size,
         )
     });
     let local_results = match &downloaded {
@@ -341,7 +408,7 @@ fn verdict(
                     warn!(
                         "{} artifacts could not be downloaded: {} (artifacts_must_succeed is false)",
                         done.failed.len(),
-                        done.failed.join(", ")
+                        artifacts::first_few(&done.failed)
                     );
                     None
                 }
@@ -351,7 +418,7 @@ fn verdict(
                         done.failed.len(),
                         done.listed,
                         run.id,
-                        done.failed.join(", ")
+                        artifacts::first_few(&done.failed)
                     ))
                     .into(),
                 ),
@@ -398,10 +465,13 @@ fn timed_out(
     run: Run,
     limit: Duration,
 ) -> Result<()> {
+    // Past max_wait_time only a brief budget is left: the job must end soon after it.
+    let budget = client.after_deadline();
     let (last, fate) = if config.cancel_on_timeout {
-        cancel(client, run, Budget::Standard)
+        cancel(client, run, budget)
     } else {
-        (run, "It goes on in dbt Cloud".to_owned())
+        let last = client.get_run(run.id, budget).unwrap_or(run);
+        (last, "It goes on in dbt Cloud".to_owned())
     };
     output.run_tables(&last)?;
     user_error(format!(
@@ -414,7 +484,8 @@ fn timed_out(
     ))
 }
 
-/// SIGTERM or SIGINT while waiting: cancel the run unless told not to, record it, and go.
+/// SIGTERM or SIGINT once a run exists: cancel it unless it is final or the user said not to,
+/// record it, and go.
 fn stopped(
     config: &Config,
     client: &DbtCloud,
@@ -422,6 +493,16 @@ fn stopped(
     run: Run,
     signal: &str,
 ) -> Result<()> {
+    if run.status.is_final() {
+        output.run_tables(&run)?;
+        return user_error(format!(
+            "Stopped by {signal} after dbt Cloud run {} ended ({}); its tables are written, its \
+             artifacts may be incomplete: {}.",
+            run.id,
+            run.status,
+            link(&run)
+        ));
+    }
     let (last, fate) = if config.cancel_on_terminate {
         cancel(client, run, Budget::AfterSignal)
     } else {

@@ -22,6 +22,8 @@ const MAX_WAIT_MINUTES: f64 = 525_600.0;
 const MAX_ARTIFACT_CONCURRENCY: u64 = 32;
 const MAX_REQUESTS_PER_MINUTE: u64 = 1_000_000;
 const MAX_POLL_INTERVAL_SECONDS: f64 = 3_600.0;
+/// A terabyte: past any artifact dbt writes, and within `u64` bytes.
+const MAX_ARTIFACT_SIZE_MB: f64 = 1_000_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
@@ -83,6 +85,8 @@ pub const PARAMETERS: &[Parameter] = &[
     parameter("cancel_on_timeout", Kind::Boolean, Default::Boolean(false)),
     parameter("poll_interval", Kind::Number, Default::Unset),
     parameter("artifact_concurrency", Kind::Integer, Default::Integer(8)),
+    // Ten times the largest manifest.json we have seen, so that only a runaway answer meets it.
+    parameter("max_artifact_size", Kind::Number, Default::Number(10_000.0)),
     // A fifth of dbt Cloud's 5,000 requests a minute per account, which every other client of
     // the account (schedulers, the IDE, other pipelines) shares.
     parameter(
@@ -170,6 +174,8 @@ pub struct Config {
     pub poll_interval: Option<Duration>,
     /// Downloads in flight at once.
     pub artifact_concurrency: usize,
+    /// In bytes: a larger artifact fails instead of filling the disk.
+    pub max_artifact_size: u64,
     /// The ceiling on this component's requests to dbt Cloud.
     pub max_requests_per_minute: u32,
     pub debug: bool,
@@ -448,6 +454,21 @@ fn from_parameters(
             ))
         }
     };
+    let max_artifact_size = match p
+        .number("max_artifact_size")
+        .expect("max_artifact_size has a default")
+    {
+        Ok(mb) if mb.is_finite() && mb > 0.0 && mb <= MAX_ARTIFACT_SIZE_MB => {
+            (mb * 1e6).round() as u64
+        }
+        _ => {
+            return Err(format!(
+                "max_artifact_size must be a number of megabytes greater than 0 and at most \
+                 {MAX_ARTIFACT_SIZE_MB} (fractions allowed), got {}",
+                p.get("max_artifact_size").expect("the default is valid")
+            ))
+        }
+    };
     Ok(Config {
         connection,
         job_id,
@@ -463,6 +484,7 @@ fn from_parameters(
         cancel_on_timeout: p.boolean("cancel_on_timeout")?,
         poll_interval,
         artifact_concurrency: p.integer("artifact_concurrency", MAX_ARTIFACT_CONCURRENCY)? as usize,
+        max_artifact_size,
         max_requests_per_minute: p.integer("max_requests_per_minute", MAX_REQUESTS_PER_MINUTE)?
             as u32,
         debug: p.boolean("debug")?,

@@ -6,21 +6,29 @@
 //! rename is atomic only within one file system and Keboola mounts `/tmp` separately.
 
 use std::fs;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, Write};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use log::warn;
 use tempfile::NamedTempFile;
 
-const SCRATCH_DIR: &str = ".dbt-cloud-job-trigger.tmp";
+use crate::error::UserError;
 
 pub struct DataFolder {
     root: PathBuf,
+    /// This process's own: two instances on one data folder never touch each other's.
+    scratch: PathBuf,
 }
 
 impl DataFolder {
     pub fn new(root: PathBuf) -> DataFolder {
-        DataFolder { root }
+        let scratch = root.join(format!(
+            ".dbt-cloud-job-trigger.{}-{:08x}.tmp",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        DataFolder { root, scratch }
     }
 
     pub fn config_file(&self) -> PathBuf {
@@ -41,26 +49,34 @@ impl DataFolder {
         self.root.join("artifacts").join("out").join("current")
     }
 
-    /// An empty scratch file, removed unless [`Self::persist`] moves it into place.
-    pub fn scratch_file(&self) -> Result<NamedTempFile> {
-        let dir = self.root.join(SCRATCH_DIR);
-        fs::create_dir_all(&dir)
-            .with_context(|| format!("could not create the scratch folder {}", dir.display()))?;
-        NamedTempFile::new_in(&dir)
-            .with_context(|| format!("could not create a scratch file in {}", dir.display()))
+    /// The scratch folder, for the signal watchdog to remove when it cannot wait for `Drop`.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.scratch
     }
 
-    /// Moves a complete scratch file to `destination`, creating its folders.
+    /// An empty scratch file, removed unless [`Self::persist`] moves it into place.
+    pub fn scratch_file(&self) -> Result<NamedTempFile> {
+        match fs::create_dir(&self.scratch) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.scratch.is_dir() => {}
+            Err(e) => return Err(local_failure("could not create", &self.scratch, &e)),
+        }
+        NamedTempFile::new_in(&self.scratch)
+            .map_err(|e| local_failure("could not create a file in", &self.scratch, &e))
+    }
+
+    /// Moves a complete scratch file to `destination`, creating its folders. A symbolic link on
+    /// the way is replaced by a folder, never followed: nothing lands outside the data folder.
     pub fn persist(&self, file: NamedTempFile, destination: &Path) -> Result<()> {
         if let Some(parent) = destination.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("could not create the folder {}", parent.display()))?;
+            self.real_folder(parent)?;
         }
         // No fsync: Keboola uploads outputs only after the process exits, and a crash of the
         // machine fails the job anyway. The rename is what keeps half-written files out of sight,
-        // and thousands of fsyncs would cost seconds on a large dbt project.
+        // and thousands of fsyncs would cost seconds on a large dbt project. A rename over a
+        // symbolic link replaces the link, not its target.
         file.persist(destination)
-            .with_context(|| format!("could not move the output into {}", destination.display()))?;
+            .map_err(|e| local_failure("could not write", destination, &e.error))?;
         Ok(())
     }
 
@@ -72,21 +88,106 @@ impl DataFolder {
     ) -> Result<()> {
         let file = self.scratch_file()?;
         {
-            let mut writer = BufWriter::new(file.as_file());
-            write(&mut writer)
-                .with_context(|| format!("could not write {}", destination.display()))?;
-            writer
-                .flush()
-                .with_context(|| format!("could not write {}", destination.display()))?;
+            let mut writer = BufWriter::new(Labelled::new(file.as_file(), destination));
+            let written = write(&mut writer).and_then(|()| Ok(writer.flush()?));
+            if let Err(error) = written {
+                // A failure of the disk is the user's to see; anything else is ours.
+                return Err(
+                    match error.chain().find_map(|c| c.downcast_ref::<io::Error>()) {
+                        Some(io) => UserError::new(format!("could not write {io}")).into(),
+                        None => error.context(format!("could not write {}", destination.display())),
+                    },
+                );
+            }
         }
         self.persist(file, destination)
+    }
+
+    /// Makes `folder` (below the data folder) a real folder, component by component.
+    fn real_folder(&self, folder: &Path) -> Result<()> {
+        let relative = folder.strip_prefix(&self.root).map_err(|_| {
+            UserError::new(format!(
+                "refusing to write {} outside the data folder {}",
+                folder.display(),
+                self.root.display()
+            ))
+        })?;
+        let mut path = self.root.clone();
+        for component in relative.components() {
+            let Component::Normal(name) = component else {
+                return Err(UserError::new(format!(
+                    "refusing to write to {}: it is not a plain path below the data folder",
+                    folder.display()
+                ))
+                .into());
+            };
+            path.push(name);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    warn!(
+                        "{} is a symbolic link; replacing it with a folder rather than writing through it",
+                        path.display()
+                    );
+                    fs::remove_file(&path)
+                        .map_err(|e| local_failure("could not remove the link", &path, &e))?;
+                }
+                Ok(_) => {
+                    return Err(UserError::new(format!(
+                        "could not write below {}: it is a file, not a folder",
+                        path.display()
+                    ))
+                    .into())
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(local_failure("could not read", &path, &e)),
+            }
+            match fs::create_dir(&path) {
+                Ok(()) => {}
+                // Another download made it meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e) => return Err(local_failure("could not create the folder", &path, &e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failure of this machine's disk: the path and the OS's reason, no retries, exit 1.
+fn local_failure(what: &str, path: &Path, error: &io::Error) -> anyhow::Error {
+    UserError::new(format!("{what} {}: {error}", path.display())).into()
+}
+
+/// A writer whose errors name the file they were meant for.
+pub struct Labelled<'a, W> {
+    inner: W,
+    label: &'a Path,
+}
+
+impl<'a, W: Write> Labelled<'a, W> {
+    pub fn new(inner: W, label: &'a Path) -> Labelled<'a, W> {
+        Labelled { inner, label }
+    }
+
+    fn label(&self, error: io::Error) -> io::Error {
+        io::Error::new(error.kind(), format!("{}: {error}", self.label.display()))
+    }
+}
+
+impl<W: Write> Write for Labelled<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.label(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.label(e))
     }
 }
 
 impl Drop for DataFolder {
     /// Scratch files left by a failure are useless; the folder must not linger in the data folder.
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(self.root.join(SCRATCH_DIR));
+        let _ = fs::remove_dir_all(&self.scratch);
     }
 }
 
@@ -118,8 +219,49 @@ mod tests {
         folder
             .write_atomically(&destination, |w| Ok(w.write_all(b"a,b\n")?))
             .unwrap();
+        let scratch = folder.scratch_dir().to_owned();
         drop(folder);
         assert_eq!(fs::read(&destination).unwrap(), b"a,b\n");
-        assert!(!root.path().join(SCRATCH_DIR).exists());
+        assert!(!scratch.exists());
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn a_symbolic_link_on_the_way_is_replaced_never_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let folder = DataFolder::new(root.path().to_owned());
+        fs::create_dir_all(folder.artifacts_dir()).unwrap();
+        std::os::unix::fs::symlink(outside.path(), folder.artifacts_dir().join("compiled"))
+            .unwrap();
+        let destination = folder.artifacts_dir().join("compiled/x.sql");
+        folder
+            .write_atomically(&destination, |w| Ok(w.write_all(b"select 1")?))
+            .unwrap();
+        assert_eq!(fs::read(&destination).unwrap(), b"select 1");
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        assert!(
+            !fs::symlink_metadata(folder.artifacts_dir().join("compiled"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn two_folders_on_one_root_have_their_own_scratch() {
+        let root = tempfile::tempdir().unwrap();
+        let first = DataFolder::new(root.path().to_owned());
+        let second = DataFolder::new(root.path().to_owned());
+        let file = second.scratch_file().unwrap();
+        first.scratch_file().unwrap();
+        drop(first);
+        second
+            .persist(file, &second.tables_dir().join("t.csv"))
+            .unwrap();
     }
 }

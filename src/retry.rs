@@ -1,12 +1,18 @@
 //! Retries with exponential backoff and jitter, within a budget of attempts and total time.
 //!
-//! Callers decide what is worth another attempt ([`AttemptError::Retryable`]); this module
-//! decides when, and when to give up. Giving up is a [`UserError`] that says what kept failing,
-//! how often and for how long: dbt Cloud being down is not something we can fix.
+//! Callers decide what is worth another attempt ([`AttemptError`]); this module decides when,
+//! and when to give up. Giving up is a [`UserError`] that says what kept failing, how often and
+//! for how long: dbt Cloud being down is not something we can fix.
+//!
+//! A 429 is not an ordinary failure: the rate limiter makes every caller wait out dbt Cloud's
+//! cooldown together, so a throttled attempt spends none of the attempts and none of the time
+//! budget. It has a budget of its own, [`RetryPolicy::max_throttled`], which covers the
+//! documented five-minute cooldown. A deadline, when set, bounds everything.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{debug, warn};
 
 use crate::error::UserError;
 use crate::termination::Termination;
@@ -16,32 +22,38 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// No new attempt starts later than this after the first one.
+    /// No new attempt starts later than this after the first one, not counting 429 cooldowns.
     pub max_total: Duration,
+    /// How long a call may go on being answered 429, from the first; each cooldown itself is
+    /// bounded by the rate limiter.
+    pub max_throttled: Duration,
+    /// No attempt starts after this, and no pause crosses it.
+    pub deadline: Option<Instant>,
 }
 
 impl RetryPolicy {
-    /// The same policy, allowed to go on until `deadline` (while waiting for a run: a 429's
-    /// five-minute cooldown must not fail the job when `max_wait_time` leaves room for it).
+    /// The same policy, with attempts and time bounded by `deadline` alone (while waiting for a
+    /// run: `max_wait_time` is the budget).
     pub fn until(self, deadline: Instant) -> RetryPolicy {
         RetryPolicy {
             max_attempts: u32::MAX,
-            max_total: self
-                .max_total
-                .max(deadline.saturating_duration_since(Instant::now())),
+            max_total: Duration::MAX,
+            max_throttled: Duration::MAX,
+            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
             ..self
         }
     }
 
     /// The pause before the next attempt, or `None` when the budget is spent. `jitter` in [0, 1)
     /// spreads clients that failed together; `retry_after` from the server wins when it asks
-    /// for longer.
+    /// for longer; `left` is the time until the deadline, when there is one.
     pub fn next_delay(
         &self,
         attempts_made: u32,
         elapsed: Duration,
         retry_after: Option<Duration>,
         jitter: f64,
+        left: Option<Duration>,
     ) -> Option<Duration> {
         if attempts_made >= self.max_attempts {
             return None;
@@ -53,27 +65,90 @@ impl RetryPolicy {
             .min(self.max_delay);
         let jittered = backoff.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0);
         let delay = retry_after.map_or(jittered, |asked| asked.max(jittered));
-        (elapsed + delay <= self.max_total).then_some(delay)
+        let within_total = elapsed
+            .checked_add(delay)
+            .is_some_and(|end| end <= self.max_total);
+        let within_deadline = left.is_none_or(|left| delay < left);
+        (within_total && within_deadline).then_some(delay)
     }
 }
 
+/// An attempt that failed in a way worth trying again.
+pub struct Retry {
+    pub error: anyhow::Error,
+    /// The server asked for at least this pause.
+    pub retry_after: Option<Duration>,
+    /// A budget of the caller's own, shared with other calls: no attempt after this.
+    pub not_after: Option<Instant>,
+    /// Logged at debug level only: the caller reports the outcome once, in its own words.
+    pub quiet: bool,
+    /// The request never left this machine (no connection was made), so it did nothing.
+    pub not_sent: bool,
+}
+
+impl Retry {
+    pub fn new(error: impl Into<anyhow::Error>) -> Retry {
+        Retry {
+            error: error.into(),
+            retry_after: None,
+            not_after: None,
+            quiet: false,
+            not_sent: false,
+        }
+    }
+}
+
+/// A time budget that several calls share, counted from the first time one of them needs it:
+/// listed artifacts that keep answering 404 wait for them all together, not one after another.
+pub struct SharedBudget {
+    length: Duration,
+    started: OnceLock<Instant>,
+}
+
+impl SharedBudget {
+    pub fn new(length: Duration) -> SharedBudget {
+        SharedBudget {
+            length,
+            started: OnceLock::new(),
+        }
+    }
+
+    pub fn length(&self) -> Duration {
+        self.length
+    }
+
+    /// When the budget ends; the first call starts it.
+    pub fn ends(&self) -> Instant {
+        let started = *self.started.get_or_init(Instant::now);
+        started.checked_add(self.length).unwrap_or(started)
+    }
+}
+
+/// A call could not be made before its deadline (`max_wait_time`).
+#[derive(Debug)]
+pub struct DeadlineReached;
+
+impl std::fmt::Display for DeadlineReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no time was left")
+    }
+}
+
+impl std::error::Error for DeadlineReached {}
+
 /// How one attempt failed.
 pub enum AttemptError {
-    /// Worth another attempt: a connection error, a timeout, a cut body, 429, 5xx.
-    Retryable {
-        error: anyhow::Error,
-        retry_after: Option<Duration>,
-    },
+    /// Worth another attempt: a connection error, a timeout, a cut body, 5xx.
+    Retryable(Retry),
+    /// 429: the rate limiter holds the next attempt until dbt Cloud's cooldown ends.
+    Throttled(anyhow::Error),
     /// Another attempt would fail the same way.
     Fatal(anyhow::Error),
 }
 
 impl AttemptError {
     pub fn retryable(error: impl Into<anyhow::Error>) -> AttemptError {
-        AttemptError::Retryable {
-            error: error.into(),
-            retry_after: None,
-        }
+        AttemptError::Retryable(Retry::new(error))
     }
 }
 
@@ -83,9 +158,8 @@ impl<E: Into<anyhow::Error>> From<E> for AttemptError {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails fatally, or the policy's budget is spent. `on_retry`
-/// sees each retryable failure before the pause (the trigger uses it to look for a run that
-/// was created although the answer was lost). Pauses end early on SIGTERM.
+/// Runs `attempt` until it succeeds, fails fatally, or the policy's budget is spent. A signal
+/// ends the pauses and stops any further attempt.
 pub fn retry<T>(
     what: &str,
     policy: &RetryPolicy,
@@ -94,39 +168,88 @@ pub fn retry<T>(
 ) -> anyhow::Result<T> {
     let started = Instant::now();
     let mut attempts_made = 0;
+    // Time spent answered 429 does not count against `max_total`.
+    let mut throttled_since: Option<Instant> = None;
+    let mut excused = Duration::ZERO;
     loop {
-        attempts_made += 1;
-        let (error, retry_after) = match attempt() {
+        termination.check()?;
+        let failure = match attempt() {
             Ok(value) => return Ok(value),
             Err(AttemptError::Fatal(error)) => return Err(error),
-            Err(AttemptError::Retryable { error, retry_after }) => (error, retry_after),
+            Err(AttemptError::Throttled(error)) => {
+                let since = *throttled_since.get_or_insert_with(Instant::now);
+                let past_deadline = policy.deadline.is_some_and(|d| Instant::now() >= d);
+                if since.elapsed() >= policy.max_throttled || past_deadline {
+                    return Err(UserError::new(format!(
+                        "{what} was refused by dbt Cloud's rate limit for {:.0} s: {error:#}. \
+                         Other clients of the account may be using its 5,000 requests a minute; \
+                         lower max_requests_per_minute or try again later.",
+                        since.elapsed().as_secs_f64()
+                    ))
+                    .into());
+                }
+                debug!("{what} was throttled ({error:#}); the rate limiter holds the next attempt");
+                continue;
+            }
+            Err(AttemptError::Retryable(failure)) => failure,
         };
+        attempts_made += 1;
+        if let Some(since) = throttled_since.take() {
+            excused += since.elapsed();
+        }
+        let deadline = match (policy.deadline, failure.not_after) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let error = failure.error;
+        let elapsed = started.elapsed().saturating_sub(excused);
         let Some(delay) = policy.next_delay(
             attempts_made,
-            started.elapsed(),
-            retry_after,
+            elapsed,
+            failure.retry_after,
             fastrand::f64(),
+            deadline.map(|d| d.saturating_duration_since(Instant::now())),
         ) else {
+            if failure.not_after.is_some() {
+                // The caller's own budget ended: its error says why, not dbt Cloud's health.
+                return Err(error.context(format!(
+                    "{what}: given up after {attempts_made} attempts over {:.1} s",
+                    started.elapsed().as_secs_f64()
+                )));
+            }
+            let last = format!("{error:#}");
             return Err(UserError::new(format!(
-                "{what} kept failing: {attempts_made} attempts over {:.1} s, the last one with: {error:#}. \
+                "{what} kept failing: {attempts_made} attempts over {:.1} s, the last one with: {}. \
                  dbt Cloud may be down or throttling this account; try again later.",
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                last.trim_end_matches('.')
             ))
             .into());
         };
         // The budget, so that a reader knows how long this may go on.
-        let total = policy.max_total.as_secs_f64();
-        let budget = match policy.max_attempts {
-            u32::MAX => format!("attempt {}, for up to {total:.0} s", attempts_made + 1),
-            max => format!(
-                "attempt {} of {max}, within {total:.0} s",
-                attempts_made + 1
+        let budget = match (policy.max_attempts, deadline) {
+            (u32::MAX, Some(deadline)) => format!(
+                "attempt {}, for up to {:.0} s",
+                attempts_made + 1,
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+            ),
+            (max, _) => format!(
+                "attempt {} of {max}, within {:.0} s",
+                attempts_made + 1,
+                policy.max_total.as_secs_f64()
             ),
         };
-        warn!(
+        let line = format!(
             "{what} failed ({error:#}); retrying in {:.1} s ({budget})",
             delay.as_secs_f64()
         );
+        if failure.quiet {
+            debug!("{line}");
+        } else {
+            warn!("{line}");
+        }
         termination.sleep(delay)?;
     }
 }
@@ -140,11 +263,13 @@ mod tests {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(8),
         max_total: Duration::from_secs(60),
+        max_throttled: Duration::from_secs(330),
+        deadline: None,
     };
 
     #[test]
     fn backs_off_exponentially_with_jitter_up_to_the_cap() {
-        let at = |attempts, jitter| POLICY.next_delay(attempts, Duration::ZERO, None, jitter);
+        let at = |attempts, jitter| POLICY.next_delay(attempts, Duration::ZERO, None, jitter, None);
         assert_eq!(at(1, 0.0), Some(Duration::from_millis(500)));
         assert_eq!(
             at(1, 0.999_999),
@@ -160,21 +285,98 @@ mod tests {
     fn honours_retry_after_and_the_total_time() {
         let asked = Some(Duration::from_secs(30));
         assert_eq!(
-            POLICY.next_delay(1, Duration::ZERO, asked, 0.5),
+            POLICY.next_delay(1, Duration::ZERO, asked, 0.5, None),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            POLICY.next_delay(1, Duration::from_secs(31), asked, 0.5),
+            POLICY.next_delay(1, Duration::from_secs(31), asked, 0.5, None),
             None,
             "30 s more would pass 60 s"
         );
-        let cooldown = Some(Duration::from_secs(300));
-        assert_eq!(POLICY.next_delay(1, Duration::ZERO, cooldown, 0.5), None);
-        let waiting = POLICY.until(Instant::now() + Duration::from_secs(3600));
+        let absurd = Some(Duration::from_secs(u64::MAX));
         assert_eq!(
-            waiting.next_delay(40, Duration::ZERO, cooldown, 0.5),
-            Some(Duration::from_secs(300))
+            POLICY.next_delay(1, Duration::from_secs(1), absurd, 0.5, None),
+            None,
+            "no overflow"
         );
+    }
+
+    #[test]
+    fn a_deadline_bounds_every_pause_and_the_attempts() {
+        let waiting = POLICY.until(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(waiting.max_attempts, u32::MAX);
+        let left = Some(Duration::from_secs(10));
+        assert_eq!(
+            waiting.next_delay(40, Duration::from_secs(5000), None, 0.0, left),
+            Some(Duration::from_secs(4)),
+            "attempts and total time no longer count"
+        );
+        assert_eq!(
+            waiting.next_delay(1, Duration::ZERO, Some(Duration::from_secs(300)), 0.5, left),
+            None,
+            "a pause that would cross the deadline is not taken"
+        );
+        let sooner = Instant::now() + Duration::from_secs(1);
+        assert_eq!(waiting.until(sooner).deadline, Some(sooner));
+    }
+
+    #[test]
+    fn a_deadline_ends_the_retries_in_time() {
+        let termination = Termination::none();
+        let quick = RetryPolicy {
+            first_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(40),
+            ..POLICY
+        }
+        .until(Instant::now() + Duration::from_millis(300));
+        let started = Instant::now();
+        let result: anyhow::Result<()> = retry("GET /x/", &quick, &termination, || {
+            Err(AttemptError::retryable(anyhow::anyhow!("HTTP 503")))
+        });
+        assert!(result.unwrap_err().to_string().contains("kept failing"));
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn throttled_attempts_spend_their_own_budget_not_the_attempts() {
+        let termination = Termination::none();
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            max_total: Duration::from_millis(50),
+            max_throttled: Duration::from_millis(200),
+            deadline: None,
+        };
+        let mut calls = 0;
+        let value = retry("GET /x/", &policy, &termination, || {
+            calls += 1;
+            match calls {
+                1..=20 => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    Err(AttemptError::Throttled(anyhow::anyhow!("HTTP 429")))
+                }
+                21 => Err(AttemptError::retryable(anyhow::anyhow!("HTTP 502"))),
+                _ => Ok(calls),
+            }
+        });
+        assert_eq!(
+            value.unwrap(),
+            22,
+            "100 ms throttled spent neither attempts nor time"
+        );
+
+        let started = Instant::now();
+        let result: anyhow::Result<()> = retry("GET /x/", &policy, &termination, || {
+            std::thread::sleep(Duration::from_millis(5));
+            Err(AttemptError::Throttled(anyhow::anyhow!("HTTP 429")))
+        });
+        let error = result.unwrap_err().to_string();
+        assert!(
+            error.contains("refused by dbt Cloud's rate limit"),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(400));
     }
 
     #[test]

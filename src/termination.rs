@@ -1,6 +1,7 @@
 //! SIGTERM and SIGINT. Keboola stops a job with SIGTERM and kills it about 10 s later, so on the
-//! first signal every pause ends at once, the caller cancels the dbt run and records it, and a
-//! watchdog exits the process after [`GRACE`] whatever is still in flight.
+//! first signal every pause ends at once, a request in flight is abandoned
+//! ([`Termination::abandonable`]), the caller cancels the dbt run and records it, and a watchdog
+//! exits the process after [`GRACE`] whatever is still going, cleaning up first.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -32,9 +33,15 @@ impl std::fmt::Display for Terminated {
 
 impl std::error::Error for Terminated {}
 
+/// True when the error, or any it wraps, says that a signal stopped us.
+pub fn is_terminated(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Terminated>())
+}
+
 impl Termination {
-    /// Takes over SIGTERM and SIGINT for the rest of the process.
-    pub fn install() -> Result<Termination> {
+    /// Takes over SIGTERM and SIGINT for the rest of the process. The watchdog runs `cleanup`
+    /// before it exits, since `process::exit` runs no destructors.
+    pub fn install(cleanup: impl FnOnce() + Send + 'static) -> Result<Termination> {
         let termination = Termination::none();
         let signal = termination.signal.clone();
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
@@ -44,6 +51,7 @@ impl Termination {
                 signal.store(received, Ordering::SeqCst);
                 log::warn!("Received {}: stopping", name(received));
                 std::thread::sleep(GRACE);
+                cleanup();
                 eprintln!(
                     "Stopped by {} before the component could finish cleanly.",
                     name(received)
@@ -72,7 +80,9 @@ impl Termination {
 
     /// Sleeps for `duration`, or less when a signal comes.
     pub fn sleep(&self, duration: Duration) -> Result<(), Terminated> {
-        let end = Instant::now() + duration;
+        let Some(end) = Instant::now().checked_add(duration) else {
+            return self.sleep_forever();
+        };
         loop {
             self.check()?;
             let left = end.saturating_duration_since(Instant::now());
@@ -84,10 +94,76 @@ impl Termination {
     }
 }
 
+impl Termination {
+    fn sleep_forever(&self) -> Result<(), Terminated> {
+        loop {
+            self.check()?;
+            std::thread::sleep(SLICE);
+        }
+    }
+
+    /// Runs `work` on a thread of its own and waits for it, or returns at once when a signal
+    /// comes: a request in flight to a slow server must not hold up the cancel. The abandoned
+    /// thread ends with its request's timeout, or with the process.
+    pub fn abandonable<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Terminated> {
+        self.check()?;
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(work());
+        });
+        loop {
+            match result.recv_timeout(SLICE) {
+                Ok(value) => return Ok(value),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.check()?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    // The work panicked; say so where a panic is expected to surface.
+                    panic!("a request thread ended without an answer")
+                }
+            }
+        }
+    }
+}
+
 fn name(signal: i32) -> &'static str {
     match signal {
         SIGTERM => "SIGTERM",
         SIGINT => "SIGINT",
         _ => "a signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_sleep_ends_with_the_signal() {
+        let termination = Termination::none();
+        let signal = termination.signal.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            signal.store(SIGTERM, Ordering::SeqCst);
+        });
+        let started = Instant::now();
+        assert!(termination.sleep(Duration::MAX).is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn abandonable_work_is_left_behind_on_a_signal() {
+        let termination = Termination::none();
+        assert_eq!(termination.abandonable(|| 7).unwrap(), 7);
+        let signal = termination.signal.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            signal.store(SIGINT, Ordering::SeqCst);
+        });
+        let started = Instant::now();
+        let result = termination.abandonable(|| std::thread::sleep(Duration::from_secs(30)));
+        assert_eq!(result.unwrap_err().signal, "SIGINT");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

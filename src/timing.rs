@@ -15,6 +15,30 @@ pub struct Timing {
     /// For the cancel and last look after SIGTERM, which must fit in the grace period.
     pub after_signal: RetryPolicy,
     pub after_signal_timeout: Duration,
+    /// For the last look and the cancel once `max_wait_time` has passed.
+    pub after_deadline: Duration,
+    pub cooldown: Cooldown,
+    /// A download slower than `min_bytes` per `window` is broken off and tried again.
+    pub stall: Stall,
+    /// How long, in all, listed artifacts may keep answering 404.
+    pub missing_artifacts: Duration,
+}
+
+/// dbt Cloud's 429: past 5,000 requests a minute the account answers 429 for five minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cooldown {
+    /// Without `Retry-After`, the first probe of whether the cooldown ended comes this late...
+    pub first_probe: Duration,
+    /// ...and the pause between probes doubles up to this.
+    pub max_probe_interval: Duration,
+    /// The longest a cooldown is waited out, and the cap on any `Retry-After`.
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    pub window: Duration,
+    pub min_bytes: u64,
 }
 
 impl Timing {
@@ -27,18 +51,26 @@ impl Timing {
 
     /// The UI waits about 30 s for a synchronous action: retries must end well before.
     pub fn for_sync_action(self) -> Timing {
+        let ceiling = Duration::from_secs(10);
         Timing {
-            read_timeout: self.read_timeout.min(Duration::from_secs(10)),
+            read_timeout: self.read_timeout.min(ceiling),
             retry: RetryPolicy {
                 max_attempts: self.retry.max_attempts.min(3),
-                max_total: self.retry.max_total.min(Duration::from_secs(10)),
+                max_total: self.retry.max_total.min(ceiling),
+                max_throttled: self.retry.max_throttled.min(ceiling),
                 ..self.retry
+            },
+            cooldown: Cooldown {
+                max: self.cooldown.max.min(ceiling),
+                ..self.cooldown
             },
             ..self
         }
     }
 
     pub fn standard() -> Timing {
+        // The documented five minutes, and a margin for clocks and the probe's interval.
+        let cooldown = Duration::from_secs(330);
         Timing {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
@@ -47,13 +79,29 @@ impl Timing {
                 first_delay: Duration::from_secs(2),
                 max_delay: Duration::from_secs(60),
                 max_total: Duration::from_secs(300),
+                // Three cooldowns: an account that others keep at its limit may cool down again
+                // right after the first.
+                max_throttled: cooldown * 3,
+                deadline: None,
             },
             after_signal: AFTER_SIGNAL,
             after_signal_timeout: Duration::from_millis(1500),
+            after_deadline: Duration::from_secs(20),
+            cooldown: Cooldown {
+                first_probe: Duration::from_secs(5),
+                max_probe_interval: Duration::from_secs(30),
+                max: cooldown,
+            },
+            stall: Stall {
+                window: Duration::from_secs(60),
+                min_bytes: 600_000,
+            },
+            missing_artifacts: Duration::from_secs(60),
         }
     }
 
     pub fn fast() -> Timing {
+        let cooldown = Duration::from_secs(3);
         Timing {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
@@ -62,9 +110,22 @@ impl Timing {
                 first_delay: Duration::from_millis(50),
                 max_delay: Duration::from_millis(400),
                 max_total: Duration::from_secs(5),
+                max_throttled: cooldown * 3,
+                deadline: None,
             },
             after_signal: AFTER_SIGNAL,
             after_signal_timeout: Duration::from_millis(1500),
+            after_deadline: Duration::from_secs(2),
+            cooldown: Cooldown {
+                first_probe: Duration::from_millis(100),
+                max_probe_interval: Duration::from_millis(400),
+                max: cooldown,
+            },
+            stall: Stall {
+                window: Duration::from_secs(1),
+                min_bytes: 10_000,
+            },
+            missing_artifacts: Duration::from_secs(1),
         }
     }
 }
@@ -75,4 +136,6 @@ const AFTER_SIGNAL: RetryPolicy = RetryPolicy {
     first_delay: Duration::from_millis(200),
     max_delay: Duration::from_millis(200),
     max_total: Duration::from_millis(1500),
+    max_throttled: Duration::ZERO,
+    deadline: None,
 };

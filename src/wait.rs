@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use log::info;
 
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
+use crate::retry::DeadlineReached;
 use crate::termination::Terminated;
 
 /// Never more often: a poll is a request against the account's shared rate limit.
@@ -63,7 +64,8 @@ pub enum WaitOutcome {
 }
 
 /// Polls get-run until the run is final or `max_wait` has passed since we began waiting,
-/// logging each change of status or step. `since` is when the run began, which the poll
+/// logging each change of status or step. The deadline is hard: retries, the rate limiter and
+/// each request's timeout all end by it, whatever dbt Cloud does. `since` is when the run began, which the poll
 /// schedule and the log count from: just now for a run we started, earlier for one we adopted.
 pub fn until_final(
     client: &DbtCloud,
@@ -72,7 +74,8 @@ pub fn until_final(
     max_wait: Duration,
     since: Instant,
 ) -> WaitOutcome {
-    let deadline = Instant::now() + max_wait;
+    let now = Instant::now();
+    let deadline = now.checked_add(max_wait).unwrap_or(now);
     let mut last = run;
     let mut last_seen = describe(&last);
     let mut last_said = Instant::now();
@@ -94,10 +97,19 @@ pub fn until_final(
         match client.get_run(last.id, Budget::Until(deadline)) {
             Ok(run) => last = run,
             Err(error) => {
-                return match error.downcast::<Terminated>() {
-                    Ok(Terminated { signal }) => WaitOutcome::Terminated { run: last, signal },
-                    Err(error) => WaitOutcome::Failed { run: last, error },
+                if let Some(Terminated { signal }) = error
+                    .chain()
+                    .find_map(|cause| cause.downcast_ref::<Terminated>())
+                {
+                    return WaitOutcome::Terminated { run: last, signal };
                 }
+                if error.chain().any(|cause| cause.is::<DeadlineReached>()) {
+                    return WaitOutcome::TimedOut {
+                        run: last,
+                        limit: max_wait,
+                    };
+                }
+                return WaitOutcome::Failed { run: last, error };
             }
         }
         let seen = describe(&last);

@@ -133,7 +133,13 @@ fn one_429_pauses_every_worker_and_lowers_the_rate() {
     assert_eq!(during_pause, 0, "every worker waited out the Retry-After");
     assert!(
         run.stdout()
-            .contains("every request waits 2.0 s, then goes at most 50000 a minute"),
+            .contains("then at most 50000 requests a minute"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout()
+            .contains("(HTTP 429, Retry-After 2 s): every request waits"),
         "{}",
         run.stdout()
     );

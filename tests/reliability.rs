@@ -87,10 +87,18 @@ fn retry_after_is_honoured() {
     let run = run_component(parameters(&emulator, waiting()));
     run.assert_code(0);
     assert!(
-        run.stdout()
-            .contains("retrying in 2.0 s (attempt 2, for up to "),
+        run.stdout().contains("(HTTP 429, Retry-After 2 s)"),
         "{}",
         run.stdout()
+    );
+    let polls: Vec<_> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/runs/70403103000/"))
+        .collect();
+    assert!(
+        polls[1].at - polls[0].at >= Duration::from_millis(1950),
+        "the next look waited for Retry-After"
     );
 }
 

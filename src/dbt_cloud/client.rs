@@ -3,29 +3,36 @@
 //!
 //! GETs and cancel are retried on transport errors, 429 and 5xx. The trigger is not: when its
 //! outcome is unknown, the job's newest runs are searched for the run it may have created, and
-//! the trigger is sent again only when there is none (see [`DbtCloud::trigger_run`]).
+//! the trigger is sent again only when there is none (see [`DbtCloud::start_run`]).
+//!
+//! Every request waits for the one [`RateLimiter`], goes out on a thread that a signal abandons,
+//! and tells the limiter how it was answered. Failures on our side of the wire (a full disk, a
+//! certificate this machine does not trust) are not retried.
 
 use std::io::{self, Read, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
 use log::{debug, info, warn};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER,
+};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::ids::{AccountId, JobId, RunId};
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{Answer, RateLimiter, Refusal};
 use super::run::Run;
 use super::url::{is_safe_redirect, BaseUrl};
 use super::Connection;
 use crate::error::UserError;
-use crate::retry::{retry, AttemptError, RetryPolicy};
+use crate::retry::{retry, AttemptError, DeadlineReached, Retry, SharedBudget};
 use crate::secret::ApiToken;
 use crate::termination::Termination;
-use crate::timing::Timing;
+use crate::timing::{Stall, Timing};
 
 /// Error bodies are read only this far: enough for the envelope, never a whole HTML page.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
@@ -36,8 +43,13 @@ const TRIGGERED_RELATED: &str = r#"["trigger","job"]"#;
 const MAX_REDIRECTS: usize = 5;
 /// How many of the job's newest runs are searched for one our lost trigger created.
 const ADOPTION_WINDOW: usize = 20;
-/// Clock skew allowed between us and dbt Cloud when matching a run by creation time.
-const CLOCK_SKEW: Duration = Duration::from_secs(120);
+/// `Date` has whole seconds, and the answer takes a moment to come: a run our trigger created
+/// may look this much older than our send, on dbt Cloud's clock as we estimate it.
+const CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
+/// A request's timeout is never cut below this by a deadline: a last look must be able to answer.
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many candidate runs an ambiguous lost trigger names.
+const CANDIDATES_NAMED: usize = 5;
 
 /// How a run is started.
 #[derive(Debug, Clone)]
@@ -55,10 +67,25 @@ pub enum Start {
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
     Standard,
-    /// While waiting for a run: as long as `max_wait_time` leaves room.
+    /// While waiting for a run: until `max_wait_time` passes, and not a moment longer.
     Until(Instant),
     /// After SIGTERM: a quick try that fits the grace period.
     AfterSignal,
+}
+
+/// What a download may cost before it is given up.
+pub struct DownloadLimits<'a> {
+    /// Bytes: a larger artifact fails rather than fill the disk.
+    pub max_size: u64,
+    /// Listed artifacts that answer 404 share this budget.
+    pub missing: &'a SharedBudget,
+}
+
+/// The newest run of the job before we triggered, which a run we created must be newer than.
+#[derive(Debug, Clone, Copy)]
+enum Baseline {
+    Known(Option<RunId>),
+    Unknown,
 }
 
 pub struct DbtCloud {
@@ -69,6 +96,8 @@ pub struct DbtCloud {
     timing: Timing,
     termination: Termination,
     limiter: RateLimiter,
+    /// dbt Cloud's clock minus ours, from the `Date` of its latest answer.
+    clock_offset: Mutex<Option<chrono::Duration>>,
 }
 
 impl DbtCloud {
@@ -94,7 +123,8 @@ impl DbtCloud {
             account: connection.account_id,
             timing,
             termination,
-            limiter: RateLimiter::per_minute(max_requests_per_minute),
+            limiter: RateLimiter::per_minute(max_requests_per_minute, timing.cooldown),
+            clock_offset: Mutex::new(None),
         })
     }
 
@@ -102,23 +132,24 @@ impl DbtCloud {
         &self.termination
     }
 
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.timing.retry
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// For the last look and the cancel once `max_wait_time` has passed: brief, bounded.
+    pub fn after_deadline(&self) -> Budget {
+        Budget::Until(Instant::now() + self.timing.after_deadline)
     }
 
     /// Starts a run of `job`, exactly once. A lost answer (a reset, a timeout, a 5xx) may hide
     /// a run that was created, so before sending again we look among the job's newest runs for
-    /// one newer than the newest before our first attempt (and, for a trigger, with our cause),
-    /// and adopt it.
+    /// one newer than the newest before our first attempt, created after that attempt on dbt
+    /// Cloud's clock and (for a trigger) with our cause, and adopt it. A signal before the send
+    /// means no send; a signal during it leaves the run it may have created to be found, so that
+    /// the caller can record and cancel it.
     pub fn start_run(&self, job: JobId, start: &Start) -> Result<Run> {
-        let newest_before = match self.newest_run(job) {
-            Ok(newest) => newest.map(|run| run.id),
-            Err(error) => {
-                debug!("could not list the job's runs before triggering ({error:#}); matching by time instead");
-                None
-            }
-        };
-        let sent_at = Utc::now();
+        let baseline = self.baseline(job)?;
+        self.termination.check()?;
         let (url, body) = match start {
             Start::Trigger { cause, overrides } => {
                 let mut body = overrides.clone();
@@ -135,15 +166,22 @@ impl DbtCloud {
             Start::Rerun => None,
         };
         let subject = format!("job {job}");
-        let mut attempts = 0;
-        retry(
+        let mut first_send: Option<DateTime<Utc>> = None;
+        let mut maybe_created = false;
+        let result = retry(
             &format!("POST {}", url.path()),
             &self.timing.retry,
             &self.termination,
             || {
-                attempts += 1;
-                if attempts > 1 {
-                    if let Some(run) = self.find_started(job, cause, newest_before, sent_at)? {
+                if maybe_created {
+                    let found = self
+                        .find_started(job, cause, baseline, first_send, Budget::Standard)
+                        .context(
+                            "the trigger's answer was lost, and the job's runs could not be listed \
+                             to see whether it created one; not triggering again, so as not to \
+                             start the job twice",
+                        )?;
+                    if let Some(run) = found {
                         info!(
                             "The answer was lost, but it started run {}: adopting it",
                             run.id
@@ -151,22 +189,67 @@ impl DbtCloud {
                         return Ok(run);
                     }
                 }
-                let data = self.attempt(
+                first_send.get_or_insert_with(Utc::now);
+                let outcome = self.attempt(
                     Method::POST,
                     &url,
                     body.as_ref(),
                     &subject,
-                    self.timing.read_timeout,
+                    Budget::Standard,
                     &self.termination,
-                )?;
-                Ok(decode_run(data)?)
+                );
+                match outcome {
+                    Ok(data) => Ok(decode_run(data)?),
+                    Err(AttemptError::Retryable(failure)) => {
+                        maybe_created |= !failure.not_sent;
+                        Err(AttemptError::Retryable(failure))
+                    }
+                    Err(other) => Err(other),
+                }
             },
-        )
+        );
+        match result {
+            Err(error) if crate::termination::is_terminated(&error) && first_send.is_some() => {
+                // The POST was in flight: dbt Cloud may have created the run all the same.
+                match self.find_started(job, cause, baseline, first_send, Budget::AfterSignal) {
+                    Ok(Some(run)) => {
+                        info!("The trigger was interrupted, but it started run {}", run.id);
+                        Ok(run)
+                    }
+                    _ => Err(error),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The job's newest run before the trigger, read twice before it is given up as unknown. A
+    /// refusal the user must fix (the token, the job, the certificate, dbt Cloud unreachable)
+    /// would refuse the trigger too: it ends the job at once.
+    fn baseline(&self, job: JobId) -> Result<Baseline> {
+        for attempt in 1..=2 {
+            match self.newest_run(job) {
+                Ok(newest) => return Ok(Baseline::Known(newest.map(|run| run.id))),
+                Err(error)
+                    if crate::termination::is_terminated(&error)
+                        || crate::error::is_user_error(&error) =>
+                {
+                    return Err(error)
+                }
+                Err(error) => warn!(
+                    "Could not list the job's runs before triggering (read {attempt} of 2): {error:#}"
+                ),
+            }
+        }
+        Ok(Baseline::Unknown)
     }
 
     /// The job's newest run, if it has any.
     pub fn newest_run(&self, job: JobId) -> Result<Option<Run>> {
-        Ok(self.list_runs(job, 1, None, None)?.into_iter().next())
+        Ok(self
+            .list_runs(job, 1, None, None, Budget::Standard)?
+            .into_iter()
+            .next())
     }
 
     /// The job's queued, starting and running runs, newest first, with trigger and job.
@@ -212,12 +295,14 @@ impl DbtCloud {
     }
 
     /// One attempt at streaming an artifact into `out`, bytes as served. Redirects are followed,
-    /// but the token goes only to the dbt Cloud host. A short body is retryable.
+    /// but the token goes only to the dbt Cloud host. A short, broken or stalled body is
+    /// retryable; one past `limits.max_size`, or one that cannot be written, is not.
     pub fn download_artifact(
         &self,
         run: RunId,
         path: &str,
         out: &mut dyn Write,
+        limits: &DownloadLimits,
     ) -> Result<u64, AttemptError> {
         let mut segments = vec!["runs".to_owned(), run.to_string(), "artifacts".to_owned()];
         segments.extend(path.split('/').map(str::to_owned));
@@ -229,29 +314,54 @@ impl DbtCloud {
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
-            let response = self.send(request, &url, &self.termination)?;
-            if response.status().is_redirection() {
-                url = redirect_target(&response, &url).map_err(AttemptError::Fatal)?;
+            let (status, headers, response) =
+                self.send(request, &url, &self.termination, None, |response| response)?;
+            if status.is_redirection() {
+                url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
                 debug!(
                     "{subject} is redirected to {}",
                     url.host_str().unwrap_or_default()
                 );
                 continue;
             }
-            // Right after a run finishes, a listed artifact can still be on its way.
-            if response.status() == StatusCode::NOT_FOUND {
-                return Err(AttemptError::retryable(anyhow!(
-                    "{subject} is not there yet (HTTP 404)"
+            // Right after a run finishes, a listed artifact can still be on its way; the wait for
+            // all missing artifacts together is bounded.
+            if status == StatusCode::NOT_FOUND {
+                let ends = limits.missing.ends();
+                let missing = anyhow!(
+                    "{subject} is listed but not there (HTTP 404), within the {:.0} s that all \
+                     missing artifacts share",
+                    limits.missing.length().as_secs_f64()
+                );
+                if Instant::now() >= ends {
+                    return Err(AttemptError::Fatal(missing));
+                }
+                return Err(AttemptError::Retryable(Retry {
+                    not_after: Some(ends),
+                    quiet: true,
+                    ..Retry::new(missing)
+                }));
+            }
+            if !status.is_success() {
+                let body = read_limited(response, ERROR_BODY_LIMIT);
+                return Err(self.refusal(status, &headers, &body, &url, &subject));
+            }
+            let expected = response.content_length();
+            if let Some(size) = expected.filter(|&size| size > limits.max_size) {
+                return Err(AttemptError::Fatal(too_large(
+                    &subject,
+                    size,
+                    limits.max_size,
                 )));
             }
-            let response = self.check_status(response, &subject)?;
-            let expected = response.content_length();
-            let mut body = response;
-            // Fixed-size reads into the caller's buffered file: memory does not grow with the
-            // artifact. (Reading straight into a 256 KB buffer measured no faster and 4 MB heavier.)
-            let written = io::copy(&mut body, out).map_err(|e| {
-                AttemptError::retryable(anyhow!("downloading {subject} broke off: {e}"))
-            })?;
+            let written = copy_body(
+                response,
+                out,
+                &subject,
+                limits.max_size,
+                self.timing.stall,
+                &self.termination,
+            )?;
             return match expected {
                 Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
                     "the download of {subject} ended after {written} of {expected} bytes"
@@ -266,7 +376,7 @@ impl DbtCloud {
 
     /// How long the job's last few successful runs took, from creation to finish, newest first.
     pub fn recent_durations(&self, job: JobId, count: usize) -> Result<Vec<Duration>> {
-        let runs = self.list_runs(job, count, None, Some(10))?;
+        let runs = self.list_runs(job, count, None, Some(10), Budget::Standard)?;
         Ok(runs
             .iter()
             .filter_map(|run| {
@@ -319,36 +429,78 @@ impl DbtCloud {
 
     /// The job's newest runs, with their triggers.
     pub fn recent_runs(&self, job: JobId, count: usize) -> Result<Vec<Run>> {
-        self.list_runs(job, count, Some(r#"["trigger"]"#), None)
+        self.list_runs(job, count, Some(r#"["trigger"]"#), None, Budget::Standard)
     }
 
-    /// The oldest run among the job's newest that could be the one our trigger created: newer
-    /// than the newest run before it (or, if that is unknown, created since), with our cause.
+    /// The oldest run among the job's newest that our trigger created: with our cause, newer
+    /// than the baseline, and created after our first send on dbt Cloud's clock (estimated from
+    /// its answers' `Date`, so our own clock may be off). With neither the baseline nor dbt
+    /// Cloud's clock known there is no telling ours from another client's: an error naming them.
     fn find_started(
         &self,
         job: JobId,
         cause: Option<&str>,
-        newest_before: Option<RunId>,
-        sent_at: DateTime<Utc>,
+        baseline: Baseline,
+        first_send: Option<DateTime<Utc>>,
+        budget: Budget,
     ) -> Result<Option<Run>> {
-        let runs = self
-            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None)
-            .context("the trigger's answer was lost, and the job's runs could not be listed to see whether it \
-                      created one; not triggering again, so as not to start the job twice")?;
-        let ours = |run: &Run| {
-            let newer = match newest_before {
-                Some(before) => run.id > before,
-                None => run
-                    .timestamp("created_at")
-                    .is_some_and(|at| at + CLOCK_SKEW >= sent_at),
-            };
-            let run_cause = run
-                .field("trigger")
-                .and_then(|t| t.get("cause"))
-                .and_then(Value::as_str);
-            newer && cause.is_none_or(|cause| run_cause == Some(cause))
+        let runs = self.list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None, budget)?;
+        // Checked: both the offset and `created_at` come from the server.
+        let tolerance = chrono::Duration::from_std(CLOCK_TOLERANCE).unwrap_or_default();
+        let sent_on_their_clock = match (first_send, self.clock_offset()) {
+            (Some(sent), Some(offset)) => sent
+                .checked_add_signed(offset)
+                .and_then(|sent| sent.checked_sub_signed(tolerance)),
+            _ => None,
         };
-        Ok(runs.into_iter().filter(ours).min_by_key(|run| run.id))
+        let candidates: Vec<Run> = runs
+            .into_iter()
+            .filter(|run| {
+                let run_cause = run
+                    .field("trigger")
+                    .and_then(|t| t.get("cause"))
+                    .and_then(Value::as_str);
+                let newer = match baseline {
+                    Baseline::Known(Some(before)) => run.id > before,
+                    Baseline::Known(None) | Baseline::Unknown => true,
+                };
+                newer && cause.is_none_or(|cause| run_cause == Some(cause))
+            })
+            .collect();
+        let after_send = |run: &Run| match sent_on_their_clock {
+            Some(sent) => run
+                .timestamp("created_at")
+                .is_some_and(|created| created >= sent),
+            None => true,
+        };
+        if matches!(baseline, Baseline::Unknown)
+            && sent_on_their_clock.is_none()
+            && !candidates.is_empty()
+        {
+            let named: Vec<String> = candidates
+                .iter()
+                .take(CANDIDATES_NAMED)
+                .map(|run| {
+                    format!(
+                        "run {} ({})",
+                        run.id,
+                        run.href.as_deref().unwrap_or("no link")
+                    )
+                })
+                .collect();
+            return Err(UserError::new(format!(
+                "The trigger's answer was lost, and neither the job's runs before it nor dbt \
+                 Cloud's clock could be read, so there is no telling whether it started one of \
+                 these runs with the same cause: {}. Not triggering again, so as not to start the \
+                 job twice; check them in dbt Cloud.",
+                named.join(", ")
+            ))
+            .into());
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(after_send)
+            .min_by_key(|run| run.id))
     }
 
     /// The job's newest runs, optionally only those with one `status` code.
@@ -358,6 +510,7 @@ impl DbtCloud {
         limit: usize,
         related: Option<&str>,
         status: Option<u8>,
+        budget: Budget,
     ) -> Result<Vec<Run>> {
         let mut url = self.api_url(&["runs", ""]);
         url.query_pairs_mut()
@@ -372,18 +525,7 @@ impl DbtCloud {
             url.query_pairs_mut()
                 .append_pair("include_related", related);
         }
-        match self.call(
-            Method::GET,
-            url,
-            &format!("runs of job {job}"),
-            Budget::Standard,
-        )? {
-            Value::Array(items) => items.into_iter().map(decode_run).collect(),
-            other => Err(anyhow!(
-                "dbt Cloud's list of runs is not a list but {}",
-                truncate(&other.to_string(), 100)
-            )),
-        }
+        decode_runs(self.call(Method::GET, url, &format!("runs of job {job}"), budget)?)
     }
 
     fn api_url(&self, tail: &[&str]) -> Url {
@@ -396,12 +538,10 @@ impl DbtCloud {
 
     /// An API call with retries; returns the `data` of the answer's envelope.
     fn call(&self, method: Method, url: Url, subject: &str, budget: Budget) -> Result<Value> {
-        let (policy, timeout) = match budget {
-            Budget::Standard => (self.timing.retry, self.timing.read_timeout),
-            Budget::Until(deadline) => {
-                (self.timing.retry.until(deadline), self.timing.read_timeout)
-            }
-            Budget::AfterSignal => (self.timing.after_signal, self.timing.after_signal_timeout),
+        let policy = match budget {
+            Budget::Standard => self.timing.retry,
+            Budget::Until(deadline) => self.timing.retry.until(deadline),
+            Budget::AfterSignal => self.timing.after_signal,
         };
         let what = format!("{method} {}", url.path());
         // After SIGTERM the calls must still go out: they are what records the cancel.
@@ -410,7 +550,7 @@ impl DbtCloud {
             _ => self.termination.clone(),
         };
         retry(&what, &policy, &termination, || {
-            self.attempt(method.clone(), &url, None, subject, timeout, &termination)
+            self.attempt(method.clone(), &url, None, subject, budget, &termination)
         })
     }
 
@@ -420,9 +560,24 @@ impl DbtCloud {
         url: &Url,
         body: Option<&Value>,
         subject: &str,
-        timeout: Duration,
+        budget: Budget,
         termination: &Termination,
     ) -> Result<Value, AttemptError> {
+        let (timeout, deadline) = match budget {
+            Budget::Standard => (self.timing.read_timeout, None),
+            Budget::Until(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                (
+                    self.timing.read_timeout.min(left.max(MIN_TIMEOUT)),
+                    Some(deadline),
+                )
+            }
+            // A cooldown in progress cannot be waited out in the grace period.
+            Budget::AfterSignal => (
+                self.timing.after_signal_timeout,
+                Instant::now().checked_add(self.timing.after_signal.max_total),
+            ),
+        };
         let mut request = self
             .http
             .request(method, url.clone())
@@ -434,60 +589,144 @@ impl DbtCloud {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let response = self.send(request, url, termination)?;
-        let response = self.check_status(response, subject)?;
-        let bytes = response
-            .bytes()
-            .map_err(|e| AttemptError::retryable(reach_error(&self.base, url, e)))?;
-        decode_envelope(&bytes, &self.base, url).map_err(AttemptError::Fatal)
+        let (status, headers, body) =
+            self.send(request, url, termination, deadline, |response| {
+                if response.status().is_success() {
+                    response.bytes().map(|bytes| bytes.to_vec())
+                } else {
+                    Ok(read_limited(response, ERROR_BODY_LIMIT))
+                }
+            })?;
+        let body = body.map_err(|e| self.transport_error(url, e))?;
+        if !status.is_success() {
+            return Err(self.refusal(status, &headers, &body, url, subject));
+        }
+        decode_envelope(&body, &self.base, url).map_err(AttemptError::Fatal)
     }
 
-    /// Sends one request once the rate limit allows; `termination` ends that wait early.
-    fn send(
+    /// Sends one request once the rate limit allows (`termination` and `deadline` end that wait),
+    /// and runs `read` on its answer, on a thread that a signal abandons. Tells the rate limiter
+    /// how the request was answered.
+    fn send<T: Send + 'static>(
         &self,
         request: RequestBuilder,
         url: &Url,
         termination: &Termination,
-    ) -> Result<Response, AttemptError> {
+        deadline: Option<Instant>,
+        read: impl FnOnce(Response) -> T + Send + 'static,
+    ) -> Result<(StatusCode, HeaderMap, T), AttemptError> {
         let request = request.build().context("could not build the request")?;
-        self.limiter.acquire(termination)?;
+        let permit = self
+            .limiter
+            .acquire(termination, deadline)
+            .map_err(|refusal| self.limiter_refusal(refusal))?;
         let method = request.method().clone();
         let started = Instant::now();
-        let result = self.http.execute(request);
-        match &result {
-            Ok(response) => debug!(
-                "{method} {} -> {} in {} ms",
-                url.path(),
-                response.status().as_u16(),
-                started.elapsed().as_millis()
-            ),
-            Err(error) => debug!(
-                "{method} {} -> failed after {} ms: {error}",
-                url.path(),
-                started.elapsed().as_millis()
-            ),
+        let http = self.http.clone();
+        let result = termination.abandonable(move || {
+            http.execute(request).map(|response| {
+                let (status, headers) = (response.status(), response.headers().clone());
+                (status, headers, read(response))
+            })
+        })?;
+        match result {
+            Ok((status, headers, value)) => {
+                debug!(
+                    "{method} {} -> {} in {} ms",
+                    url.path(),
+                    status.as_u16(),
+                    started.elapsed().as_millis()
+                );
+                self.note_clock(&headers);
+                permit.answered(match status {
+                    StatusCode::TOO_MANY_REQUESTS => Answer::Throttled {
+                        retry_after: self.retry_after(&headers),
+                    },
+                    _ => Answer::Answered,
+                });
+                Ok((status, headers, value))
+            }
+            Err(error) => {
+                debug!(
+                    "{method} {} -> failed after {} ms: {error}",
+                    url.path(),
+                    started.elapsed().as_millis()
+                );
+                drop(permit);
+                Err(self.transport_error(url, error))
+            }
         }
-        result.map_err(|e| AttemptError::retryable(reach_error(&self.base, url, e)))
     }
 
-    /// Passes a successful answer through; turns any other into a message naming `subject`.
-    /// 429 and 5xx are retryable, other refusals final.
-    fn check_status(&self, response: Response, subject: &str) -> Result<Response, AttemptError> {
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
+    /// `Retry-After` in seconds or as a date, never longer than the cooldown's cap.
+    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+        let asked = match value.parse::<u64>() {
+            Ok(seconds) => Duration::from_secs(seconds),
+            Err(_) => (DateTime::parse_from_rfc2822(value)
+                .ok()?
+                .with_timezone(&Utc)
+                - Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+        };
+        Some(asked.min(self.timing.cooldown.max))
+    }
+
+    fn note_clock(&self, headers: &HeaderMap) {
+        let date = headers
+            .get(DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let path = response.url().path().to_owned();
-        let mut body = Vec::new();
-        // The body only adds detail to the message: an unreadable one still leaves the status.
-        let _ = response.take(ERROR_BODY_LIMIT).read_to_end(&mut body);
-        let api_message = api_user_message(&body);
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok());
+        if let Some(date) = date {
+            let offset = date.with_timezone(&Utc) - Utc::now();
+            *self
+                .clock_offset
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(offset);
+        }
+    }
+
+    fn clock_offset(&self) -> Option<chrono::Duration> {
+        *self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn limiter_refusal(&self, refusal: Refusal) -> AttemptError {
+        match refusal {
+            Refusal::Terminated(terminated) => AttemptError::Fatal(terminated.into()),
+            Refusal::PastDeadline { wait } => AttemptError::Fatal(
+                anyhow::Error::new(DeadlineReached).context(format!(
+                    "dbt Cloud's rate limit holds requests for {:.0} s more, past the time left",
+                    wait.as_secs_f64()
+                )),
+            ),
+            Refusal::CooledTooLong { since } => AttemptError::Fatal(
+                UserError::new(format!(
+                    "dbt Cloud has answered account {}'s requests with HTTP 429 for {:.0} s, longer \
+                     than its documented five-minute cooldown. Other clients of the account may be \
+                     using its 5,000 requests a minute; try again later.",
+                    self.account,
+                    since.as_secs_f64()
+                ))
+                .into(),
+            ),
+        }
+    }
+
+    /// Turns an answer other than 2xx into a message naming `subject`. 429 and 5xx are worth
+    /// another attempt, other refusals final.
+    fn refusal(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        url: &Url,
+        subject: &str,
+    ) -> AttemptError {
+        let api_message = api_user_message(body);
         let detail = match &api_message {
             Some(message) => format!("HTTP {}: {message}", status.as_u16()),
             None => format!("HTTP {}", status.as_u16()),
@@ -506,46 +745,168 @@ impl DbtCloud {
             ),
             StatusCode::BAD_REQUEST => format!(
                 "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
-                api_field_errors(&body)
+                api_field_errors(body)
                     .map(|e| format!("; {e}"))
                     .unwrap_or_default()
             ),
             StatusCode::TOO_MANY_REQUESTS => {
-                // Without Retry-After, as long as the longest backoff: dbt Cloud cools down for minutes.
-                let pause = retry_after.unwrap_or(self.timing.retry.max_delay);
-                let rate = self.limiter.throttled(pause);
-                warn!(
-                    "dbt Cloud throttled account {}: every request waits {:.1} s, then goes at most {rate:.0} a minute",
-                    self.account,
-                    pause.as_secs_f64()
-                );
-                return Err(AttemptError::Retryable {
-                    error: UserError::new(format!(
+                return AttemptError::Throttled(
+                    UserError::new(format!(
                         "dbt Cloud's rate limit for account {} was reached ({detail}); it allows \
                          5,000 requests a minute and then cools down for five minutes",
                         self.account
                     ))
                     .into(),
-                    retry_after,
-                });
+                );
             }
             s if s.is_server_error() => {
-                return Err(AttemptError::Retryable {
-                    error: UserError::new(format!(
+                return AttemptError::Retryable(Retry {
+                    retry_after: self.retry_after(headers),
+                    ..Retry::new(UserError::new(format!(
                         "dbt Cloud failed to answer the request for {subject} ({detail})"
-                    ))
-                    .into(),
-                    retry_after,
+                    )))
                 })
             }
             _ => {
-                return Err(AttemptError::Fatal(anyhow!(
-                    "dbt Cloud answered {path} unexpectedly with {detail}"
+                return AttemptError::Fatal(anyhow!(
+                    "dbt Cloud answered {} unexpectedly with {detail}",
+                    url.path()
+                ))
+            }
+        };
+        AttemptError::Fatal(UserError::new(message).into())
+    }
+
+    /// A request that got no answer. A connection that was never made means the request was not
+    /// sent; a certificate this machine does not trust will not change with another attempt.
+    fn transport_error(&self, url: &Url, error: reqwest::Error) -> AttemptError {
+        let causes = causes(&error);
+        let host = url.host_str().unwrap_or_default();
+        if error.is_connect() && is_tls_failure(&error) {
+            return AttemptError::Fatal(
+                UserError::new(format!(
+                    "The secure connection to {host} failed ({causes}). This machine does not trust \
+                     the server's certificate, or the server does not speak TLS there: check \
+                     dbt_cloud_url (and any proxy that intercepts TLS)."
+                ))
+                .into(),
+            );
+        }
+        let what = if error.is_timeout() {
+            "did not answer in time"
+        } else if error.is_connect() {
+            "could not be reached"
+        } else {
+            "broke off the exchange"
+        };
+        AttemptError::Retryable(Retry {
+            not_sent: error.is_connect() && !error.is_timeout(),
+            ..Retry::new(UserError::new(format!(
+                "dbt Cloud at {} {what} ({} {causes}). Check dbt_cloud_url and the network; if it \
+                 persists, dbt Cloud may be down.",
+                self.base,
+                url.path(),
+            )))
+        })
+    }
+}
+
+/// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
+/// `stall` allows, is the network's (retryable); a write that fails is ours (not retried).
+fn copy_body(
+    mut body: Response,
+    out: &mut dyn Write,
+    subject: &str,
+    max_size: u64,
+    stall: Stall,
+    termination: &Termination,
+) -> Result<u64, AttemptError> {
+    let mut buffer = [0u8; 8 * 1024];
+    let mut written = 0u64;
+    let mut window = (Instant::now(), 0u64);
+    loop {
+        termination.check()?;
+        let read = match body.read(&mut buffer) {
+            Ok(0) => return Ok(written),
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(AttemptError::retryable(anyhow!(
+                    "downloading {subject} broke off: {e}"
                 )))
             }
         };
-        Err(AttemptError::Fatal(UserError::new(message).into()))
+        written += read as u64;
+        if written > max_size {
+            return Err(AttemptError::Fatal(too_large(subject, written, max_size)));
+        }
+        out.write_all(&buffer[..read]).map_err(|e| {
+            AttemptError::Fatal(UserError::new(format!("could not save {subject}: {e}")).into())
+        })?;
+        if window.0.elapsed() >= stall.window {
+            if written - window.1 < stall.min_bytes {
+                return Err(AttemptError::retryable(anyhow!(
+                    "{subject} came at {} in the last {:.0} s, slower than the {}/s a download \
+                     must keep up; broken off",
+                    crate::artifacts::size(written - window.1),
+                    stall.window.as_secs_f64(),
+                    crate::artifacts::size(stall.min_bytes / stall.window.as_secs().max(1))
+                )));
+            }
+            window = (Instant::now(), written);
+        }
     }
+}
+
+fn too_large(subject: &str, size: u64, max_size: u64) -> anyhow::Error {
+    UserError::new(format!(
+        "{subject} is larger than max_artifact_size ({} > {}); not saved. Raise \
+         max_artifact_size, or leave it out with artifacts_include.",
+        crate::artifacts::size(size),
+        crate::artifacts::size(max_size)
+    ))
+    .into()
+}
+
+/// At most `limit` bytes of an answer that only adds detail to a message.
+fn read_limited(response: Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    // An unreadable body still leaves the status.
+    let _ = response.take(limit).read_to_end(&mut body);
+    body
+}
+
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut causes: Vec<String> = Vec::new();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Wrappers often repeat their source's text.
+        if !causes.iter().any(|seen| seen.contains(&text)) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    causes.join(": ")
+}
+
+/// A failed TLS handshake (an untrusted certificate, a wrong name, a server that does not speak
+/// TLS): rustls's error under the connect error, sometimes wrapped as invalid data.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps: look inside it.
+        source = match cause.downcast_ref::<io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    false
 }
 
 /// The `data` of an answer's envelope. A body that is not JSON means the URL is not dbt Cloud's
@@ -590,9 +951,8 @@ fn artifact_paths(data: Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn redirect_target(response: &Response, from: &Url) -> Result<Url> {
-    let location = response
-        .headers()
+fn redirect_target(headers: &HeaderMap, from: &Url) -> Result<Url> {
+    let location = headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| anyhow!("dbt Cloud redirected {} without a Location", from.path()))?;
@@ -640,31 +1000,6 @@ fn decode_runs(data: Value) -> Result<Vec<Run>> {
 
 fn decode_run(data: Value) -> Result<Run> {
     Run::from_json(data).map_err(|e| anyhow!("dbt Cloud's answer is not a run we can read: {e}"))
-}
-
-/// A transport failure: DNS, refused connection, TLS, timeout. reqwest's message names the URL,
-/// which never holds the token.
-fn reach_error(base: &BaseUrl, url: &Url, error: reqwest::Error) -> anyhow::Error {
-    let what = if error.is_timeout() {
-        "did not answer in time"
-    } else if error.is_connect() {
-        "could not be reached"
-    } else {
-        "broke off the exchange"
-    };
-    let mut source: Option<&dyn std::error::Error> = Some(&error);
-    let mut causes = Vec::new();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    UserError::new(format!(
-        "dbt Cloud at {base} {what} ({} {}). Check dbt_cloud_url and the network; if it \
-         persists, dbt Cloud may be down.",
-        url.path(),
-        causes.join(": ")
-    ))
-    .into()
 }
 
 fn api_user_message(body: &[u8]) -> Option<String> {

@@ -6,7 +6,7 @@ mod rate_limit;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud, Start};
+pub use client::{Budget, DbtCloud, DownloadLimits, Start};
 
 use crate::secret::ApiToken;
 

@@ -24,4 +24,8 @@ pub enum Fault {
     Redirect(String),
     /// Answer this status with this JSON body: an answer shaped unlike the API's.
     Json(u16, serde_json::Value),
+    /// The normal answer, with its full `Content-Length`, but `bytes` at a time every `tick`.
+    Trickle { bytes: usize, tick: Duration },
+    /// The normal answer, streamed without a `Content-Length`.
+    NoLength,
 }

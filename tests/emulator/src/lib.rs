@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 pub use fault::Fault;
 pub use record::RecordedRequest;
 pub use scenario::{
-    generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, Timeline,
+    generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, RateLimit,
+    Timeline,
 };
 pub use server::Endpoint;
 
@@ -52,6 +53,8 @@ impl Emulator {
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Default::default()),
             files: Mutex::new(Default::default()),
+            limit: Mutex::new(Default::default()),
+            clock: Mutex::new(Default::default()),
         });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -116,6 +119,53 @@ impl Emulator {
             .lock()
             .unwrap()
             .insert(path.to_owned(), content.into());
+    }
+
+    /// From now on, the account-wide rate limit of dbt Cloud, with its cooldown.
+    pub fn rate_limit(&self, rule: RateLimit) {
+        self.shared.limit.lock().unwrap().rule = Some(rule);
+    }
+
+    /// How many requests the rate limit answered 429.
+    pub fn throttled(&self) -> usize {
+        self.shared.limit.lock().unwrap().throttled
+    }
+
+    /// dbt Cloud's clock runs `skew` ahead of ours (behind when negative): in `created_at` and `Date`.
+    pub fn skew_clock(&self, skew: chrono::Duration) {
+        self.shared.clock.lock().unwrap().skew = skew;
+    }
+
+    /// Answers carry no `Date` header, so a client cannot read dbt Cloud's clock.
+    pub fn without_date_header(&self) {
+        self.shared.clock.lock().unwrap().date_header = false;
+    }
+
+    /// A run of `job_id` that another client triggered with `cause`, `ago`, still in progress.
+    pub fn add_run_by_another_client(&self, job_id: u64, cause: &str, ago: Duration) {
+        let mut state = self.shared.state.lock().unwrap();
+        let job = state.jobs.get(&job_id).expect("add the job first").clone();
+        let id = state.next_run_id();
+        let skew = self.shared.clock.lock().unwrap().skew;
+        let trigger = state::trigger_json(
+            &job,
+            &serde_json::Map::from_iter([("cause".to_owned(), cause.into())]),
+        );
+        state.runs.insert(
+            id,
+            state::RunRecord {
+                id,
+                job_id,
+                account_id: job.account_id,
+                trigger,
+                created: Instant::now().checked_sub(ago).unwrap_or_else(Instant::now),
+                created_at: chrono::Utc::now() + skew
+                    - chrono::Duration::from_std(ago).unwrap_or_default(),
+                cancelled_after: None,
+                timeline: Timeline::lasting(ago + Duration::from_secs(3600)),
+                outcome: Outcome::Success,
+            },
+        );
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -204,7 +254,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                     }
                 },
             );
+            // The emulator writes `Date` itself, so that a test can skew it or leave it out.
             let connection = hyper::server::conn::http1::Builder::new()
+                .auto_date_header(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}

@@ -69,7 +69,11 @@ pub struct Artifact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     Bytes(Vec<u8>),
-    Generated { size: u64 },
+    Generated {
+        size: u64,
+    },
+    /// Listed, but every download answers 404.
+    Missing,
 }
 
 impl Artifact {
@@ -87,10 +91,19 @@ impl Artifact {
         }
     }
 
+    /// Listed, but never there to download.
+    pub fn missing(path: impl Into<String>) -> Artifact {
+        Artifact {
+            path: path.into(),
+            content: Content::Missing,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         match &self.content {
             Content::Bytes(bytes) => bytes.len() as u64,
             Content::Generated { size } => *size,
+            Content::Missing => 0,
         }
     }
 
@@ -99,6 +112,7 @@ impl Artifact {
         match &self.content {
             Content::Bytes(bytes) => bytes.clone(),
             Content::Generated { size } => (0..*size).map(generated_byte).collect(),
+            Content::Missing => Vec::new(),
         }
     }
 }
@@ -195,6 +209,17 @@ pub fn standard_artifacts() -> Vec<Artifact> {
         Artifact::new("graph.gpickle", binary),
         Artifact::new("partial_parse.msgpack", vec![0x80, 0x00, 0xff, 0x0a, 0x0d, 0x00, 0x1f]),
     ]
+}
+
+/// dbt Cloud's account-wide rate limit: past `requests` within `window`, every request of the
+/// account answers 429 for `cooldown` (5,000 a minute and five minutes on dbt Cloud).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub requests: usize,
+    pub window: Duration,
+    pub cooldown: Duration,
+    /// Whether the 429s say how long is left; dbt Cloud's Admin API does not document it.
+    pub retry_after: bool,
 }
 
 /// What the standalone emulator and the quick start serve: one account, one job, one token.

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fault::Fault;
 use crate::record::RecordedRequest;
-use crate::scenario::{generated_byte, Content, Job};
+use crate::scenario::{generated_byte, Content, Job, RateLimit};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
@@ -22,6 +22,70 @@ pub struct Shared {
     pub faults: Mutex<HashMap<Endpoint, VecDeque<Fault>>>,
     /// Files served without a token at `/files/<path>`: the "second host" of a redirect.
     pub files: Mutex<HashMap<String, Vec<u8>>>,
+    pub limit: Mutex<Limit>,
+    pub clock: Mutex<Clock>,
+}
+
+/// The account-wide rate limit, when a test sets one, and what it did.
+#[derive(Default)]
+pub struct Limit {
+    pub rule: Option<RateLimit>,
+    /// Requests answered normally within the window, oldest first.
+    recent: VecDeque<Instant>,
+    cooling_until: Option<Instant>,
+    /// How many requests were answered 429 by the limit.
+    pub throttled: usize,
+}
+
+impl Limit {
+    /// `Some(seconds left)` when this request is refused.
+    fn check(&mut self, now: Instant) -> Option<u64> {
+        let rule = self.rule?;
+        if let Some(until) = self.cooling_until {
+            if now < until {
+                self.throttled += 1;
+                return Some((until - now).as_secs_f64().ceil() as u64);
+            }
+            self.cooling_until = None;
+            self.recent.clear();
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= rule.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= rule.requests {
+            self.cooling_until = Some(now + rule.cooldown);
+            self.throttled += 1;
+            return Some(rule.cooldown.as_secs_f64().ceil() as u64);
+        }
+        self.recent.push_back(now);
+        None
+    }
+}
+
+/// dbt Cloud's clock as the emulator shows it: in `created_at` and in the `Date` header.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub skew: chrono::Duration,
+    pub date_header: bool,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            skew: chrono::Duration::zero(),
+            date_header: true,
+        }
+    }
+}
+
+impl Clock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.skew
+    }
 }
 
 /// Closes the connection a request came on, without an answer. Set per connection by the
@@ -64,11 +128,37 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         at: Instant::now(),
     };
     shared.requests.lock().unwrap().push(recorded.clone());
+    let clock = *shared.clock.lock().unwrap();
+    let mut response = answer_with_faults(&shared, &recorded, killer).await;
+    if clock.date_header {
+        let date = clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        response
+            .headers_mut()
+            .insert(header::DATE, HeaderValue::from_str(&date).unwrap());
+    }
+    response
+}
+
+async fn answer_with_faults(
+    shared: &Arc<Shared>,
+    recorded: &RecordedRequest,
+    killer: Option<Killer>,
+) -> Response {
     if let Some(file) = recorded.path.strip_prefix("/files/") {
         return match shared.files.lock().unwrap().get(file) {
             Some(content) => artifact(file, Content::Bytes(content.clone())),
             None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
         };
+    }
+    let refused = {
+        let mut limit = shared.limit.lock().unwrap();
+        let says_when = limit.rule.is_some_and(|rule| rule.retry_after);
+        limit
+            .check(Instant::now())
+            .map(|left| says_when.then_some(left))
+    };
+    if let Some(retry_after) = refused {
+        return too_many_requests(retry_after);
     }
     let fault = endpoint_of(&recorded.path).and_then(|endpoint| {
         shared
@@ -78,7 +168,15 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             .get_mut(&endpoint)
             .and_then(VecDeque::pop_front)
     });
-    let answer = || route(&mut shared.state.lock().unwrap(), &recorded, Instant::now());
+    let skew = shared.clock.lock().unwrap().skew;
+    let answer = || {
+        route(
+            &mut shared.state.lock().unwrap(),
+            recorded,
+            Instant::now(),
+            skew,
+        )
+    };
     match fault {
         None => answer(),
         Some(Fault::Delay(delay)) => {
@@ -90,19 +188,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             let status = StatusCode::from_u16(code).expect("a valid status code");
             error(status, status_message(status), Value::Null)
         }
-        Some(Fault::TooManyRequests { retry_after }) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Request was throttled.",
-                Value::Null,
-            );
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            response
-        }
+        Some(Fault::TooManyRequests { retry_after }) => too_many_requests(retry_after),
         Some(Fault::HtmlPage(code)) => {
             let status = StatusCode::from_u16(code).expect("a valid status code");
             let page = format!("<html><head><title>{status}</title></head><body><center><h1>{status}</h1></center><hr><center>nginx</center></body></html>\n");
@@ -127,7 +213,51 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Some(Fault::Redirect(location)) => {
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
         }
+        Some(Fault::Trickle { bytes, tick }) => trickle(answer(), bytes.max(1), tick).await,
+        Some(Fault::NoLength) => {
+            let (mut parts, body) = answer().into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let stream = body.into_data_stream();
+            Response::from_parts(parts, Body::from_stream(stream))
+        }
     }
+}
+
+fn too_many_requests(retry_after: Option<u64>) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Request was throttled.",
+        Value::Null,
+    );
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// The same answer and length, sent `bytes` at a time every `tick`.
+async fn trickle(response: Response, bytes: usize, tick: std::time::Duration) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let all = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(all.len()));
+    let chunks = futures_util::stream::unfold(0usize, move |offset| {
+        let all = all.clone();
+        async move {
+            if offset >= all.len() {
+                return None;
+            }
+            if offset > 0 {
+                tokio::time::sleep(tick).await;
+            }
+            let end = (offset + bytes).min(all.len());
+            Some((Ok::<_, std::io::Error>(all.slice(offset..end)), end))
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(chunks))
 }
 
 /// The same answer and headers, announcing the full length but ending halfway.
@@ -208,7 +338,12 @@ fn classify(segments: &[&str]) -> Option<(Endpoint, Method)> {
     Some(found)
 }
 
-fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response {
+fn route(
+    state: &mut State,
+    request: &RecordedRequest,
+    now: Instant,
+    skew: chrono::Duration,
+) -> Response {
     let Some(rest) = request.path.strip_prefix("/api/v2/accounts/") else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
     };
@@ -259,8 +394,8 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
             Some(job) => ok(job_json(job, &query.related())),
             None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
         },
-        Endpoint::Trigger => trigger(state, account_id, id, &request.body, now),
-        Endpoint::Rerun => rerun(state, account_id, id, now),
+        Endpoint::Trigger => trigger(state, account_id, id, &request.body, now, skew),
+        Endpoint::Rerun => rerun(state, account_id, id, now, skew),
         Endpoint::ListRuns => list_runs(state, account_id, &query, now),
         Endpoint::GetRun => match run_of(state, account_id, id) {
             Some(run_id) => ok(state
@@ -299,8 +434,10 @@ fn route(state: &mut State, request: &RecordedRequest, now: Instant) -> Response
                     .map(|a| a.content.clone())
             });
             match found {
+                Some(Content::Missing) | None => {
+                    error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null)
+                }
                 Some(content) => artifact(&path, content),
-                None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
             }
         }
     }
@@ -361,6 +498,7 @@ fn trigger(
     job_id: Option<u64>,
     body: &[u8],
     now: Instant,
+    skew: chrono::Duration,
 ) -> Response {
     let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
@@ -376,12 +514,25 @@ fn trigger(
         }
         _ => return invalid(json!({"cause": ["This field is required."]})),
     }
-    create_run(state, &job, account_id, trigger_json(&job, &body), now)
+    create_run(
+        state,
+        &job,
+        account_id,
+        trigger_json(&job, &body),
+        now,
+        skew,
+    )
 }
 
 /// Retries the job's newest run from its point of failure when it failed, else triggers anew:
 /// either way a new run, whose trigger says `rerun`.
-fn rerun(state: &mut State, account_id: u64, job_id: Option<u64>, now: Instant) -> Response {
+fn rerun(
+    state: &mut State,
+    account_id: u64,
+    job_id: Option<u64>,
+    now: Instant,
+    skew: chrono::Duration,
+) -> Response {
     let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
     };
@@ -398,7 +549,7 @@ fn rerun(state: &mut State, account_id: u64, job_id: Option<u64>, now: Instant) 
     };
     let mut trigger = trigger_json(&job, &Map::from_iter([("cause".to_owned(), json!(cause))]));
     trigger["cause_category"] = json!("rerun");
-    create_run(state, &job, account_id, trigger, now)
+    create_run(state, &job, account_id, trigger, now, skew)
 }
 
 fn create_run(
@@ -407,6 +558,7 @@ fn create_run(
     account_id: u64,
     trigger: Value,
     now: Instant,
+    skew: chrono::Duration,
 ) -> Response {
     let id = state.next_run_id();
     state.runs.insert(
@@ -417,7 +569,7 @@ fn create_run(
             account_id,
             trigger,
             created: now,
-            created_at: chrono::Utc::now(),
+            created_at: chrono::Utc::now() + skew,
             cancelled_after: None,
             timeline: job.timeline,
             outcome: job.outcome,
@@ -536,6 +688,7 @@ fn artifact(path: &str, content: Content) -> Response {
     };
     let mut response = match content {
         Content::Bytes(bytes) => Response::new(Body::from(bytes)),
+        Content::Missing => unreachable!("a missing artifact answers 404 before this"),
         Content::Generated { size } => {
             let mut response = Response::new(Body::from_stream(generate(size)));
             response

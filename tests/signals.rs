@@ -1,0 +1,228 @@
+//! A stop at any moment is clean: SIGTERM in each phase of the job, held there by a slow
+//! emulator, with production timing. Within 5 s: the run cancelled (unless final or told not to),
+//! the trigger and run tables written where a run exists, no scratch folder, exit 1.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dbt_cloud_emulator::{Endpoint, Fault, RecordedRequest};
+use serde_json::json;
+
+/// Starts the binary on a fresh data folder, with production timing.
+fn spawn(parameters: serde_json::Value) -> (tempfile::TempDir, Child) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        json!({"parameters": parameters}).to_string(),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("DBT_CLOUD_TRIGGER_TEST_TIMING")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (dir, child)
+}
+
+/// Waits until `ready` holds (at most 15 s), then sends SIGTERM and waits for the exit.
+fn signal_when(parameters: serde_json::Value, ready: impl Fn(&Path) -> bool) -> (Run, Duration) {
+    let (dir, child) = spawn(parameters);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ready(dir.path()) {
+        assert!(Instant::now() < deadline, "the phase was never reached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the request that `ready` saw be in flight.
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    (Run { dir, output }, took)
+}
+
+fn seen(emulator: &Emulator, method: &str, path_end: &str) -> bool {
+    emulator
+        .requests()
+        .iter()
+        .any(|r: &RecordedRequest| r.method == method && r.path.ends_with(path_end))
+}
+
+fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(path_end))
+        .count()
+}
+
+/// What holds whenever the signal lands.
+fn assert_clean_stop(run: &Run, took: Duration) {
+    run.assert_code(1);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let left: Vec<String> = std::fs::read_dir(run.data())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".dbt-cloud-job-trigger"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "the scratch folder is gone");
+    assert!(run.stderr().contains("SIGTERM"), "{}", run.stderr());
+}
+
+#[test]
+fn a_signal_before_the_trigger_means_no_trigger() {
+    for wait_for_result in [true, false] {
+        let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+        // The list of the job's runs that precedes the trigger hangs.
+        emulator.inject(Endpoint::ListRuns, [Fault::Delay(Duration::from_secs(30))]);
+        let (run, took) = signal_when(
+            parameters(&emulator, json!({"wait_for_result": wait_for_result})),
+            |_| seen(&emulator, "GET", "/runs/"),
+        );
+        assert_clean_stop(&run, took);
+        assert!(
+            run.stderr().contains("nothing was triggered"),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(
+            count(&emulator, "POST", "/run/"),
+            0,
+            "no POST after the signal"
+        );
+        assert_eq!(emulator.runs_created(), 0);
+    }
+}
+
+#[test]
+fn a_signal_during_the_trigger_records_and_cancels_the_run_it_created() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    let run_id = emulator.next_run_id();
+    // dbt Cloud creates the run at once but answers late.
+    emulator.inject(Endpoint::Trigger, [Fault::Delay(Duration::from_secs(30))]);
+    let (run, took) = signal_when(
+        parameters(&emulator, json!({"wait_for_result": true})),
+        |_| seen(&emulator, "POST", "/run/"),
+    );
+    assert_clean_stop(&run, took);
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_signal_during_a_slow_get_run_abandons_it_and_cancels() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    emulator.inject(Endpoint::GetRun, [Fault::Delay(Duration::from_secs(30))]);
+    let (run, took) = signal_when(
+        parameters(&emulator, json!({"wait_for_result": true})),
+        |_| seen(&emulator, "GET", "/runs/70403103000/"),
+    );
+    assert_clean_stop(&run, took);
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+    assert!(
+        run.stderr()
+            .contains("Stopped by SIGTERM while waiting for dbt Cloud run 70403103000"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_signal_without_waiting_still_cancels_and_records() {
+    let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
+    // The one look after the trigger hangs.
+    emulator.inject(Endpoint::GetRun, [Fault::Delay(Duration::from_secs(30))]);
+    let (run, took) = signal_when(parameters(&emulator, json!({})), |_| {
+        seen(&emulator, "GET", "/runs/70403103000/")
+    });
+    assert_clean_stop(&run, took);
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], "70403103000");
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+}
+
+#[test]
+fn a_signal_while_artifacts_are_being_saved_leaves_the_final_run_tables() {
+    // The run ends after about a second, then dbt Cloud takes 30 s to mark its artifacts saved.
+    let emulator = emulator_with(
+        job(Duration::from_millis(1200), Outcome::Success)
+            .artifacts_delay(Duration::from_secs(30), Duration::ZERO),
+    );
+    let (run, took) = signal_when(
+        parameters(&emulator, json!({"wait_for_result": true})),
+        |data| {
+            // Two looks after the run's end: the component is waiting for the artifacts.
+            data.join("out/tables/dbt_cloud_trigger.csv").exists()
+                && emulator
+                    .run_finishes_at(70403103000)
+                    .is_some_and(|end| Instant::now() > end + Duration::from_millis(2500))
+        },
+    );
+    assert_clean_stop(&run, took);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+    assert_eq!(
+        count(&emulator, "POST", "/cancel/"),
+        0,
+        "a final run is not cancelled"
+    );
+    assert!(
+        run.stderr()
+            .contains("after dbt Cloud run 70403103000 ended (Success)"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn the_watchdog_cleans_up_what_it_cannot_wait_for() {
+    // A download that stalls for 20 s with its scratch file open: no read returns before the
+    // watchdog's 4.5 s.
+    let artifact = Artifact::new("manifest.json", vec![b'x'; 100]);
+    let emulator =
+        emulator_with(job(Duration::from_millis(1200), Outcome::Success).artifacts(vec![artifact]));
+    emulator.inject(
+        Endpoint::DownloadArtifact,
+        [Fault::Trickle {
+            bytes: 1,
+            tick: Duration::from_secs(20),
+        }],
+    );
+    let (run, took) = signal_when(
+        parameters(&emulator, json!({"wait_for_result": true})),
+        |_| seen(&emulator, "GET", "/artifacts/manifest.json"),
+    );
+    assert_clean_stop(&run, took);
+    assert!(
+        took >= Duration::from_secs(4),
+        "the watchdog ended it: {took:?}"
+    );
+    assert!(
+        run.stderr()
+            .contains("before the component could finish cleanly"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+    assert!(!run.artifacts_dir().join("manifest.json").exists());
+}
