@@ -53,6 +53,7 @@ impl Emulator {
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Default::default()),
             files: Mutex::new(Default::default()),
+            faults_where: Mutex::new(Vec::new()),
             limit: Mutex::new(Default::default()),
             clock: Mutex::new(Default::default()),
         });
@@ -110,6 +111,26 @@ impl Emulator {
             .entry(endpoint)
             .or_default()
             .extend(faults);
+    }
+
+    /// Queues faults for the next requests to `endpoint` whose query has `key=value` (the list
+    /// of runs with `limit=1`, say), in order; they come before the endpoint's other faults.
+    pub fn inject_where(
+        &self,
+        endpoint: Endpoint,
+        (key, value): (&str, &str),
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
+        self.shared
+            .faults_where
+            .lock()
+            .unwrap()
+            .push(server::QueryFaults {
+                endpoint,
+                key: key.to_owned(),
+                value: value.to_owned(),
+                faults: faults.into_iter().collect(),
+            });
     }
 
     /// Serves `content` without a token at `<base_url>/files/<path>`.

@@ -20,6 +20,8 @@ pub struct Shared {
     pub state: Mutex<State>,
     pub requests: Mutex<Vec<RecordedRequest>>,
     pub faults: Mutex<HashMap<Endpoint, VecDeque<Fault>>>,
+    /// Faults for the requests to an endpoint whose query has one `key=value`; these come first.
+    pub faults_where: Mutex<Vec<QueryFaults>>,
     /// Files served without a token at `/files/<path>`: the "second host" of a redirect.
     pub files: Mutex<HashMap<String, Vec<u8>>>,
     pub limit: Mutex<Limit>,
@@ -86,6 +88,14 @@ impl Clock {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now() + self.skew
     }
+}
+
+/// Faults for the requests to `endpoint` whose query has `key=value`.
+pub struct QueryFaults {
+    pub endpoint: Endpoint,
+    pub key: String,
+    pub value: String,
+    pub faults: VecDeque<Fault>,
 }
 
 /// Closes the connection a request came on, without an answer. Set per connection by the
@@ -161,12 +171,26 @@ async fn answer_with_faults(
         return too_many_requests(retry_after);
     }
     let fault = endpoint_of(&recorded.path).and_then(|endpoint| {
-        shared
-            .faults
+        let query = Query::parse(recorded.query.as_deref());
+        let matching = shared
+            .faults_where
             .lock()
             .unwrap()
-            .get_mut(&endpoint)
-            .and_then(VecDeque::pop_front)
+            .iter_mut()
+            .find(|q| {
+                q.endpoint == endpoint
+                    && query.first(&q.key) == Some(q.value.as_str())
+                    && !q.faults.is_empty()
+            })
+            .and_then(|q| q.faults.pop_front());
+        matching.or_else(|| {
+            shared
+                .faults
+                .lock()
+                .unwrap()
+                .get_mut(&endpoint)
+                .and_then(VecDeque::pop_front)
+        })
     });
     let skew = shared.clock.lock().unwrap().skew;
     let answer = || {
