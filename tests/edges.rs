@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -398,17 +397,8 @@ fn without_baseline_or_clock_a_lost_trigger_names_the_candidates_and_guesses_not
 fn run_with_file_size_limit(parameters: serde_json::Value, max_file_bytes: u64) -> Run {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters}).to_string(),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"));
-    command
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast");
+    write_config(dir.path(), parameters);
+    let mut command = component(dir.path());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
@@ -451,18 +441,7 @@ fn a_tables_folder_that_is_a_file_is_named_with_the_run() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     std::fs::write(dir.path().join("out/tables"), "not a folder").unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters(&emulator, json!({}))}).to_string(),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
-        .output()
-        .unwrap();
-    let run = Run { dir, output };
+    let run = run_component_in(dir, parameters(&emulator, json!({})));
     run.assert_code(1);
     let stderr = run.stderr();
     assert!(
@@ -587,18 +566,7 @@ fn symbolic_links_under_the_data_folder_are_replaced_never_followed() {
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("tables"), dir.path().join("out/tables"))
         .unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters(&emulator, waiting(json!({})))}).to_string(),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
-        .output()
-        .unwrap();
-    let run = Run { dir, output };
+    let run = run_component_in(dir, parameters(&emulator, waiting(json!({}))));
     run.assert_code(0);
     assert_eq!(files_under(outside.path()), Vec::<String>::new());
     assert_artifacts(&run, &dbt_cloud_emulator::standard_artifacts());
@@ -628,31 +596,19 @@ fn two_instances_on_one_data_folder_keep_their_own_scratch() {
     let dir = tempfile::tempdir().unwrap();
     // The first with production timing, so that its slow download is not broken off.
     let spawn = |timing: &str| {
-        Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-            .arg("--data-dir")
-            .arg(dir.path())
+        component(dir.path())
             .env("DBT_CLOUD_TRIGGER_TEST_TIMING", timing)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters(&first, waiting(json!({})))}).to_string(),
-    )
-    .unwrap();
+    write_config(dir.path(), parameters(&first, waiting(json!({}))));
     let slow_one = spawn("standard");
     // Once the first has read config.json and is downloading, the second reads its own.
     let deadline = Instant::now() + Duration::from_secs(10);
     while downloads_of(&first, "manifest.json") == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters(&second, waiting(json!({})))}).to_string(),
-    )
-    .unwrap();
+    write_config(dir.path(), parameters(&second, waiting(json!({}))));
     let quick_one = spawn("fast").wait_with_output().unwrap();
     assert!(
         first

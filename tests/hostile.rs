@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -151,18 +150,8 @@ fn hostile_sequences_never_panic_nor_leave_a_half_written_file() {
         let outer = tempfile::tempdir().unwrap();
         let data = outer.path().join("data");
         std::fs::create_dir(&data).unwrap();
-        std::fs::write(
-            data.join("config.json"),
-            json!({"parameters": parameters}).to_string(),
-        )
-        .unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-            .arg("--data-dir")
-            .arg(&data)
-            .env_remove("RUST_LOG")
-            .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
-            .output()
-            .unwrap();
+        write_config(&data, parameters.clone());
+        let output = component(&data).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let context = format!("{context}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");

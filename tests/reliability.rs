@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -423,83 +422,6 @@ fn assert_cancelled_on_timeout(emulator: &Emulator, cancel_faults: Vec<Fault>) {
 fn cancel_on_timeout_cancels_and_says_so() {
     let emulator = emulator_with(job(Duration::from_secs(60), Outcome::Success));
     assert_cancelled_on_timeout(&emulator, vec![]);
-}
-
-fn spawn_and_signal(parameters: serde_json::Value) -> (Run, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters}).to_string(),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the component is polling the run.
-    let table = dir.path().join("out/tables/dbt_cloud_trigger.csv");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !table.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let signalled = Instant::now();
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    (Run { dir, output }, signalled.elapsed())
-}
-
-#[test]
-fn sigterm_while_waiting_cancels_the_run_records_it_and_exits_within_5_seconds() {
-    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
-    let (run, took) = spawn_and_signal(parameters(&emulator, waiting()));
-    run.assert_code(1);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(
-        run.stderr()
-            .contains("Stopped by SIGTERM while waiting for dbt Cloud run"),
-        "{}",
-        run.stderr()
-    );
-    assert!(
-        run.stderr().contains("It was cancelled"),
-        "{}",
-        run.stderr()
-    );
-    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
-    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
-    assert_eq!(
-        run.table("dbt_cloud_run").1["status_message"],
-        "Cancelled by user."
-    );
-}
-
-#[test]
-fn sigterm_with_cancel_on_terminate_false_leaves_the_run_going() {
-    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
-    let (run, took) = spawn_and_signal(parameters(
-        &emulator,
-        json!({"wait_for_result": true, "cancel_on_terminate": false}),
-    ));
-    run.assert_code(1);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(
-        run.stderr()
-            .contains("It goes on in dbt Cloud (cancel_on_terminate is false)"),
-        "{}",
-        run.stderr()
-    );
-    assert_eq!(count(&emulator, "POST", "/cancel/"), 0);
-    assert_ne!(run.table("dbt_cloud_run").1["status"], "30");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,18 +15,9 @@ use serde_json::json;
 /// Starts the binary on a fresh data folder, with production timing.
 fn spawn(parameters: serde_json::Value) -> (tempfile::TempDir, Child) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        json!({"parameters": parameters}).to_string(),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
+    write_config(dir.path(), parameters);
+    let child = component(dir.path())
         .env_remove("DBT_CLOUD_TRIGGER_TEST_TIMING")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     (dir, child)
@@ -81,6 +72,67 @@ fn assert_clean_stop(run: &Run, took: Duration) {
         .collect();
     assert_eq!(left, Vec::<String>::new(), "the scratch folder is gone");
     assert!(run.stderr().contains("SIGTERM"), "{}", run.stderr());
+}
+
+/// Polling a long run: the trigger table has been there for a while.
+fn polling() -> impl Fn(&Path) -> bool {
+    let written = std::cell::Cell::new(None::<Instant>);
+    move |data| {
+        if !data.join("out/tables/dbt_cloud_trigger.csv").exists() {
+            return false;
+        }
+        let at = written.get().unwrap_or_else(Instant::now);
+        written.set(Some(at));
+        at.elapsed() >= Duration::from_millis(1300)
+    }
+}
+
+#[test]
+fn a_signal_while_waiting_cancels_the_run_and_records_it() {
+    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+    let (run, took) = signal_when(
+        parameters(&emulator, json!({"wait_for_result": true})),
+        polling(),
+    );
+    assert_clean_stop(&run, took);
+    assert!(
+        run.stderr()
+            .contains("Stopped by SIGTERM while waiting for dbt Cloud run"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1);
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status_message"],
+        "Cancelled by user."
+    );
+}
+
+#[test]
+fn a_signal_with_cancel_on_terminate_false_leaves_the_run_going() {
+    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+    let (run, took) = signal_when(
+        parameters(
+            &emulator,
+            json!({"wait_for_result": true, "cancel_on_terminate": false}),
+        ),
+        polling(),
+    );
+    assert_clean_stop(&run, took);
+    assert!(
+        run.stderr()
+            .contains("It goes on in dbt Cloud (cancel_on_terminate is false)"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 0);
+    assert_ne!(run.table("dbt_cloud_run").1["status"], "30");
 }
 
 #[test]

@@ -145,20 +145,44 @@ pub fn run_component_with(config: Option<String>, env: &[(&str, &str)]) -> Run {
     if let Some(config) = config {
         std::fs::write(dir.path().join("config.json"), config).unwrap();
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"));
-    command
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("KBC_DATADIR")
-        .env_remove("KBC_CONFIGID")
-        .env_remove("RUST_LOG")
-        // Retries and timeouts in milliseconds, so that fault tests take seconds.
-        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast");
+    let mut command = component(dir.path());
     for (key, value) in env {
         command.env(key, value);
     }
     let output = command.output().expect("the binary runs");
     Run { dir, output }
+}
+
+/// Runs the real binary on `dir`, prepared by the test, after writing `parameters` into it.
+pub fn run_component_in(dir: TempDir, parameters: Value) -> Run {
+    write_config(dir.path(), parameters);
+    let output = component(dir.path()).output().expect("the binary runs");
+    Run { dir, output }
+}
+
+pub fn write_config(data: &Path, parameters: Value) {
+    std::fs::write(
+        data.join("config.json"),
+        json!({"parameters": parameters}).to_string(),
+    )
+    .unwrap();
+}
+
+/// The binary on the data folder `data`, with the fast test timing and no inherited settings;
+/// its output piped.
+pub fn component(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"));
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("KBC_DATADIR")
+        .env_remove("KBC_CONFIGID")
+        .env_remove("RUST_LOG")
+        // Retries and timeouts in milliseconds, so that fault tests take seconds.
+        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 /// Each artifact is in the run's artifacts folder with exactly the bytes the emulator served.
