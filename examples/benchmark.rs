@@ -144,22 +144,14 @@ fn component_artifacts(
     ceiling: u32,
 ) -> Measured {
     let data = fresh_dir(work, "data");
-    let parameters = json!({
-        "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
-        "wait_for_result": true, "max_requests_per_minute": ceiling, "poll_interval": 1,
-    });
-    std::fs::write(
-        data.join("config.json"),
-        json!({ "parameters": parameters }).to_string(),
-    )
-    .unwrap();
-    let mut command = Command::new(binary);
-    command
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let command = component(
+        binary,
+        &data,
+        json!({
+            "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
+            "wait_for_result": true, "max_requests_per_minute": ceiling, "poll_interval": 1,
+        }),
+    );
     let (output, wall, peak_kb) = run_measured(command);
     let stdout = String::from_utf8_lossy(&output.0);
     assert!(
@@ -271,15 +263,7 @@ fn polling(binary: &Path, work: &Path) {
                 "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
                 "wait_for_result": true, "ignore_artifacts": true,
             });
-            std::fs::write(
-                data.join("config.json"),
-                json!({ "parameters": parameters }).to_string(),
-            )
-            .unwrap();
-            let child = Command::new(binary)
-                .arg("--data-dir")
-                .arg(&data)
-                .env_remove("RUST_LOG")
+            let child = component(binary, &data, parameters)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -359,22 +343,14 @@ fn cooldown(binary: &Path, work: &Path) {
         retry_after: false,
     });
     let data = fresh_dir(work, "cooldown");
-    let parameters = json!({
-        "account_id": ACCOUNT, "job_id": 300, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
-        "wait_for_result": true,
-    });
-    std::fs::write(
-        data.join("config.json"),
-        json!({ "parameters": parameters }).to_string(),
-    )
-    .unwrap();
-    let mut command = Command::new(binary);
-    command
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let command = component(
+        binary,
+        &data,
+        json!({
+            "account_id": ACCOUNT, "job_id": 300, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
+            "wait_for_result": true,
+        }),
+    );
     let ((stdout, code, _), wall, _) = run_measured(command);
     let downloaded = String::from_utf8_lossy(&stdout)
         .lines()
@@ -390,6 +366,23 @@ fn cooldown(binary: &Path, work: &Path) {
     );
     println!("target: exit 0 in at most 420 s with at most 30 requests answered 429\n");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The component on `data`, with `parameters` written into its config.json; output piped.
+fn component(binary: &Path, data: &Path, parameters: serde_json::Value) -> Command {
+    std::fs::write(
+        data.join("config.json"),
+        json!({ "parameters": parameters }).to_string(),
+    )
+    .unwrap();
+    let mut command = Command::new(binary);
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// Runs `command` to its end; returns (stdout, exit code, stderr), the wall time and the peak

@@ -23,14 +23,6 @@ fn waiting(extra: serde_json::Value) -> serde_json::Value {
     parameters
 }
 
-fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
-    emulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.ends_with(path_end))
-        .count()
-}
-
 fn downloads_of(emulator: &Emulator, path: &str) -> usize {
     emulator
         .requests()

@@ -17,14 +17,6 @@ fn waiting() -> serde_json::Value {
     json!({"wait_for_result": true})
 }
 
-fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
-    emulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.ends_with(path_end))
-        .count()
-}
-
 fn assert_token_on_every_request(emulator: &Emulator) {
     for request in emulator.requests() {
         assert_eq!(

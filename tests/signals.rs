@@ -9,7 +9,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
-use dbt_cloud_emulator::{Endpoint, Fault, RecordedRequest};
+use dbt_cloud_emulator::{Endpoint, Fault};
 use serde_json::json;
 
 /// Starts the binary on a fresh data folder, with production timing.
@@ -46,18 +46,7 @@ fn signal_when(parameters: serde_json::Value, ready: impl Fn(&Path) -> bool) -> 
 }
 
 fn seen(emulator: &Emulator, method: &str, path_end: &str) -> bool {
-    emulator
-        .requests()
-        .iter()
-        .any(|r: &RecordedRequest| r.method == method && r.path.ends_with(path_end))
-}
-
-fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
-    emulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.ends_with(path_end))
-        .count()
+    count(emulator, method, path_end) > 0
 }
 
 /// What holds whenever the signal lands.

@@ -185,6 +185,15 @@ pub fn component(data: &Path) -> Command {
     command
 }
 
+/// How many `method` requests to a path ending in `path_end` the emulator saw.
+pub fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.ends_with(path_end))
+        .count()
+}
+
 /// Each artifact is in the run's artifacts folder with exactly the bytes the emulator served.
 pub fn assert_artifacts(run: &Run, artifacts: &[Artifact]) {
     for artifact in artifacts {

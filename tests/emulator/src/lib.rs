@@ -164,10 +164,38 @@ impl Emulator {
 
     /// A run of `job_id` that another client triggered with `cause`, `ago`, still in progress.
     pub fn add_run_by_another_client(&self, job_id: u64, cause: &str, ago: Duration) {
+        let timeline = Timeline::lasting(ago + Duration::from_secs(3600));
+        self.add_run(job_id, cause, ago, timeline, Outcome::Success);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// A finished run of `job_id` in the job's history: it lasted `timeline` and ended `ago`.
+    pub fn add_past_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome, ago: Duration) {
+        self.add_run(
+            job_id,
+            "scheduled",
+            timeline.total() + ago,
+            timeline,
+            outcome,
+        );
+    }
+
+    /// A run of `job_id` with `cause`, created `age` ago (on dbt Cloud's clock too).
+    fn add_run(
+        &self,
+        job_id: u64,
+        cause: &str,
+        age: Duration,
+        timeline: Timeline,
+        outcome: Outcome,
+    ) {
+        let skew = self.shared.clock.lock().unwrap().skew;
         let mut state = self.shared.state.lock().unwrap();
         let job = state.jobs.get(&job_id).expect("add the job first").clone();
         let id = state.next_run_id();
-        let skew = self.shared.clock.lock().unwrap().skew;
         let trigger = state::trigger_json(
             &job,
             &serde_json::Map::from_iter([("cause".to_owned(), cause.into())]),
@@ -179,41 +207,9 @@ impl Emulator {
                 job_id,
                 account_id: job.account_id,
                 trigger,
-                created: Instant::now().checked_sub(ago).unwrap_or_else(Instant::now),
+                created: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
                 created_at: chrono::Utc::now() + skew
-                    - chrono::Duration::from_std(ago).unwrap_or_default(),
-                cancelled_after: None,
-                timeline: Timeline::lasting(ago + Duration::from_secs(3600)),
-                outcome: Outcome::Success,
-            },
-        );
-    }
-
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap().clone()
-    }
-
-    /// A finished run of `job_id` in the job's history: it lasted `timeline` and ended `ago`.
-    pub fn add_past_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome, ago: Duration) {
-        let mut state = self.shared.state.lock().unwrap();
-        let job = state.jobs.get(&job_id).expect("add the job first").clone();
-        let age = timeline.total() + ago;
-        let id = state.next_run_id();
-        let created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let created_at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
-        let trigger = state::trigger_json(
-            &job,
-            &serde_json::Map::from_iter([("cause".to_owned(), "scheduled".into())]),
-        );
-        state.runs.insert(
-            id,
-            state::RunRecord {
-                id,
-                job_id,
-                account_id: job.account_id,
-                trigger,
-                created,
-                created_at,
+                    - chrono::Duration::from_std(age).unwrap_or_default(),
                 cancelled_after: None,
                 timeline,
                 outcome,
