@@ -465,13 +465,12 @@ fn timed_out(
     run: Run,
     limit: Duration,
 ) -> Result<()> {
-    // Past max_wait_time only a brief budget is left: the job must end soon after it.
+    // Past max_wait_time only a brief budget is left for the cancel and the look after it.
     let budget = client.after_deadline();
     let (last, fate) = if config.cancel_on_timeout {
         cancel(client, run, budget)
     } else {
-        let last = client.get_run(run.id, budget).unwrap_or(run);
-        (last, "It goes on in dbt Cloud".to_owned())
+        (run, "It goes on in dbt Cloud".to_owned())
     };
     output.run_tables(&last)?;
     user_error(format!(

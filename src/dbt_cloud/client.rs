@@ -174,13 +174,8 @@ impl DbtCloud {
             &self.termination,
             || {
                 if maybe_created {
-                    let found = self
-                        .find_started(job, cause, baseline, first_send, Budget::Standard)
-                        .context(
-                            "the trigger's answer was lost, and the job's runs could not be listed \
-                             to see whether it created one; not triggering again, so as not to \
-                             start the job twice",
-                        )?;
+                    let found =
+                        self.find_started(job, cause, baseline, first_send, Budget::Standard)?;
                     if let Some(run) = found {
                         info!(
                             "The answer was lost, but it started run {}: adopting it",
@@ -444,7 +439,12 @@ impl DbtCloud {
         first_send: Option<DateTime<Utc>>,
         budget: Budget,
     ) -> Result<Option<Run>> {
-        let runs = self.list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None, budget)?;
+        let runs = self
+            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None, budget)
+            .context(
+                "the trigger's answer was lost, and the job's runs could not be listed to see \
+                 whether it created one; not triggering again, so as not to start the job twice",
+            )?;
         // Checked: both the offset and `created_at` come from the server.
         let tolerance = chrono::Duration::from_std(CLOCK_TOLERANCE).unwrap_or_default();
         let sent_on_their_clock = match (first_send, self.clock_offset()) {
