@@ -19,8 +19,8 @@ use log::{info, warn};
 use tempfile::NamedTempFile;
 
 use crate::data_folder::{DataFolder, Labelled};
-use crate::dbt_cloud::{Budget, DbtCloud, DownloadLimits, JobId, Run};
-use crate::error::UserError;
+use crate::dbt_cloud::{Budget, DbtCloud, DownloadLimits, JobId, Run, RunStatus};
+use crate::error::{is_not_found, UserError};
 use crate::retry::{retry, AttemptError, SharedBudget};
 
 /// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
@@ -344,10 +344,23 @@ pub fn zip(folder: &DataFolder, run: &Run, job: JobId, paths: &[String]) -> Resu
 }
 
 /// The list, asked again for a while when it is empty although the run says artifacts were saved.
+/// A run that failed or was cancelled may have no list at all (404): no artifacts.
 fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
     let mut attempt = 1;
     loop {
-        let paths = client.list_artifacts(run.id)?;
+        let paths = match client.list_artifacts(run.id) {
+            Err(error)
+                if is_not_found(&error)
+                    && matches!(run.status, RunStatus::Error | RunStatus::Cancelled) =>
+            {
+                info!(
+                    "dbt Cloud has no artifact list for run {} ({})",
+                    run.id, run.status
+                );
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
         if !paths.is_empty() || !run.artifacts_saved || attempt == LIST_ATTEMPTS {
             return Ok(paths);
         }

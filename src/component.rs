@@ -278,6 +278,15 @@ fn finished(
         output.run_tables(&run)?;
     }
     *last = run.clone();
+    if !run.has_started {
+        // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
+        info!(
+            "Run {} never started: it has no artifacts and no {RUN_RESULTS}",
+            run.id
+        );
+        let downloaded = config.download_artifacts.then(|| Ok(Downloaded::default()));
+        return verdict(config, &run, downloaded, since);
+    }
     let downloaded = config.download_artifacts.then(|| {
         let selection = Selection::new(config.artifacts_include.as_deref())?;
         artifacts::download_all(
@@ -449,7 +458,12 @@ fn verdict(
             Err(error)
         }
         (true, true, Some(error)) => {
-            user_error(format!("{} Also, {error:#}.", failure_message(run)))
+            let also = format!("{error:#}");
+            user_error(format!(
+                "{} Also, {}.",
+                failure_message(run),
+                also.trim_end_matches('.')
+            ))
         }
         (true, true, None) => user_error(format!(
             "{} The tables are written; {artifacts_note}.",
@@ -537,6 +551,7 @@ fn cancel(client: &DbtCloud, run: Run, budget: Budget) -> (Run, String) {
 /// Names the run, its status message, the failed step and where to look.
 fn failure_message(run: &Run) -> String {
     let verdict = match run.status {
+        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
         RunStatus::Cancelled => "was cancelled",
         _ => "ended in Error",
     };

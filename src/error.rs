@@ -10,17 +10,31 @@ use std::fmt;
 use crate::termination::Terminated;
 
 #[derive(Debug)]
-pub struct UserError(String);
+pub struct UserError {
+    message: String,
+    /// dbt Cloud answered 404: some callers expect that (a failed run may have no artifacts).
+    not_found: bool,
+}
 
 impl UserError {
     pub fn new(message: impl Into<String>) -> UserError {
-        UserError(message.into())
+        UserError {
+            message: message.into(),
+            not_found: false,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> UserError {
+        UserError {
+            message: message.into(),
+            not_found: true,
+        }
     }
 }
 
 impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -29,6 +43,15 @@ impl std::error::Error for UserError {}
 /// Shorthand for `Err(UserError::new(..).into())`.
 pub fn user_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(UserError::new(message).into())
+}
+
+/// True when dbt Cloud answered that the thing asked for does not exist (HTTP 404).
+pub fn is_not_found(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<UserError>()
+            .is_some_and(|e| e.not_found)
+    })
 }
 
 /// True when the error, or any error it wraps, is the user's to fix, or says that the platform

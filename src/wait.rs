@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use log::info;
+use log::{info, warn};
 
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
 use crate::retry::DeadlineReached;
@@ -64,7 +64,8 @@ pub enum WaitOutcome {
 }
 
 /// Polls get-run until the run is final or `max_wait` has passed since we began waiting,
-/// logging each change of status or step. The deadline is hard: retries, the rate limiter and
+/// logging each change of status or step. The run that comes back is always get-run's, with
+/// its trigger, job and steps, even when the run given is final already. The deadline is hard: retries, the rate limiter and
 /// each request's timeout all end by it, whatever dbt Cloud does. `since` is when the run began, which the poll
 /// schedule and the log count from: just now for a run we started, earlier for one we adopted.
 pub fn until_final(
@@ -80,17 +81,19 @@ pub fn until_final(
     let mut last_seen = describe(&last);
     let mut last_said = Instant::now();
     loop {
-        if last.status.is_final() {
-            return WaitOutcome::Final(last);
-        }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline && !last.status.is_final() {
             return WaitOutcome::TimedOut {
                 run: last,
                 limit: max_wait,
             };
         }
-        let pause = polling.interval(now - since).min(deadline - now);
+        let pause = match last.status.is_final() {
+            true => Duration::ZERO,
+            false => polling
+                .interval(now.saturating_duration_since(since))
+                .min(deadline.saturating_duration_since(now)),
+        };
         if let Err(Terminated { signal }) = client.termination().sleep(pause) {
             return WaitOutcome::Terminated { run: last, signal };
         }
@@ -113,7 +116,14 @@ pub fn until_final(
             }
         }
         let seen = describe(&last);
-        if seen != last_seen {
+        if seen != last_seen && last.status.is_unknown() {
+            warn!(
+                "Run {}: dbt Cloud answered with {seen}; taking the run as still in progress",
+                last.id
+            );
+            last_seen = seen;
+            last_said = Instant::now();
+        } else if seen != last_seen {
             info!("Run {}: {seen} after {}", last.id, elapsed(since.elapsed()));
             last_seen = seen;
             last_said = Instant::now();
@@ -124,6 +134,9 @@ pub fn until_final(
                 elapsed(since.elapsed())
             );
             last_said = Instant::now();
+        }
+        if last.status.is_final() {
+            return WaitOutcome::Final(last);
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Real data, replayed through the emulator: every number in the tables is exactly the number
-//! in the artifact.
+//! Real data and real quirks, replayed through the emulator: every number in the tables is
+//! exactly the number in the artifact, and answers shaped as dbt Cloud really shapes them are read.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use dbt_cloud_emulator::{Endpoint, Fault};
 use serde_json::json;
 
 /// Each `"key": <number>` of `text`, in order, as written.
@@ -46,4 +47,99 @@ fn every_execution_time_is_exactly_the_artifacts_number() {
         .map(|(row, source)| format!("{source} became {}", row["execution_time"]))
         .collect();
     assert_eq!(differing, Vec::<String>::new());
+}
+
+// ---- Decoding that bends where dbt Cloud does
+
+fn patch(fields: serde_json::Value) -> Fault {
+    Fault::Patch(fields.as_object().unwrap().clone())
+}
+
+#[test]
+fn ids_as_strings_and_a_missing_or_unknown_status_are_survived() {
+    let emulator = emulator_with(job(Duration::from_millis(2500), Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        [
+            patch(json!({"id": "70403103000", "status": null})),
+            patch(json!({"status": 99})),
+            patch(json!({"status": "3"})),
+        ],
+    );
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "poll_interval": 1}),
+    ));
+    run.assert_code(0);
+    let stdout = run.stdout();
+    for status in ["status unknown", "status 99"] {
+        assert!(
+            stdout.contains(&format!("dbt Cloud answered with {status}")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("taking the run as still in progress"),
+        "{stdout}"
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+}
+
+#[test]
+fn a_run_cancelled_before_it_started_is_not_asked_for_artifacts() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    let never_started = patch(json!({
+        "status": 30, "status_humanized": "Cancelled", "started_at": null, "has_started": false,
+        "artifacts_saved": false, "in_progress": false, "is_complete": true, "is_cancelled": true,
+    }));
+    emulator.inject(Endpoint::GetRun, std::iter::repeat_n(never_started, 20));
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud run 70403103000 was cancelled before it started"),
+        "{stderr}"
+    );
+    assert_eq!(
+        emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/artifacts/"))
+            .count(),
+        0
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "30");
+}
+
+#[test]
+fn a_404_on_the_artifact_list_of_a_failed_run_means_no_artifacts() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Error));
+    emulator.inject(
+        Endpoint::ListArtifacts,
+        std::iter::repeat_n(Fault::Status(404), 5),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud run 70403103000 ended in Error"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 artifacts"), "{stderr}");
+    assert!(!stderr.contains("Check account_id"), "{stderr}");
+    assert!(!stderr.contains(".."), "{stderr}");
+}
+
+#[test]
+fn the_run_table_comes_from_get_run_even_when_the_trigger_answer_is_final() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::Trigger, [patch(json!({"status": 10}))]);
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let row = run.table("dbt_cloud_run").1;
+    assert!(
+        row["trigger"].starts_with('{') && row["job"].starts_with('{'),
+        "{row:?}"
+    );
+    assert_eq!(run.table_rows("dbt_cloud_run_steps").len(), 4);
 }

@@ -738,11 +738,16 @@ impl DbtCloud {
                  permissions and the account's IP allow-list.",
                 self.account
             ),
-            StatusCode::NOT_FOUND => format!(
-                "dbt Cloud has no {subject} in account {}, or the token may not see it ({detail}). \
-                 Check account_id, job_id and the token's permissions.",
-                self.account
-            ),
+            StatusCode::NOT_FOUND => {
+                return AttemptError::Fatal(
+                    UserError::not_found(format!(
+                        "dbt Cloud has no {subject} in account {}, or the token may not see it \
+                         ({detail}). Check account_id, job_id and the token's permissions.",
+                        self.account
+                    ))
+                    .into(),
+                )
+            }
             StatusCode::BAD_REQUEST => format!(
                 "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
                 api_field_errors(body)

@@ -20,6 +20,8 @@ pub enum RunStatus {
     Cancelled,
     /// A code this component does not know; treated as still in progress.
     Other(i64),
+    /// The answer had no status (null or absent); treated as still in progress.
+    Unknown,
 }
 
 impl RunStatus {
@@ -33,6 +35,11 @@ impl RunStatus {
             30 => RunStatus::Cancelled,
             other => RunStatus::Other(other),
         }
+    }
+
+    /// Neither a status this component knows, nor final: worth a warning.
+    pub fn is_unknown(self) -> bool {
+        matches!(self, RunStatus::Other(_) | RunStatus::Unknown)
     }
 
     pub fn is_final(self) -> bool {
@@ -53,6 +60,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Error => f.write_str("Error"),
             RunStatus::Cancelled => f.write_str("Cancelled"),
             RunStatus::Other(code) => write!(f, "status {code}"),
+            RunStatus::Unknown => f.write_str("status unknown"),
         }
     }
 }
@@ -82,8 +90,8 @@ pub struct Run {
 /// many nulls, and new fields appear over time.
 #[derive(Deserialize)]
 struct RunHead {
-    id: u64,
-    status: i64,
+    id: Count,
+    status: Option<Count>,
     status_message: Option<String>,
     href: Option<String>,
     artifacts_saved: Option<bool>,
@@ -106,7 +114,7 @@ impl Run {
         };
         let head = RunHead::deserialize(&Value::Object(fields.clone()))
             .map_err(|e| format!("the run could not be read: {e}"))?;
-        let id = RunId::new(head.id).ok_or("the run has id 0")?;
+        let id = RunId::new(head.id.0).ok_or("the run has id 0")?;
         let steps = head
             .run_steps
             .unwrap_or_default()
@@ -119,7 +127,9 @@ impl Run {
             .collect();
         Ok(Run {
             id,
-            status: RunStatus::from_code(head.status),
+            status: head.status.map_or(RunStatus::Unknown, |code| {
+                i64::try_from(code.0).map_or(RunStatus::Other(i64::MAX), RunStatus::from_code)
+            }),
             status_message: head.status_message.filter(|m| !m.trim().is_empty()),
             href: head.href.filter(|h| !h.trim().is_empty()),
             artifacts_saved: head.artifacts_saved.unwrap_or(false),
@@ -159,6 +169,38 @@ impl Run {
 
     pub fn failed_step(&self) -> Option<&RunStep> {
         self.steps.iter().find(|s| s.status == RunStatus::Error)
+    }
+}
+
+/// A whole number as dbt Cloud sends ids and codes: a JSON number, or a string of digits.
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Count, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number, or a string of digits")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                u64::try_from(n)
+                    .map(Count)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Count, E> {
+                let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+                digits
+                    .then(|| text.parse().ok())
+                    .flatten()
+                    .map(Count)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -209,13 +251,33 @@ mod tests {
             (json!(null), "not a JSON object but null"),
             (json!([1]), "not a JSON object but a list"),
             (json!({"status": 1}), "missing field `id`"),
-            (json!({"id": "12", "status": 1}), "invalid type"),
+            (json!({"id": "12a", "status": 1}), "invalid value"),
+            (json!({"id": 1.5, "status": 1}), "invalid type"),
             (json!({"id": 0, "status": 1}), "id 0"),
             (json!({"id": -5, "status": 1}), "invalid value"),
         ] {
             let error = Run::from_json(data.clone()).unwrap_err();
             assert!(error.contains(expected), "{data}: {error}");
         }
+    }
+
+    #[test]
+    fn ids_may_be_strings_of_digits_and_a_missing_status_is_unknown() {
+        let run = Run::from_json(json!({"id": "70403103931", "status": "10"})).unwrap();
+        assert_eq!(
+            (run.id.get(), run.status),
+            (70403103931, RunStatus::Success)
+        );
+        for status in [json!(null), json!(99)] {
+            let run = Run::from_json(json!({"id": 1, "status": status})).unwrap();
+            assert!(
+                run.status.is_unknown() && !run.status.is_final(),
+                "{status}"
+            );
+        }
+        let run = Run::from_json(json!({"id": 1})).unwrap();
+        assert_eq!(run.status, RunStatus::Unknown);
+        assert_eq!(run.status.to_string(), "status unknown");
     }
 
     #[test]

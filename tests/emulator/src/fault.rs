@@ -28,4 +28,7 @@ pub enum Fault {
     Trickle { bytes: usize, tick: Duration },
     /// The normal answer, streamed without a `Content-Length`.
     NoLength,
+    /// The normal answer with these fields of its `data` replaced (added, or set to null): a real
+    /// answer's quirks on the emulator's run.
+    Patch(serde_json::Map<String, serde_json::Value>),
 }

@@ -238,6 +238,7 @@ async fn answer_with_faults(
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
         }
         Some(Fault::Trickle { bytes, tick }) => trickle(answer(), bytes.max(1), tick).await,
+        Some(Fault::Patch(fields)) => patched(answer(), fields).await,
         Some(Fault::NoLength) => {
             let (mut parts, body) = answer().into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -245,6 +246,19 @@ async fn answer_with_faults(
             Response::from_parts(parts, Body::from_stream(stream))
         }
     }
+}
+
+/// The answer with `fields` of its envelope's `data` replaced.
+async fn patched(response: Response, fields: Map<String, Value>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut envelope: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(Value::Object(data)) = envelope.get_mut("data") {
+        data.extend(fields);
+    }
+    let body = serde_json::to_vec(&envelope).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 fn too_many_requests(retry_after: Option<u64>) -> Response {
