@@ -362,7 +362,7 @@ fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
             other => other?,
         };
         if !paths.is_empty() || !run.artifacts_saved || attempt == LIST_ATTEMPTS {
-            return Ok(paths);
+            return Ok(once_each(paths));
         }
         info!(
             "dbt Cloud lists no artifacts for run {} yet; asking again",
@@ -375,6 +375,21 @@ fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
 
 /// One artifact into a complete scratch file, with retries; a fresh scratch file per attempt,
 /// so that a broken attempt's bytes never mix with the next. Errors writing it name `label`.
+/// The paths in order, each once: a path listed twice is one file (and one zip entry).
+fn once_each(paths: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    paths
+        .into_iter()
+        .filter(|path| {
+            let first = seen.insert(path.clone());
+            if !first {
+                warn!("dbt Cloud lists artifact {path:?} more than once; downloading it once");
+            }
+            first
+        })
+        .collect()
+}
+
 fn download_one(
     client: &DbtCloud,
     folder: &DataFolder,

@@ -86,13 +86,14 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_user_error(&error) => {
-            let _ = writeln!(std::io::stderr(), "{error:#}");
+            let _ = writeln!(std::io::stderr(), "{}", printable(&format!("{error:#}")));
             ExitCode::from(1)
         }
         Err(error) => {
             let _ = writeln!(
                 std::io::stderr(),
-                "Internal error of dbt-cloud-job-trigger: {error:#}"
+                "Internal error of dbt-cloud-job-trigger: {}",
+                printable(&format!("{error:#}"))
             );
             ExitCode::from(2)
         }
@@ -136,6 +137,22 @@ fn answer(
     Ok(())
 }
 
+/// Text as one line that shows what it holds: dbt Cloud's strings (a status message, a step
+/// name, a cause) reach our log and errors, and a newline or a terminal escape in them must not
+/// forge a line of ours or break the one-paragraph error.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Logs go to stdout, which Keboola streams live into the job's events; errors go to stderr.
 /// `RUST_LOG`, when set, overrides the `debug` parameter.
 fn init_logging(debug: bool) {
@@ -152,7 +169,7 @@ fn init_logging(debug: bool) {
                 "{} {:<5} {}",
                 buf.timestamp_seconds(),
                 record.level(),
-                record.args()
+                printable(&record.args().to_string())
             )
         })
         .try_init();
@@ -161,6 +178,15 @@ fn init_logging(debug: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(
+            printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),
+            "Failed.\\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\\u{1b}[2K"
+        );
+    }
 
     #[test]
     fn a_panic_anywhere_in_the_job_is_exit_2_and_unwinds() {

@@ -265,7 +265,8 @@ pub fn parse(text: &[u8]) -> Result<Request> {
         Some(Value::String(action)) => action.as_str(),
         Some(other) => {
             return user_error(format!(
-                "config.json's \"action\" must be a string, got {other}"
+                "config.json's \"action\" must be a string, got {}",
+                echo(other)
             ))
         }
     };
@@ -282,7 +283,8 @@ pub fn parse(text: &[u8]) -> Result<Request> {
             connection(&p).and_then(|c| Ok(Request::ListRecentRuns(c, job_id(&p)?)))
         }
         other => Err(format!(
-            "config.json's action \"{other}\" is unknown; the known actions are {}",
+            "config.json's action \"{}\" is unknown; the known actions are {}",
+            cut(other),
             ACTIONS.join(", ")
         )),
     };
@@ -320,7 +322,7 @@ impl Parameters<'_> {
         match (self.get(key), self.default(key)) {
             (None, Default::Boolean(default)) => Ok(default),
             (Some(Value::Bool(b)), _) => Ok(*b),
-            (Some(other), _) => Err(format!("{key} must be true or false, got {other}")),
+            (Some(other), _) => Err(format!("{key} must be true or false, got {}", echo(other))),
             (None, default) => unreachable!("{key} is boolean with default {default:?}"),
         }
     }
@@ -353,7 +355,7 @@ impl Parameters<'_> {
                 _ => None,
             }),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(format!("{key} must be a string, got {other}")),
+            Some(other) => Err(format!("{key} must be a string, got {}", echo(other))),
         }
     }
 
@@ -377,7 +379,13 @@ impl Parameters<'_> {
 fn connection(p: &Parameters) -> Result<Connection, String> {
     let dbt_cloud_url = p.string("dbt_cloud_url")?.expect("the URL has a default");
     let dbt_cloud_url = BaseUrl::parse(dbt_cloud_url)
-        .map_err(|why| format!("dbt_cloud_url {dbt_cloud_url:?} is not usable: {why}"))?;
+        // Only the scheme and host are echoed: users paste tokens into URLs.
+        .map_err(|why| {
+            format!(
+                "dbt_cloud_url ({}) is not usable: {why}",
+                scheme_and_host(dbt_cloud_url)
+            )
+        })?;
     let account_id = AccountId::new(p.integer("account_id", u64::MAX)?).expect("positive");
     let api_token = match p.get("#api_key") {
         None => {
@@ -411,7 +419,8 @@ fn from_parameters(
     {
         let known: Vec<&str> = PARAMETERS.iter().map(|p| p.key).collect();
         return Err(format!(
-            "parameters has an unknown key \"{unknown}\"; the known keys are {}",
+            "parameters has an unknown key \"{}\"; the known keys are {}",
+            cut(unknown),
             known.join(", ")
         ));
     }
@@ -438,7 +447,7 @@ fn from_parameters(
             return Err(format!(
                 "max_wait_time must be a number of minutes greater than 0 and at most \
                  {MAX_WAIT_MINUTES} (fractions allowed, e.g. 0.5), got {}",
-                p.get("max_wait_time").expect("the default is valid")
+                echo(p.get("max_wait_time").expect("the default is valid"))
             ))
         }
     };
@@ -450,7 +459,7 @@ fn from_parameters(
         (_, value) => {
             return Err(format!(
                 "poll_interval must be a number of seconds from 1 to {MAX_POLL_INTERVAL_SECONDS}, got {}",
-                value.expect("a value was given")
+                echo(value.expect("a value was given"))
             ))
         }
     };
@@ -465,7 +474,7 @@ fn from_parameters(
             return Err(format!(
                 "max_artifact_size must be a number of megabytes greater than 0 and at most \
                  {MAX_ARTIFACT_SIZE_MB} (fractions allowed), got {}",
-                p.get("max_artifact_size").expect("the default is valid")
+                echo(p.get("max_artifact_size").expect("the default is valid"))
             ))
         }
     };
@@ -496,8 +505,8 @@ fn from_parameters(
             Some("replace") => IfRunning::Replace,
             other => {
                 return Err(format!(
-                    "if_running must be \"trigger\", \"wait\" or \"replace\", got {:?}",
-                    other.unwrap_or_default()
+                    "if_running must be \"trigger\", \"wait\" or \"replace\", got {}",
+                    echo(&Value::from(other.unwrap_or_default()))
                 ))
             }
         },
@@ -508,11 +517,50 @@ fn from_parameters(
     })
 }
 
+/// How much of a wrong value an error echoes: enough to recognise it, never a whole document.
+const ECHO_CHARS: usize = 200;
+
+/// A value as config.json holds it, cut for an error message.
+fn echo(value: &Value) -> String {
+    cut(&value.to_string())
+}
+
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((end, _)) => format!(
+            "{}… ({} characters in all)",
+            &text[..end],
+            text.chars().count()
+        ),
+        None => text.to_owned(),
+    }
+}
+
+/// `https://host` of what the user gave as dbt_cloud_url, or a placeholder: never a user name,
+/// password, path or query, where a token may have been pasted.
+fn scheme_and_host(input: &str) -> String {
+    let trimmed = input.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{trimmed}")
+    };
+    match reqwest::Url::parse(&with_scheme) {
+        Ok(url) => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+        Err(_) => "not a URL".to_owned(),
+    }
+}
+
 fn trigger_overrides(value: Option<&Value>) -> Result<Map<String, Value>, String> {
     let overrides = match value {
         None => return Ok(Map::new()),
         Some(Value::Object(overrides)) => overrides,
-        Some(other) => return Err(format!("trigger_overrides must be an object, got {other}")),
+        Some(other) => {
+            return Err(format!(
+                "trigger_overrides must be an object, got {}",
+                echo(other)
+            ))
+        }
     };
     let valid = || {
         OVERRIDES
@@ -528,7 +576,8 @@ fn trigger_overrides(value: Option<&Value>) -> Result<Map<String, Value>, String
         }
         let Some((_, kind)) = OVERRIDES.iter().find(|(known, _)| known == key) else {
             return Err(format!(
-                "trigger_overrides has an unknown key \"{key}\"; the valid keys are {}",
+                "trigger_overrides has an unknown key \"{}\"; the valid keys are {}",
+                cut(key),
                 valid()
             ));
         };
@@ -553,7 +602,9 @@ fn trigger_overrides(value: Option<&Value>) -> Result<Map<String, Value>, String
                 }
             };
             return Err(format!(
-                "trigger_overrides.{key} must be {expected}, got {value}"
+                "trigger_overrides.{} must be {expected}, got {}",
+                cut(key),
+                echo(value)
             ));
         }
         checked.insert(key.clone(), value.clone());
@@ -568,7 +619,8 @@ fn artifacts_include(value: Option<&Value>) -> Result<Option<Vec<String>>, Strin
         Some(Value::Array(patterns)) => patterns,
         Some(other) => {
             return Err(format!(
-                "artifacts_include must be a list of glob patterns, e.g. [\"*.json\", \"run/**/*.sql\"], got {other}"
+                "artifacts_include must be a list of glob patterns, e.g. [\"*.json\", \"run/**/*.sql\"], got {}",
+                echo(other)
             ))
         }
     };
@@ -576,7 +628,8 @@ fn artifacts_include(value: Option<&Value>) -> Result<Option<Vec<String>>, Strin
     for pattern in patterns {
         let Some(text) = pattern.as_str().filter(|t| !t.trim().is_empty()) else {
             return Err(format!(
-                "artifacts_include must hold non-empty strings, got {pattern}"
+                "artifacts_include must hold non-empty strings, got {}",
+                echo(pattern)
             ));
         };
         globset::Glob::new(text)
@@ -605,7 +658,10 @@ fn positive_integer(key: &str, value: Option<&Value>) -> Result<u64, String> {
     };
     match (parsed, value) {
         (Some(n), _) if n > 0 => Ok(n),
-        (_, Some(value)) => Err(format!("{key} must be a positive integer, got {value}")),
+        (_, Some(value)) => Err(format!(
+            "{key} must be a positive integer, got {}",
+            echo(value)
+        )),
         (_, None) => unreachable!("None returned above"),
     }
 }

@@ -74,19 +74,73 @@ pub fn list_recent_runs(client: &DbtCloud, job: JobId) -> Result<Value> {
     Ok(json!({ "message": message, "type": "table", "status": "success" }))
 }
 
+/// The run's id, linked to its page when dbt Cloud sent an https link that cannot break out of
+/// the markdown (a `javascript:` or `data:` link is shown as text, not as a link).
 fn run_link(run: &Run) -> String {
-    match &run.href {
+    let safe = |href: &&String| {
+        href.starts_with("https://")
+            && !href
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "()<>[]\"'`".contains(c))
+    };
+    match run.href.as_ref().filter(safe) {
         Some(href) => format!("[{}]({href})", run.id),
         None => run.id.to_string(),
     }
 }
 
-/// A markdown table cell: text without the characters that would break the table.
+/// A markdown table cell: text as text. Markdown's own characters are escaped, so that dbt
+/// Cloud's strings cannot make links, images, HTML or new rows.
 fn cell(value: Option<&Value>) -> String {
     let text = match value {
         None | Some(Value::Null) => return "–".to_owned(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            // Links and images need brackets, HTML needs angle brackets, emphasis and code
+            // need these marks; a pipe would end the cell.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => escaped.push(' '),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_cells_stay_text() {
+        let hostile = json!("[click](javascript:alert(1)) <img src=x> a|b\nnew row");
+        assert_eq!(
+            cell(Some(&hostile)),
+            "\\[click\\](javascript:alert(1)) \\<img src=x\\> a\\|b new row"
+        );
+        assert_eq!(cell(None), "–");
+    }
+
+    #[test]
+    fn only_plain_https_links_are_links() {
+        let run =
+            |href: &str| Run::from_json(json!({"id": 7, "status": 10, "href": href})).unwrap();
+        assert_eq!(
+            run_link(&run("https://x.dbt.com/runs/7/")),
+            "[7](https://x.dbt.com/runs/7/)"
+        );
+        for hostile in [
+            "javascript:alert(1)",
+            "https://x/a) [y](javascript:z",
+            "http://x/",
+        ] {
+            assert_eq!(run_link(&run(hostile)), "7", "{hostile}");
+        }
+    }
 }

@@ -143,3 +143,135 @@ fn the_run_table_comes_from_get_run_even_when_the_trigger_answer_is_final() {
     );
     assert_eq!(run.table_rows("dbt_cloud_run_steps").len(), 4);
 }
+
+// ---- Text from the server is data; our own messages hold no secrets and no floods
+
+#[test]
+fn server_text_cannot_forge_a_log_line_or_break_the_error() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Error));
+    let forged = "Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K";
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(patch(json!({"status_message": forged})), 30),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stdout = run.stdout();
+    assert!(
+        stdout
+            .lines()
+            .all(|line| !line.starts_with("2026-11-26T11:02:32Z")),
+        "{stdout}"
+    );
+    let stderr = run.stderr();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one paragraph: {stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(
+        stderr.contains("Failed.\\n2026-11-26T11:02:32Z"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_url_holding_a_token_is_refused_without_echoing_it() {
+    for url in [
+        "https://user:dbtc_SECRET123@ab123.us1.dbt.com",
+        "https://ab123.us1.dbt.com/?token=dbtc_SECRET123",
+        "https://ab123.us1.dbt.com/dbtc_SECRET123",
+    ] {
+        let run = run_component(json!({
+            "account_id": ACCOUNT, "job_id": JOB, "#api_key": TOKEN, "dbt_cloud_url": url,
+        }));
+        run.assert_code(1);
+        let stderr = run.stderr();
+        assert!(!stderr.contains("SECRET123"), "{url}: {stderr}");
+        assert!(
+            stderr.starts_with("dbt_cloud_url (https://ab123.us1.dbt.com) is not usable"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_huge_wrong_value_is_echoed_cut() {
+    let huge: Vec<u32> = (0..200_000).collect();
+    let run = run_component(json!({
+        "account_id": ACCOUNT, "job_id": JOB, "#api_key": TOKEN, "max_wait_time": huge,
+    }));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(stderr.len() < 1_000, "{} bytes", stderr.len());
+    assert!(stderr.contains("characters in all)"), "{stderr}");
+}
+
+// ---- Exit 2 is for our bugs alone
+
+#[test]
+fn json_that_is_not_dbt_clouds_answer_is_exit_1_naming_the_url() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, json!([1, 2, 3]))]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "{} answered /api/v2/accounts/{ACCOUNT}/runs/ with JSON that is not dbt Cloud's API answer (it starts \"[1,2,3]\")",
+            emulator.base_url()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(emulator.runs_created(), 0);
+}
+
+#[test]
+fn an_unexpected_conflict_or_redirect_is_exit_1() {
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::Trigger, [Fault::Status(409)]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("unexpectedly with HTTP 409"),
+        "{}",
+        run.stderr()
+    );
+
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        [Fault::Redirect("https://login.example.com/sso".into())],
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("unexpectedly with HTTP 302, redirecting to login.example.com"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_path_listed_twice_is_downloaded_and_zipped_once() {
+    let manifest = Artifact::new("manifest.json", b"{}".to_vec());
+    let emulator = emulator_with(
+        job(Duration::from_millis(1200), Outcome::Success)
+            .artifacts(vec![manifest.clone(), manifest.clone()]),
+    );
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "artifacts_zip": true}),
+    ));
+    run.assert_code(0);
+    assert_eq!(count(&emulator, "GET", "/artifacts/manifest.json"), 1);
+    assert!(
+        run.stdout().contains("more than once; downloading it once"),
+        "{}",
+        run.stdout()
+    );
+    let zip =
+        std::fs::File::open(run.data().join("out/files/dbt_artifacts_70403103000.zip")).unwrap();
+    assert_eq!(zip::ZipArchive::new(zip).unwrap().len(), 1);
+}

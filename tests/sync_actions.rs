@@ -64,7 +64,7 @@ fn test_connection_checks_url_token_account_and_job() {
         ),
         (
             json!({"dbt_cloud_url": "http://example.com"}),
-            "dbt_cloud_url \"http://example.com\" is not usable",
+            "dbt_cloud_url (http://example.com) is not usable",
         ),
     ] {
         let run = action(&emulator, "testConnection", extra.clone());

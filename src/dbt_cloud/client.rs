@@ -194,7 +194,7 @@ impl DbtCloud {
                     &self.termination,
                 );
                 match outcome {
-                    Ok(data) => Ok(decode_run(data)?),
+                    Ok(data) => Ok(decode_run(data, &format!("POST {}", url.path()))?),
                     Err(AttemptError::Retryable(failure)) => {
                         maybe_created |= !failure.not_sent;
                         Err(AttemptError::Retryable(failure))
@@ -269,12 +269,20 @@ impl DbtCloud {
         let mut url = self.api_url(&["runs", &run.to_string(), ""]);
         url.query_pairs_mut()
             .append_pair("include_related", RUN_RELATED);
-        decode_run(self.call(Method::GET, url, &format!("run {run}"), budget)?)
+        let what = format!("GET {}", url.path());
+        decode_run(
+            self.call(Method::GET, url, &format!("run {run}"), budget)?,
+            &what,
+        )
     }
 
     pub fn cancel_run(&self, run: RunId, budget: Budget) -> Result<Run> {
         let url = self.api_url(&["runs", &run.to_string(), "cancel", ""]);
-        decode_run(self.call(Method::POST, url, &format!("run {run}"), budget)?)
+        let what = format!("POST {}", url.path());
+        decode_run(
+            self.call(Method::POST, url, &format!("run {run}"), budget)?,
+            &what,
+        )
     }
 
     /// Artifact paths relative to the run's `target/` folder; empty when there are none (yet).
@@ -772,11 +780,24 @@ impl DbtCloud {
                     )))
                 })
             }
+            // A redirect, a conflict, a teapot: not dbt Cloud's API as documented, so most
+            // likely not dbt Cloud at all (a proxy, a login page, another service).
             _ => {
-                return AttemptError::Fatal(anyhow!(
-                    "dbt Cloud answered {} unexpectedly with {detail}",
-                    url.path()
-                ))
+                let moved = headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|location| url.join(location).ok())
+                    .map(|to| format!(", redirecting to {}", to.host_str().unwrap_or_default()))
+                    .unwrap_or_default();
+                return AttemptError::Fatal(
+                    UserError::new(format!(
+                        "{} answered {} unexpectedly with {detail}{moved}. Check dbt_cloud_url: it \
+                         must be your dbt Cloud account's access URL.",
+                        self.base,
+                        url.path()
+                    ))
+                    .into(),
+                );
             }
         };
         AttemptError::Fatal(UserError::new(message).into())
@@ -926,12 +947,17 @@ fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Value> {
         ))
     })?;
     match envelope {
-        Value::Object(mut map) => Ok(map.remove("data").unwrap_or(Value::Null)),
-        other => Err(anyhow!(
-            "dbt Cloud's answer to {} is not an envelope object: {}",
+        Value::Object(mut map) if map.contains_key("data") => {
+            Ok(map.remove("data").unwrap_or(Value::Null))
+        }
+        // JSON, but not dbt Cloud's: most likely another API at the configured URL.
+        other => Err(UserError::new(format!(
+            "{base} answered {} with JSON that is not dbt Cloud's API answer (it starts {:?}). \
+             Check dbt_cloud_url: it must be your dbt Cloud account's access URL.",
             url.path(),
-            truncate(&other.to_string(), 200)
-        )),
+            truncate(&other.to_string(), 80)
+        ))
+        .into()),
     }
 }
 
@@ -995,7 +1021,13 @@ fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
 
 fn decode_runs(data: Value) -> Result<Vec<Run>> {
     match data {
-        Value::Array(items) => items.into_iter().map(decode_run).collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| {
+                Run::from_json(item)
+                    .map_err(|e| anyhow!("dbt Cloud's list of runs holds one we cannot read: {e}"))
+            })
+            .collect(),
         other => Err(anyhow!(
             "dbt Cloud's list of runs is not a list but {}",
             truncate(&other.to_string(), 100)
@@ -1003,8 +1035,10 @@ fn decode_runs(data: Value) -> Result<Vec<Run>> {
     }
 }
 
-fn decode_run(data: Value) -> Result<Run> {
-    Run::from_json(data).map_err(|e| anyhow!("dbt Cloud's answer is not a run we can read: {e}"))
+/// `what`: the call, e.g. `GET /api/v2/accounts/1/runs/2/`, for the message.
+fn decode_run(data: Value, what: &str) -> Result<Run> {
+    Run::from_json(data)
+        .map_err(|e| anyhow!("dbt Cloud's answer to {what} is not a run we can read: {e}"))
 }
 
 fn api_user_message(body: &[u8]) -> Option<String> {

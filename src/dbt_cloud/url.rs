@@ -50,10 +50,10 @@ impl BaseUrl {
         let path = url.path().trim_end_matches('/');
         let path = path.strip_suffix("/api/v2").unwrap_or(path);
         if !path.is_empty() {
-            return Err(format!(
-                "it must be the dbt Cloud host only, like https://cloud.getdbt.com, without the path {:?}",
-                url.path()
-            ));
+            return Err(
+                "it must be the dbt Cloud host only, like https://cloud.getdbt.com, without a path"
+                    .to_owned(),
+            );
         }
         let mut base = url.clone();
         base.set_path("/");
