@@ -133,8 +133,10 @@ fn list_recent_runs_shows_the_last_ten_as_a_markdown_table() {
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines[0], "| Run | Status | Started | Duration | Cause |");
     assert_eq!(lines.len(), 2 + 10, "{message}");
+    // The emulator's links are plain http, which the table shows as text: only https links are
+    // links (see the unit tests of `sync_actions`).
     assert!(
-        lines[2].starts_with(&format!("| [{newest}]({}/deploy/", emulator.base_url())),
+        lines[2].starts_with(&format!("| {newest} | Success | ")),
         "{}",
         lines[2]
     );
