@@ -1,6 +1,8 @@
 //! The UI's synchronous actions. Each answers within seconds with exactly one JSON document on
 //! stdout and triggers nothing; a failure is exit 1 with the message on stderr, like the job's.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use serde_json::{json, Value};
 
@@ -19,10 +21,14 @@ pub fn test_connection(client: &DbtCloud, job: Option<JobId>) -> Result<Value> {
     Ok(json!({ "status": "success" }))
 }
 
+/// How long the job list may page: the UI gives up on an action after about 30 s.
+const LIST_JOBS_BUDGET: Duration = Duration::from_secs(20);
+
 /// The Job ID dropdown: `[{"value": 123, "label": "Nightly build (123) · Production"}]`, by label.
+/// When the list stopped early, a last option says so (its empty value is not a job id).
 pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
-    let mut options: Vec<(String, Value)> = client
-        .list_jobs()?
+    let (jobs, note) = client.list_jobs(LIST_JOBS_BUDGET)?;
+    let mut options: Vec<(String, Value)> = jobs
         .iter()
         .filter_map(|job| {
             let id = job.get("id")?.as_u64()?;
@@ -43,6 +49,7 @@ pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
             .cmp(&b.0.to_lowercase())
             .then_with(|| a.0.cmp(&b.0))
     });
+    options.extend(note.map(|note| (format!("({note})"), json!(""))));
     Ok(Value::Array(
         options
             .into_iter()

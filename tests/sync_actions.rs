@@ -171,3 +171,34 @@ fn an_unknown_action_names_the_known_ones() {
     );
     assert!(emulator.requests().is_empty());
 }
+
+#[test]
+fn list_jobs_ends_when_the_pages_never_get_shorter() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    // A server that ignores the offset: the same full page, however far one reads.
+    let jobs: Vec<Value> = (1..=100u64)
+        .map(|id| json!({"id": id, "name": format!("job {id}"), "environment": {"name": "Production"}}))
+        .collect();
+    let page = json!({
+        "status": {"code": 200, "is_success": true, "user_message": "Success!"},
+        "data": jobs,
+        "extra": {"pagination": {"count": 100, "total_count": 1_000_000}},
+    });
+    emulator.inject(
+        dbt_cloud_emulator::Endpoint::ListJobs,
+        std::iter::repeat_n(dbt_cloud_emulator::Fault::Json(200, page), 1000),
+    );
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    let options = options.as_array().unwrap();
+    assert_eq!(options.len(), 100 + 1, "every job once, and a note");
+    assert_eq!(options[100]["value"], "");
+    assert!(
+        options[100]["label"]
+            .as_str()
+            .unwrap()
+            .contains("sent a page of jobs again after 100"),
+        "{}",
+        options[100]
+    );
+    assert_eq!(emulator.requests().len(), 2);
+}

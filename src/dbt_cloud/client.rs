@@ -194,7 +194,7 @@ impl DbtCloud {
                     &self.termination,
                 );
                 match outcome {
-                    Ok(data) => Ok(decode_run(data, &format!("POST {}", url.path()))?),
+                    Ok(answer) => Ok(decode_run(answer.data, &format!("POST {}", url.path()))?),
                     Err(AttemptError::Retryable(failure)) => {
                         maybe_created |= !failure.not_sent;
                         Err(AttemptError::Retryable(failure))
@@ -390,33 +390,59 @@ impl DbtCloud {
     }
 
     /// Every job of the account, all pages, each with its environment.
-    pub fn list_jobs(&self) -> Result<Vec<Value>> {
+    /// Every job of the account, page by page, until a page is short or empty, the `total_count`
+    /// dbt Cloud gave is reached, a page repeats one already seen (a server that ignores the
+    /// offset), or `budget` has passed: then what came, and why it stopped early.
+    pub fn list_jobs(&self, budget: Duration) -> Result<(Vec<Value>, Option<String>)> {
         const PAGE: usize = 100;
-        let mut jobs = Vec::new();
+        let started = Instant::now();
+        let mut jobs: Vec<Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
-            let page = self.jobs_page(PAGE, jobs.len())?;
-            let last = page.len() < PAGE;
-            jobs.extend(page);
-            if last {
-                return Ok(jobs);
+            let (page, total) = self.jobs_page(PAGE, jobs.len())?;
+            let short = page.len() < PAGE;
+            let new: Vec<Value> = page
+                .into_iter()
+                .filter(|job| seen.insert(job.get("id").map(Value::to_string)))
+                .collect();
+            let repeated = new.is_empty();
+            jobs.extend(new);
+            if short || repeated || total.is_some_and(|total| jobs.len() as u64 >= total) {
+                let note = (repeated && !short).then(|| {
+                    format!(
+                        "dbt Cloud sent a page of jobs again after {}; the list may be incomplete",
+                        jobs.len()
+                    )
+                });
+                return Ok((jobs, note));
+            }
+            if started.elapsed() >= budget {
+                let note = format!(
+                    "dbt Cloud was still sending pages of jobs after {} s; the first {} are listed",
+                    budget.as_secs(),
+                    jobs.len()
+                );
+                return Ok((jobs, Some(note)));
             }
         }
     }
 
     /// The first `limit` jobs: the cheapest call that proves the URL, the token and the account.
     pub fn list_jobs_page(&self, limit: usize) -> Result<Vec<Value>> {
-        self.jobs_page(limit, 0)
+        Ok(self.jobs_page(limit, 0)?.0)
     }
 
-    fn jobs_page(&self, limit: usize, offset: usize) -> Result<Vec<Value>> {
+    /// A page of jobs, and how many the account has when dbt Cloud says.
+    fn jobs_page(&self, limit: usize, offset: usize) -> Result<(Vec<Value>, Option<u64>)> {
         let mut url = self.api_url(&["jobs", ""]);
         url.query_pairs_mut()
             .append_pair("include_related", r#"["environment"]"#)
             .append_pair("order_by", "id")
             .append_pair("limit", &limit.to_string())
             .append_pair("offset", &offset.to_string());
-        match self.call(Method::GET, url, "jobs", Budget::Standard)? {
-            Value::Array(page) => Ok(page),
+        let answer = self.call_envelope(Method::GET, url, "jobs", Budget::Standard)?;
+        match answer.data {
+            Value::Array(page) => Ok((page, answer.total_count)),
             other => Err(anyhow!(
                 "dbt Cloud's list of jobs is not a list but {}",
                 truncate(&other.to_string(), 100)
@@ -546,6 +572,16 @@ impl DbtCloud {
 
     /// An API call with retries; returns the `data` of the answer's envelope.
     fn call(&self, method: Method, url: Url, subject: &str, budget: Budget) -> Result<Value> {
+        Ok(self.call_envelope(method, url, subject, budget)?.data)
+    }
+
+    fn call_envelope(
+        &self,
+        method: Method,
+        url: Url,
+        subject: &str,
+        budget: Budget,
+    ) -> Result<Envelope> {
         let policy = match budget {
             Budget::Standard => self.timing.retry,
             Budget::Until(deadline) => self.timing.retry.until(deadline),
@@ -570,7 +606,7 @@ impl DbtCloud {
         subject: &str,
         budget: Budget,
         termination: &Termination,
-    ) -> Result<Value, AttemptError> {
+    ) -> Result<Envelope, AttemptError> {
         let (timeout, deadline) = match budget {
             Budget::Standard => (self.timing.read_timeout, None),
             Budget::Until(deadline) => {
@@ -937,7 +973,13 @@ fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The `data` of an answer's envelope. A body that is not JSON means the URL is not dbt Cloud's
 /// API (a proxy's page, a web site): the user's to check.
-fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Value> {
+/// An answer's envelope: its `data`, and for lists the `total_count` of `extra.pagination`.
+struct Envelope {
+    data: Value,
+    total_count: Option<u64>,
+}
+
+fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Envelope> {
     let envelope: Value = serde_json::from_slice(body).map_err(|_| {
         UserError::new(format!(
             "{base} answered {} with something that is not dbt Cloud's JSON API (it starts {:?}). \
@@ -947,9 +989,13 @@ fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Value> {
         ))
     })?;
     match envelope {
-        Value::Object(mut map) if map.contains_key("data") => {
-            Ok(map.remove("data").unwrap_or(Value::Null))
-        }
+        Value::Object(mut map) if map.contains_key("data") => Ok(Envelope {
+            total_count: map
+                .get("extra")
+                .and_then(|extra| extra.pointer("/pagination/total_count"))
+                .and_then(Value::as_u64),
+            data: map.remove("data").unwrap_or(Value::Null),
+        }),
         // JSON, but not dbt Cloud's: most likely another API at the configured URL.
         other => Err(UserError::new(format!(
             "{base} answered {} with JSON that is not dbt Cloud's API answer (it starts {:?}). \
@@ -1075,7 +1121,7 @@ pub mod tests_support {
 
     pub fn decode_answer(body: &[u8]) -> Result<Value> {
         let base = BaseUrl::default_url();
-        decode_envelope(body, &base, &base.join(["api", "v2", ""]))
+        decode_envelope(body, &base, &base.join(["api", "v2", ""])).map(|answer| answer.data)
     }
 
     pub fn decode_artifact_list(data: Value) -> Result<Vec<String>, String> {
