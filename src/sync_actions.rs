@@ -16,7 +16,7 @@ const RECENT_RUNS: usize = 10;
 pub fn test_connection(client: &DbtCloud, job: Option<JobId>) -> Result<Value> {
     client.list_jobs_page(1)?;
     if let Some(job) = job {
-        client.get_job(job)?;
+        client.check_job(job)?;
     }
     Ok(json!({ "status": "success" }))
 }
@@ -30,18 +30,15 @@ pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
     let (jobs, note) = client.list_jobs(LIST_JOBS_BUDGET)?;
     let mut options: Vec<(String, Value)> = jobs
         .iter()
-        .filter_map(|job| {
-            let id = job.get("id")?.as_u64()?;
-            let name = job
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("(unnamed)");
-            let environment = job.pointer("/environment/name").and_then(Value::as_str);
+        .map(|job| {
+            let id = job.id.0;
+            let name = job.name.as_deref().unwrap_or("(unnamed)");
+            let environment = job.environment.as_ref().and_then(|e| e.name.as_deref());
             let label = match environment {
                 Some(environment) => format!("{name} ({id}) · {environment}"),
                 None => format!("{name} ({id})"),
             };
-            Some((label, json!(id)))
+            (label, json!(id))
         })
         .collect();
     options.sort_by(|a, b| {

@@ -552,6 +552,19 @@ mod tests {
     }
 
     #[test]
+    fn every_run_column_is_a_field_the_run_keeps() {
+        for table in [Table::Trigger, Table::Run] {
+            for column in table.columns() {
+                assert!(
+                    crate::dbt_cloud::RUN_FIELDS.contains(column),
+                    "{column} of {} is skipped when a run is read",
+                    table.name()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn column_lists_have_no_duplicates() {
         for table in [
             Table::Trigger,

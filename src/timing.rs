@@ -22,6 +22,8 @@ pub struct Timing {
     pub stall: Stall,
     /// How long, in all, listed artifacts may keep answering 404.
     pub missing_artifacts: Duration,
+    /// Bytes: an API answer larger than this is refused rather than read.
+    pub max_answer: u64,
 }
 
 /// dbt Cloud's 429: past 5,000 requests a minute the account answers 429 for five minutes.
@@ -97,6 +99,9 @@ impl Timing {
                 min_bytes: 600_000,
             },
             missing_artifacts: Duration::from_secs(60),
+            // Far past any real answer (a run with its steps' logs is kilobytes to megabytes),
+            // yet never a disk's or a container's worth.
+            max_answer: 256_000_000,
         }
     }
 
@@ -126,6 +131,7 @@ impl Timing {
                 min_bytes: 10_000,
             },
             missing_artifacts: Duration::from_secs(1),
+            max_answer: 8_000_000,
         }
     }
 }

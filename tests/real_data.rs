@@ -219,7 +219,7 @@ fn json_that_is_not_dbt_clouds_answer_is_exit_1_naming_the_url() {
     let stderr = run.stderr();
     assert!(
         stderr.contains(&format!(
-            "{} answered /api/v2/accounts/{ACCOUNT}/runs/ with JSON that is not dbt Cloud's API answer (it starts \"[1,2,3]\")",
+            "{} answered /api/v2/accounts/{ACCOUNT}/runs/ with something that is not dbt Cloud's API answer (it starts \"[1,2,3]\")",
             emulator.base_url()
         )),
         "{stderr}"

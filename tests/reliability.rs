@@ -446,7 +446,7 @@ fn an_answer_we_cannot_read_is_our_fault_exit_2() {
     let stderr = run.stderr();
     assert!(
         stderr.starts_with(
-            "Internal error of dbt-cloud-job-trigger: dbt Cloud's answer to POST /api/v2/accounts/43786/jobs/567183/run/ is not a run we can read"
+            "Internal error of dbt-cloud-job-trigger: dbt Cloud's answer to POST /api/v2/accounts/43786/jobs/567183/run/ could not be read"
         ),
         "{stderr}"
     );

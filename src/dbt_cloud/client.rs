@@ -21,9 +21,11 @@ use reqwest::header::{
     HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER,
 };
 use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ids::{AccountId, JobId, RunId};
+use super::ids::{AccountId, JobId, RunId, WholeNumber};
 use super::rate_limit::{Answer, RateLimiter, Refusal};
 use super::run::Run;
 use super::url::{is_safe_redirect, BaseUrl};
@@ -50,6 +52,19 @@ const CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How many candidate runs an ambiguous lost trigger names.
 const CANDIDATES_NAMED: usize = 5;
+
+/// A job as the Job ID dropdown shows it; the rest of dbt Cloud's job is skipped unread.
+#[derive(Debug, serde::Deserialize)]
+pub struct JobSummary {
+    pub id: WholeNumber,
+    pub name: Option<String>,
+    pub environment: Option<Named>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Named {
+    pub name: Option<String>,
+}
 
 /// How a run is started.
 #[derive(Debug, Clone)]
@@ -185,7 +200,7 @@ impl DbtCloud {
                     }
                 }
                 first_send.get_or_insert_with(Utc::now);
-                let outcome = self.attempt(
+                let outcome = self.attempt::<Run>(
                     Method::POST,
                     &url,
                     body.as_ref(),
@@ -194,7 +209,7 @@ impl DbtCloud {
                     &self.termination,
                 );
                 match outcome {
-                    Ok(answer) => Ok(decode_run(answer.data, &format!("POST {}", url.path()))?),
+                    Ok(answer) => Ok(answer.data),
                     Err(AttemptError::Retryable(failure)) => {
                         maybe_created |= !failure.not_sent;
                         Err(AttemptError::Retryable(failure))
@@ -256,12 +271,12 @@ impl DbtCloud {
             .append_pair("order_by", "-id")
             .append_pair("limit", "100")
             .append_pair("include_related", TRIGGERED_RELATED);
-        decode_runs(self.call(
+        self.call(
             Method::GET,
             url,
             &format!("runs of job {job}"),
             Budget::Standard,
-        )?)
+        )
     }
 
     /// The run with its trigger, job and steps.
@@ -269,32 +284,25 @@ impl DbtCloud {
         let mut url = self.api_url(&["runs", &run.to_string(), ""]);
         url.query_pairs_mut()
             .append_pair("include_related", RUN_RELATED);
-        let what = format!("GET {}", url.path());
-        decode_run(
-            self.call(Method::GET, url, &format!("run {run}"), budget)?,
-            &what,
-        )
+        self.call(Method::GET, url, &format!("run {run}"), budget)
     }
 
     pub fn cancel_run(&self, run: RunId, budget: Budget) -> Result<Run> {
         let url = self.api_url(&["runs", &run.to_string(), "cancel", ""]);
-        let what = format!("POST {}", url.path());
-        decode_run(
-            self.call(Method::POST, url, &format!("run {run}"), budget)?,
-            &what,
-        )
+        self.call(Method::POST, url, &format!("run {run}"), budget)
     }
 
     /// Artifact paths relative to the run's `target/` folder; empty when there are none (yet).
     pub fn list_artifacts(&self, run: RunId) -> Result<Vec<String>> {
         let url = self.api_url(&["runs", &run.to_string(), "artifacts", ""]);
-        let data = self.call(
+        // null when the run produced none.
+        let paths: Option<Vec<String>> = self.call(
             Method::GET,
             url,
             &format!("artifact list of run {run}"),
             Budget::Standard,
         )?;
-        artifact_paths(data).map_err(|e| anyhow!("dbt Cloud's artifact list of run {run} {e}"))
+        Ok(paths.unwrap_or_default())
     }
 
     /// One attempt at streaming an artifact into `out`, bytes as served. Redirects are followed,
@@ -393,17 +401,17 @@ impl DbtCloud {
     /// Every job of the account, page by page, until a page is short or empty, the `total_count`
     /// dbt Cloud gave is reached, a page repeats one already seen (a server that ignores the
     /// offset), or `budget` has passed: then what came, and why it stopped early.
-    pub fn list_jobs(&self, budget: Duration) -> Result<(Vec<Value>, Option<String>)> {
+    pub fn list_jobs(&self, budget: Duration) -> Result<(Vec<JobSummary>, Option<String>)> {
         const PAGE: usize = 100;
         let started = Instant::now();
-        let mut jobs: Vec<Value> = Vec::new();
+        let mut jobs: Vec<JobSummary> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         loop {
             let (page, total) = self.jobs_page(PAGE, jobs.len())?;
             let short = page.len() < PAGE;
-            let new: Vec<Value> = page
+            let new: Vec<JobSummary> = page
                 .into_iter()
-                .filter(|job| seen.insert(job.get("id").map(Value::to_string)))
+                .filter(|job| seen.insert(job.id.0))
                 .collect();
             let repeated = new.is_empty();
             jobs.extend(new);
@@ -428,12 +436,12 @@ impl DbtCloud {
     }
 
     /// The first `limit` jobs: the cheapest call that proves the URL, the token and the account.
-    pub fn list_jobs_page(&self, limit: usize) -> Result<Vec<Value>> {
+    pub fn list_jobs_page(&self, limit: usize) -> Result<Vec<JobSummary>> {
         Ok(self.jobs_page(limit, 0)?.0)
     }
 
     /// A page of jobs, and how many the account has when dbt Cloud says.
-    fn jobs_page(&self, limit: usize, offset: usize) -> Result<(Vec<Value>, Option<u64>)> {
+    fn jobs_page(&self, limit: usize, offset: usize) -> Result<(Vec<JobSummary>, Option<u64>)> {
         let mut url = self.api_url(&["jobs", ""]);
         url.query_pairs_mut()
             .append_pair("include_related", r#"["environment"]"#)
@@ -441,19 +449,15 @@ impl DbtCloud {
             .append_pair("limit", &limit.to_string())
             .append_pair("offset", &offset.to_string());
         let answer = self.call_envelope(Method::GET, url, "jobs", Budget::Standard)?;
-        match answer.data {
-            Value::Array(page) => Ok((page, answer.total_count)),
-            other => Err(anyhow!(
-                "dbt Cloud's list of jobs is not a list but {}",
-                truncate(&other.to_string(), 100)
-            )),
-        }
+        Ok((answer.data, answer.total_count))
     }
 
-    /// The job as dbt Cloud describes it; an error naming it when it does not exist.
-    pub fn get_job(&self, job: JobId) -> Result<Value> {
+    /// Whether the job exists: an error naming it when it does not.
+    pub fn check_job(&self, job: JobId) -> Result<()> {
         let url = self.api_url(&["jobs", &job.to_string(), ""]);
-        self.call(Method::GET, url, &format!("job {job}"), Budget::Standard)
+        let _: serde::de::IgnoredAny =
+            self.call(Method::GET, url, &format!("job {job}"), Budget::Standard)?;
+        Ok(())
     }
 
     /// The job's newest runs, with their triggers.
@@ -559,7 +563,7 @@ impl DbtCloud {
             url.query_pairs_mut()
                 .append_pair("include_related", related);
         }
-        decode_runs(self.call(Method::GET, url, &format!("runs of job {job}"), budget)?)
+        self.call(Method::GET, url, &format!("runs of job {job}"), budget)
     }
 
     fn api_url(&self, tail: &[&str]) -> Url {
@@ -570,18 +574,25 @@ impl DbtCloud {
         self.base.join(segments)
     }
 
-    /// An API call with retries; returns the `data` of the answer's envelope.
-    fn call(&self, method: Method, url: Url, subject: &str, budget: Budget) -> Result<Value> {
-        Ok(self.call_envelope(method, url, subject, budget)?.data)
-    }
-
-    fn call_envelope(
+    /// An API call with retries; returns the `data` of the answer's envelope, decoded as `T`
+    /// while it streams in.
+    fn call<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         url: Url,
         subject: &str,
         budget: Budget,
-    ) -> Result<Envelope> {
+    ) -> Result<T> {
+        Ok(self.call_envelope(method, url, subject, budget)?.data)
+    }
+
+    fn call_envelope<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: Method,
+        url: Url,
+        subject: &str,
+        budget: Budget,
+    ) -> Result<Envelope<T>> {
         let policy = match budget {
             Budget::Standard => self.timing.retry,
             Budget::Until(deadline) => self.timing.retry.until(deadline),
@@ -598,7 +609,7 @@ impl DbtCloud {
         })
     }
 
-    fn attempt(
+    fn attempt<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         url: &Url,
@@ -606,7 +617,8 @@ impl DbtCloud {
         subject: &str,
         budget: Budget,
         termination: &Termination,
-    ) -> Result<Envelope, AttemptError> {
+    ) -> Result<Envelope<T>, AttemptError> {
+        let what = format!("{method} {}", url.path());
         let (timeout, deadline) = match budget {
             Budget::Standard => (self.timing.read_timeout, None),
             Budget::Until(deadline) => {
@@ -633,19 +645,55 @@ impl DbtCloud {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let (status, headers, body) =
-            self.send(request, url, termination, deadline, |response| {
+        let limit = self.timing.max_answer;
+        let (status, headers, answer) =
+            self.send(request, url, termination, deadline, move |response| {
                 if response.status().is_success() {
-                    response.bytes().map(|bytes| bytes.to_vec())
+                    Ok(decode_envelope::<T>(response, limit))
                 } else {
-                    Ok(read_limited(response, ERROR_BODY_LIMIT))
+                    Err(read_limited(response, ERROR_BODY_LIMIT))
                 }
             })?;
-        let body = body.map_err(|e| self.transport_error(url, e))?;
-        if !status.is_success() {
-            return Err(self.refusal(status, &headers, &body, url, subject));
+        match answer {
+            Ok(Ok(envelope)) => Ok(envelope),
+            Ok(Err(undecodable)) => Err(self.undecodable(undecodable, url, &what, limit)),
+            Err(body) => Err(self.refusal(status, &headers, &body, url, subject)),
         }
-        decode_envelope(&body, &self.base, url).map_err(AttemptError::Fatal)
+    }
+
+    /// Why an answer could not be read, as an error that blames the right party.
+    fn undecodable(&self, problem: Undecodable, url: &Url, what: &str, limit: u64) -> AttemptError {
+        match problem {
+            Undecodable::TooLarge => AttemptError::Fatal(
+                UserError::new(format!(
+                    "dbt Cloud's answer to {what} is larger than {}, more than any answer of the \
+                     API should be; not read further. Check dbt_cloud_url, or ask dbt Cloud \
+                     support what the answer holds.",
+                    crate::artifacts::size(limit)
+                ))
+                .into(),
+            ),
+            Undecodable::Broken(error) => AttemptError::retryable(UserError::new(format!(
+                "dbt Cloud at {} broke off the answer to {what} ({error})",
+                self.base
+            ))),
+            // Not JSON, or JSON that is not dbt Cloud's envelope: most likely not dbt Cloud's
+            // API at the configured URL (a proxy's page, a web site, another service).
+            Undecodable::NotTheApi { head } => AttemptError::Fatal(
+                UserError::new(format!(
+                    "{} answered {} with something that is not dbt Cloud's API answer (it starts \
+                     {:?}). Check dbt_cloud_url: it must be your dbt Cloud account's access URL.",
+                    self.base,
+                    url.path(),
+                    truncate(&String::from_utf8_lossy(&head), 80)
+                ))
+                .into(),
+            ),
+            // dbt Cloud's envelope, but its data is not what the API documents: ours to look at.
+            Undecodable::Data(error) => AttemptError::Fatal(anyhow!(
+                "dbt Cloud's answer to {what} could not be read: {error}"
+            )),
+        }
     }
 
     /// Sends one request once the rate limit allows (`termination` and `deadline` end that wait),
@@ -971,60 +1019,140 @@ fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The `data` of an answer's envelope. A body that is not JSON means the URL is not dbt Cloud's
-/// API (a proxy's page, a web site): the user's to check.
 /// An answer's envelope: its `data`, and for lists the `total_count` of `extra.pagination`.
-struct Envelope {
-    data: Value,
+struct Envelope<T> {
+    data: T,
     total_count: Option<u64>,
 }
 
-fn decode_envelope(body: &[u8], base: &BaseUrl, url: &Url) -> Result<Envelope> {
-    let envelope: Value = serde_json::from_slice(body).map_err(|_| {
-        UserError::new(format!(
-            "{base} answered {} with something that is not dbt Cloud's JSON API (it starts {:?}). \
-             Check dbt_cloud_url.",
-            url.path(),
-            truncate(&String::from_utf8_lossy(body), 80)
-        ))
-    })?;
-    match envelope {
-        Value::Object(mut map) if map.contains_key("data") => Ok(Envelope {
-            total_count: map
-                .get("extra")
-                .and_then(|extra| extra.pointer("/pagination/total_count"))
-                .and_then(Value::as_u64),
-            data: map.remove("data").unwrap_or(Value::Null),
-        }),
-        // JSON, but not dbt Cloud's: most likely another API at the configured URL.
-        other => Err(UserError::new(format!(
-            "{base} answered {} with JSON that is not dbt Cloud's API answer (it starts {:?}). \
-             Check dbt_cloud_url: it must be your dbt Cloud account's access URL.",
-            url.path(),
-            truncate(&other.to_string(), 80)
-        ))
-        .into()),
+/// Why an answer could not be read.
+enum Undecodable {
+    /// Past the ceiling on an answer's size.
+    TooLarge,
+    /// The connection broke while the answer came.
+    Broken(String),
+    /// Not JSON, or not dbt Cloud's envelope (an object with `data`); its first bytes.
+    NotTheApi { head: Vec<u8> },
+    /// dbt Cloud's envelope, but a `data` unlike the API's: serde names the field.
+    Data(serde_json::Error),
+}
+
+/// Reads `body` as dbt Cloud's envelope while it streams in: `data` decoded as `T`, the rest
+/// skipped, never more than `limit` bytes read.
+fn decode_envelope<T: DeserializeOwned>(
+    body: impl Read,
+    limit: u64,
+) -> Result<Envelope<T>, Undecodable> {
+    let mut capped = Capped {
+        inner: body,
+        read: 0,
+        limit,
+        head: Vec::new(),
+    };
+    let in_data = std::cell::Cell::new(false);
+    let decoded = {
+        let mut deserializer =
+            serde_json::Deserializer::from_reader(io::BufReader::new(&mut capped));
+        serde::de::DeserializeSeed::deserialize(
+            EnvelopeSeed::<T> {
+                in_data: &in_data,
+                data: std::marker::PhantomData,
+            },
+            &mut deserializer,
+        )
+        .and_then(|envelope| deserializer.end().map(|()| envelope))
+    };
+    decoded.map_err(|error| {
+        if capped.read > capped.limit {
+            Undecodable::TooLarge
+        } else if error.classify() == serde_json::error::Category::Io {
+            Undecodable::Broken(error.to_string())
+        } else if in_data.get() && error.classify() == serde_json::error::Category::Data {
+            Undecodable::Data(error)
+        } else {
+            Undecodable::NotTheApi { head: capped.head }
+        }
+    })
+}
+
+/// A reader that fails once more than `limit` bytes came, and keeps the first few for messages.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+    head: Vec<u8>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        const HEAD: usize = 80;
+        let read = self.inner.read(buf)?;
+        if self.head.len() < HEAD {
+            let take = read.min(HEAD - self.head.len());
+            self.head.extend_from_slice(&buf[..take]);
+        }
+        self.read += read as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other("the answer is larger than the ceiling"));
+        }
+        Ok(read)
     }
 }
 
-/// The list answer's `data`: paths, or null when the run produced none.
-fn artifact_paths(data: Value) -> Result<Vec<String>, String> {
-    match data {
-        Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(path) => Ok(path),
-                other => Err(format!(
-                    "holds something that is not a path: {}",
-                    truncate(&other.to_string(), 100)
-                )),
-            })
-            .collect(),
-        other => Err(format!(
-            "is not a list: {}",
-            truncate(&other.to_string(), 100)
-        )),
+/// Decodes the envelope, noting when `data` is being read: an error there is a `data` unlike the
+/// API's, an error elsewhere means the answer is not the API's at all.
+struct EnvelopeSeed<'a, T> {
+    in_data: &'a std::cell::Cell<bool>,
+    data: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'_, T> {
+    type Value = Envelope<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Envelope<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
+    type Value = Envelope<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("dbt Cloud's answer: an object with data")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<T>, A::Error> {
+        #[derive(Deserialize)]
+        struct Extra {
+            pagination: Option<Pagination>,
+        }
+        #[derive(Deserialize)]
+        struct Pagination {
+            total_count: Option<u64>,
+        }
+        let mut data = None;
+        let mut total_count = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "data" if data.is_none() => {
+                    self.in_data.set(true);
+                    data = Some(map.next_value::<T>()?);
+                    self.in_data.set(false);
+                }
+                "extra" => {
+                    let extra = map.next_value::<Option<Extra>>()?;
+                    total_count = extra.and_then(|extra| extra.pagination?.total_count);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let data = data.ok_or_else(|| serde::de::Error::missing_field("data"))?;
+        Ok(Envelope { data, total_count })
     }
 }
 
@@ -1065,28 +1193,6 @@ fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
     message
 }
 
-fn decode_runs(data: Value) -> Result<Vec<Run>> {
-    match data {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| {
-                Run::from_json(item)
-                    .map_err(|e| anyhow!("dbt Cloud's list of runs holds one we cannot read: {e}"))
-            })
-            .collect(),
-        other => Err(anyhow!(
-            "dbt Cloud's list of runs is not a list but {}",
-            truncate(&other.to_string(), 100)
-        )),
-    }
-}
-
-/// `what`: the call, e.g. `GET /api/v2/accounts/1/runs/2/`, for the message.
-fn decode_run(data: Value, what: &str) -> Result<Run> {
-    Run::from_json(data)
-        .map_err(|e| anyhow!("dbt Cloud's answer to {what} is not a run we can read: {e}"))
-}
-
 fn api_user_message(body: &[u8]) -> Option<String> {
     let envelope: Value = serde_json::from_slice(body).ok()?;
     let message = envelope
@@ -1119,13 +1225,11 @@ fn truncate(text: &str, max_chars: usize) -> &str {
 pub mod tests_support {
     use super::*;
 
-    pub fn decode_answer(body: &[u8]) -> Result<Value> {
-        let base = BaseUrl::default_url();
-        decode_envelope(body, &base, &base.join(["api", "v2", ""])).map(|answer| answer.data)
-    }
-
-    pub fn decode_artifact_list(data: Value) -> Result<Vec<String>, String> {
-        artifact_paths(data)
+    /// `Some` when the answer decodes as `T`.
+    pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+        decode_envelope::<T>(body, 1 << 20)
+            .ok()
+            .map(|answer| answer.data)
     }
 
     pub fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {

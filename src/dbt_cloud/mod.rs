@@ -18,5 +18,5 @@ pub struct Connection {
     pub api_token: ApiToken,
 }
 pub use ids::{AccountId, JobId, RunId};
-pub use run::{Run, RunStatus};
+pub use run::{Run, RunStatus, RUN_FIELDS};
 pub use url::{BaseUrl, DEFAULT_BASE_URL};
