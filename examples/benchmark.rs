@@ -1,15 +1,17 @@
-//! The benchmark of issues 4 and 9: artifact throughput and memory against `curl --parallel`, how
-//! late the component notices that a run finished, and how it gets through dbt Cloud's 429
-//! cooldown. Prints its figures; asserts nothing.
+//! The benchmark of issues 4, 9 and 10: artifact throughput and memory against `curl --parallel`,
+//! how late the component notices that a run finished, how it gets through dbt Cloud's 429
+//! cooldown, and its memory when dbt Cloud's answers are huge. Prints its figures; asserts nothing.
 //!
 //! `cargo run --release --example benchmark` (about ten minutes; needs curl); name sections
-//! (`artifacts`, `polling`, `cooldown`) after `--` to run only those.
+//! (`artifacts`, `polling`, `cooldown`, `answers`) after `--` to run only those.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbt_cloud_emulator::{Account, Artifact, Emulator, Job, Outcome, RateLimit, Timeline};
+use dbt_cloud_emulator::{
+    Account, Artifact, Emulator, Endpoint, Fault, Job, Outcome, RateLimit, Timeline,
+};
 use serde_json::json;
 
 const ACCOUNT: u64 = 1;
@@ -36,6 +38,9 @@ fn main() {
     }
     if wanted("cooldown") {
         cooldown(&binary, &work);
+    }
+    if wanted("answers") {
+        answers(&binary, &work);
     }
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -366,6 +371,45 @@ fn cooldown(binary: &Path, work: &Path) {
     );
     println!("target: exit 0 in at most 420 s with at most 30 requests answered 429\n");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Every get-run answer carries a field nothing reads: an array of 200 MB, then of 300 MB (past
+/// the 256 MB ceiling on an answer).
+fn answers(binary: &Path, work: &Path) {
+    println!("== Huge answers: every get-run answer with an array of 200 MB (then 300 MB) in a field nothing reads");
+    println!("{:<44} {:>6} {:>8} {:>8}", "", "exit", "wall s", "peak MB");
+    for (mb, job) in [(200u64, 400u64), (300, 401)] {
+        let emulator = Emulator::start();
+        emulator.add_account(Account::new(ACCOUNT), &[TOKEN]);
+        emulator
+            .add_job(Job::new(ACCOUNT, job).timeline(Timeline::lasting(Duration::from_secs(3))));
+        emulator.inject(
+            Endpoint::GetRun,
+            std::iter::repeat_n(Fault::Padded { bytes: mb * MB }, 100),
+        );
+        let data = fresh_dir(work, "answers");
+        let command = component(
+            binary,
+            &data,
+            json!({
+                "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
+                "wait_for_result": true, "ignore_artifacts": true, "poll_interval": 1,
+            }),
+        );
+        let ((_, code, stderr), wall, peak_kb) = run_measured(command);
+        println!(
+            "{:<44} {code:>6} {:>8.2} {:>8.1}",
+            format!("get-run answers of {mb} MB"),
+            wall.as_secs_f64(),
+            peak_kb as f64 / 1024.0
+        );
+        let stderr = String::from_utf8_lossy(&stderr);
+        if !stderr.trim().is_empty() {
+            println!("  stderr: {}", stderr.trim());
+        }
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    println!("target: peak at most 64 MB with 200 MB answers; past the ceiling, exit 1 naming the call and the size\n");
 }
 
 /// The component on `data`, with `parameters` written into its config.json; output piped.

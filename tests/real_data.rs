@@ -275,3 +275,142 @@ fn a_path_listed_twice_is_downloaded_and_zipped_once() {
         std::fs::File::open(run.data().join("out/files/dbt_artifacts_70403103000.zip")).unwrap();
     assert_eq!(zip::ZipArchive::new(zip).unwrap().len(), 1);
 }
+
+// ---- Memory bounded by us, not by the server
+
+#[test]
+fn a_huge_field_nothing_reads_is_skipped_and_an_answer_past_the_ceiling_refused() {
+    // The fast timing's ceiling on an answer is 8 MB.
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Padded { bytes: 6_000_000 }, 3),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let row = run.table("dbt_cloud_run").1;
+    assert_eq!(row["status"], "10");
+    assert!(!row.values().any(|cell| cell.contains("0,0,0")), "{row:?}");
+
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::GetRun, [Fault::Padded { bytes: 20_000_000 }]);
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "dbt Cloud's answer to GET /api/v2/accounts/{ACCOUNT}/runs/70403103000/ is larger than 8.0 MB"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status"],
+        "1",
+        "the last state seen"
+    );
+}
+
+// ---- Real dbt Cloud answers (tests/data/real/SOURCES.md), replayed
+
+fn real(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/data/real/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A cell as the tables write a value: null or absent empty, strings as they are, the rest as JSON.
+fn expected_cell(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn assert_row_is(run: &Run, table: &str, source: &serde_json::Value) {
+    let (header, row) = run.table(table);
+    for column in header {
+        assert_eq!(
+            row[&column],
+            expected_cell(source.get(&column)),
+            "{table}.{column}"
+        );
+    }
+}
+
+#[test]
+fn real_trigger_and_get_run_answers_land_in_the_tables_cell_for_cell() {
+    let trigger = real("dbt-cloud-cli/job_run_response.json");
+    let get_run = real("dbt-cloud-cli/run_get_response.json");
+    let listed = real("dbt-cloud-cli/run_list_artifacts_response.json");
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::Trigger, [Fault::Json(200, trigger.clone())]);
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Json(200, get_run.clone()), 5),
+    );
+    emulator.inject(
+        Endpoint::ListArtifacts,
+        std::iter::repeat_n(Fault::Json(200, listed), 5),
+    );
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "ignore_artifacts": true}),
+    ));
+    run.assert_code(0);
+    assert_row_is(&run, "dbt_cloud_trigger", &trigger["data"]);
+    assert_row_is(&run, "dbt_cloud_run", &get_run["data"]);
+    assert_eq!(
+        run.table_rows("dbt_cloud_run_steps").len(),
+        0,
+        "run_steps is []"
+    );
+    assert!(
+        emulator.requests().iter().any(|r| r
+            .path
+            .ends_with("/runs/36053848/artifacts/run_results.json")),
+        "the listed run_results.json was asked for"
+    );
+}
+
+#[test]
+fn a_real_run_cancelled_before_it_started() {
+    let cancelled = real("dbt-cloud-cli/run_cancel_response.json");
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Json(200, cancelled.clone()), 10),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    assert!(
+        run.stderr().starts_with(
+            "dbt Cloud run 36053848 was cancelled before it started: Cancelled by user"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert_row_is(&run, "dbt_cloud_run", &cancelled["data"]);
+    assert_eq!(
+        emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/artifacts"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_real_list_of_jobs_fills_the_dropdown() {
+    let jobs = real("dbt-cloud-cli/job_list_response.json");
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::ListJobs, [Fault::Json(200, jobs)]);
+    let config = json!({"action": "listJobs", "parameters": parameters(&emulator, json!({}))});
+    let run = run_component_with(Some(config.to_string()), &[]);
+    run.assert_code(0);
+    let answer: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+    assert_eq!(
+        answer,
+        json!([{"value": 43167, "label": "Do nothing! (43167)"}])
+    );
+}

@@ -31,4 +31,7 @@ pub enum Fault {
     /// The normal answer with these fields of its `data` replaced (added, or set to null): a real
     /// answer's quirks on the emulator's run.
     Patch(serde_json::Map<String, serde_json::Value>),
+    /// The normal answer with a field nothing reads added to its `data`: an array of about
+    /// `bytes` bytes, generated while it is sent.
+    Padded { bytes: u64 },
 }

@@ -239,6 +239,7 @@ async fn answer_with_faults(
         }
         Some(Fault::Trickle { bytes, tick }) => trickle(answer(), bytes.max(1), tick).await,
         Some(Fault::Patch(fields)) => patched(answer(), fields).await,
+        Some(Fault::Padded { bytes }) => padded(answer(), bytes).await,
         Some(Fault::NoLength) => {
             let (mut parts, body) = answer().into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -259,6 +260,41 @@ async fn patched(response: Response, fields: Map<String, Value>) -> Response {
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer with `"padding": [0, 0, ...]` of about `bytes` bytes first in its `data`, made
+/// while it is sent, so that a huge answer costs the emulator no memory.
+async fn padded(response: Response, bytes: u64) -> Response {
+    const CHUNK: u64 = 64 * 1024;
+    let (mut parts, body) = response.into_parts();
+    let whole = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&whole).into_owned();
+    let Some(at) = text.find("\"data\":{").map(|i| i + "\"data\":{".len()) else {
+        return Response::from_parts(parts, Body::from(whole));
+    };
+    let zeros = bytes / 2;
+    let head = format!("{}\"padding\":[", &text[..at]);
+    let tail = format!("0],{}", &text[at..]);
+    let length = head.len() as u64 + zeros * 2 + tail.len() as u64;
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    let padding = futures_util::stream::unfold(0u64, move |sent| async move {
+        (sent < zeros).then(|| {
+            let n = CHUNK.min(zeros - sent);
+            let chunk = "0,".repeat(n as usize);
+            (
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)),
+                sent + n,
+            )
+        })
+    });
+    let stream = futures_util::stream::iter([Ok(axum::body::Bytes::from(head))])
+        .chain(padding)
+        .chain(futures_util::stream::iter([Ok(axum::body::Bytes::from(
+            tail,
+        ))]));
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 fn too_many_requests(retry_after: Option<u64>) -> Response {
