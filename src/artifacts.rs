@@ -152,11 +152,10 @@ pub fn download_all(
         }
     });
     client.termination().check()?;
-    let done = progress
+    let mut done = progress
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .done;
-    let mut done = done;
     done.failed.sort();
     let seconds = started.elapsed().as_secs_f64();
     info!(
@@ -373,8 +372,6 @@ fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
     }
 }
 
-/// One artifact into a complete scratch file, with retries; a fresh scratch file per attempt,
-/// so that a broken attempt's bytes never mix with the next. Errors writing it name `label`.
 /// The paths in order, each once: a path listed twice is one file (and one zip entry).
 fn once_each(paths: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
@@ -390,6 +387,8 @@ fn once_each(paths: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// One artifact into a complete scratch file, with retries; a fresh scratch file per attempt,
+/// so that a broken attempt's bytes never mix with the next. Errors writing it name `label`.
 fn download_one(
     client: &DbtCloud,
     folder: &DataFolder,

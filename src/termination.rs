@@ -92,9 +92,7 @@ impl Termination {
             std::thread::sleep(left.min(SLICE));
         }
     }
-}
 
-impl Termination {
     fn sleep_forever(&self) -> Result<(), Terminated> {
         loop {
             self.check()?;
