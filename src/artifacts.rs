@@ -286,13 +286,14 @@ pub fn fetch(
     folder: &DataFolder,
     run: &Run,
     path: &str,
+    max_size: u64,
 ) -> Result<Option<NamedTempFile>> {
     if !list(client, run)?.iter().any(|listed| listed == path) {
         return Ok(None);
     }
     let missing = SharedBudget::new(client.timing().missing_artifacts);
     let limits = DownloadLimits {
-        max_size: u64::MAX,
+        max_size,
         missing: &missing,
     };
     let label = folder.artifacts_dir().join(path);

@@ -304,7 +304,14 @@ fn finished(
         }
         _ => None,
     };
-    if let Err(error) = run_results_table(client, output, &run, local_results.as_deref()) {
+    let results = run_results_table(
+        client,
+        output,
+        &run,
+        local_results.as_deref(),
+        config.max_artifact_size,
+    );
+    if let Err(error) = results {
         client.termination().check()?;
         warn!(
             "The table {} could not be written: {error:#}",
@@ -331,11 +338,12 @@ fn run_results_table(
     output: &Output,
     run: &Run,
     local: Option<&Path>,
+    max_size: u64,
 ) -> Result<()> {
     let fetched;
     let path = match local {
         Some(path) => path,
-        None => match artifacts::fetch(client, output.folder, run, RUN_RESULTS)? {
+        None => match artifacts::fetch(client, output.folder, run, RUN_RESULTS, max_size)? {
             Some(file) => {
                 fetched = file;
                 fetched.path()

@@ -133,8 +133,9 @@ mod tests {
 
     #[test]
     fn only_plain_https_links_are_links() {
-        let run =
-            |href: &str| Run::from_json(json!({"id": 7, "status": 10, "href": href})).unwrap();
+        let run = |href: &str| {
+            serde_json::from_value::<Run>(json!({"id": 7, "status": 10, "href": href})).unwrap()
+        };
         assert_eq!(
             run_link(&run("https://x.dbt.com/runs/7/")),
             "[7](https://x.dbt.com/runs/7/)"
