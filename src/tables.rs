@@ -12,7 +12,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{Run, RunStatus};
+use crate::dbt_cloud::{Run, RunStatus, RUN_FIELDS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -55,20 +55,9 @@ const RUN_RESULTS_COLUMNS: &[&str] = &[
     "adapter_response",
 ];
 
-#[rustfmt::skip]
-const TRIGGER_COLUMNS: &[&str] = &[
-    "id", "trigger_id", "account_id", "environment_id", "project_id", "job_definition_id",
-    "status", "dbt_version", "git_branch", "git_sha", "status_message", "owner_thread_id",
-    "executed_by_thread_id", "deferring_run_id", "artifacts_saved", "artifact_s3_path",
-    "has_docs_generated", "has_sources_generated", "notifications_sent", "blocked_by",
-    "created_at", "updated_at", "dequeued_at", "started_at", "finished_at", "last_checked_at",
-    "last_heartbeat_at", "should_start_at", "trigger", "job", "environment", "run_steps",
-    "status_humanized", "in_progress", "is_complete", "is_success", "is_error", "is_cancelled",
-    "duration", "queued_duration", "run_duration", "duration_humanized",
-    "queued_duration_humanized", "run_duration_humanized", "created_at_humanized",
-    "finished_at_humanized", "retrying_run_id", "can_retry", "retry_not_supported_reason",
-    "job_id", "is_running", "href", "used_repo_cache", "scribe_enabled",
-];
+/// Every field a Run keeps, in the earlier component's order: the run's own definition of what it
+/// keeps is this table's columns (`docs/output-tables.md`).
+const TRIGGER_COLUMNS: &[&str] = RUN_FIELDS;
 
 #[rustfmt::skip]
 const RUN_COLUMNS: &[&str] = &[
@@ -556,7 +545,7 @@ mod tests {
         for table in [Table::Trigger, Table::Run] {
             for column in table.columns() {
                 assert!(
-                    crate::dbt_cloud::RUN_FIELDS.contains(column),
+                    RUN_FIELDS.contains(column),
                     "{column} of {} is skipped when a run is read",
                     table.name()
                 );

@@ -87,8 +87,8 @@ pub struct Run {
     fields: Map<String, Value>,
 }
 
-/// The fields a Run keeps: every column of the trigger and run tables (a test in `tables.rs`
-/// holds them together), and what our logic reads.
+/// The fields a Run keeps: the columns of the trigger table, in its order (`tables.rs` uses this
+/// list), which include every column of the run table and what our logic reads.
 #[rustfmt::skip]
 pub const RUN_FIELDS: &[&str] = &[
     "id", "trigger_id", "account_id", "environment_id", "project_id", "job_definition_id",
