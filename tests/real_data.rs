@@ -75,9 +75,10 @@ fn assert_results_table_is(artifact: &str) {
 
 #[test]
 fn real_run_results_land_in_the_table_cell_for_cell() {
-    // Schemas v1, v3, v4, v5 and v6, dbt 0.19 to dbt Fusion 2.0; Snowflake, Postgres, DuckDB and
-    // BigQuery; successes, errors without timings, and no nodes at all. (5 of the v4 file's 37 execution times came out one
-    // ulp off before float_roundtrip.)
+    // Schemas v1, v3, v4, v5 and v6, dbt 0.19 to dbt Fusion 2.0; Snowflake, Postgres, DuckDB,
+    // BigQuery and SQL Server; successes, errors without timings, a `rows_affected` of -1, and no
+    // nodes at all. (5 of the v4 file's 37 execution times came out one ulp off before
+    // float_roundtrip.)
     for artifact in [
         "real/run_results/v1-snowflake-dbt-learn.json",
         "real/run_results/v3-dbt-0.21-tutorial.json",
@@ -86,6 +87,7 @@ fn real_run_results_land_in_the_table_cell_for_cell() {
         "real/run_results/v5-empty-3fid-hackathon.json",
         "real/run_results/v6-duckdb-adamatito.json",
         "real/run_results/v6-bigquery-sales-analytics.json",
+        "real/run_results/v6-sqlserver-jaffle.json",
         "real/run_results/v6-fusion-2.0-preview-databricks-project.json",
     ] {
         assert_results_table_is(artifact);
