@@ -459,3 +459,97 @@ fn a_real_list_of_jobs_fills_the_dropdown() {
         json!([{"value": 43167, "label": "Do nothing! (43167)"}])
     );
 }
+
+/// One run of a real list-runs answer, in the envelope get-run and trigger answer with.
+fn enveloped(list: &serde_json::Value, index: usize) -> serde_json::Value {
+    json!({"status": list["status"], "data": list["data"][index]})
+}
+
+#[test]
+fn a_real_list_of_runs_fills_the_recent_runs_table() {
+    let runs = real("metamart/list_runs_response.json");
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs)]);
+    let config =
+        json!({"action": "listRecentRuns", "parameters": parameters(&emulator, json!({}))});
+    let run = run_component_with(Some(config.to_string()), &[]);
+    run.assert_code(0);
+    let answer: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+    let base = "https://abc12.us1.dbt.com/deploy/70403103922125/projects/70403103926818/runs";
+    assert_eq!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "| Run | Status | Started | Duration | Cause |",
+            "|---|---|---|---|---|",
+            &format!(
+                "| [70403110257794]({base}/70403110257794/) | Cancelled | \
+                 2024-05-27 10:42:20.621788+00:00 | 24:00:36 | – |"
+            ),
+            &format!("| [70403111615088]({base}/70403111615088/) | Queued | – | 00:56:48 | – |"),
+        ]
+    );
+}
+
+#[test]
+fn a_real_queued_run_is_waited_for_until_max_wait_time() {
+    let runs = real("metamart/list_runs_response.json");
+    let queued = enveloped(&runs, 1);
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::Trigger, [Fault::Json(200, queued.clone())]);
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Json(200, queued.clone()), 100),
+    );
+    let run = run_component(parameters(
+        &emulator,
+        json!({"wait_for_result": true, "max_wait_time": 0.01}),
+    ));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("70403111615088") && run.stderr().contains("Queued"),
+        "{}",
+        run.stderr()
+    );
+    assert_row_is(&run, "dbt_cloud_trigger", &queued["data"]);
+    assert_row_is(&run, "dbt_cloud_run", &queued["data"]);
+    assert_eq!(
+        count(&emulator, "POST", "/cancel/"),
+        0,
+        "not asked to cancel"
+    );
+}
+
+#[test]
+fn a_real_run_that_dbt_cloud_cancelled_for_its_timeout() {
+    let runs = real("metamart/list_runs_response.json");
+    let queued = enveloped(&runs, 1);
+    let cancelled = enveloped(&runs, 0);
+    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    emulator.inject(Endpoint::Trigger, [Fault::Json(200, queued.clone())]);
+    emulator.inject(
+        Endpoint::GetRun,
+        [
+            Fault::Json(200, queued.clone()),
+            Fault::Json(200, cancelled.clone()),
+            Fault::Json(200, cancelled.clone()),
+            Fault::Json(200, cancelled.clone()),
+        ],
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("cancelled")
+            && run
+                .stderr()
+                .contains("This run timed out after running for 1 day"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("permissions"), "{}", run.stderr());
+    assert_row_is(&run, "dbt_cloud_trigger", &queued["data"]);
+    assert_row_is(&run, "dbt_cloud_run", &cancelled["data"]);
+}
