@@ -75,12 +75,13 @@ fn assert_results_table_is(artifact: &str) {
 
 #[test]
 fn real_run_results_land_in_the_table_cell_for_cell() {
-    // Schemas v1, v3, v4, v5 and v6, dbt 0.19 to dbt Fusion 2.0; Snowflake, Postgres, DuckDB,
+    // Schemas v1 to v6, dbt 0.19 to dbt Fusion 2.0; Snowflake, Postgres, DuckDB,
     // BigQuery and SQL Server; successes, errors without timings, a `rows_affected` of -1, and no
     // nodes at all. (5 of the v4 file's 37 execution times came out one ulp off before
     // float_roundtrip.)
     for artifact in [
         "real/run_results/v1-snowflake-dbt-learn.json",
+        "real/run_results/v2-jaffle-shop-dbt-0.20.json",
         "real/run_results/v3-dbt-0.21-tutorial.json",
         "run_results/v4-billiam-database.json",
         "real/run_results/v4-postgres-errors-datavault.json",
