@@ -165,7 +165,23 @@ pub fn download_all(
         size(done.bytes),
         size((done.bytes as f64 / seconds.max(0.001)) as u64)
     );
+    if let Some(warning) = past_keboolas_limit(done.bytes) {
+        warn!("{warning}");
+    }
     Ok(done)
+}
+
+/// Keboola packs the artifacts folder into one archive per job, meant to stay under a gigabyte.
+const KEBOOLA_ARTIFACTS_LIMIT: u64 = 1_000_000_000;
+
+fn past_keboolas_limit(bytes: u64) -> Option<String> {
+    (bytes > KEBOOLA_ARTIFACTS_LIMIT).then(|| {
+        format!(
+            "The artifacts come to {}, past the 1 GB Keboola's job artifacts should stay under: \
+             artifacts_include can keep only what you read (e.g. [\"*.json\"])",
+            size(bytes)
+        )
+    })
 }
 
 struct Progress {
@@ -436,6 +452,18 @@ fn safe_relative_path(path: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_past_a_gigabyte_are_warned_about() {
+        assert_eq!(past_keboolas_limit(1_000_000_000), None);
+        assert_eq!(
+            past_keboolas_limit(1_500_000_000).as_deref(),
+            Some(
+                "The artifacts come to 1.50 GB, past the 1 GB Keboola's job artifacts should stay \
+                 under: artifacts_include can keep only what you read (e.g. [\"*.json\"])"
+            )
+        );
+    }
 
     #[test]
     fn sizes_read_like_a_person_wrote_them() {

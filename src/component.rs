@@ -29,6 +29,75 @@ use crate::wait::{self, Polling, WaitOutcome};
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
 
+/// Keboola kills a job at its `process_timeout` with SIGKILL: nothing cancelled, no run row.
+/// The wait ends this long before (a quarter of a short timeout), which leaves time to cancel
+/// the run and write the tables.
+const BEFORE_KILL: Duration = Duration::from_secs(120);
+/// Keboola's job timeout when the configuration sets none.
+const DEFAULT_PROCESS_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What bounds the wait: the user's `max_wait_time`, or, when it would end later, Keboola's
+/// `process_timeout` less [`BEFORE_KILL`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WaitBound {
+    MaxWaitTime(Duration),
+    ProcessTimeout { wait: Duration, timeout: Duration },
+}
+
+impl WaitBound {
+    /// The bound on a wait that starts `elapsed` after the job began.
+    fn new(max_wait: Duration, process_timeout: Option<Duration>, elapsed: Duration) -> Self {
+        let Some(timeout) = process_timeout else {
+            return Self::MaxWaitTime(max_wait);
+        };
+        let left = timeout
+            .saturating_sub(elapsed)
+            .saturating_sub(BEFORE_KILL.min(timeout / 4));
+        if left < max_wait {
+            Self::ProcessTimeout {
+                wait: left,
+                timeout,
+            }
+        } else {
+            Self::MaxWaitTime(max_wait)
+        }
+    }
+
+    fn wait(self) -> Duration {
+        match self {
+            Self::MaxWaitTime(wait) | Self::ProcessTimeout { wait, .. } => wait,
+        }
+    }
+
+    /// Said in the log before the wait: why it may end early, or that the platform may end it
+    /// without a word.
+    fn announce(self, max_wait: Duration, process_timeout_known: bool) {
+        match self {
+            Self::ProcessTimeout { wait, timeout } => info!(
+                "Keboola ends this job at its process_timeout of {} minutes: the wait ends after \
+                 {} minutes instead of max_wait_time's {}, leaving time to write the tables (and \
+                 to cancel the run when cancel_on_timeout is true)",
+                minutes(timeout),
+                minutes(wait),
+                minutes(max_wait),
+            ),
+            Self::MaxWaitTime(_)
+                if !process_timeout_known && max_wait + BEFORE_KILL > DEFAULT_PROCESS_TIMEOUT =>
+            {
+                warn!(
+                    "max_wait_time ({} minutes) may outlast Keboola's default job timeout of {} \
+                     minutes, which kills the job before the run is cancelled or recorded: keep \
+                     it under {}",
+                    minutes(max_wait),
+                    minutes(DEFAULT_PROCESS_TIMEOUT),
+                    minutes(DEFAULT_PROCESS_TIMEOUT - BEFORE_KILL)
+                )
+            }
+            Self::MaxWaitTime(_) => {}
+        }
+    }
+}
+
 /// Where the job writes: the data folder and the Storage bucket of its tables.
 pub struct Output<'a> {
     pub folder: &'a DataFolder,
@@ -64,6 +133,10 @@ pub fn run(
     timing: Timing,
     termination: &Termination,
 ) -> Result<()> {
+    let began = Instant::now();
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     let client = DbtCloud::new(
         &config.connection,
         config.max_requests_per_minute,
@@ -107,7 +180,7 @@ pub fn run(
     let mut last = started;
     let result = output
         .table(Table::Trigger, &last)
-        .and_then(|()| follow(config, &client, output, &mut last, since));
+        .and_then(|()| follow(config, &client, output, &mut last, since, began));
     match result {
         Err(error) if is_terminated(&error) => {
             stopped(config, &client, output, last, signal_of(termination))
@@ -124,6 +197,7 @@ fn follow(
     output: &Output,
     last: &mut Run,
     since: Instant,
+    began: Instant,
 ) -> Result<()> {
     client.termination().check()?;
     let Wait::UpTo(max_wait) = config.wait else {
@@ -139,14 +213,16 @@ fn follow(
         Some(interval) => Polling::Fixed(interval),
         None => expected_duration(client, config),
     };
-    match wait::until_final(client, last.clone(), polling, max_wait, since) {
+    let bound = WaitBound::new(max_wait, config.process_timeout, began.elapsed());
+    bound.announce(max_wait, config.process_timeout.is_some());
+    match wait::until_final(client, last.clone(), polling, bound.wait(), since) {
         WaitOutcome::Final(run) => {
             *last = run;
             finished(config, client, output, last, since)
         }
-        WaitOutcome::TimedOut { run, limit } => {
+        WaitOutcome::TimedOut { run } => {
             *last = run.clone();
-            timed_out(config, client, output, run, limit)
+            timed_out(config, client, output, run, bound)
         }
         WaitOutcome::Terminated { run, signal } => {
             *last = run;
@@ -404,6 +480,9 @@ fn verdict(
     downloaded: Option<Result<Downloaded>>,
     since: Instant,
 ) -> Result<()> {
+    // Keboola uploads the artifacts folder and out/files only after exit 0 (the tables are
+    // `write_always`): a failing job says so when it has downloaded artifacts.
+    let downloaded_some = matches!(&downloaded, Some(Ok(done)) if done.files > 0);
     let (artifacts_note, artifacts_error) = match downloaded {
         None => ("artifacts skipped (ignore_artifacts)".to_owned(), None),
         Some(Err(error)) => ("artifacts not downloaded".to_owned(), Some(error)),
@@ -474,8 +553,14 @@ fn verdict(
             ))
         }
         (true, true, None) => user_error(format!(
-            "{} The tables are written; {artifacts_note}.",
-            failure_message(run)
+            "{} The tables are written; {artifacts_note}{}.",
+            failure_message(run),
+            match downloaded_some {
+                true =>
+                    ", which Keboola keeps only when the job succeeds \
+                         (fail_on_run_error: false keeps them)",
+                false => "",
+            }
         )),
     }
 }
@@ -485,7 +570,7 @@ fn timed_out(
     client: &DbtCloud,
     output: &Output,
     run: Run,
-    limit: Duration,
+    bound: WaitBound,
 ) -> Result<()> {
     // Past max_wait_time only a brief budget is left for the cancel and the look after it.
     let budget = client.after_deadline();
@@ -495,11 +580,20 @@ fn timed_out(
         (run, "It goes on in dbt Cloud".to_owned())
     };
     output.run_tables(&last)?;
+    let within = match bound {
+        WaitBound::MaxWaitTime(limit) => {
+            format!("within max_wait_time ({} minutes)", minutes(limit))
+        }
+        WaitBound::ProcessTimeout { wait, timeout } => format!(
+            "in the {} minutes left before Keboola's job timeout (process_timeout, {} minutes)",
+            minutes(wait),
+            minutes(timeout)
+        ),
+    };
     user_error(format!(
-        "dbt Cloud run {} did not finish within max_wait_time ({} minutes). {fate}: {}. \
+        "dbt Cloud run {} did not finish {within}. {fate}: {}. \
          dbt_cloud_run.csv holds its last state ({}).",
         last.id,
-        minutes(limit),
         link(&last),
         last.status
     ))
@@ -585,4 +679,46 @@ fn minutes(duration: Duration) -> String {
 
 fn link(run: &Run) -> &str {
     run.href.as_deref().unwrap_or("(dbt Cloud sent no link)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_wait_ends_before_keboola_kills_the_job() {
+        // No timeout known: max_wait_time alone.
+        assert_eq!(
+            WaitBound::new(90 * MINUTE, None, MINUTE),
+            WaitBound::MaxWaitTime(90 * MINUTE)
+        );
+        // A wait that ends well before the kill is the user's.
+        assert_eq!(
+            WaitBound::new(30 * MINUTE, Some(60 * MINUTE), MINUTE),
+            WaitBound::MaxWaitTime(30 * MINUTE)
+        );
+        // One that would not: cut to leave two minutes, counted from the job's start.
+        assert_eq!(
+            WaitBound::new(60 * MINUTE, Some(60 * MINUTE), MINUTE),
+            WaitBound::ProcessTimeout {
+                wait: 57 * MINUTE,
+                timeout: 60 * MINUTE
+            }
+        );
+        // A short timeout keeps a quarter of itself.
+        assert_eq!(
+            WaitBound::new(10 * MINUTE, Some(4 * MINUTE), Duration::ZERO),
+            WaitBound::ProcessTimeout {
+                wait: 3 * MINUTE,
+                timeout: 4 * MINUTE
+            }
+        );
+        // Past the point already: no wait at all, rather than an overflow.
+        assert_eq!(
+            WaitBound::new(10 * MINUTE, Some(MINUTE), 2 * MINUTE).wait(),
+            Duration::ZERO
+        );
+    }
 }

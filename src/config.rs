@@ -24,6 +24,8 @@ const MAX_REQUESTS_PER_MINUTE: u64 = 1_000_000;
 const MAX_POLL_INTERVAL_SECONDS: f64 = 3_600.0;
 /// A terabyte: past any artifact dbt writes, and within `u64` bytes.
 const MAX_ARTIFACT_SIZE_MB: f64 = 1_000_000.0;
+/// A year, like `MAX_WAIT_MINUTES`: keeps the deadline arithmetic far from overflow.
+const MAX_PROCESS_TIMEOUT_SECONDS: f64 = 31_536_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
@@ -57,8 +59,9 @@ const fn parameter(key: &'static str, kind: Kind, default: Default) -> Parameter
     Parameter { key, kind, default }
 }
 
-/// Every key `parameters` may hold. Anything else is refused: a typo such as `max_wait_tme`
-/// would otherwise silently fall back to a default.
+/// Every key `parameters` may hold. Any other key is ignored with a warning that names the
+/// closest of these: a typo such as `max_wait_tme` would otherwise silently fall back to a
+/// default, but failing the job for a key the form no longer shows would punish the user.
 pub const PARAMETERS: &[Parameter] = &[
     parameter(
         "dbt_cloud_url",
@@ -102,6 +105,9 @@ pub const PARAMETERS: &[Parameter] = &[
     parameter("artifacts_zip", Kind::Boolean, Default::Boolean(false)),
     parameter("debug", Kind::Boolean, Default::Boolean(false)),
 ];
+
+/// Keys the form itself saves without the parser needing them: its buttons. Ignored silently.
+pub const FORM_ONLY_KEYS: &[&str] = &["test_connection", "recent_runs"];
 
 /// The trigger body's optional fields (`TriggerRunRequestRequest` of the API), by kind.
 const OVERRIDES: &[(&str, Override)] = &[
@@ -192,6 +198,10 @@ pub struct Config {
     pub artifacts_include: Option<Vec<String>>,
     /// Also pack the artifacts into `out/files/dbt_artifacts_<run_id>.zip`.
     pub artifacts_zip: bool,
+    /// `runtime.process_timeout`: when Keboola kills the job, counted from its start.
+    pub process_timeout: Option<Duration>,
+    /// What the parser ignored, for the log.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +282,9 @@ pub fn parse(text: &[u8]) -> Result<Request> {
     };
     let p = Parameters(&parameters);
     let request = match action {
-        "run" => from_parameters(&p, data_type_support(&root)).map(Request::Run),
+        "run" => process_timeout(&root)
+            .and_then(|timeout| from_parameters(&p, data_type_support(&root), timeout))
+            .map(Request::Run),
         // The UI calls these with the form as it is, perhaps half filled: only what the action
         // needs is read.
         "testConnection" => {
@@ -412,18 +424,16 @@ fn job_id(p: &Parameters) -> Result<JobId, String> {
 fn from_parameters(
     p: &Parameters,
     data_type_support: Option<DataTypeSupport>,
+    process_timeout: Option<Duration>,
 ) -> Result<Config, String> {
-    if let Some(unknown) =
+    let warnings =
         p.0.keys()
-            .find(|key| !PARAMETERS.iter().any(|known| known.key == key.as_str()))
-    {
-        let known: Vec<&str> = PARAMETERS.iter().map(|p| p.key).collect();
-        return Err(format!(
-            "parameters has an unknown key \"{}\"; the known keys are {}",
-            cut(unknown),
-            known.join(", ")
-        ));
-    }
+            .filter(|key| {
+                !PARAMETERS.iter().any(|known| known.key == key.as_str())
+                    && !FORM_ONLY_KEYS.contains(&key.as_str())
+            })
+            .map(|key| unknown_key(key))
+            .collect();
     let connection = connection(p)?;
     let job_id = job_id(p)?;
     let cause = match p.string("cause")? {
@@ -514,7 +524,54 @@ fn from_parameters(
         fail_on_run_error: p.boolean("fail_on_run_error")?,
         artifacts_include: artifacts_include(p.get("artifacts_include"))?,
         artifacts_zip: p.boolean("artifacts_zip")?,
+        process_timeout,
+        warnings,
     })
+}
+
+/// The warning for a key nobody reads, with the known key it most likely meant.
+fn unknown_key(key: &str) -> String {
+    let closest = PARAMETERS
+        .iter()
+        .map(|known| (strsim::jaro_winkler(key, known.key), known.key))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(similarity, _)| *similarity >= 0.85);
+    match closest {
+        Some((_, known)) => format!(
+            "parameters has an unknown key \"{}\", which is ignored: did you mean {known}?",
+            cut(key)
+        ),
+        None => format!(
+            "parameters has an unknown key \"{}\", which is ignored; the known keys are {}",
+            cut(key),
+            PARAMETERS
+                .iter()
+                .map(|p| p.key)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `runtime.process_timeout`: the seconds after which Keboola kills the job, when the
+/// configuration sets them.
+fn process_timeout(root: &Map<String, Value>) -> Result<Option<Duration>, String> {
+    let Some(value) = root
+        .get("runtime")
+        .and_then(|runtime| runtime.get("process_timeout"))
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_PROCESS_TIMEOUT_SECONDS => {
+            Ok(Some(Duration::from_secs_f64(seconds)))
+        }
+        _ => Err(format!(
+            "config.json's runtime.process_timeout must be a number of seconds greater than 0, got {}",
+            echo(value)
+        )),
+    }
 }
 
 /// How much of a wrong value an error echoes: enough to recognise it, never a whole document.
@@ -691,6 +748,67 @@ mod tests {
     }
 
     #[test]
+    fn a_stray_key_is_ignored_with_a_warning_naming_the_key_meant() {
+        let config = parse_parameters(with("max_wait_tme", json!(5))).unwrap();
+        assert_eq!(config.wait, Wait::No);
+        assert_eq!(
+            config.warnings,
+            ["parameters has an unknown key \"max_wait_tme\", which is ignored: did you mean max_wait_time?"]
+        );
+        let config = parse_parameters(with("#api_kee", json!("x"))).unwrap();
+        assert!(
+            config.warnings[0].ends_with("did you mean #api_key?"),
+            "{:?}",
+            config.warnings
+        );
+        let config = parse_parameters(with("colour", json!("blue"))).unwrap();
+        assert!(
+            config.warnings[0].starts_with(
+                "parameters has an unknown key \"colour\", which is ignored; the known keys are dbt_cloud_url, account_id,"
+            ),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn the_forms_buttons_are_ignored_silently() {
+        let mut parameters = minimal();
+        for key in FORM_ONLY_KEYS {
+            parameters[*key] = Value::Null;
+        }
+        parameters["recent_runs"] = json!({"clicked": true});
+        let config = parse_parameters(parameters).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn the_process_timeout_comes_from_runtime() {
+        let run = |root: Value| match parse(root.to_string().as_bytes()) {
+            Ok(Request::Run(config)) => Ok(config.process_timeout),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => Err(error.to_string()),
+        };
+        let root = |runtime: Value| json!({"parameters": minimal(), "runtime": runtime});
+        assert_eq!(run(json!({"parameters": minimal()})), Ok(None));
+        assert_eq!(run(root(json!({}))), Ok(None));
+        assert_eq!(run(root(json!({"process_timeout": null}))), Ok(None));
+        assert_eq!(
+            run(root(json!({"process_timeout": 7200}))),
+            Ok(Some(Duration::from_secs(7200)))
+        );
+        for wrong in [json!(0), json!(-5), json!("1h"), json!(1e300)] {
+            let message = run(root(json!({"process_timeout": wrong}))).unwrap_err();
+            assert!(
+                message.starts_with(
+                    "config.json's runtime.process_timeout must be a number of seconds"
+                ),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults() {
         let config = parse_parameters(minimal()).unwrap();
         assert_eq!(config.connection.account_id.get(), 1);
@@ -816,10 +934,6 @@ mod tests {
             (
                 with("debug", json!(1)),
                 "debug must be true or false, got 1",
-            ),
-            (
-                with("max_wait_tme", json!(5)),
-                "unknown key \"max_wait_tme\"",
             ),
         ];
         for (parameters, expected) in cases {

@@ -56,7 +56,7 @@ pub enum WaitOutcome {
     /// The run reached Success, Error or Cancelled.
     Final(Run),
     /// `max_wait_time` passed with the run still in progress.
-    TimedOut { run: Run, limit: Duration },
+    TimedOut { run: Run },
     /// SIGTERM or SIGINT came.
     Terminated { run: Run, signal: &'static str },
     /// dbt Cloud could not be asked, even after retries.
@@ -83,10 +83,7 @@ pub fn until_final(
     loop {
         let now = Instant::now();
         if now >= deadline && !last.status.is_final() {
-            return WaitOutcome::TimedOut {
-                run: last,
-                limit: max_wait,
-            };
+            return WaitOutcome::TimedOut { run: last };
         }
         let pause = match last.status.is_final() {
             true => Duration::ZERO,
@@ -107,10 +104,7 @@ pub fn until_final(
                     return WaitOutcome::Terminated { run: last, signal };
                 }
                 if error.chain().any(|cause| cause.is::<DeadlineReached>()) {
-                    return WaitOutcome::TimedOut {
-                        run: last,
-                        limit: max_wait,
-                    };
+                    return WaitOutcome::TimedOut { run: last };
                 }
                 return WaitOutcome::Failed { run: last, error };
             }

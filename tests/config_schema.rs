@@ -1,7 +1,7 @@
 //! The UI form is the code's contract: `component_config/configSchema.json` offers exactly the
 //! parameters the parser accepts, with the same kinds, defaults and required keys.
 
-use dbt_cloud_job_trigger::config::{Default, Kind, PARAMETERS};
+use dbt_cloud_job_trigger::config::{Default, Kind, FORM_ONLY_KEYS, PARAMETERS};
 use serde_json::Value;
 
 fn schema() -> Value {
@@ -42,6 +42,24 @@ fn the_form_offers_exactly_the_parameters_the_parser_accepts() {
             "the parser accepts {key}, which the form does not offer"
         );
     }
+}
+
+/// The form's buttons save keys of their own, which the parser ignores without a warning; any
+/// other key it does not know is warned about.
+#[test]
+fn the_parser_ignores_exactly_the_keys_of_the_forms_buttons() {
+    let schema = schema();
+    let mut buttons: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, field)| field["type"] == "button")
+        .map(|(key, _)| key.as_str())
+        .collect();
+    buttons.sort();
+    let mut ignored = FORM_ONLY_KEYS.to_vec();
+    ignored.sort();
+    assert_eq!(buttons, ignored);
 }
 
 #[test]
@@ -105,6 +123,10 @@ fn the_form_follows_keboola_conventions() {
     assert_eq!(job["format"], "select");
     assert_eq!(job["enum"], serde_json::json!([]));
     assert_eq!(job["options"]["async"]["action"], "listJobs");
+    // Keboola's autoload is a list of fields to watch (empty: load when the form opens).
+    assert_eq!(job["options"]["async"]["autoload"], serde_json::json!([]));
+    // Its text says the id can be typed: the dropdown must take a value it did not list.
+    assert_eq!(job["options"]["creatable"], true);
     let mut buttons: Vec<(&str, &str)> = properties
         .values()
         .filter(|f| f["type"] == "button")

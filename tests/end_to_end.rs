@@ -524,10 +524,6 @@ fn each_invalid_config_value_is_refused_before_any_request() {
             "ignore_artifacts must be true or false, got 1",
         ),
         (json!({"debug": "no"}), "debug must be true or false"),
-        (
-            json!({"wait_for_results": true}),
-            "unknown key \"wait_for_results\"",
-        ),
     ];
     for (extra, expected) in cases {
         let run = run_component(parameters(&emulator, extra.clone()));
