@@ -14,14 +14,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use log::{info, warn};
 use tempfile::NamedTempFile;
 
+use crate::config::Selection;
 use crate::data_folder::{DataFolder, Labelled};
-use crate::dbt_cloud::{Budget, DbtCloud, DownloadLimits, JobId, Run, RunStatus};
-use crate::error::{is_not_found, UserError};
-use crate::retry::{retry, AttemptError, SharedBudget};
+use crate::dbt_cloud::{Budget, DbtCloud, Destination, DownloadLimits, JobId, Run, RunStatus};
+use crate::error::is_not_found;
+use crate::retry::SharedBudget;
+use crate::text::{first_few, size};
 
 /// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
 /// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
@@ -85,11 +86,20 @@ pub fn download_all(
     folder: &DataFolder,
     run: &Run,
     concurrency: usize,
-    selection: &Selection,
+    selection: Option<&Selection>,
     max_size: u64,
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let paths = selection.filter(listed.clone());
+    let paths = match selection {
+        None => listed.clone(),
+        Some(selection) => {
+            let (selected, unused) = selection.filter(listed.clone());
+            for pattern in unused {
+                warn!("artifacts_include pattern {pattern:?} matched no artifact");
+            }
+            selected
+        }
+    };
     let target = folder.artifacts_dir();
     let mut done = Downloaded {
         listed: listed.len(),
@@ -217,82 +227,13 @@ impl Progress {
     }
 }
 
-/// The first few names and how many more: a summary stays one line for a thousand files.
-pub fn first_few(failed: &[(String, String)]) -> String {
-    let mut text = failed
-        .iter()
-        .take(NAMED)
-        .map(|(path, _)| path.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if failed.len() > NAMED {
-        text.push_str(&format!(" and {} more", failed.len() - NAMED));
-    }
+/// The failed paths, the first few named, and why the first failed: one line for a thousand.
+pub fn failures(failed: &[(String, String)]) -> String {
+    let mut text = first_few(failed.iter().map(|(path, _)| path.as_str()), NAMED);
     if let Some((_, why)) = failed.first() {
         text.push_str(&format!(" (the first: {why})"));
     }
     text
-}
-
-/// `22.3 KB`, `250.0 MB`: what a person reads in a log.
-pub fn size(bytes: u64) -> String {
-    match bytes {
-        0..=999 => format!("{bytes} B"),
-        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
-        _ => format!("{:.2} GB", bytes as f64 / 1e9),
-    }
-}
-
-/// Which artifacts to download: `artifacts_include`'s glob patterns, or all.
-pub struct Selection {
-    patterns: Vec<String>,
-    set: Option<GlobSet>,
-}
-
-impl Selection {
-    /// `*` stays within a folder and `**` crosses folders, as in a shell: `*.json` is the
-    /// top-level JSON files, `run/**/*.sql` every SQL file below `run/`.
-    pub fn new(patterns: Option<&[String]>) -> Result<Selection> {
-        let Some(patterns) = patterns else {
-            return Ok(Selection {
-                patterns: Vec::new(),
-                set: None,
-            });
-        };
-        let mut builder = GlobSetBuilder::new();
-        for pattern in patterns {
-            builder.add(GlobBuilder::new(pattern).literal_separator(true).build()?);
-        }
-        Ok(Selection {
-            patterns: patterns.to_vec(),
-            set: Some(builder.build()?),
-        })
-    }
-
-    /// The paths selected, in order; warns about patterns that matched nothing.
-    fn filter(&self, paths: Vec<String>) -> Vec<String> {
-        let Some(set) = &self.set else {
-            return paths;
-        };
-        let mut used = vec![false; self.patterns.len()];
-        let selected: Vec<String> = paths
-            .into_iter()
-            .filter(|path| {
-                let matches = set.matches(path);
-                for &i in &matches {
-                    used[i] = true;
-                }
-                !matches.is_empty()
-            })
-            .collect();
-        for (pattern, used) in self.patterns.iter().zip(used) {
-            if !used {
-                warn!("artifacts_include pattern {pattern:?} matched no artifact");
-            }
-        }
-        selected
-    }
 }
 
 /// One artifact into a scratch file, for reading without keeping it (run_results.json when the
@@ -404,8 +345,8 @@ fn once_each(paths: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// One artifact into a complete scratch file, with retries; a fresh scratch file per attempt,
-/// so that a broken attempt's bytes never mix with the next. Errors writing it name `label`.
+/// One artifact into a complete scratch file (the client retries it, with a fresh one per
+/// attempt). Errors writing it name `label`.
 fn download_one(
     client: &DbtCloud,
     folder: &DataFolder,
@@ -414,20 +355,31 @@ fn download_one(
     limits: &DownloadLimits,
     label: &Path,
 ) -> Result<(NamedTempFile, u64)> {
-    let what = format!("Downloading artifact {path}");
-    retry(&what, &client.timing().retry, client.termination(), || {
-        let file = folder.scratch_file()?;
-        let mut writer =
-            BufWriter::with_capacity(WRITE_BUFFER, Labelled::new(file.as_file(), label));
-        let bytes = client.download_artifact(run.id, path, &mut writer, limits)?;
-        writer.flush().map_err(|e| {
-            AttemptError::Fatal(
-                UserError::new(format!("could not save artifact {path}: {e}")).into(),
-            )
-        })?;
-        drop(writer);
-        Ok((file, bytes))
-    })
+    client.download_artifact(run.id, path, limits, &ScratchFile { folder, label })
+}
+
+/// A scratch file in the data folder, buffered, its write errors naming where it is headed.
+struct ScratchFile<'a> {
+    folder: &'a DataFolder,
+    label: &'a Path,
+}
+
+impl<'a> Destination for ScratchFile<'a> {
+    type Sink = BufWriter<Labelled<'a, NamedTempFile>>;
+    type Done = NamedTempFile;
+
+    fn open(&self) -> Result<Self::Sink> {
+        let file = self.folder.scratch_file()?;
+        Ok(BufWriter::with_capacity(
+            WRITE_BUFFER,
+            Labelled::new(file, self.label),
+        ))
+    }
+
+    fn finish(&self, sink: Self::Sink) -> std::io::Result<NamedTempFile> {
+        let labelled = sink.into_inner().map_err(|e| e.into_error())?;
+        Ok(labelled.into_inner())
+    }
 }
 
 /// The path of an artifact below the artifacts folder, or `None` when the path from the API could
@@ -463,14 +415,6 @@ mod tests {
                  under: artifacts_include can keep only what you read (e.g. [\"*.json\"])"
             )
         );
-    }
-
-    #[test]
-    fn sizes_read_like_a_person_wrote_them() {
-        assert_eq!(size(999), "999 B");
-        assert_eq!(size(22_284), "22.3 KB");
-        assert_eq!(size(252_000_000), "252.0 MB");
-        assert_eq!(size(1_250_000_000), "1.25 GB");
     }
 
     #[test]

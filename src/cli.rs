@@ -9,18 +9,21 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::component::{self, Output};
+use crate::component;
 use crate::config::{self, Config, DataTypeSupport, Request};
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{Connection, DbtCloud};
 use crate::error::is_user_error;
+use crate::sync_actions;
+use crate::tables::{self, Writer};
 use crate::termination::Termination;
+use crate::text::printable;
 use crate::timing::Timing;
-use crate::{sync_actions, tables};
 
 /// A synchronous action makes a handful of requests; the ceiling only has to exist.
 const MAX_SYNC_REQUESTS_PER_MINUTE: u32 = 600;
 
+/// Everything the environment gives, read once: the command line and Keboola's variables.
 #[derive(Parser)]
 #[command(
     version,
@@ -30,6 +33,24 @@ struct Args {
     /// The Keboola data folder holding config.json; outputs go below it.
     #[arg(long, env = "KBC_DATADIR", default_value = "/data/")]
     data_dir: PathBuf,
+    /// The configuration's id, which names the tables' bucket.
+    #[arg(long, env = "KBC_CONFIGID", hide = true)]
+    config_id: Option<String>,
+    /// The project's native data types: `authoritative`, `hints` or none.
+    #[arg(long, env = "KBC_DATA_TYPE_SUPPORT", hide = true)]
+    data_type_support: Option<String>,
+    /// `fast` shrinks every timeout and retry, for the tests.
+    #[arg(long, env = "DBT_CLOUD_TRIGGER_TEST_TIMING", hide = true)]
+    test_timing: Option<String>,
+}
+
+impl Args {
+    fn timing(&self) -> Timing {
+        match self.test_timing.as_deref() {
+            Some("fast") => Timing::fast(),
+            _ => Timing::standard(),
+        }
+    }
 }
 
 /// A panic is a bug of ours: exit 2 with one paragraph on stderr, and the destructors still run
@@ -72,14 +93,15 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             };
         }
     };
-    let folder = DataFolder::new(args.data_dir);
+    let folder = DataFolder::new(args.data_dir.clone());
+    let timing = args.timing();
     let result = config::load(&folder.config_file()).and_then(|request| match request {
-        Request::Run(config) => run(&config, &folder),
-        Request::TestConnection(connection, job) => answer(&connection, |client| {
+        Request::Run(config) => run(&config, &args, &folder),
+        Request::TestConnection(connection, job) => answer(&connection, timing, |client| {
             sync_actions::test_connection(client, job)
         }),
-        Request::ListJobs(connection) => answer(&connection, sync_actions::list_jobs),
-        Request::ListRecentRuns(connection, job) => answer(&connection, |client| {
+        Request::ListJobs(connection) => answer(&connection, timing, sync_actions::list_jobs),
+        Request::ListRecentRuns(connection, job) => answer(&connection, timing, |client| {
             sync_actions::list_recent_runs(client, job)
         }),
     });
@@ -100,31 +122,31 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-fn run(config: &Config, folder: &DataFolder) -> anyhow::Result<()> {
+fn run(config: &Config, args: &Args, folder: &DataFolder) -> anyhow::Result<()> {
     init_logging(config.debug);
     let scratch = folder.scratch_dir().to_owned();
     let termination = Termination::install(move || {
         let _ = std::fs::remove_dir_all(scratch);
     })?;
-    let bucket = tables::bucket_for(std::env::var("KBC_CONFIGID").ok().as_deref());
     // config.json's storage.output.data_type_support overrides the project's setting.
     let types = config.data_type_support.unwrap_or_else(|| {
-        DataTypeSupport::from_name(&std::env::var("KBC_DATA_TYPE_SUPPORT").unwrap_or_default())
+        DataTypeSupport::from_name(args.data_type_support.as_deref().unwrap_or_default())
     });
-    let output = Output {
+    let tables = Writer::new(
         folder,
-        bucket: &bucket,
-        typed: types.typed(),
-    };
-    component::run(config, &output, Timing::from_env(), &termination)
+        tables::bucket_for(args.config_id.as_deref()),
+        types.typed(),
+    );
+    component::run(config, &tables, args.timing(), &termination)
 }
 
 /// A synchronous action: no logs, so that stdout holds exactly the one JSON document.
 fn answer(
     connection: &Connection,
+    timing: Timing,
     action: impl FnOnce(&DbtCloud) -> anyhow::Result<serde_json::Value>,
 ) -> anyhow::Result<()> {
-    let timing = Timing::from_env().for_sync_action();
+    let timing = timing.for_sync_action();
     let client = DbtCloud::new(
         connection,
         MAX_SYNC_REQUESTS_PER_MINUTE,
@@ -135,22 +157,6 @@ fn answer(
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{document}").context("could not write the answer to stdout")?;
     Ok(())
-}
-
-/// Text as one line that shows what it holds: dbt Cloud's strings (a status message, a step
-/// name, a cause) reach our log and errors, and a newline or a terminal escape in them must not
-/// forge a line of ours or break the one-paragraph error.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return text.into();
-    }
-    text.chars()
-        .map(|c| match c {
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect::<String>()
-        .into()
 }
 
 /// Logs go to stdout, which Keboola streams live into the job's events; errors go to stderr.
@@ -178,15 +184,6 @@ fn init_logging(debug: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_shown_not_obeyed() {
-        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
-        assert_eq!(
-            printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),
-            "Failed.\\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\\u{1b}[2K"
-        );
-    }
 
     #[test]
     fn a_panic_anywhere_in_the_job_is_exit_2_and_unwinds() {

@@ -169,6 +169,10 @@ impl<'a, W: Write> Labelled<'a, W> {
         Labelled { inner, label }
     }
 
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     fn label(&self, error: io::Error) -> io::Error {
         io::Error::new(error.kind(), format!("{}: {error}", self.label.display()))
     }

@@ -14,6 +14,7 @@ pub mod secret;
 mod sync_actions;
 mod tables;
 mod termination;
+mod text;
 mod timing;
 mod wait;
 

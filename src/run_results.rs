@@ -26,11 +26,11 @@ pub struct NodeResult {
     #[serde(default)]
     pub adapter_response: Option<Value>,
     #[serde(default)]
-    pub timing: Vec<Timing>,
+    pub timing: Vec<Phase>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Timing {
+pub struct Phase {
     pub name: String,
     #[serde(default)]
     pub started_at: Option<String>,

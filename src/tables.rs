@@ -1,18 +1,21 @@
-//! The output tables and their manifests: the triggered run and the run as last seen (one row
-//! each), the run's steps, and its results per dbt node.
+//! The output tables: their columns (one catalogue per table: name, Storage base type,
+//! description), their rows, and their manifests, written by one [`Writer`].
 //!
 //! Existing users' incremental Storage tables have the columns listed in
 //! `docs/output-tables.md`; a load whose CSV lacks one of them fails. So the columns are fixed
 //! here, in that order, whatever the API answered (a missing field is an empty cell), and new
 //! columns only ever go at the end.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use anyhow::Result;
+use log::info;
 use serde_json::{json, Value};
 
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{Run, RunStatus, RUN_FIELDS};
+use crate::dbt_cloud::{FieldType, Run, RunStatus, RUN_FIELDS};
+use crate::run_results::{self, NodeResult};
+use crate::text::tail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -26,39 +29,44 @@ pub enum Table {
     RunResults,
 }
 
-const RUN_STEPS_COLUMNS: &[&str] = &[
-    "run_id",
-    "index",
-    "name",
-    "status",
-    "status_humanized",
-    "started_at",
-    "finished_at",
-    "duration",
-    "logs",
-];
+/// Storage's base types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    String,
+    Integer,
+    Float,
+    Boolean,
+    Timestamp,
+}
 
-const RUN_RESULTS_COLUMNS: &[&str] = &[
-    "run_id",
-    "unique_id",
-    "resource_type",
-    "status",
-    "execution_time",
-    "rows_affected",
-    "failures",
-    "message",
-    "thread_id",
-    "compile_started_at",
-    "compile_completed_at",
-    "execute_started_at",
-    "execute_completed_at",
-    "adapter_response",
-];
+impl Base {
+    fn name(self) -> &'static str {
+        match self {
+            Base::String => "STRING",
+            Base::Integer => "INTEGER",
+            Base::Float => "FLOAT",
+            Base::Boolean => "BOOLEAN",
+            Base::Timestamp => "TIMESTAMP",
+        }
+    }
+}
 
-/// Every field a Run keeps, in the earlier component's order: the run's own definition of what it
-/// keeps is this table's columns (`docs/output-tables.md`).
-const TRIGGER_COLUMNS: &[&str] = RUN_FIELDS;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub name: &'static str,
+    pub base: Base,
+    pub description: &'static str,
+}
 
+const fn column(name: &'static str, base: Base, description: &'static str) -> Column {
+    Column {
+        name,
+        base,
+        description,
+    }
+}
+
+/// The run table's columns, by name from the run's fields: the earlier component's, then ours.
 #[rustfmt::skip]
 const RUN_COLUMNS: &[&str] = &[
     "id", "trigger_id", "account_id", "project_id", "job_definition_id", "status", "git_branch",
@@ -72,6 +80,107 @@ const RUN_COLUMNS: &[&str] = &[
     "environment_id", "job_id", "dbt_version", "in_progress", "is_complete", "is_success",
     "is_error", "is_cancelled", "is_running", "href",
 ];
+
+const RUN_STEPS_COLUMNS: &[Column] = &[
+    column("run_id", Base::Integer, "dbt Cloud run id"),
+    column(
+        "index",
+        Base::Integer,
+        "The step's position in the run, from 1",
+    ),
+    column("name", Base::String, "The step, e.g. Invoke dbt build"),
+    column(
+        "status",
+        Base::Integer,
+        "Step status: 1 Queued, 3 Running, 10 Success, 20 Error, 30 Cancelled",
+    ),
+    column("status_humanized", Base::String, "Run status in words"),
+    column(
+        "started_at",
+        Base::Timestamp,
+        "When the run began executing",
+    ),
+    column("finished_at", Base::Timestamp, "When the run finished"),
+    column("duration", Base::String, "How long the step took"),
+    column(
+        "logs",
+        Base::String,
+        "The end of the step's log (at most 10,000 characters)",
+    ),
+];
+
+const RUN_RESULTS_COLUMNS: &[Column] = &[
+    column("run_id", Base::Integer, "dbt Cloud run id"),
+    column(
+        "unique_id",
+        Base::String,
+        "dbt's node id, e.g. model.jaffle_shop.orders",
+    ),
+    column(
+        "resource_type",
+        Base::String,
+        "model, test, seed, snapshot, ... (from unique_id)",
+    ),
+    // dbt's node status is a word: success, error, fail, pass, skipped, ...
+    column(
+        "status",
+        Base::String,
+        "dbt's status: success, error, fail, pass, warn, skipped, runtime error",
+    ),
+    column(
+        "execution_time",
+        Base::Float,
+        "Seconds dbt spent on the node",
+    ),
+    column(
+        "rows_affected",
+        Base::Integer,
+        "Rows the node affected, as the adapter reported",
+    ),
+    column("failures", Base::Integer, "Failing rows of a test"),
+    column("message", Base::String, "dbt's message, e.g. the error"),
+    column("thread_id", Base::String, "dbt thread that ran the node"),
+    column(
+        "compile_started_at",
+        Base::Timestamp,
+        "When compiling the node started or ended",
+    ),
+    column(
+        "compile_completed_at",
+        Base::Timestamp,
+        "When compiling the node started or ended",
+    ),
+    column(
+        "execute_started_at",
+        Base::Timestamp,
+        "When executing the node started or ended",
+    ),
+    column(
+        "execute_completed_at",
+        Base::Timestamp,
+        "When executing the node started or ended",
+    ),
+    column(
+        "adapter_response",
+        Base::String,
+        "The adapter's response (JSON)",
+    ),
+];
+
+/// Each step's log is cut to its last this many characters: where dbt reports what failed.
+pub const STEP_LOG_CHARS: usize = 10_000;
+
+/// A run field as a column.
+fn run_column(name: &str) -> Option<Column> {
+    let field = RUN_FIELDS.iter().find(|field| field.name == name)?;
+    let base = match field.kind {
+        FieldType::Integer => Base::Integer,
+        FieldType::Boolean => Base::Boolean,
+        FieldType::Timestamp => Base::Timestamp,
+        FieldType::Text => Base::String,
+    };
+    Some(column(field.name, base, field.description))
+}
 
 impl Table {
     fn description(self) -> &'static str {
@@ -94,12 +203,20 @@ impl Table {
         }
     }
 
-    pub fn columns(self) -> &'static [&'static str] {
+    /// The columns, in order. A run table's column that is not a run field (a test rules it
+    /// out) would be left out rather than written empty.
+    pub fn columns(self) -> Vec<Column> {
         match self {
-            Table::Trigger => TRIGGER_COLUMNS,
-            Table::Run => RUN_COLUMNS,
-            Table::RunSteps => RUN_STEPS_COLUMNS,
-            Table::RunResults => RUN_RESULTS_COLUMNS,
+            Table::Trigger => RUN_FIELDS
+                .iter()
+                .filter_map(|f| run_column(f.name))
+                .collect(),
+            Table::Run => RUN_COLUMNS
+                .iter()
+                .filter_map(|name| run_column(name))
+                .collect(),
+            Table::RunSteps => RUN_STEPS_COLUMNS.to_vec(),
+            Table::RunResults => RUN_RESULTS_COLUMNS.to_vec(),
         }
     }
 
@@ -110,32 +227,51 @@ impl Table {
             Table::RunResults => &["run_id", "unique_id"],
         }
     }
-}
 
-/// Rows of one table, checked against its columns.
-pub struct Rows<'a> {
-    table: Table,
-    writer: csv::Writer<&'a mut dyn Write>,
-    count: usize,
-}
-
-impl Rows<'_> {
-    pub fn row<I, S>(&mut self, cells: I) -> Result<()>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<[u8]>,
-    {
-        let record = csv::ByteRecord::from_iter(cells);
-        anyhow::ensure!(
-            record.len() == self.table.columns().len(),
-            "a row of {} has {} cells for {} columns",
-            self.table.name(),
-            record.len(),
-            self.table.columns().len()
-        );
-        self.writer.write_byte_record(&record)?;
-        self.count += 1;
-        Ok(())
+    /// Incremental on its key, and `write_always`, so that a failed job still records its run.
+    fn manifest(self, bucket: &str, typed: bool) -> Value {
+        let mut manifest = json!({
+            "destination": format!("{bucket}.{}", self.name()),
+            "incremental": true,
+            "write_always": true,
+            "delimiter": ",",
+            "enclosure": "\"",
+        });
+        let columns = self.columns();
+        let key = |column: &Column| self.primary_key().contains(&column.name);
+        if typed {
+            manifest["manifest_type"] = json!("output");
+            manifest["has_header"] = json!(true);
+            manifest["description"] = json!(self.description());
+            manifest["schema"] = columns
+                .iter()
+                .map(|column| {
+                    json!({
+                        "name": column.name,
+                        "data_type": {"base": {"type": column.base.name()}},
+                        "nullable": !key(column),
+                        "primary_key": key(column),
+                        "description": column.description,
+                    })
+                })
+                .collect();
+        } else {
+            manifest["primary_key"] = json!(self.primary_key());
+            manifest["metadata"] = json!([{"key": "KBC.description", "value": self.description()}]);
+            manifest["column_metadata"] = columns
+                .iter()
+                .map(|column| {
+                    let metadata = json!([
+                        {"key": "KBC.datatype.basetype", "value": column.base.name()},
+                        {"key": "KBC.datatype.nullable", "value": if key(column) { "0" } else { "1" }},
+                        {"key": "KBC.description", "value": column.description},
+                    ]);
+                    (column.name.to_owned(), metadata)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        manifest
     }
 }
 
@@ -158,275 +294,183 @@ pub fn bucket_for(config_id: Option<&str>) -> String {
     format!("in.c-dbt-cloud-job-trigger-{id}")
 }
 
-/// Writes `<table>.csv`, its rows given by `rows`, and its manifest into `out/tables`, each
-/// whole or not at all. `typed`: the native-types manifest (a `schema` with base types), else the
-/// legacy one (base types as column metadata). Returns the number of rows.
-pub fn write(
-    folder: &DataFolder,
+/// Rows of one table, checked against its columns.
+struct Rows<'a> {
     table: Table,
-    bucket: &str,
+    width: usize,
+    writer: csv::Writer<&'a mut dyn Write>,
+    count: usize,
+}
+
+impl Rows<'_> {
+    fn row<I, S>(&mut self, cells: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        let record = csv::ByteRecord::from_iter(cells);
+        anyhow::ensure!(
+            record.len() == self.width,
+            "a row of {} has {} cells for {} columns",
+            self.table.name(),
+            record.len(),
+            self.width
+        );
+        self.writer.write_byte_record(&record)?;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// Writes the tables of one job into `out/tables`: each CSV and its manifest whole or not at all,
+/// into the job's bucket, with native-types manifests when the project uses them (else legacy
+/// ones with the base types as column metadata).
+pub struct Writer<'a> {
+    folder: &'a DataFolder,
+    bucket: String,
     typed: bool,
-    rows: impl FnOnce(&mut Rows) -> Result<()>,
-) -> Result<usize> {
-    let csv_path = folder.tables_dir().join(format!("{}.csv", table.name()));
-    let mut count = 0;
-    folder.write_atomically(&csv_path, |out| {
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(out);
-        writer.write_record(table.columns())?;
-        let mut rows_writer = Rows {
-            table,
-            writer,
-            count: 0,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(folder: &'a DataFolder, bucket: String, typed: bool) -> Writer<'a> {
+        Writer {
+            folder,
+            bucket,
+            typed,
+        }
+    }
+
+    pub fn folder(&self) -> &'a DataFolder {
+        self.folder
+    }
+
+    /// A run table (trigger or run): the one row of `run`.
+    pub fn run(&self, table: Table, run: &Run) -> Result<()> {
+        let columns = table.columns();
+        self.write(table, |rows| {
+            rows.row(columns.iter().map(|column| cell(run.field(column.name))))
+        })?;
+        info!(
+            "Wrote table {} (run {}, {})",
+            table.name(),
+            run.id,
+            run.status
+        );
+        Ok(())
+    }
+
+    /// The run as last seen, and its steps.
+    pub fn run_and_steps(&self, run: &Run) -> Result<()> {
+        self.run(Table::Run, run)?;
+        let steps = self.steps(run)?;
+        info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
+        Ok(())
+    }
+
+    /// A row per step the run reported (none when it has not started).
+    fn steps(&self, run: &Run) -> Result<usize> {
+        let steps = match run.field("run_steps") {
+            Some(Value::Array(steps)) => steps.as_slice(),
+            _ => &[],
         };
-        rows(&mut rows_writer)?;
-        rows_writer.writer.flush()?;
-        count = rows_writer.count;
-        Ok(())
-    })?;
-    let manifest = manifest(table, bucket, typed);
-    let manifest_path = folder
-        .tables_dir()
-        .join(format!("{}.csv.manifest", table.name()));
-    folder.write_atomically(&manifest_path, |out| {
-        serde_json::to_writer_pretty(&mut *out, &manifest)?;
-        Ok(out.write_all(b"\n")?)
-    })?;
-    Ok(count)
+        self.write(Table::RunSteps, |rows| {
+            steps
+                .iter()
+                .try_for_each(|step| rows.row(step_row(&run.id.to_string(), step)))
+        })
+    }
+
+    /// A row per dbt node of `run_results`, read as it streams.
+    pub fn results(&self, run: &Run, run_results: impl Read) -> Result<usize> {
+        let run_id = run.id.to_string();
+        let count = self.write(Table::RunResults, |rows| {
+            run_results::for_each(run_results, |node| rows.row(result_row(&run_id, &node)))?;
+            Ok(())
+        })?;
+        info!("Wrote table {} ({count} nodes)", Table::RunResults.name());
+        Ok(count)
+    }
+
+    /// `<table>.csv`, its rows given by `rows`, and its manifest. Returns the number of rows.
+    fn write(&self, table: Table, rows: impl FnOnce(&mut Rows) -> Result<()>) -> Result<usize> {
+        let tables = self.folder.tables_dir();
+        let columns = table.columns();
+        let mut count = 0;
+        self.folder
+            .write_atomically(&tables.join(format!("{}.csv", table.name())), |out| {
+                let mut writer = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(out);
+                writer.write_record(columns.iter().map(|column| column.name))?;
+                let mut written = Rows {
+                    table,
+                    width: columns.len(),
+                    writer,
+                    count: 0,
+                };
+                rows(&mut written)?;
+                written.writer.flush()?;
+                count = written.count;
+                Ok(())
+            })?;
+        let manifest = table.manifest(&self.bucket, self.typed);
+        self.folder.write_atomically(
+            &tables.join(format!("{}.csv.manifest", table.name())),
+            |out| {
+                serde_json::to_writer_pretty(&mut *out, &manifest)?;
+                Ok(out.write_all(b"\n")?)
+            },
+        )?;
+        Ok(count)
+    }
 }
 
-/// A run table: the one row of `run`.
-pub fn write_run(
-    folder: &DataFolder,
-    table: Table,
-    run: &Run,
-    bucket: &str,
-    typed: bool,
-) -> Result<()> {
-    write(folder, table, bucket, typed, |rows| {
-        rows.row(table.columns().iter().map(|column| cell(run.field(column))))
-    })?;
-    Ok(())
-}
-
-/// The steps table: a row per step the run reported (none when it has not started).
-pub fn write_run_steps(folder: &DataFolder, run: &Run, bucket: &str, typed: bool) -> Result<usize> {
-    let steps = match run.field("run_steps") {
-        Some(Value::Array(steps)) => steps.as_slice(),
-        _ => &[],
+/// A step, in the order of [`RUN_STEPS_COLUMNS`].
+fn step_row(run_id: &str, step: &Value) -> [String; 9] {
+    let field = |name: &str| cell(step.get(name));
+    let status_humanized = match step.get("status_humanized") {
+        Some(Value::String(s)) => s.clone(),
+        _ => step
+            .get("status")
+            .and_then(Value::as_i64)
+            .map(|code| RunStatus::from_code(code).to_string())
+            .unwrap_or_default(),
     };
-    write(folder, Table::RunSteps, bucket, typed, |rows| {
-        for step in steps {
-            let field = |name: &str| cell(step.get(name));
-            let status_humanized = match step.get("status_humanized") {
-                Some(Value::String(s)) => s.clone(),
-                _ => step
-                    .get("status")
-                    .and_then(Value::as_i64)
-                    .map(|code| RunStatus::from_code(code).to_string())
-                    .unwrap_or_default(),
-            };
-            rows.row([
-                run.id.to_string(),
-                field("index"),
-                field("name"),
-                field("status"),
-                status_humanized,
-                field("started_at"),
-                field("finished_at"),
-                field("duration"),
-                tail(&field("logs"), STEP_LOG_CHARS),
-            ])?;
-        }
-        Ok(())
-    })
+    [
+        run_id.to_owned(),
+        field("index"),
+        field("name"),
+        field("status"),
+        status_humanized,
+        field("started_at"),
+        field("finished_at"),
+        field("duration"),
+        tail(&field("logs"), STEP_LOG_CHARS),
+    ]
 }
 
-/// Each step's log is cut to its last this many characters: where dbt reports what failed.
-pub const STEP_LOG_CHARS: usize = 10_000;
-
-/// The end of `text`, at most `max_chars` characters, marked when cut.
-fn tail(text: &str, max_chars: usize) -> String {
-    let count = text.chars().count();
-    if count <= max_chars {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().skip(count - max_chars).collect();
-    format!("[first {} characters cut]\n{kept}", count - max_chars)
-}
-
-/// Incremental on `id`, and `write_always`, so that a failed job still records its run.
-fn manifest(table: Table, bucket: &str, typed: bool) -> Value {
-    let mut manifest = json!({
-        "destination": format!("{bucket}.{}", table.name()),
-        "incremental": true,
-        "write_always": true,
-        "delimiter": ",",
-        "enclosure": "\"",
-    });
-    let columns = table.columns();
-    if typed {
-        manifest["manifest_type"] = json!("output");
-        manifest["has_header"] = json!(true);
-        manifest["description"] = json!(table.description());
-        manifest["schema"] = columns
-            .iter()
-            .map(|&name| {
-                let key = table.primary_key().contains(&name);
-                json!({
-                    "name": name,
-                    "data_type": {"base": {"type": base_type(table, name)}},
-                    "nullable": !key,
-                    "primary_key": key,
-                    "description": column_description(table, name),
-                })
-            })
-            .collect();
-    } else {
-        manifest["primary_key"] = json!(table.primary_key());
-        manifest["metadata"] = json!([{"key": "KBC.description", "value": table.description()}]);
-        manifest["column_metadata"] = columns
-            .iter()
-            .map(|&name| {
-                let key = table.primary_key().contains(&name);
-                let metadata = json!([
-                    {"key": "KBC.datatype.basetype", "value": base_type(table, name)},
-                    {"key": "KBC.datatype.nullable", "value": if key { "0" } else { "1" }},
-                    {"key": "KBC.description", "value": column_description(table, name)},
-                ]);
-                (name.to_owned(), metadata)
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-    }
-    manifest
-}
-
-/// Storage's base type of a column: ids and codes INTEGER, flags BOOLEAN, `*_at` TIMESTAMP, the
-/// rest (durations, humanized texts, JSON objects) STRING.
-fn base_type(table: Table, column: &str) -> &'static str {
-    #[rustfmt::skip]
-    const INTEGERS: &[&str] = &[
-        "id", "trigger_id", "account_id", "environment_id", "project_id", "job_definition_id",
-        "job_id", "status", "deferring_run_id", "retrying_run_id", "run_id", "index",
-        "rows_affected", "failures",
-    ];
-    match (table, column) {
-        // dbt's node status is a word: success, error, fail, pass, skipped, ...
-        (Table::RunResults, "status") => return "STRING",
-        (_, "execution_time") => return "FLOAT",
-        _ => {}
-    }
-    const BOOLEANS: &[&str] = &[
-        "artifacts_saved",
-        "has_docs_generated",
-        "has_sources_generated",
-        "notifications_sent",
-        "in_progress",
-        "is_complete",
-        "is_success",
-        "is_error",
-        "is_cancelled",
-        "is_running",
-        "can_retry",
-        "used_repo_cache",
-        "scribe_enabled",
-    ];
-    if INTEGERS.contains(&column) {
-        "INTEGER"
-    } else if BOOLEANS.contains(&column) {
-        "BOOLEAN"
-    } else if column.ends_with("_at") {
-        "TIMESTAMP"
-    } else {
-        "STRING"
-    }
-}
-
-fn column_description(table: Table, column: &str) -> &'static str {
-    match (table, column) {
-        (Table::RunSteps, "name") => return "The step, e.g. Invoke dbt build",
-        (Table::RunSteps, "status") => {
-            return "Step status: 1 Queued, 3 Running, 10 Success, 20 Error, 30 Cancelled"
-        }
-        (Table::RunSteps, "duration") => return "How long the step took",
-        (Table::RunResults, "status") => {
-            return "dbt's status: success, error, fail, pass, warn, skipped, runtime error"
-        }
-        (Table::RunResults, "message") => return "dbt's message, e.g. the error",
-        _ => {}
-    }
-    match column {
-        "run_id" => "dbt Cloud run id",
-        "index" => "The step's position in the run, from 1",
-        "logs" => "The end of the step's log (at most 10,000 characters)",
-        "unique_id" => "dbt's node id, e.g. model.jaffle_shop.orders",
-        "resource_type" => "model, test, seed, snapshot, ... (from unique_id)",
-        "execution_time" => "Seconds dbt spent on the node",
-        "rows_affected" => "Rows the node affected, as the adapter reported",
-        "failures" => "Failing rows of a test",
-        "thread_id" => "dbt thread that ran the node",
-        "compile_started_at" | "compile_completed_at" => "When compiling the node started or ended",
-        "execute_started_at" | "execute_completed_at" => "When executing the node started or ended",
-        "adapter_response" => "The adapter's response (JSON)",
-        "id" => "dbt Cloud run id",
-        "trigger_id" => "Id of the run's trigger",
-        "account_id" => "dbt Cloud account id",
-        "environment_id" => "Deployment environment id",
-        "project_id" => "dbt project id",
-        "job_definition_id" | "job_id" => "dbt Cloud job id",
-        "status" => {
-            "Run status: 1 Queued, 2 Starting, 3 Running, 10 Success, 20 Error, 30 Cancelled"
-        }
-        "status_humanized" => "Run status in words",
-        "status_message" => "dbt Cloud's message on the run's outcome",
-        "dbt_version" => "dbt version the run used",
-        "git_branch" => "Git branch checked out",
-        "git_sha" => "Git commit checked out",
-        "owner_thread_id" | "executed_by_thread_id" => "dbt Cloud worker that ran it",
-        "deferring_run_id" => "Run whose state this run deferred to",
-        "retrying_run_id" => "Run this one retried",
-        "artifacts_saved" => "Whether the run's artifacts were saved",
-        "artifact_s3_path" => "Where dbt Cloud stores the artifacts",
-        "has_docs_generated" => "Whether docs were generated",
-        "has_sources_generated" => "Whether source freshness was generated",
-        "notifications_sent" => "Whether notifications were sent",
-        "blocked_by" => "Runs this one waited for (JSON list)",
-        "created_at" => "When the run was created (triggered)",
-        "updated_at" => "When the run was last updated",
-        "dequeued_at" => "When a worker picked the run up",
-        "started_at" => "When the run began executing",
-        "finished_at" => "When the run finished",
-        "last_checked_at" => "When dbt Cloud last checked the run",
-        "last_heartbeat_at" => "The run's last heartbeat",
-        "should_start_at" => "When a scheduled run was due",
-        "trigger" => "The trigger: cause and overrides (JSON)",
-        "job" => "The job definition (JSON)",
-        "environment" => "The environment (JSON)",
-        "run_steps" => "The run's steps (JSON list)",
-        "in_progress" => "Whether the run was still in progress",
-        "is_complete" => "Whether the run had finished",
-        "is_success" => "Whether the run succeeded",
-        "is_error" => "Whether the run ended in error",
-        "is_cancelled" => "Whether the run was cancelled",
-        "is_running" => "Whether the run was running",
-        "duration" => "Time from creation to finish (HH:MM:SS)",
-        "queued_duration" => "Time spent queued (HH:MM:SS)",
-        "run_duration" => "Time spent running (HH:MM:SS)",
-        "duration_humanized" | "queued_duration_humanized" | "run_duration_humanized" => {
-            "The duration in words"
-        }
-        "created_at_humanized" | "finished_at_humanized" => {
-            "The time in words, relative to the answer"
-        }
-        "can_retry" => "Whether the run can be retried from its point of failure",
-        "retry_not_supported_reason" => "Why the run cannot be retried",
-        "href" => "The run's page in dbt Cloud",
-        "used_repo_cache" => "Whether the run used the repository cache",
-        "scribe_enabled" => "dbt Cloud internal flag",
-        _ => "A field of the dbt Cloud run",
-    }
+/// A node, in the order of [`RUN_RESULTS_COLUMNS`]; numbers exactly as dbt wrote them.
+fn result_row(run_id: &str, node: &NodeResult) -> [String; 14] {
+    let (compile_started, compile_completed) = node.phase("compile");
+    let (execute_started, execute_completed) = node.phase("execute");
+    let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+    let number = |value: Option<String>| value.unwrap_or_default();
+    [
+        run_id.to_owned(),
+        node.unique_id.clone(),
+        node.resource_type().to_owned(),
+        node.status.clone(),
+        number(node.execution_time.map(|t| t.to_string())),
+        number(node.rows_affected().map(|n| n.to_string())),
+        number(node.failures.map(|n| n.to_string())),
+        text(node.message.as_deref()),
+        text(node.thread_id.as_deref()),
+        text(compile_started),
+        text(compile_completed),
+        text(execute_started),
+        text(execute_completed),
+        cell(node.adapter_response.as_ref()),
+    ]
 }
 
 /// null → empty; strings as they are; numbers as JSON writes them; true/false; objects and
@@ -442,6 +486,15 @@ pub fn cell(value: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn base_type(table: Table, name: &str) -> &'static str {
+        table
+            .columns()
+            .into_iter()
+            .find(|column| column.name == name)
+            .map(|column| column.base.name())
+            .unwrap_or("none")
+    }
 
     #[test]
     fn cells() {
@@ -504,7 +557,7 @@ mod tests {
             "owner_thread_id",
         ]
         .into_iter()
-        .map(|c| (c, base_type(Table::Run, c)))
+        .map(|c| (c, base_type(Table::Trigger, c)))
         .collect();
         assert_eq!(
             typed,
@@ -523,48 +576,33 @@ mod tests {
     }
 
     #[test]
-    fn every_column_has_its_own_description() {
-        for table in [
-            Table::Trigger,
-            Table::Run,
-            Table::RunSteps,
-            Table::RunResults,
-        ] {
-            for column in table.columns() {
-                assert_ne!(
-                    column_description(table, column),
-                    "A field of the dbt Cloud run",
-                    "{column}"
-                );
-            }
-        }
-    }
-
-    #[test]
     fn every_run_column_is_a_field_the_run_keeps() {
-        for table in [Table::Trigger, Table::Run] {
-            for column in table.columns() {
-                assert!(
-                    RUN_FIELDS.contains(column),
-                    "{column} of {} is skipped when a run is read",
-                    table.name()
-                );
-            }
-        }
+        assert_eq!(Table::Run.columns().len(), RUN_COLUMNS.len());
+        assert_eq!(Table::Trigger.columns().len(), RUN_FIELDS.len());
     }
 
     #[test]
-    fn column_lists_have_no_duplicates() {
+    fn column_lists_have_no_duplicates_and_rows_fit_them() {
         for table in [
             Table::Trigger,
             Table::Run,
             Table::RunSteps,
             Table::RunResults,
         ] {
-            let mut columns = table.columns().to_vec();
-            columns.sort_unstable();
-            columns.dedup();
-            assert_eq!(columns.len(), table.columns().len(), "{table:?}");
+            let mut names: Vec<&str> = table.columns().iter().map(|c| c.name).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), table.columns().len(), "{table:?}");
         }
+        assert_eq!(
+            step_row("1", &json!({})).len(),
+            Table::RunSteps.columns().len()
+        );
+        let node: NodeResult =
+            serde_json::from_value(json!({"unique_id": "model.a.b", "status": "success"})).unwrap();
+        assert_eq!(
+            result_row("1", &node).len(),
+            Table::RunResults.columns().len()
+        );
     }
 }

@@ -44,13 +44,6 @@ pub struct Stall {
 }
 
 impl Timing {
-    pub fn from_env() -> Timing {
-        match std::env::var("DBT_CLOUD_TRIGGER_TEST_TIMING").as_deref() {
-            Ok("fast") => Timing::fast(),
-            _ => Timing::standard(),
-        }
-    }
-
     /// The UI waits about 30 s for a synchronous action: retries must end well before.
     pub fn for_sync_action(self) -> Timing {
         let ceiling = Duration::from_secs(10);

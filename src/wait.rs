@@ -7,6 +7,7 @@ use log::{info, warn};
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
 use crate::retry::DeadlineReached;
 use crate::termination::Terminated;
+use crate::text::{elapsed, minutes};
 
 /// Never more often: a poll is a request against the account's shared rate limit.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -48,6 +49,89 @@ impl Polling {
             Polling::Expecting(expected) => elapsed.saturating_sub(expected) / 4,
         };
         adaptive.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL)
+    }
+}
+
+/// Keboola kills a job at its `process_timeout` with SIGKILL: nothing cancelled, no run row.
+/// The wait ends this long before (a quarter of a short timeout), which leaves time to cancel
+/// the run and write the tables.
+const BEFORE_KILL: Duration = Duration::from_secs(120);
+/// Keboola's job timeout when the configuration sets none.
+const DEFAULT_PROCESS_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What bounds the wait: the user's `max_wait_time`, or, when it would end later, Keboola's
+/// `process_timeout` less [`BEFORE_KILL`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WaitBound {
+    MaxWaitTime(Duration),
+    ProcessTimeout { wait: Duration, timeout: Duration },
+}
+
+impl WaitBound {
+    /// The bound on a wait that starts `elapsed` after the job began.
+    pub fn new(max_wait: Duration, process_timeout: Option<Duration>, elapsed: Duration) -> Self {
+        let Some(timeout) = process_timeout else {
+            return Self::MaxWaitTime(max_wait);
+        };
+        let left = timeout
+            .saturating_sub(elapsed)
+            .saturating_sub(BEFORE_KILL.min(timeout / 4));
+        if left < max_wait {
+            Self::ProcessTimeout {
+                wait: left,
+                timeout,
+            }
+        } else {
+            Self::MaxWaitTime(max_wait)
+        }
+    }
+
+    pub fn wait(self) -> Duration {
+        match self {
+            Self::MaxWaitTime(wait) | Self::ProcessTimeout { wait, .. } => wait,
+        }
+    }
+
+    /// Said in the log before the wait: why it may end early, or that the platform may end it
+    /// without a word.
+    pub fn announce(self, max_wait: Duration, process_timeout_known: bool) {
+        match self {
+            Self::ProcessTimeout { wait, timeout } => info!(
+                "Keboola ends this job at its process_timeout of {} minutes: the wait ends after \
+                 {} minutes instead of max_wait_time's {}, leaving time to write the tables (and \
+                 to cancel the run when cancel_on_timeout is true)",
+                minutes(timeout),
+                minutes(wait),
+                minutes(max_wait),
+            ),
+            Self::MaxWaitTime(_)
+                if !process_timeout_known && max_wait + BEFORE_KILL > DEFAULT_PROCESS_TIMEOUT =>
+            {
+                warn!(
+                    "max_wait_time ({} minutes) may outlast Keboola's default job timeout of {} \
+                     minutes, which kills the job before the run is cancelled or recorded: keep \
+                     it under {}",
+                    minutes(max_wait),
+                    minutes(DEFAULT_PROCESS_TIMEOUT),
+                    minutes(DEFAULT_PROCESS_TIMEOUT - BEFORE_KILL)
+                )
+            }
+            Self::MaxWaitTime(_) => {}
+        }
+    }
+
+    /// How the timed-out message says what passed.
+    pub fn describe(self) -> String {
+        match self {
+            Self::MaxWaitTime(limit) => {
+                format!("within max_wait_time ({} minutes)", minutes(limit))
+            }
+            Self::ProcessTimeout { wait, timeout } => format!(
+                "in the {} minutes left before Keboola's job timeout (process_timeout, {} minutes)",
+                minutes(wait),
+                minutes(timeout)
+            ),
+        }
     }
 }
 
@@ -142,21 +226,6 @@ fn describe(run: &Run) -> String {
     }
 }
 
-/// `95 s` as `1m 35s`: what a person reads in a log.
-pub fn elapsed(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        0..=59 => format!("{seconds}s"),
-        60..=3599 => format!("{}m {}s", seconds / 60, seconds % 60),
-        _ => format!(
-            "{}h {}m {}s",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,10 +272,40 @@ mod tests {
         assert_eq!(Polling::Fixed(secs(0.2)).interval(secs(0.0)), secs(1.0));
     }
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     #[test]
-    fn elapsed_reads_like_a_person_wrote_it() {
-        assert_eq!(elapsed(Duration::from_millis(4_900)), "4s");
-        assert_eq!(elapsed(Duration::from_secs(95)), "1m 35s");
-        assert_eq!(elapsed(Duration::from_secs(3_723)), "1h 2m 3s");
+    fn the_wait_ends_before_keboola_kills_the_job() {
+        // No timeout known: max_wait_time alone.
+        assert_eq!(
+            WaitBound::new(90 * MINUTE, None, MINUTE),
+            WaitBound::MaxWaitTime(90 * MINUTE)
+        );
+        // A wait that ends well before the kill is the user's.
+        assert_eq!(
+            WaitBound::new(30 * MINUTE, Some(60 * MINUTE), MINUTE),
+            WaitBound::MaxWaitTime(30 * MINUTE)
+        );
+        // One that would not: cut to leave two minutes, counted from the job's start.
+        assert_eq!(
+            WaitBound::new(60 * MINUTE, Some(60 * MINUTE), MINUTE),
+            WaitBound::ProcessTimeout {
+                wait: 57 * MINUTE,
+                timeout: 60 * MINUTE
+            }
+        );
+        // A short timeout keeps a quarter of itself.
+        assert_eq!(
+            WaitBound::new(10 * MINUTE, Some(4 * MINUTE), Duration::ZERO),
+            WaitBound::ProcessTimeout {
+                wait: 3 * MINUTE,
+                timeout: 4 * MINUTE
+            }
+        );
+        // Past the point already: no wait at all, rather than an overflow.
+        assert_eq!(
+            WaitBound::new(10 * MINUTE, Some(MINUTE), 2 * MINUTE).wait(),
+            Duration::ZERO
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The UI form is the code's contract: `component_config/configSchema.json` offers exactly the
 //! parameters the parser accepts, with the same kinds, defaults and required keys.
 
-use dbt_cloud_job_trigger::config::{Default, Kind, FORM_ONLY_KEYS, PARAMETERS};
+use dbt_cloud_job_trigger::config::{FORM_ONLY_KEYS, PARAMETERS};
 use serde_json::Value;
 
 fn schema() -> Value {
@@ -29,7 +29,7 @@ fn the_form_offers_exactly_the_parameters_the_parser_accepts() {
         .iter()
         .map(|(key, _)| key.as_str())
         .collect();
-    let accepted: Vec<&str> = PARAMETERS.iter().map(|p| p.key).collect();
+    let accepted: Vec<&str> = PARAMETERS.iter().map(|p| p.key()).collect();
     for key in &offered {
         assert!(
             accepted.contains(key),
@@ -72,23 +72,9 @@ fn kinds_defaults_and_required_keys_agree() {
         .map(|k| k.as_str().unwrap())
         .collect();
     for (key, field) in fields(&schema) {
-        let parameter = PARAMETERS.iter().find(|p| p.key == key).unwrap();
-        let kind = match parameter.kind {
-            Kind::Integer => "integer",
-            Kind::Number => "number",
-            Kind::String => "string",
-            Kind::Boolean => "boolean",
-            Kind::Object => "object",
-            Kind::Array => "array",
-        };
-        assert_eq!(field["type"], kind, "{key}");
-        let expected_default = match parameter.default {
-            Default::Required | Default::Unset => Value::Null,
-            Default::Boolean(b) => Value::from(b),
-            Default::Integer(n) => Value::from(n),
-            Default::Number(n) => Value::from(n),
-            Default::String(s) => Value::from(s),
-        };
+        let parameter = PARAMETERS.iter().find(|p| p.key() == key).unwrap();
+        assert_eq!(field["type"], parameter.json_type().name(), "{key}");
+        let expected_default = parameter.default().unwrap_or(Value::Null);
         let form_default = field.get("default").cloned().unwrap_or(Value::Null);
         let same = match (&form_default, &expected_default) {
             (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
@@ -100,7 +86,7 @@ fn kinds_defaults_and_required_keys_agree() {
         );
         assert_eq!(
             required.contains(&key.as_str()),
-            parameter.default == Default::Required,
+            parameter.required(),
             "{key}: required in one and not the other"
         );
     }

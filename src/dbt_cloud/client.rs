@@ -88,6 +88,17 @@ pub enum Budget {
     AfterSignal,
 }
 
+/// Where each attempt of a download writes: a fresh sink per attempt, and what a complete one
+/// becomes (e.g. a scratch file ready to be renamed into place).
+pub trait Destination {
+    type Sink: Write;
+    type Done;
+    /// Fails only for this machine's reasons, already worded for the user.
+    fn open(&self) -> Result<Self::Sink>;
+    /// Flushes the complete sink; a failure here is the disk's, not the network's.
+    fn finish(&self, sink: Self::Sink) -> io::Result<Self::Done>;
+}
+
 /// What a download may cost before it is given up.
 pub struct DownloadLimits<'a> {
     /// Bytes: a larger artifact fails rather than fill the disk.
@@ -305,10 +316,34 @@ impl DbtCloud {
         Ok(paths.unwrap_or_default())
     }
 
-    /// One attempt at streaming an artifact into `out`, bytes as served. Redirects are followed,
-    /// but the token goes only to the dbt Cloud host. A short, broken or stalled body is
-    /// retryable; one past `limits.max_size`, or one that cannot be written, is not.
-    pub fn download_artifact(
+    /// Streams an artifact into a fresh `destination` sink per attempt, bytes as served, retried
+    /// like every other call: a short, broken or stalled body is tried again from the start, so
+    /// that a broken attempt's bytes never mix with the next. Returns what the destination made
+    /// of the complete sink, and the bytes written.
+    pub fn download_artifact<D: Destination>(
+        &self,
+        run: RunId,
+        path: &str,
+        limits: &DownloadLimits,
+        destination: &D,
+    ) -> Result<(D::Done, u64)> {
+        let local = |error: io::Error| {
+            AttemptError::Fatal(
+                UserError::new(format!("could not save artifact {path}: {error}")).into(),
+            )
+        };
+        let what = format!("Downloading artifact {path}");
+        retry(&what, &self.timing.retry, &self.termination, || {
+            let mut sink = destination.open().map_err(AttemptError::Fatal)?;
+            let bytes = self.download_attempt(run, path, &mut sink, limits)?;
+            Ok((destination.finish(sink).map_err(local)?, bytes))
+        })
+    }
+
+    /// One attempt at streaming an artifact into `out`. Redirects are followed, but the token
+    /// goes only to the dbt Cloud host. A short, broken or stalled body is retryable; one past
+    /// `limits.max_size`, or one that cannot be written, is not.
+    fn download_attempt(
         &self,
         run: RunId,
         path: &str,
@@ -669,7 +704,7 @@ impl DbtCloud {
                     "dbt Cloud's answer to {what} is larger than {}, more than any answer of the \
                      API should be; not read further. Check dbt_cloud_url, or ask dbt Cloud \
                      support what the answer holds.",
-                    crate::artifacts::size(limit)
+                    crate::text::size(limit)
                 ))
                 .into(),
             ),
@@ -958,9 +993,9 @@ fn copy_body(
                 return Err(AttemptError::retryable(anyhow!(
                     "{subject} came at {} in the last {:.0} s, slower than the {}/s a download \
                      must keep up; broken off",
-                    crate::artifacts::size(written - window.1),
+                    crate::text::size(written - window.1),
                     stall.window.as_secs_f64(),
-                    crate::artifacts::size(stall.min_bytes / stall.window.as_secs().max(1))
+                    crate::text::size(stall.min_bytes / stall.window.as_secs().max(1))
                 )));
             }
             window = (Instant::now(), written);
@@ -972,8 +1007,8 @@ fn too_large(subject: &str, size: u64, max_size: u64) -> anyhow::Error {
     UserError::new(format!(
         "{subject} is larger than max_artifact_size ({} > {}); not saved. Raise \
          max_artifact_size, or leave it out with artifacts_include.",
-        crate::artifacts::size(size),
-        crate::artifacts::size(max_size)
+        crate::text::size(size),
+        crate::text::size(max_size)
     ))
     .into()
 }

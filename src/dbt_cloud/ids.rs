@@ -19,6 +19,12 @@ macro_rules! id_type {
             }
         }
 
+        impl From<std::num::NonZeroU64> for $name {
+            fn from(id: std::num::NonZeroU64) -> $name {
+                $name(id.get())
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}", self.0)

@@ -6,7 +6,7 @@ mod rate_limit;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud, DownloadLimits, Start};
+pub use client::{Budget, DbtCloud, Destination, DownloadLimits, Start};
 
 use crate::secret::ApiToken;
 
@@ -18,5 +18,5 @@ pub struct Connection {
     pub api_token: ApiToken,
 }
 pub use ids::{AccountId, JobId, RunId};
-pub use run::{Run, RunStatus, RUN_FIELDS};
+pub use run::{Field, FieldType, Run, RunStatus, RUN_FIELDS};
 pub use url::{BaseUrl, DEFAULT_BASE_URL};

@@ -1,0 +1,384 @@
+//! The job, top to bottom: start the run, trigger table, wait, run tables, artifacts, results
+//! table, zip, verdict.
+//!
+//! The run tables and the artifacts are written before the verdict, whatever it is: a failed
+//! run's `run_results.json` is exactly what its users need to see, and a timed-out or stopped
+//! run's last state is what they need to find it. A signal at any moment after a run exists ends
+//! in [`stopped`]: the run cancelled unless it is final or the user said not to, its tables
+//! written, exit 1.
+
+mod start;
+mod verdict;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use log::{debug, info, warn};
+
+use crate::artifacts::{self, Downloaded};
+use crate::config::{ArtifactSettings, Config, Wait, WaitSettings};
+use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run};
+use crate::error::user_error;
+use crate::tables::{Table, Writer};
+use crate::termination::{is_terminated, Terminated, Termination};
+use crate::text::{elapsed, minutes};
+use crate::timing::Timing;
+use crate::wait::{self, Polling, WaitBound, WaitOutcome};
+use verdict::{link, Artifacts};
+
+/// How many of the job's last successful runs set the expected duration.
+const HISTORY_RUNS: usize = 5;
+const RUN_RESULTS: &str = "run_results.json";
+
+pub fn run(
+    config: &Config,
+    tables: &Writer,
+    timing: Timing,
+    termination: &Termination,
+) -> Result<()> {
+    let began = Instant::now();
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    let client = DbtCloud::new(
+        &config.connection,
+        config.max_requests_per_minute,
+        timing,
+        termination.clone(),
+    )?;
+    announce(config);
+    let (started, how) = match termination
+        .check()
+        .map_err(Into::into)
+        .and_then(|()| start::start(&client, config.job_id, &config.start))
+    {
+        Ok(started) => started,
+        Err(error) if is_terminated(&error) => {
+            return user_error(format!(
+                "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
+                signal_of(termination)
+            ))
+        }
+        Err(error) => return Err(error),
+    };
+    // Polling and the log count from when the run began.
+    let since = how.since(&started);
+    info!("{how} run {}: {}", started.id, link(&started));
+    let mut last = started;
+    let job = Job {
+        config,
+        client: &client,
+        tables,
+    };
+    let result = tables
+        .run(Table::Trigger, &last)
+        .and_then(|()| job.follow(&mut last, since, began));
+    match result {
+        Err(error) if is_terminated(&error) => job.stopped(last, signal_of(termination)),
+        Err(error) => Err(name_the_run(error, &last)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The first line of the log: what the job will do.
+fn announce(config: &Config) {
+    let plan = match (config.wait, config.artifacts.download) {
+        (Wait::No, _) => "not waiting for the result".to_owned(),
+        (Wait::UpTo(wait), true) => format!(
+            "waiting up to {} minutes, then artifacts",
+            minutes(wait.max)
+        ),
+        (Wait::UpTo(wait), false) => {
+            format!("waiting up to {} minutes, no artifacts", minutes(wait.max))
+        }
+    };
+    info!(
+        "Job {} of account {} at {}; {plan}; cause {:?}",
+        config.job_id,
+        config.connection.account_id,
+        config.connection.dbt_cloud_url,
+        config.start.cause,
+    );
+}
+
+fn signal_of(termination: &Termination) -> &'static str {
+    termination.check().err().map_or("a signal", |t| t.signal)
+}
+
+/// Every failure after the trigger names the run, so that the user can find it: a full disk
+/// after a successful run still leaves a run to look at.
+fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
+    if format!("{error:#}").contains(&run.id.to_string()) {
+        return error;
+    }
+    error.context(format!(
+        "dbt Cloud run {} ({}) was started, but the job could not finish",
+        run.id,
+        link(run)
+    ))
+}
+
+/// What every step after the start uses.
+struct Job<'a> {
+    config: &'a Config,
+    client: &'a DbtCloud,
+    tables: &'a Writer<'a>,
+}
+
+impl Job<'_> {
+    /// Everything after the trigger table; `last` follows the run as it is seen.
+    fn follow(&self, last: &mut Run, since: Instant, began: Instant) -> Result<()> {
+        self.client.termination().check()?;
+        let Wait::UpTo(settings) = self.config.wait else {
+            *last = self.client.get_run(last.id, Budget::Standard)?;
+            self.tables.run_and_steps(last)?;
+            info!(
+                "Not waiting for the result: run {} is {}",
+                last.id, last.status
+            );
+            return Ok(());
+        };
+        let bound = WaitBound::new(settings.max, self.config.process_timeout, began.elapsed());
+        bound.announce(settings.max, self.config.process_timeout.is_some());
+        let polling = self.polling(&settings);
+        match wait::until_final(self.client, last.clone(), polling, bound.wait(), since) {
+            WaitOutcome::Final(run) => {
+                *last = run;
+                self.finished(last, since)
+            }
+            WaitOutcome::TimedOut { run } => {
+                *last = run.clone();
+                self.timed_out(run, &settings, bound)
+            }
+            WaitOutcome::Terminated { run, signal } => {
+                *last = run;
+                Err(Terminated { signal }.into())
+            }
+            WaitOutcome::Failed { run, error } => {
+                self.tables.run_and_steps(&run)?;
+                *last = run;
+                Err(error)
+            }
+        }
+    }
+
+    /// `poll_interval`, or the job's recent successful runs, which tell when this one will
+    /// likely end; without them (or when they cannot be had) a growing interval.
+    fn polling(&self, settings: &WaitSettings) -> Polling {
+        if let Some(interval) = settings.poll_interval {
+            return Polling::Fixed(interval);
+        }
+        match self
+            .client
+            .recent_durations(self.config.job_id, HISTORY_RUNS)
+        {
+            Ok(durations) => {
+                let polling = Polling::from_history(durations);
+                if let Polling::Expecting(expected) = polling {
+                    info!(
+                        "The job's recent runs took about {}; polling accordingly",
+                        elapsed(expected)
+                    );
+                }
+                polling
+            }
+            Err(error) => {
+                debug!("The job's recent runs could not be read ({error:#}); polling without them");
+                Polling::Growing
+            }
+        }
+    }
+
+    fn finished(&self, last: &mut Run, since: Instant) -> Result<()> {
+        let settings = &self.config.artifacts;
+        // The final run is recorded before anything else can stop the job.
+        self.tables.run_and_steps(last)?;
+        // Also when artifacts are not wanted: the run results table reads run_results.json.
+        let run = artifacts::wait_until_saved(self.client, last.clone())?;
+        if run.artifacts_saved != last.artifacts_saved {
+            self.tables.run_and_steps(&run)?;
+        }
+        *last = run.clone();
+        if !run.has_started {
+            // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
+            info!(
+                "Run {} never started: it has no artifacts and no {RUN_RESULTS}",
+                run.id
+            );
+            let none = match settings.download {
+                true => Artifacts::Downloaded(Downloaded::default()),
+                false => Artifacts::Skipped,
+            };
+            return self.conclude(&run, none, since);
+        }
+        let downloaded = match settings.download {
+            false => Artifacts::Skipped,
+            true => match self.download(&run) {
+                Ok(done) => Artifacts::Downloaded(done),
+                Err(error) => Artifacts::NotDownloaded(error),
+            },
+        };
+        self.results_table(&run, &downloaded)?;
+        if let (true, Artifacts::Downloaded(done)) = (settings.zip, &downloaded) {
+            zip(self.tables, &run, self.config.job_id, done)?;
+        }
+        self.conclude(&run, downloaded, since)
+    }
+
+    fn conclude(&self, run: &Run, downloaded: Artifacts, since: Instant) -> Result<()> {
+        let settings = &self.config.artifacts;
+        let verdict = verdict::verdict(
+            run,
+            downloaded,
+            settings.must_succeed,
+            self.config.fail_on_run_error,
+            since.elapsed(),
+        );
+        for warning in &verdict.warnings {
+            warn!("{warning}");
+        }
+        if let Some(summary) = verdict.outcome? {
+            info!("{summary}");
+        }
+        Ok(())
+    }
+
+    fn download(&self, run: &Run) -> Result<Downloaded> {
+        let settings: &ArtifactSettings = &self.config.artifacts;
+        artifacts::download_all(
+            self.client,
+            self.tables.folder(),
+            run,
+            settings.concurrency,
+            settings.selection.as_ref(),
+            settings.max_size,
+        )
+    }
+
+    /// The results table, from the downloaded run_results.json or one fetched for it; a failure
+    /// is a warning, since the run and its artifacts are what the job is for.
+    fn results_table(&self, run: &Run, downloaded: &Artifacts) -> Result<()> {
+        let local = match downloaded {
+            Artifacts::Downloaded(done) if done.paths.iter().any(|p| p == RUN_RESULTS) => {
+                Some(self.tables.folder().artifacts_dir().join(RUN_RESULTS))
+            }
+            _ => None,
+        };
+        if let Err(error) = self.write_results(run, local.as_deref()) {
+            self.client.termination().check()?;
+            warn!(
+                "The table {} could not be written: {error:#}",
+                Table::RunResults.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// One row per dbt node, read from run_results.json as it streams: the downloaded copy, or
+    /// one fetched for the purpose when the artifacts are not wanted. Skipped, with a note, when
+    /// the run has none.
+    fn write_results(&self, run: &Run, local: Option<&Path>) -> Result<()> {
+        let folder = self.tables.folder();
+        let fetched;
+        let path = match local {
+            Some(path) => path,
+            None => {
+                let max_size = self.config.artifacts.max_size;
+                match artifacts::fetch(self.client, folder, run, RUN_RESULTS, max_size)? {
+                    Some(file) => {
+                        fetched = file;
+                        fetched.path()
+                    }
+                    None => {
+                        info!(
+                            "Run {} has no {RUN_RESULTS}: no table {}",
+                            run.id,
+                            Table::RunResults.name()
+                        );
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let file =
+            File::open(path).with_context(|| format!("could not read {}", path.display()))?;
+        self.tables.results(run, BufReader::new(file))?;
+        Ok(())
+    }
+
+    fn timed_out(&self, run: Run, settings: &WaitSettings, bound: WaitBound) -> Result<()> {
+        // Past max_wait_time only a brief budget is left for the cancel and the look after it.
+        let budget = self.client.after_deadline();
+        let (last, fate) = if settings.cancel_on_timeout {
+            cancel(self.client, run, budget)
+        } else {
+            (run, "It goes on in dbt Cloud".to_owned())
+        };
+        self.tables.run_and_steps(&last)?;
+        user_error(format!(
+            "dbt Cloud run {} did not finish {}. {fate}: {}. \
+             dbt_cloud_run.csv holds its last state ({}).",
+            last.id,
+            bound.describe(),
+            link(&last),
+            last.status
+        ))
+    }
+
+    /// SIGTERM or SIGINT once a run exists: cancel it unless it is final or the user said not
+    /// to, record it, and go.
+    fn stopped(&self, run: Run, signal: &str) -> Result<()> {
+        if run.status.is_final() {
+            self.tables.run_and_steps(&run)?;
+            return user_error(format!(
+                "Stopped by {signal} after dbt Cloud run {} ended ({}); its tables are written, its \
+                 artifacts may be incomplete: {}.",
+                run.id,
+                run.status,
+                link(&run)
+            ));
+        }
+        let (last, fate) = if self.config.cancel_on_terminate {
+            cancel(self.client, run, Budget::AfterSignal)
+        } else {
+            (
+                run,
+                "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned(),
+            )
+        };
+        self.tables.run_and_steps(&last)?;
+        user_error(format!(
+            "Stopped by {signal} while waiting for dbt Cloud run {} ({}). {fate}: {}.",
+            last.id,
+            last.status,
+            link(&last)
+        ))
+    }
+}
+
+fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> {
+    let name = artifacts::zip(tables.folder(), run, job, &done.paths)?;
+    info!(
+        "Packed {} artifacts into out/files/{name}",
+        done.paths.len()
+    );
+    Ok(())
+}
+
+/// Cancels the run and returns its state afterwards, with a sentence saying what happened.
+fn cancel(client: &DbtCloud, run: Run, budget: Budget) -> (Run, String) {
+    info!("Cancelling run {}", run.id);
+    match client.cancel_run(run.id, budget) {
+        Ok(cancelled) => {
+            let last = client.get_run(run.id, budget).unwrap_or(cancelled);
+            (last, "It was cancelled".to_owned())
+        }
+        Err(error) => (
+            run,
+            format!("Cancelling it failed ({error:#}); it may go on in dbt Cloud"),
+        ),
+    }
+}

@@ -1,0 +1,263 @@
+//! How the job ends, decided from the final run and what came of its artifacts alone: pure, so
+//! that the exit matrix is tested without a server.
+//!
+//! Success is exit 0 when its artifacts came too (or the user accepts some missing). A failed run
+//! is exit 1, reported after its tables and artifacts and with their failure if they also failed,
+//! unless `fail_on_run_error` is false: then it is a warning.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::artifacts::{self, Downloaded};
+use crate::dbt_cloud::{Run, RunStatus};
+use crate::error::UserError;
+use crate::text::{elapsed, size};
+
+/// What came of the artifacts.
+pub enum Artifacts {
+    /// `ignore_artifacts`.
+    Skipped,
+    /// The list itself could not be had.
+    NotDownloaded(anyhow::Error),
+    Downloaded(Downloaded),
+}
+
+/// The end of the job: warnings to log, then exit 0 (with a summary for the log when the run
+/// succeeded), or the error.
+pub struct Verdict {
+    pub warnings: Vec<String>,
+    pub outcome: Result<Option<String>>,
+}
+
+/// What the artifacts add to the verdict.
+struct Weighed {
+    /// `7 artifacts, 22.3 KB`, for the summary.
+    note: String,
+    /// A failure the user tolerates (`artifacts_must_succeed: false`).
+    warning: Option<String>,
+    /// A failure that fails the job.
+    error: Option<anyhow::Error>,
+    /// Files were downloaded: Keboola keeps them only when the job succeeds.
+    some_came: bool,
+}
+
+fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
+    let done = match artifacts {
+        Artifacts::Skipped => return weighed("artifacts skipped (ignore_artifacts)".into(), None),
+        Artifacts::NotDownloaded(error) => {
+            return weighed("artifacts not downloaded".into(), Some(error))
+        }
+        Artifacts::Downloaded(done) => done,
+    };
+    let mut note = format!("{} artifacts, {}", done.files, size(done.bytes));
+    if done.excluded > 0 {
+        note.push_str(&format!(
+            " ({} left out by artifacts_include)",
+            done.excluded
+        ));
+    }
+    let others_came = done.files + done.skipped.len() > 0;
+    let failed = artifacts::failures(&done.failed);
+    let (warning, error) = match (done.failed.is_empty(), must_succeed || !others_came) {
+        (true, _) => (None, None),
+        (false, false) => (
+            Some(format!(
+                "{} artifacts could not be downloaded: {failed} (artifacts_must_succeed is false)",
+                done.failed.len()
+            )),
+            None,
+        ),
+        (false, true) => (
+            None,
+            Some(
+                UserError::new(format!(
+                    "{} of {} artifacts of run {} could not be downloaded: {failed}",
+                    done.failed.len(),
+                    done.listed,
+                    run.id
+                ))
+                .into(),
+            ),
+        ),
+    };
+    Weighed {
+        note,
+        warning,
+        error,
+        some_came: done.files > 0,
+    }
+}
+
+fn weighed(note: String, error: Option<anyhow::Error>) -> Weighed {
+    Weighed {
+        note,
+        warning: None,
+        error,
+        some_came: false,
+    }
+}
+
+pub fn verdict(
+    run: &Run,
+    artifacts: Artifacts,
+    must_succeed: bool,
+    fail_on_run_error: bool,
+    took: Duration,
+) -> Verdict {
+    let Weighed {
+        note,
+        warning,
+        error,
+        some_came,
+    } = weigh(artifacts, must_succeed, run);
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let run_failed = run.status != RunStatus::Success;
+    let outcome = match (run_failed, fail_on_run_error, error) {
+        (false, _, None) => Ok(Some(format!(
+            "Done: run {} succeeded in {}; {note}",
+            run.id,
+            elapsed(took)
+        ))),
+        (false, _, Some(error)) => Err(error),
+        (true, false, None) => {
+            warnings.push(format!(
+                "{} The tables are written; {note}. (fail_on_run_error is false)",
+                failure_message(run)
+            ));
+            Ok(None)
+        }
+        (true, false, Some(error)) => {
+            warnings.push(format!(
+                "{} (fail_on_run_error is false)",
+                failure_message(run)
+            ));
+            Err(error)
+        }
+        (true, true, Some(error)) => Err(UserError::new(format!(
+            "{} Also, {}.",
+            failure_message(run),
+            format!("{error:#}").trim_end_matches('.')
+        ))
+        .into()),
+        (true, true, None) => Err(UserError::new(format!(
+            "{} The tables are written; {note}{}.",
+            failure_message(run),
+            match some_came {
+                true =>
+                    ", which Keboola keeps only when the job succeeds \
+                         (fail_on_run_error: false keeps them)",
+                false => "",
+            }
+        ))
+        .into()),
+    };
+    Verdict { warnings, outcome }
+}
+
+/// Names the run, its status message, the failed step and where to look.
+pub fn failure_message(run: &Run) -> String {
+    let verdict = match run.status {
+        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
+        RunStatus::Cancelled => "was cancelled",
+        _ => "ended in Error",
+    };
+    let mut message = format!("dbt Cloud run {} {verdict}", run.id);
+    if let Some(status_message) = &run.status_message {
+        message.push_str(&format!(
+            ": {}",
+            status_message.trim().trim_end_matches('.')
+        ));
+    }
+    if let Some(step) = run.failed_step() {
+        message.push_str(&format!(". Failed step: {} {:?}", step.index, step.name));
+    }
+    message.push_str(&format!(". See {}.", link(run)));
+    message
+}
+
+pub fn link(run: &Run) -> &str {
+    run.href.as_deref().unwrap_or("(dbt Cloud sent no link)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_user_error;
+    use serde_json::json;
+
+    fn run(status: u64) -> Run {
+        serde_json::from_value(json!({
+            "id": 7, "status": status, "started_at": "2026-11-26 10:00:00+00:00",
+            "status_message": "Failed.", "href": "https://x.dbt.com/runs/7/"
+        }))
+        .unwrap()
+    }
+
+    fn downloaded(files: usize, failed: usize) -> Artifacts {
+        Artifacts::Downloaded(Downloaded {
+            listed: files + failed,
+            files,
+            bytes: 22_300 * files as u64,
+            paths: (0..files).map(|i| format!("f{i}.json")).collect(),
+            failed: (0..failed)
+                .map(|i| (format!("g{i}.json"), "HTTP 500".to_owned()))
+                .collect(),
+            ..Downloaded::default()
+        })
+    }
+
+    /// Every way the job can end: (run status, artifacts, artifacts_must_succeed,
+    /// fail_on_run_error) → exit code, the start of the message, and how many warnings.
+    #[test]
+    fn the_exit_matrix() {
+        let listing_failed = || Artifacts::NotDownloaded(UserError::new("no list").into());
+        let cases: Vec<(u64, Artifacts, bool, bool, u8, &str, usize)> = vec![
+            (10, downloaded(2, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 2 artifacts, 44.6 KB", 0),
+            (10, Artifacts::Skipped, true, true, 0, "Done: run 7 succeeded in 1m 35s; artifacts skipped (ignore_artifacts)", 0),
+            (10, downloaded(1, 1), true, true, 1, "1 of 2 artifacts of run 7 could not be downloaded: g0.json (the first: HTTP 500)", 0),
+            (10, downloaded(1, 1), false, true, 0, "Done: run 7 succeeded", 1),
+            (10, downloaded(0, 2), false, true, 1, "2 of 2 artifacts of run 7 could not be downloaded", 0),
+            (10, listing_failed(), true, true, 1, "no list", 0),
+            (20, downloaded(2, 0), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; 2 artifacts, 44.6 KB, which Keboola keeps only when the job succeeds", 0),
+            (20, Artifacts::Skipped, true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; artifacts skipped (ignore_artifacts).", 0),
+            (20, downloaded(1, 1), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. Also, 1 of 2 artifacts", 0),
+            (20, downloaded(2, 0), true, false, 0, "", 1),
+            (20, downloaded(1, 1), true, false, 1, "1 of 2 artifacts", 1),
+            (30, downloaded(0, 0), true, true, 1, "dbt Cloud run 7 was cancelled: Failed", 0),
+        ];
+        for (status, artifacts, must_succeed, fail_on_run_error, exit, message, warnings) in cases {
+            let case = format!("status {status}, must_succeed {must_succeed}, fail_on_run_error {fail_on_run_error}");
+            let verdict = verdict(
+                &run(status),
+                artifacts,
+                must_succeed,
+                fail_on_run_error,
+                Duration::from_secs(95),
+            );
+            assert_eq!(
+                verdict.warnings.len(),
+                warnings,
+                "{case}: {:?}",
+                verdict.warnings
+            );
+            match (verdict.outcome, exit) {
+                (Ok(summary), 0) => {
+                    let summary = summary.unwrap_or_default();
+                    assert!(summary.starts_with(message), "{case}: {summary}");
+                }
+                (Err(error), 1) => {
+                    assert!(is_user_error(&error), "{case}: {error:#}");
+                    assert!(
+                        format!("{error:#}").starts_with(message),
+                        "{case}: {error:#}"
+                    );
+                }
+                (outcome, _) => panic!(
+                    "{case}: expected exit {exit}, got {:?}",
+                    outcome.map_err(|e| format!("{e:#}"))
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! config.json, turned into typed values once. Nothing past this module sees raw JSON.
+//!
+//! The rules follow the earlier Python component's configs, so that they keep working: ids may be
+//! numbers or strings of digits, `max_wait_time` a number of minutes or a string holding one.
+//! Each key of `parameters` is defined once, in [`parameters`]; here they are read and grouped into
+//! the settings each part of the job takes.
+
+pub mod parameters;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use crate::dbt_cloud::{AccountId, Connection, JobId};
+use crate::error::{user_error, UserError};
+use crate::text::cut;
+use parameters::{echo, Parameters, *};
+pub use parameters::{Selection, FORM_ONLY_KEYS, PARAMETERS};
+
+/// A year, like `MAX_WAIT_MINUTES`: keeps the deadline arithmetic far from overflow.
+const MAX_PROCESS_TIMEOUT_SECONDS: f64 = 31_536_000.0;
+
+/// What to do when a run of the job is already queued or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfRunning {
+    /// Trigger a new run regardless.
+    Trigger,
+    /// Adopt the newest such run and wait for it as if we had triggered it.
+    Wait,
+    /// Cancel them, then trigger.
+    Replace,
+}
+
+/// What config.json asks for: the job, or one of the synchronous actions of the UI.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Run(Box<Config>),
+    /// Checks the URL, the token, the account and, when given, the job.
+    TestConnection(Connection, Option<JobId>),
+    /// Every job of the account, for the Job ID dropdown.
+    ListJobs(Connection),
+    /// The job's last runs, for a validation button.
+    ListRecentRuns(Connection, JobId),
+}
+
+pub const ACTIONS: &[&str] = &["run", "testConnection", "listJobs", "listRecentRuns"];
+
+/// The job, as config.json describes it, grouped by the part of the job that reads each setting.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub connection: Connection,
+    pub job_id: JobId,
+    pub start: StartPolicy,
+    pub wait: Wait,
+    pub artifacts: ArtifactSettings,
+    /// When false, a run that ends in Error or Cancelled is a warning, and the exit code 0.
+    pub fail_on_run_error: bool,
+    /// Cancel the dbt run when SIGTERM or SIGINT comes while it is in progress.
+    pub cancel_on_terminate: bool,
+    /// The ceiling on this component's requests to dbt Cloud.
+    pub max_requests_per_minute: u32,
+    pub debug: bool,
+    /// `storage.output.data_type_support`, when config.json sets it.
+    pub data_type_support: Option<DataTypeSupport>,
+    /// `runtime.process_timeout`: when Keboola kills the job, counted from its start.
+    pub process_timeout: Option<Duration>,
+    /// What the parser ignored, for the log.
+    pub warnings: Vec<String>,
+}
+
+/// How the run comes to be: triggered with these, or adopted, or rerun.
+#[derive(Debug, Clone)]
+pub struct StartPolicy {
+    pub cause: String,
+    /// Fields added to the trigger body, each checked against the API's definition.
+    pub trigger_overrides: Map<String, Value>,
+    pub if_running: IfRunning,
+    /// Rerun from the point of failure when the job's newest run ended in Error.
+    pub retry_failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wait {
+    /// Trigger and return at once.
+    No,
+    /// Poll until the run is final, within these bounds.
+    UpTo(WaitSettings),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WaitSettings {
+    /// `max_wait_time`.
+    pub max: Duration,
+    /// A fixed interval between polls, instead of the adaptive schedule.
+    pub poll_interval: Option<Duration>,
+    /// Cancel the dbt run when `max_wait_time` passes.
+    pub cancel_on_timeout: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArtifactSettings {
+    /// False with `ignore_artifacts`: only run_results.json is fetched, for its table.
+    pub download: bool,
+    /// `artifacts_include`; `None`: every artifact.
+    pub selection: Option<Selection>,
+    /// When false, a failed artifact is a warning as long as the others came.
+    pub must_succeed: bool,
+    /// Downloads in flight at once.
+    pub concurrency: usize,
+    /// In bytes: a larger artifact fails instead of filling the disk.
+    pub max_size: u64,
+    /// Also pack the artifacts into `out/files/dbt_artifacts_<run_id>.zip`.
+    pub zip: bool,
+}
+
+/// Whether the project uses native data types: typed table manifests, or legacy ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataTypeSupport {
+    Authoritative,
+    Hints,
+    None,
+}
+
+impl DataTypeSupport {
+    /// `KBC_DATA_TYPE_SUPPORT`'s and config.json's values; anything else means none.
+    pub fn from_name(name: &str) -> DataTypeSupport {
+        match name.trim() {
+            "authoritative" => DataTypeSupport::Authoritative,
+            "hints" => DataTypeSupport::Hints,
+            _ => DataTypeSupport::None,
+        }
+    }
+
+    pub fn typed(self) -> bool {
+        self != DataTypeSupport::None
+    }
+}
+
+/// Reads and parses `config.json`. Every failure is the user's to fix.
+pub fn load(path: &Path) -> Result<Request> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return user_error(format!(
+                "config.json not found at {}: pass the data folder with --data-dir or KBC_DATADIR",
+                path.display()
+            ))
+        }
+        Err(e) => {
+            return user_error(format!(
+                "config.json at {} cannot be read: {e}",
+                path.display()
+            ))
+        }
+    };
+    parse(&text)
+}
+
+pub fn parse(text: &[u8]) -> Result<Request> {
+    let root: Value = serde_json::from_slice(text)
+        .map_err(|e| UserError::new(format!("config.json is not valid JSON: {e}")))?;
+    let Value::Object(root) = root else {
+        return user_error("config.json must be a JSON object");
+    };
+    let parameters =
+        match root.get("parameters") {
+            Some(Value::Object(parameters)) => parameters,
+            None | Some(Value::Null) => return user_error(
+                "config.json has no \"parameters\": account_id, job_id and #api_key are required",
+            ),
+            Some(_) => return user_error("config.json's \"parameters\" must be a JSON object"),
+        };
+    let p = Parameters(parameters);
+    let request = match action(&root)? {
+        "run" => job(&p, &root).map(|config| Request::Run(Box::new(config))),
+        // The UI calls these with the form as it is, perhaps half filled: only what the action
+        // needs is read.
+        "testConnection" => connection(&p).and_then(|c| {
+            Ok(Request::TestConnection(
+                c,
+                JOB_ID.read_if_given(&p)?.map(JobId::from),
+            ))
+        }),
+        "listJobs" => connection(&p).map(Request::ListJobs),
+        "listRecentRuns" => {
+            connection(&p).and_then(|c| Ok(Request::ListRecentRuns(c, JOB_ID.read(&p)?.into())))
+        }
+        other => Err(format!(
+            "config.json's action \"{}\" is unknown; the known actions are {}",
+            cut(other),
+            ACTIONS.join(", ")
+        )),
+    };
+    request.map_err(|message| UserError::new(message).into())
+}
+
+/// config.json's `action`, `run` when absent or empty.
+fn action(root: &Map<String, Value>) -> Result<&str> {
+    match root.get("action") {
+        None | Some(Value::Null) => Ok("run"),
+        Some(Value::String(action)) if action.is_empty() => Ok("run"),
+        Some(Value::String(action)) => Ok(action),
+        Some(other) => user_error(format!(
+            "config.json's \"action\" must be a string, got {}",
+            echo(other)
+        )),
+    }
+}
+
+fn connection(p: &Parameters) -> Result<Connection, String> {
+    Ok(Connection {
+        dbt_cloud_url: DBT_CLOUD_URL.read(p)?,
+        account_id: AccountId::from(ACCOUNT_ID.read(p)?),
+        api_token: API_KEY.read(p)?,
+    })
+}
+
+fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
+    Ok(Config {
+        connection: connection(p)?,
+        job_id: JOB_ID.read(p)?.into(),
+        start: StartPolicy {
+            cause: CAUSE.read(p)?,
+            trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
+            if_running: IF_RUNNING.read(p)?,
+            retry_failed: RETRY_FAILED.read(p)?,
+        },
+        wait: wait(p)?,
+        artifacts: ArtifactSettings {
+            download: !IGNORE_ARTIFACTS.read(p)?,
+            selection: ARTIFACTS_INCLUDE.read(p)?,
+            must_succeed: ARTIFACTS_MUST_SUCCEED.read(p)?,
+            concurrency: usize::try_from(ARTIFACT_CONCURRENCY.read(p)?.get()).unwrap_or(usize::MAX),
+            max_size: (MAX_ARTIFACT_SIZE.read(p)? * 1e6).round() as u64,
+            zip: ARTIFACTS_ZIP.read(p)?,
+        },
+        fail_on_run_error: FAIL_ON_RUN_ERROR.read(p)?,
+        cancel_on_terminate: CANCEL_ON_TERMINATE.read(p)?,
+        max_requests_per_minute: u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get())
+            .unwrap_or(u32::MAX),
+        debug: DEBUG.read(p)?,
+        data_type_support: data_type_support(root),
+        process_timeout: process_timeout(root)?,
+        warnings: parameters::unknown_keys(p),
+    })
+}
+
+/// Every wait setting is checked, also when not waiting: a typo is found before it matters.
+fn wait(p: &Parameters) -> Result<Wait, String> {
+    let settings = WaitSettings {
+        max: Duration::from_secs_f64(MAX_WAIT_TIME.read(p)? * 60.0),
+        poll_interval: POLL_INTERVAL.read(p)?.map(Duration::from_secs_f64),
+        cancel_on_timeout: CANCEL_ON_TIMEOUT.read(p)?,
+    };
+    Ok(match WAIT_FOR_RESULT.read(p)? {
+        true => Wait::UpTo(settings),
+        false => Wait::No,
+    })
+}
+
+/// `storage.output.data_type_support`, when present.
+fn data_type_support(root: &Map<String, Value>) -> Option<DataTypeSupport> {
+    let value = root
+        .get("storage")?
+        .get("output")?
+        .get("data_type_support")?
+        .as_str()?;
+    Some(DataTypeSupport::from_name(value))
+}
+
+/// `runtime.process_timeout`: the seconds after which Keboola kills the job, when the
+/// configuration sets them.
+fn process_timeout(root: &Map<String, Value>) -> Result<Option<Duration>, String> {
+    let Some(value) = root
+        .get("runtime")
+        .and_then(|runtime| runtime.get("process_timeout"))
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(seconds)
+            if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_PROCESS_TIMEOUT_SECONDS =>
+        {
+            Ok(Some(Duration::from_secs_f64(seconds)))
+        }
+        _ => Err(format!(
+            "config.json's runtime.process_timeout must be a number of seconds greater than 0, got {}",
+            echo(value)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_user_error;
+    use serde_json::json;
+
+    fn parse_parameters(parameters: Value) -> Result<Config> {
+        let text = json!({ "parameters": parameters, "action": "run", "storage": {} }).to_string();
+        match parse(text.as_bytes())? {
+            Request::Run(config) => Ok(*config),
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    fn minimal() -> Value {
+        json!({"account_id": 1, "job_id": 2, "#api_key": "dbtc_token"})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut parameters = minimal();
+        parameters[key] = value;
+        parameters
+    }
+
+    #[test]
+    fn a_stray_key_is_ignored_with_a_warning_naming_the_key_meant() {
+        let config = parse_parameters(with("max_wait_tme", json!(5))).unwrap();
+        assert_eq!(config.wait, Wait::No);
+        assert_eq!(
+            config.warnings,
+            ["parameters has an unknown key \"max_wait_tme\", which is ignored: did you mean max_wait_time?"]
+        );
+        let config = parse_parameters(with("#api_kee", json!("x"))).unwrap();
+        assert!(
+            config.warnings[0].ends_with("did you mean #api_key?"),
+            "{:?}",
+            config.warnings
+        );
+        let config = parse_parameters(with("colour", json!("blue"))).unwrap();
+        assert!(
+            config.warnings[0].starts_with(
+                "parameters has an unknown key \"colour\", which is ignored; the known keys are dbt_cloud_url, account_id,"
+            ),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn the_forms_buttons_are_ignored_silently() {
+        let mut parameters = minimal();
+        for key in FORM_ONLY_KEYS {
+            parameters[*key] = Value::Null;
+        }
+        parameters["recent_runs"] = json!({"clicked": true});
+        let config = parse_parameters(parameters).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn the_process_timeout_comes_from_runtime() {
+        let run = |root: Value| match parse(root.to_string().as_bytes()) {
+            Ok(Request::Run(config)) => Ok(config.process_timeout),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => Err(error.to_string()),
+        };
+        let root = |runtime: Value| json!({"parameters": minimal(), "runtime": runtime});
+        assert_eq!(run(json!({"parameters": minimal()})), Ok(None));
+        assert_eq!(run(root(json!({}))), Ok(None));
+        assert_eq!(run(root(json!({"process_timeout": null}))), Ok(None));
+        assert_eq!(
+            run(root(json!({"process_timeout": 7200}))),
+            Ok(Some(Duration::from_secs(7200)))
+        );
+        for wrong in [json!(0), json!(-5), json!("1h"), json!(1e300)] {
+            let message = run(root(json!({"process_timeout": wrong}))).unwrap_err();
+            assert!(
+                message.starts_with(
+                    "config.json's runtime.process_timeout must be a number of seconds"
+                ),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse_parameters(minimal()).unwrap();
+        assert_eq!(config.connection.account_id.get(), 1);
+        assert_eq!(config.job_id.get(), 2);
+        assert_eq!(config.start.cause, "Triggered from Keboola");
+        assert_eq!(config.wait, Wait::No);
+        assert_eq!(
+            config.connection.dbt_cloud_url.to_string(),
+            "https://cloud.getdbt.com"
+        );
+        assert!(config.artifacts.download);
+        assert!(config.artifacts.must_succeed);
+        assert!(config.cancel_on_terminate);
+        assert_eq!(config.artifacts.concurrency, 8);
+        assert_eq!(config.artifacts.max_size, 10_000_000_000);
+        assert_eq!(config.max_requests_per_minute, 1_000);
+        assert!(config.start.trigger_overrides.is_empty());
+        assert_eq!(config.start.if_running, IfRunning::Trigger);
+        assert!(!config.start.retry_failed);
+        assert!(config.fail_on_run_error);
+        assert!(config.artifacts.selection.is_none());
+        assert!(!config.artifacts.zip);
+        assert!(!config.debug);
+        let waiting = parse_parameters(with("wait_for_result", json!(true))).unwrap();
+        assert_eq!(
+            waiting.wait,
+            Wait::UpTo(WaitSettings {
+                max: Duration::from_secs(3600),
+                poll_interval: None,
+                cancel_on_timeout: false,
+            })
+        );
+    }
+
+    #[test]
+    fn python_component_config_still_parses() {
+        let config = parse_parameters(json!({
+            "account_id": "12345", "job_id": " 678 ", "#api_key": "dbtc_x",
+            "cause": "nightly", "wait_for_result": true, "max_wait_time": "1.5",
+            "dbt_cloud_url": "emea.dbt.com/", "ignore_artifacts": true, "debug": true
+        }))
+        .unwrap();
+        assert_eq!(config.connection.account_id.get(), 12345);
+        assert_eq!(config.job_id.get(), 678);
+        let Wait::UpTo(wait) = config.wait else {
+            panic!("waiting")
+        };
+        assert_eq!(wait.max, Duration::from_secs(90));
+        assert_eq!(
+            config.connection.dbt_cloud_url.to_string(),
+            "https://emea.dbt.com"
+        );
+        assert!(!config.artifacts.download);
+        assert!(config.debug);
+    }
+
+    #[test]
+    fn unknown_root_keys_are_ignored_and_nulls_mean_default() {
+        let text = json!({
+            "parameters": with("cause", Value::Null), "image_parameters": {}, "authorization": {},
+            "shared_code_row_ids": [], "variables_id": "5"
+        });
+        let Request::Run(config) = parse(text.to_string().as_bytes()).unwrap() else {
+            panic!("a run")
+        };
+        assert_eq!(config.start.cause, "Triggered from Keboola");
+    }
+
+    #[test]
+    fn each_invalid_value_is_named() {
+        let cases = [
+            (
+                with("account_id", json!("abc")),
+                r#"account_id must be a positive integer, got "abc""#,
+            ),
+            (
+                with("account_id", json!(0)),
+                "account_id must be a positive integer, got 0",
+            ),
+            (
+                with("account_id", json!(-3)),
+                "account_id must be a positive integer, got -3",
+            ),
+            (
+                with("account_id", json!(1.5)),
+                "account_id must be a positive integer, got 1.5",
+            ),
+            (
+                with("job_id", json!("12a")),
+                r#"job_id must be a positive integer, got "12a""#,
+            ),
+            (
+                with("job_id", json!(true)),
+                "job_id must be a positive integer, got true",
+            ),
+            (
+                with("job_id", json!("")),
+                r#"job_id must be a positive integer, got """#,
+            ),
+            (
+                with("#api_key", json!("")),
+                "#api_key must be a non-empty token",
+            ),
+            (with("#api_key", json!(42)), "#api_key must be a string"),
+            (with("cause", json!("")), "cause must not be empty"),
+            (with("cause", json!(7)), "cause must be a string, got 7"),
+            (
+                with("cause", json!("x".repeat(256))),
+                "cause must be at most 255 characters, got 256",
+            ),
+            (
+                with("wait_for_result", json!("yes")),
+                r#"wait_for_result must be true or false, got "yes""#,
+            ),
+            (
+                with("max_wait_time", json!(0)),
+                "max_wait_time must be a number of minutes greater than 0",
+            ),
+            (with("max_wait_time", json!(-1)), "got -1"),
+            (with("max_wait_time", json!("soon")), r#"got "soon""#),
+            (with("max_wait_time", json!(1e300)), "max_wait_time must be"),
+            (
+                with("dbt_cloud_url", json!("http://cloud.getdbt.com")),
+                "must use https://",
+            ),
+            (
+                with("dbt_cloud_url", json!(5)),
+                "dbt_cloud_url must be a string, got 5",
+            ),
+            (
+                with("ignore_artifacts", json!("false")),
+                "ignore_artifacts must be true or false",
+            ),
+            (
+                with("debug", json!(1)),
+                "debug must be true or false, got 1",
+            ),
+        ];
+        for (parameters, expected) in cases {
+            let error = parse_parameters(parameters.clone()).unwrap_err();
+            assert!(is_user_error(&error), "{parameters}");
+            let message = error.to_string();
+            assert!(message.contains(expected), "{parameters}: {message}");
+        }
+    }
+
+    #[test]
+    fn trigger_overrides_are_type_checked() {
+        let overrides = json!({
+            "git_branch": "feature/x", "threads_override": 8, "generate_docs_override": true,
+            "steps_override": ["dbt build -s orders+"], "github_pull_request_id": 42,
+            "timeout_seconds_override": 0, "schema_override": null
+        });
+        let config = parse_parameters(with("trigger_overrides", overrides)).unwrap();
+        assert_eq!(
+            config.start.trigger_overrides.len(),
+            6,
+            "nulls are left out"
+        );
+        for (overrides, expected) in [
+            (json!({"branch": "x"}), "trigger_overrides has an unknown key \"branch\"; the valid keys are git_sha, git_branch,"),
+            (json!({"git_branch": ""}), "trigger_overrides.git_branch must be a non-empty string, got \"\""),
+            (json!({"threads_override": 0}), "trigger_overrides.threads_override must be an integer of at least 1, got 0"),
+            (json!({"threads_override": "8"}), "must be an integer of at least 1, got \"8\""),
+            (json!({"generate_docs_override": "yes"}), "generate_docs_override must be true or false"),
+            (json!({"steps_override": "dbt build"}), "steps_override must be a non-empty list of dbt commands"),
+            (json!({"steps_override": []}), "steps_override must be a non-empty list"),
+            (json!({"steps_override": ["dbt run", ""]}), "steps_override must be a non-empty list"),
+            (json!(["git_sha"]), "trigger_overrides must be an object"),
+        ] {
+            let message = parse_parameters(with("trigger_overrides", overrides.clone())).unwrap_err().to_string();
+            assert!(message.contains(expected), "{overrides}: {message}");
+        }
+    }
+
+    #[test]
+    fn run_policies_and_artifact_selection() {
+        for (value, expected) in [
+            ("trigger", IfRunning::Trigger),
+            ("wait", IfRunning::Wait),
+            ("replace", IfRunning::Replace),
+        ] {
+            assert_eq!(
+                parse_parameters(with("if_running", json!(value)))
+                    .unwrap()
+                    .start
+                    .if_running,
+                expected
+            );
+        }
+        for (key, value, expected) in [
+            (
+                "if_running",
+                json!("skip"),
+                r#"if_running must be "trigger", "wait" or "replace", got "skip""#,
+            ),
+            ("if_running", json!(1), "if_running must be a string, got 1"),
+            (
+                "artifacts_include",
+                json!("*.json"),
+                "artifacts_include must be a list of glob patterns",
+            ),
+            (
+                "artifacts_include",
+                json!([]),
+                "artifacts_include must hold at least one pattern",
+            ),
+            (
+                "artifacts_include",
+                json!(["run/[a"]),
+                "artifacts_include has an invalid pattern \"run/[a\"",
+            ),
+            (
+                "artifacts_include",
+                json!([3]),
+                "artifacts_include must hold non-empty strings, got 3",
+            ),
+            (
+                "retry_failed",
+                json!("true"),
+                "retry_failed must be true or false",
+            ),
+            (
+                "fail_on_run_error",
+                json!(0),
+                "fail_on_run_error must be true or false",
+            ),
+            (
+                "artifacts_zip",
+                json!({}),
+                "artifacts_zip must be true or false",
+            ),
+        ] {
+            let message = parse_parameters(with(key, value.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{key}={value}: {message}");
+        }
+        let config =
+            parse_parameters(with("artifacts_include", json!(["*.json", "run/**/*.sql"]))).unwrap();
+        assert_eq!(
+            config.artifacts.selection.unwrap().patterns(),
+            ["*.json", "run/**/*.sql"]
+        );
+    }
+
+    #[test]
+    fn required_keys() {
+        for key in ["account_id", "job_id", "#api_key"] {
+            let mut parameters = minimal();
+            parameters.as_object_mut().unwrap().remove(key);
+            let message = parse_parameters(parameters).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("{key} is required")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_files() {
+        for (text, expected) in [
+            ("", "config.json is not valid JSON"),
+            ("{\"parameters\": ", "config.json is not valid JSON"),
+            ("[]", "must be a JSON object"),
+            ("{}", "has no \"parameters\""),
+            (
+                "{\"parameters\": []}",
+                "\"parameters\" must be a JSON object",
+            ),
+        ] {
+            let error = parse(text.as_bytes()).unwrap_err();
+            assert!(is_user_error(&error));
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn sync_actions_read_only_what_they_need() {
+        let request = |action: &str, parameters: Value| {
+            parse(
+                json!({"action": action, "parameters": parameters})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let half_filled =
+            json!({"account_id": 1, "#api_key": "t", "max_wait_time": "", "job_id": ""});
+        assert!(matches!(
+            request("listJobs", half_filled.clone()).unwrap(),
+            Request::ListJobs(_)
+        ));
+        let no_job = json!({"account_id": 1, "#api_key": "t"});
+        assert!(matches!(
+            request("testConnection", no_job.clone()).unwrap(),
+            Request::TestConnection(_, None)
+        ));
+        let with_job = json!({"account_id": 1, "#api_key": "t", "job_id": "7"});
+        match request("testConnection", with_job.clone()).unwrap() {
+            Request::TestConnection(_, Some(job)) => assert_eq!(job.get(), 7),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            request("listRecentRuns", with_job).unwrap(),
+            Request::ListRecentRuns(_, _)
+        ));
+        let error = request("listRecentRuns", no_job.clone())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "job_id is required: a positive integer");
+        let error = request("listJobs", json!({"#api_key": "t"}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "account_id is required: a positive integer");
+        let error = request("deploy", no_job).unwrap_err();
+        assert!(is_user_error(&error));
+        assert_eq!(
+            error.to_string(),
+            "config.json's action \"deploy\" is unknown; the known actions are run, testConnection, listJobs, listRecentRuns"
+        );
+    }
+
+    #[test]
+    fn data_type_support_comes_from_storage_output() {
+        let text =
+            |storage: Value| json!({"parameters": minimal(), "storage": storage}).to_string();
+        for (storage, expected) in [
+            (
+                json!({"output": {"data_type_support": "authoritative"}}),
+                Some(DataTypeSupport::Authoritative),
+            ),
+            (
+                json!({"output": {"data_type_support": "hints"}}),
+                Some(DataTypeSupport::Hints),
+            ),
+            (
+                json!({"output": {"data_type_support": "none"}}),
+                Some(DataTypeSupport::None),
+            ),
+            (json!({"output": {}}), None),
+            (json!({}), None),
+        ] {
+            let Request::Run(config) = parse(text(storage.clone()).as_bytes()).unwrap() else {
+                panic!()
+            };
+            assert_eq!(config.data_type_support, expected, "{storage}");
+        }
+    }
+
+    #[test]
+    fn the_token_never_appears_in_errors_or_debug() {
+        let secret = "dbtc_do_not_print_me";
+        let config = parse_parameters(with("#api_key", json!(secret))).unwrap();
+        assert!(!format!("{config:?}").contains(secret));
+        let error = parse_parameters(with("#api_key", json!([secret]))).unwrap_err();
+        assert!(!format!("{error:?} {error}").contains(secret));
+    }
+}

@@ -1,0 +1,133 @@
+//! Text for people: durations, sizes, and server or user text made safe to show (cut to a length,
+//! kept on one line). Every message of the component words its numbers through here.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// How much of a value a message echoes: enough to recognise it, never a whole document.
+const ECHO_CHARS: usize = 200;
+
+/// `text` cut at [`ECHO_CHARS`] characters, saying how long it was.
+pub fn cut(text: &str) -> String {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((end, _)) => format!(
+            "{}… ({} characters in all)",
+            &text[..end],
+            text.chars().count()
+        ),
+        None => text.to_owned(),
+    }
+}
+
+/// The end of `text`, at most `max_chars` characters, marked when cut: where a log says what
+/// failed.
+pub fn tail(text: &str, max_chars: usize) -> String {
+    let count = text.chars().count();
+    if count <= max_chars {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().skip(count - max_chars).collect();
+    format!("[first {} characters cut]\n{kept}", count - max_chars)
+}
+
+/// Text as one line that shows what it holds: dbt Cloud's strings (a status message, a step
+/// name, a cause) reach our log and errors, and a newline or a terminal escape in them must not
+/// forge a line of ours or break the one-paragraph error.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// `95 s` as `1m 35s`: what a person reads in a log.
+pub fn elapsed(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m {}s", seconds / 60, seconds % 60),
+        _ => format!(
+            "{}h {}m {}s",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        ),
+    }
+}
+
+/// As the user writes `max_wait_time`: `0.5`, `60`, `1.25` (minutes, two decimals at most).
+pub fn minutes(duration: Duration) -> String {
+    let text = format!("{:.2}", duration.as_secs_f64() / 60.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Bytes in decimal units, as download tools show them.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} B"),
+        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
+    }
+}
+
+/// The first few names and how many more: a summary stays one line for a thousand files.
+pub fn first_few<'a>(names: impl ExactSizeIterator<Item = &'a str>, shown: usize) -> String {
+    let total = names.len();
+    let mut text = names.take(shown).collect::<Vec<_>>().join(", ");
+    if total > shown {
+        text.push_str(&format!(" and {} more", total - shown));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_a_person_wrote_them() {
+        assert_eq!(size(999), "999 B");
+        assert_eq!(size(22_284), "22.3 KB");
+        assert_eq!(size(252_000_000), "252.0 MB");
+        assert_eq!(size(1_250_000_000), "1.25 GB");
+        assert_eq!(elapsed(Duration::from_secs(59)), "59s");
+        assert_eq!(elapsed(Duration::from_secs(95)), "1m 35s");
+        assert_eq!(elapsed(Duration::from_secs(3_725)), "1h 2m 5s");
+        assert_eq!(minutes(Duration::from_secs(90)), "1.5");
+        assert_eq!(minutes(Duration::from_secs(3_600)), "60");
+        assert_eq!(minutes(Duration::from_secs(8)), "0.13");
+    }
+
+    #[test]
+    fn elapsed_reads_like_a_person_wrote_it() {
+        assert_eq!(elapsed(Duration::from_millis(4_900)), "4s");
+        assert_eq!(elapsed(Duration::from_secs(95)), "1m 35s");
+        assert_eq!(elapsed(Duration::from_secs(3_723)), "1h 2m 3s");
+    }
+
+    #[test]
+    fn text_is_cut_and_kept_on_one_line() {
+        assert_eq!(cut("short"), "short");
+        let long = "x".repeat(250);
+        assert_eq!(
+            cut(&long),
+            format!("{}… (250 characters in all)", "x".repeat(200))
+        );
+        assert_eq!(tail("abcdef", 3), "[first 3 characters cut]\ndef");
+        assert_eq!(tail("abc", 3), "abc");
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(
+            printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),
+            "Failed.\\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\\u{1b}[2K"
+        );
+        assert_eq!(first_few(["a", "b", "c"].into_iter(), 2), "a, b and 1 more");
+        assert_eq!(first_few(["a"].into_iter(), 2), "a");
+    }
+}
