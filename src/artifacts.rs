@@ -90,82 +90,37 @@ pub fn download_all(
     max_size: u64,
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let paths = match selection {
-        None => listed.clone(),
-        Some(selection) => {
-            let (selected, unused) = selection.filter(listed.clone());
-            for pattern in unused {
-                warn!("artifacts_include pattern {pattern:?} matched no artifact");
-            }
-            selected
-        }
-    };
-    let target = folder.artifacts_dir();
+    let paths = select(listed.clone(), selection);
     let mut done = Downloaded {
         listed: listed.len(),
         excluded: listed.len() - paths.len(),
         ..Downloaded::default()
     };
-    let mut queue = Vec::new();
-    for path in paths {
-        match safe_relative_path(&path) {
-            Some(relative) => queue.push((target.join(relative), path)),
-            None => {
-                warn!("Skipped artifact {path:?}: its path would leave the artifacts folder");
-                done.skipped.push(path);
-            }
-        }
-    }
+    let queue = destinations(folder, paths, &mut done.skipped);
     if queue.is_empty() {
         info!("Run {} has no artifacts to download", run.id);
         return Ok(done);
     }
-    let missing = SharedBudget::new(client.timing().missing_artifacts);
-    let limits = DownloadLimits {
-        max_size,
-        missing: &missing,
-    };
     info!(
         "Downloading {} artifacts of run {}, {} at a time",
         queue.len(),
         run.id,
         concurrency
     );
+    let missing = SharedBudget::new(client.timing().missing_artifacts);
+    let limits = DownloadLimits {
+        max_size,
+        missing: &missing,
+    };
     let started = Instant::now();
-    let next = AtomicUsize::new(0);
-    let progress = Mutex::new(Progress {
-        done,
-        last_log: started,
-    });
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, queue.len()) {
-            scope.spawn(|| {
-                while let Some((destination, path)) =
-                    queue.get(next.fetch_add(1, Ordering::Relaxed))
-                {
-                    if client.termination().check().is_err() {
-                        return;
-                    }
-                    let result = download_one(client, folder, run, path, &limits, destination)
-                        .and_then(|(file, bytes)| {
-                            folder.persist(file, destination)?;
-                            Ok(bytes)
-                        });
-                    progress.lock().unwrap_or_else(|p| p.into_inner()).record(
-                        path,
-                        result,
-                        queue.len(),
-                        started,
-                    );
-                }
-            });
-        }
-    });
+    let pool = Pool {
+        client,
+        folder,
+        run,
+        limits: &limits,
+    };
+    let mut done = pool.download(&queue, concurrency, done, started);
     client.termination().check()?;
-    let mut done = progress
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .done;
     done.failed.sort();
     let seconds = started.elapsed().as_secs_f64();
     info!(
@@ -179,6 +134,103 @@ pub fn download_all(
         warn!("{warning}");
     }
     Ok(done)
+}
+
+/// The listed paths `artifacts_include` selects (all without it); a pattern that matched none is
+/// said, since it is likely a typo.
+fn select(listed: Vec<String>, selection: Option<&Selection>) -> Vec<String> {
+    let Some(selection) = selection else {
+        return listed;
+    };
+    let (selected, unused) = selection.filter(listed);
+    for pattern in unused {
+        warn!("artifacts_include pattern {pattern:?} matched no artifact");
+    }
+    selected
+}
+
+/// Where each path goes below the artifacts folder; a path that would leave it is skipped.
+fn destinations(
+    folder: &DataFolder,
+    paths: Vec<String>,
+    skipped: &mut Vec<String>,
+) -> Vec<(PathBuf, String)> {
+    let target = folder.artifacts_dir();
+    let mut queue = Vec::new();
+    for path in paths {
+        match safe_relative_path(&path) {
+            Some(relative) => queue.push((target.join(relative), path)),
+            None => {
+                warn!("Skipped artifact {path:?}: its path would leave the artifacts folder");
+                skipped.push(path);
+            }
+        }
+    }
+    queue
+}
+
+/// What each download worker shares.
+struct Pool<'a> {
+    client: &'a DbtCloud,
+    folder: &'a DataFolder,
+    run: &'a Run,
+    limits: &'a DownloadLimits<'a>,
+}
+
+impl Pool<'_> {
+    /// Downloads the queue with `concurrency` workers, each taking the next path until none is
+    /// left or a signal came, recording each result into `done`.
+    fn download(
+        &self,
+        queue: &[(PathBuf, String)],
+        concurrency: usize,
+        done: Downloaded,
+        started: Instant,
+    ) -> Downloaded {
+        let next = AtomicUsize::new(0);
+        let progress = Mutex::new(Progress {
+            done,
+            last_log: started,
+        });
+        std::thread::scope(|scope| {
+            for _ in 0..concurrency.clamp(1, queue.len()) {
+                scope.spawn(|| {
+                    while let Some((destination, path)) =
+                        queue.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        if self.client.termination().check().is_err() {
+                            return;
+                        }
+                        let result = self.one(path, destination);
+                        progress.lock().unwrap_or_else(|p| p.into_inner()).record(
+                            path,
+                            result,
+                            queue.len(),
+                            started,
+                        );
+                    }
+                });
+            }
+        });
+        progress
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .done
+    }
+
+    /// One artifact, renamed into place when complete; its size.
+    fn one(&self, path: &str, destination: &Path) -> Result<u64> {
+        let (file, bytes) = download_one(
+            self.client,
+            self.folder,
+            self.run,
+            path,
+            self.limits,
+            destination,
+        )?;
+        self.folder.persist(file, destination)?;
+        Ok(bytes)
+    }
 }
 
 /// Keboola packs the artifacts folder into one archive per job, meant to stay under a gigabyte.

@@ -95,7 +95,7 @@ proptest! {
     #[test]
     fn config_parser_never_panics_on_known_keys(values in prop::collection::vec(json_value(), config::PARAMETERS.len())) {
         let parameters: Map<String, Value> =
-            config::PARAMETERS.iter().map(|p| p.key().to_owned()).zip(values).collect();
+            config::PARAMETERS.iter().map(|p| p.describe().key.to_owned()).zip(values).collect();
         for action in config::ACTIONS {
             let document = json!({ "action": action, "parameters": parameters });
             let _ = config::parse(document.to_string().as_bytes());

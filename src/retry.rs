@@ -19,7 +19,8 @@ use crate::termination::Termination;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    pub max_attempts: u32,
+    /// `None`: as many as the deadline allows.
+    pub max_attempts: Option<u32>,
     pub first_delay: Duration,
     pub max_delay: Duration,
     /// No new attempt starts later than this after the first one, not counting 429 cooldowns.
@@ -36,7 +37,7 @@ impl RetryPolicy {
     /// run: `max_wait_time` is the budget).
     pub fn until(self, deadline: Instant) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: u32::MAX,
+            max_attempts: None,
             max_total: Duration::MAX,
             max_throttled: Duration::MAX,
             deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
@@ -47,7 +48,7 @@ impl RetryPolicy {
     /// The pause before the next attempt, or `None` when the budget is spent. `jitter` in [0, 1)
     /// spreads clients that failed together; `retry_after` from the server wins when it asks
     /// for longer; `left` is the time until the deadline, when there is one.
-    pub fn next_delay(
+    fn next_delay(
         &self,
         attempts_made: u32,
         elapsed: Duration,
@@ -55,7 +56,7 @@ impl RetryPolicy {
         jitter: f64,
         left: Option<Duration>,
     ) -> Option<Duration> {
-        if attempts_made >= self.max_attempts {
+        if self.max_attempts.is_some_and(|max| attempts_made >= max) {
             return None;
         }
         let exponent = attempts_made.saturating_sub(1).min(20);
@@ -166,91 +167,135 @@ pub fn retry<T>(
     termination: &Termination,
     mut attempt: impl FnMut() -> Result<T, AttemptError>,
 ) -> anyhow::Result<T> {
-    let started = Instant::now();
-    let mut attempts_made = 0;
-    // Time spent answered 429 does not count against `max_total`.
-    let mut throttled_since: Option<Instant> = None;
-    let mut excused = Duration::ZERO;
+    let mut attempts = Attempts::new(what, policy);
     loop {
         termination.check()?;
-        let failure = match attempt() {
+        match attempt() {
             Ok(value) => return Ok(value),
             Err(AttemptError::Fatal(error)) => return Err(error),
-            Err(AttemptError::Throttled(error)) => {
-                let since = *throttled_since.get_or_insert_with(Instant::now);
-                let past_deadline = policy.deadline.is_some_and(|d| Instant::now() >= d);
-                if since.elapsed() >= policy.max_throttled || past_deadline {
-                    return Err(UserError::new(format!(
-                        "{what} was refused by dbt Cloud's rate limit for {:.0} s: {error:#}. \
-                         Other clients of the account may be using its 5,000 requests a minute; \
-                         lower max_requests_per_minute or try again later.",
-                        since.elapsed().as_secs_f64()
-                    ))
-                    .into());
-                }
-                debug!("{what} was throttled ({error:#}); the rate limiter holds the next attempt");
-                continue;
+            Err(AttemptError::Throttled(error)) => attempts.throttled(error)?,
+            Err(AttemptError::Retryable(failure)) => {
+                let pause = attempts.failed(failure)?;
+                termination.sleep(pause)?;
             }
-            Err(AttemptError::Retryable(failure)) => failure,
-        };
-        attempts_made += 1;
-        if let Some(since) = throttled_since.take() {
-            excused += since.elapsed();
         }
-        let deadline = match (policy.deadline, failure.not_after) {
+    }
+}
+
+/// The attempts of one call so far, against its policy.
+struct Attempts<'a> {
+    what: &'a str,
+    policy: &'a RetryPolicy,
+    started: Instant,
+    made: u32,
+    /// Since when the call has been answered 429, while it is.
+    throttled_since: Option<Instant>,
+    /// Time spent answered 429, which does not count against `max_total`.
+    excused: Duration,
+}
+
+impl<'a> Attempts<'a> {
+    fn new(what: &'a str, policy: &'a RetryPolicy) -> Attempts<'a> {
+        Attempts {
+            what,
+            policy,
+            started: Instant::now(),
+            made: 0,
+            throttled_since: None,
+            excused: Duration::ZERO,
+        }
+    }
+
+    /// A 429: the rate limiter holds the next attempt; this only bounds how long that goes on.
+    fn throttled(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+        let since = *self.throttled_since.get_or_insert_with(Instant::now);
+        let past_deadline = self.policy.deadline.is_some_and(|d| Instant::now() >= d);
+        if since.elapsed() >= self.policy.max_throttled || past_deadline {
+            return Err(UserError::new(format!(
+                "{} was refused by dbt Cloud's rate limit for {:.0} s: {error:#}. Other clients of \
+                 the account may be using its 5,000 requests a minute; lower \
+                 max_requests_per_minute or try again later.",
+                self.what,
+                since.elapsed().as_secs_f64()
+            ))
+            .into());
+        }
+        debug!(
+            "{} was throttled ({error:#}); the rate limiter holds the next attempt",
+            self.what
+        );
+        Ok(())
+    }
+
+    /// A failure worth another attempt: the pause before it, or the error that gives up.
+    fn failed(&mut self, failure: Retry) -> anyhow::Result<Duration> {
+        self.made += 1;
+        if let Some(since) = self.throttled_since.take() {
+            self.excused += since.elapsed();
+        }
+        let deadline = match (self.policy.deadline, failure.not_after) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let error = failure.error;
-        let elapsed = started.elapsed().saturating_sub(excused);
-        let Some(delay) = policy.next_delay(
-            attempts_made,
-            elapsed,
+        let Some(pause) = self.policy.next_delay(
+            self.made,
+            self.started.elapsed().saturating_sub(self.excused),
             failure.retry_after,
             fastrand::f64(),
             deadline.map(|d| d.saturating_duration_since(Instant::now())),
         ) else {
-            if failure.not_after.is_some() {
-                // The caller's own budget ended: its error says why, not dbt Cloud's health.
-                return Err(error.context(format!(
-                    "{what}: given up after {attempts_made} attempts over {:.1} s",
-                    started.elapsed().as_secs_f64()
-                )));
-            }
-            let last = format!("{error:#}");
-            return Err(UserError::new(format!(
-                "{what} kept failing: {attempts_made} attempts over {:.1} s, the last one with: {}. \
-                 dbt Cloud may be down or throttling this account; try again later.",
-                started.elapsed().as_secs_f64(),
-                last.trim_end_matches('.')
-            ))
-            .into());
-        };
-        // The budget, so that a reader knows how long this may go on.
-        let budget = match (policy.max_attempts, deadline) {
-            (u32::MAX, Some(deadline)) => format!(
-                "attempt {}, for up to {:.0} s",
-                attempts_made + 1,
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .as_secs_f64()
-            ),
-            (max, _) => format!(
-                "attempt {} of {max}, within {:.0} s",
-                attempts_made + 1,
-                policy.max_total.as_secs_f64()
-            ),
+            return Err(self.given_up(failure));
         };
         let line = format!(
-            "{what} failed ({error:#}); retrying in {:.1} s ({budget})",
-            delay.as_secs_f64()
+            "{} failed ({:#}); retrying in {:.1} s ({})",
+            self.what,
+            failure.error,
+            pause.as_secs_f64(),
+            self.budget(deadline)
         );
         if failure.quiet {
             debug!("{line}");
         } else {
             warn!("{line}");
         }
-        termination.sleep(delay)?;
+        Ok(pause)
+    }
+
+    fn given_up(&self, failure: Retry) -> anyhow::Error {
+        let (what, made) = (self.what, self.made);
+        let took = self.started.elapsed().as_secs_f64();
+        if failure.not_after.is_some() {
+            // The caller's own budget ended: its error says why, not dbt Cloud's health.
+            return failure.error.context(format!(
+                "{what}: given up after {made} attempts over {took:.1} s"
+            ));
+        }
+        let last = format!("{:#}", failure.error);
+        UserError::new(format!(
+            "{what} kept failing: {made} attempts over {took:.1} s, the last one with: {}. dbt \
+             Cloud may be down or throttling this account; try again later.",
+            last.trim_end_matches('.')
+        ))
+        .into()
+    }
+
+    /// The budget, so that a reader knows how long this may go on.
+    fn budget(&self, deadline: Option<Instant>) -> String {
+        match (self.policy.max_attempts, deadline) {
+            (None, Some(deadline)) => format!(
+                "attempt {}, for up to {:.0} s",
+                self.made + 1,
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+            ),
+            (Some(max), _) => format!(
+                "attempt {} of {max}, within {:.0} s",
+                self.made + 1,
+                self.policy.max_total.as_secs_f64()
+            ),
+            (None, None) => format!("attempt {}", self.made + 1),
+        }
     }
 }
 
@@ -259,7 +304,7 @@ mod tests {
     use super::*;
 
     const POLICY: RetryPolicy = RetryPolicy {
-        max_attempts: 5,
+        max_attempts: Some(5),
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(8),
         max_total: Duration::from_secs(60),
@@ -304,7 +349,7 @@ mod tests {
     #[test]
     fn a_deadline_bounds_every_pause_and_the_attempts() {
         let waiting = POLICY.until(Instant::now() + Duration::from_secs(3600));
-        assert_eq!(waiting.max_attempts, u32::MAX);
+        assert_eq!(waiting.max_attempts, None);
         let left = Some(Duration::from_secs(10));
         assert_eq!(
             waiting.next_delay(40, Duration::from_secs(5000), None, 0.0, left),
@@ -341,7 +386,7 @@ mod tests {
     fn throttled_attempts_spend_their_own_budget_not_the_attempts() {
         let termination = Termination::none();
         let policy = RetryPolicy {
-            max_attempts: 2,
+            max_attempts: Some(2),
             first_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(1),
             max_total: Duration::from_millis(50),

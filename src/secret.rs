@@ -22,6 +22,7 @@ impl ApiToken {
     }
 
     pub fn authorization_header(&self) -> HeaderValue {
+        // Justified expect: `ApiToken::new` admits only visible ASCII, always a valid header value.
         let mut value = HeaderValue::from_str(&format!("Token {}", self.0))
             .expect("ApiToken::new admits only visible ASCII, which is a valid header value");
         value.set_sensitive(true);

@@ -168,7 +168,7 @@ const RUN_RESULTS_COLUMNS: &[Column] = &[
 ];
 
 /// Each step's log is cut to its last this many characters: where dbt reports what failed.
-pub const STEP_LOG_CHARS: usize = 10_000;
+const STEP_LOG_CHARS: usize = 10_000;
 
 /// A run field as a column.
 fn run_column(name: &str) -> Option<Column> {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Well inside Keboola's 10 s, leaving room for the process to exit.
-pub const GRACE: Duration = Duration::from_millis(4500);
+const GRACE: Duration = Duration::from_millis(4500);
 const SLICE: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
@@ -117,7 +117,8 @@ impl Termination {
                 Ok(value) => return Ok(value),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.check()?,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    // The work panicked; say so where a panic is expected to surface.
+                    // Justified panic: the work itself panicked (a bug of ours), and this carries
+                    // it to the caller's thread, where `cli::guarded` turns it into exit 2.
                     panic!("a request thread ended without an answer")
                 }
             }

@@ -19,6 +19,14 @@ pub fn cut(text: &str) -> String {
     }
 }
 
+/// The first `max_chars` characters of `text`.
+pub fn truncate(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// The end of `text`, at most `max_chars` characters, marked when cut: where a log says what
 /// failed.
 pub fn tail(text: &str, max_chars: usize) -> String {

@@ -50,7 +50,7 @@ impl Timing {
         Timing {
             read_timeout: self.read_timeout.min(ceiling),
             retry: RetryPolicy {
-                max_attempts: self.retry.max_attempts.min(3),
+                max_attempts: Some(self.retry.max_attempts.map_or(3, |max| max.min(3))),
                 max_total: self.retry.max_total.min(ceiling),
                 max_throttled: self.retry.max_throttled.min(ceiling),
                 ..self.retry
@@ -70,7 +70,7 @@ impl Timing {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             retry: RetryPolicy {
-                max_attempts: 8,
+                max_attempts: Some(8),
                 first_delay: Duration::from_secs(2),
                 max_delay: Duration::from_secs(60),
                 max_total: Duration::from_secs(300),
@@ -104,7 +104,7 @@ impl Timing {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             retry: RetryPolicy {
-                max_attempts: 6,
+                max_attempts: Some(6),
                 first_delay: Duration::from_millis(50),
                 max_delay: Duration::from_millis(400),
                 max_total: Duration::from_secs(5),
@@ -131,7 +131,7 @@ impl Timing {
 
 /// Two quick tries within the 4.5 s grace: cancel, then one last look at the run.
 const AFTER_SIGNAL: RetryPolicy = RetryPolicy {
-    max_attempts: 2,
+    max_attempts: Some(2),
     first_delay: Duration::from_millis(200),
     max_delay: Duration::from_millis(200),
     max_total: Duration::from_millis(1500),

@@ -162,8 +162,7 @@ pub fn until_final(
     let now = Instant::now();
     let deadline = now.checked_add(max_wait).unwrap_or(now);
     let mut last = run;
-    let mut last_seen = describe(&last);
-    let mut last_said = Instant::now();
+    let mut log = Narrator::new(&last, since);
     loop {
         let now = Instant::now();
         if now >= deadline && !last.status.is_final() {
@@ -180,42 +179,63 @@ pub fn until_final(
         }
         match client.get_run(last.id, Budget::Until(deadline)) {
             Ok(run) => last = run,
-            Err(error) => {
-                if let Some(Terminated { signal }) = error
-                    .chain()
-                    .find_map(|cause| cause.downcast_ref::<Terminated>())
-                {
-                    return WaitOutcome::Terminated { run: last, signal };
-                }
-                if error.chain().any(|cause| cause.is::<DeadlineReached>()) {
-                    return WaitOutcome::TimedOut { run: last };
-                }
-                return WaitOutcome::Failed { run: last, error };
-            }
+            Err(error) => return failed(last, error),
         }
-        let seen = describe(&last);
-        if seen != last_seen && last.status.is_unknown() {
-            warn!(
-                "Run {}: dbt Cloud answered with {seen}; taking the run as still in progress",
-                last.id
-            );
-            last_seen = seen;
-            last_said = Instant::now();
-        } else if seen != last_seen {
-            info!("Run {}: {seen} after {}", last.id, elapsed(since.elapsed()));
-            last_seen = seen;
-            last_said = Instant::now();
-        } else if last_said.elapsed() >= HEARTBEAT {
-            info!(
-                "Run {}: still {seen} after {}",
-                last.id,
-                elapsed(since.elapsed())
-            );
-            last_said = Instant::now();
-        }
+        log.saw(&last);
         if last.status.is_final() {
             return WaitOutcome::Final(last);
         }
+    }
+}
+
+/// get-run could not be had: a signal, the deadline reached inside the retries, or a failure.
+fn failed(last: Run, error: anyhow::Error) -> WaitOutcome {
+    if let Some(Terminated { signal }) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Terminated>())
+    {
+        return WaitOutcome::Terminated { run: last, signal };
+    }
+    if error.chain().any(|cause| cause.is::<DeadlineReached>()) {
+        return WaitOutcome::TimedOut { run: last };
+    }
+    WaitOutcome::Failed { run: last, error }
+}
+
+/// The wait's log: a line for each change of status or step, and one a minute while nothing
+/// changes.
+struct Narrator {
+    since: Instant,
+    last_seen: String,
+    last_said: Instant,
+}
+
+impl Narrator {
+    fn new(run: &Run, since: Instant) -> Narrator {
+        Narrator {
+            since,
+            last_seen: describe(run),
+            last_said: Instant::now(),
+        }
+    }
+
+    fn saw(&mut self, run: &Run) {
+        let seen = describe(run);
+        let took = elapsed(self.since.elapsed());
+        if seen != self.last_seen && run.status.is_unknown() {
+            warn!(
+                "Run {}: dbt Cloud answered with {seen}; taking the run as still in progress",
+                run.id
+            );
+        } else if seen != self.last_seen {
+            info!("Run {}: {seen} after {took}", run.id);
+        } else if self.last_said.elapsed() >= HEARTBEAT {
+            info!("Run {}: still {seen} after {took}", run.id);
+        } else {
+            return;
+        }
+        self.last_seen = seen;
+        self.last_said = Instant::now();
     }
 }
 

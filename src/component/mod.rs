@@ -4,7 +4,7 @@
 //! The run tables and the artifacts are written before the verdict, whatever it is: a failed
 //! run's `run_results.json` is exactly what its users need to see, and a timed-out or stopped
 //! run's last state is what they need to find it. A signal at any moment after a run exists ends
-//! in [`stopped`]: the run cancelled unless it is final or the user said not to, its tables
+//! in [`Job::stopped`]: the run cancelled unless it is final or the user said not to, its tables
 //! written, exit 1.
 
 mod start;

@@ -156,7 +156,7 @@ pub fn verdict(
 }
 
 /// Names the run, its status message, the failed step and where to look.
-pub fn failure_message(run: &Run) -> String {
+fn failure_message(run: &Run) -> String {
     let verdict = match run.status {
         RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
         RunStatus::Cancelled => "was cancelled",

@@ -42,9 +42,9 @@ impl JsonType {
 pub trait Kind {
     type Value;
     const JSON_TYPE: JsonType;
-    fn read(&self, key: &str, value: &Value) -> Result<Self::Value, String>;
     /// What a missing required value should have been.
-    fn expected(&self) -> &'static str;
+    const EXPECTED: &'static str;
+    fn read(&self, key: &str, value: &Value) -> Result<Self::Value, String>;
 }
 
 /// A value as config.json holds it, cut for an error message.
@@ -58,13 +58,11 @@ pub struct Flag;
 impl Kind for Flag {
     type Value = bool;
     const JSON_TYPE: JsonType = JsonType::Boolean;
+    const EXPECTED: &'static str = "true or false";
     fn read(&self, key: &str, value: &Value) -> Result<bool, String> {
         value
             .as_bool()
             .ok_or_else(|| format!("{key} must be true or false, got {}", echo(value)))
-    }
-    fn expected(&self) -> &'static str {
-        "true or false"
     }
 }
 
@@ -77,6 +75,7 @@ pub struct Count {
 impl Kind for Count {
     type Value = NonZeroU64;
     const JSON_TYPE: JsonType = JsonType::Integer;
+    const EXPECTED: &'static str = "a positive integer";
     fn read(&self, key: &str, value: &Value) -> Result<NonZeroU64, String> {
         let parsed = match value {
             Value::Number(n) => n.as_u64(),
@@ -94,9 +93,6 @@ impl Kind for Count {
             return Err(format!("{key} must be at most {}, got {n}", self.max));
         }
         Ok(n)
-    }
-    fn expected(&self) -> &'static str {
-        "a positive integer"
     }
 }
 
@@ -121,6 +117,7 @@ pub enum Range {
 impl Kind for Amount {
     type Value = f64;
     const JSON_TYPE: JsonType = JsonType::Number;
+    const EXPECTED: &'static str = "a number";
     fn read(&self, key: &str, value: &Value) -> Result<f64, String> {
         let number = match value {
             Value::Number(n) => n.as_f64(),
@@ -146,9 +143,6 @@ impl Kind for Amount {
             )
         })
     }
-    fn expected(&self) -> &'static str {
-        "a number"
-    }
 }
 
 /// A string, not blank, of at most `max_chars` characters.
@@ -159,6 +153,7 @@ pub struct Text {
 impl Kind for Text {
     type Value = String;
     const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "a string";
     fn read(&self, key: &str, value: &Value) -> Result<String, String> {
         let text = string(key, value)?;
         if text.trim().is_empty() {
@@ -172,9 +167,6 @@ impl Kind for Text {
             ));
         }
         Ok(text.to_owned())
-    }
-    fn expected(&self) -> &'static str {
-        "a string"
     }
 }
 
@@ -190,6 +182,7 @@ pub struct Choice<T: 'static>(pub &'static [(&'static str, T)]);
 impl<T: Copy> Kind for Choice<T> {
     type Value = T;
     const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "one of the listed words";
     fn read(&self, key: &str, value: &Value) -> Result<T, String> {
         let word = string(key, value)?;
         self.0
@@ -207,9 +200,6 @@ impl<T: Copy> Kind for Choice<T> {
                 format!("{key} must be {words}, got {}", echo(value))
             })
     }
-    fn expected(&self) -> &'static str {
-        "one of the listed words"
-    }
 }
 
 /// The dbt Cloud access URL. Only its scheme and host are ever echoed: users paste tokens into URLs.
@@ -218,13 +208,11 @@ pub struct Url;
 impl Kind for Url {
     type Value = BaseUrl;
     const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "a URL";
     fn read(&self, key: &str, value: &Value) -> Result<BaseUrl, String> {
         let text = string(key, value)?;
         BaseUrl::parse(text)
             .map_err(|why| format!("{key} ({}) is not usable: {why}", scheme_and_host(text)))
-    }
-    fn expected(&self) -> &'static str {
-        "a URL"
     }
 }
 
@@ -249,15 +237,13 @@ pub struct Token;
 impl Kind for Token {
     type Value = ApiToken;
     const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "a dbt Cloud service token or personal access token";
     fn read(&self, key: &str, value: &Value) -> Result<ApiToken, String> {
         let Value::String(token) = value else {
             return Err(format!("{key} must be a string"));
         };
         ApiToken::new(token)
             .ok_or_else(|| format!("{key} must be a non-empty token without spaces or line breaks"))
-    }
-    fn expected(&self) -> &'static str {
-        "a dbt Cloud service token or personal access token"
     }
 }
 
@@ -322,6 +308,7 @@ impl Override {
 impl Kind for Overrides {
     type Value = Map<String, Value>;
     const JSON_TYPE: JsonType = JsonType::Object;
+    const EXPECTED: &'static str = "an object";
     fn read(&self, key: &str, value: &Value) -> Result<Map<String, Value>, String> {
         let Value::Object(overrides) = value else {
             return Err(format!("{key} must be an object, got {}", echo(value)));
@@ -347,9 +334,6 @@ impl Kind for Overrides {
             checked.insert(name.clone(), value.clone());
         }
         Ok(checked)
-    }
-    fn expected(&self) -> &'static str {
-        "an object"
     }
 }
 
@@ -396,6 +380,7 @@ pub struct Globs;
 impl Kind for Globs {
     type Value = Selection;
     const JSON_TYPE: JsonType = JsonType::Array;
+    const EXPECTED: &'static str = "a list of glob patterns";
     fn read(&self, key: &str, value: &Value) -> Result<Selection, String> {
         let Value::Array(patterns) = value else {
             return Err(format!(
@@ -430,9 +415,6 @@ impl Kind for Globs {
             set,
         })
     }
-    fn expected(&self) -> &'static str {
-        "a list of glob patterns"
-    }
 }
 
 /// `parameters`, where null means absent.
@@ -454,11 +436,7 @@ impl<K: Kind> Required<K> {
     pub fn read(&self, p: &Parameters) -> Result<K::Value, String> {
         match p.get(self.key) {
             Some(value) => self.kind.read(self.key, value),
-            None => Err(format!(
-                "{} is required: {}",
-                self.key,
-                self.kind.expected()
-            )),
+            None => Err(format!("{} is required: {}", self.key, K::EXPECTED)),
         }
     }
 
@@ -501,68 +479,56 @@ impl<K: Kind> Optional<K> {
     }
 }
 
-/// What the form-parity test and the unknown-key warning see of every parameter.
-pub trait Definition: Sync {
-    fn key(&self) -> &'static str;
-    fn json_type(&self) -> JsonType;
+/// What the form-parity test and the unknown-key warning see of a parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    pub key: &'static str,
+    pub json_type: JsonType,
     /// The JSON the form saves when the user leaves the field alone; `None` for no default.
-    fn default(&self) -> Option<Value>;
-    fn required(&self) -> bool;
+    pub default: Option<Value>,
+    pub required: bool,
     /// Whether the default reads as a value (a unit test holds every definition to it).
-    fn default_reads(&self) -> bool;
+    pub default_reads: bool,
+}
+
+pub trait Definition: Sync {
+    fn describe(&self) -> Described;
 }
 
 impl<K: Kind + Sync> Definition for Required<K> {
-    fn key(&self) -> &'static str {
-        self.key
-    }
-    fn json_type(&self) -> JsonType {
-        K::JSON_TYPE
-    }
-    fn default(&self) -> Option<Value> {
-        None
-    }
-    fn required(&self) -> bool {
-        true
-    }
-    fn default_reads(&self) -> bool {
-        true
+    fn describe(&self) -> Described {
+        Described {
+            key: self.key,
+            json_type: K::JSON_TYPE,
+            default: None,
+            required: true,
+            default_reads: true,
+        }
     }
 }
 
 impl<K: Kind + Sync> Definition for Defaulted<K> {
-    fn key(&self) -> &'static str {
-        self.key
-    }
-    fn json_type(&self) -> JsonType {
-        K::JSON_TYPE
-    }
-    fn default(&self) -> Option<Value> {
-        Some((self.default)())
-    }
-    fn required(&self) -> bool {
-        false
-    }
-    fn default_reads(&self) -> bool {
-        self.kind.read(self.key, &(self.default)()).is_ok()
+    fn describe(&self) -> Described {
+        let default = (self.default)();
+        Described {
+            key: self.key,
+            json_type: K::JSON_TYPE,
+            default_reads: self.kind.read(self.key, &default).is_ok(),
+            default: Some(default),
+            required: false,
+        }
     }
 }
 
 impl<K: Kind + Sync> Definition for Optional<K> {
-    fn key(&self) -> &'static str {
-        self.key
-    }
-    fn json_type(&self) -> JsonType {
-        K::JSON_TYPE
-    }
-    fn default(&self) -> Option<Value> {
-        None
-    }
-    fn required(&self) -> bool {
-        false
-    }
-    fn default_reads(&self) -> bool {
-        true
+    fn describe(&self) -> Described {
+        Described {
+            key: self.key,
+            json_type: K::JSON_TYPE,
+            default: None,
+            required: false,
+            default_reads: true,
+        }
     }
 }
 
@@ -720,7 +686,9 @@ pub const FORM_ONLY_KEYS: &[&str] = &["test_connection", "recent_runs"];
 pub fn unknown_keys(p: &Parameters) -> Vec<String> {
     p.0.keys()
         .filter(|key| {
-            !PARAMETERS.iter().any(|known| known.key() == key.as_str())
+            !PARAMETERS
+                .iter()
+                .any(|known| known.describe().key == key.as_str())
                 && !FORM_ONLY_KEYS.contains(&key.as_str())
         })
         .map(|key| unknown_key(key))
@@ -730,7 +698,8 @@ pub fn unknown_keys(p: &Parameters) -> Vec<String> {
 fn unknown_key(key: &str) -> String {
     let closest = PARAMETERS
         .iter()
-        .map(|known| (strsim::jaro_winkler(key, known.key()), known.key()))
+        .map(|known| known.describe().key)
+        .map(|known| (strsim::jaro_winkler(key, known), known))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .filter(|(similarity, _)| *similarity >= 0.85);
     match closest {
@@ -743,7 +712,7 @@ fn unknown_key(key: &str) -> String {
             cut(key),
             PARAMETERS
                 .iter()
-                .map(|p| p.key())
+                .map(|p| p.describe().key)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -757,7 +726,8 @@ mod tests {
     #[test]
     fn every_default_reads_as_a_value() {
         for parameter in PARAMETERS {
-            assert!(parameter.default_reads(), "{}", parameter.key());
+            let described = parameter.describe();
+            assert!(described.default_reads, "{}", described.key);
         }
     }
 

@@ -9,7 +9,7 @@
 //! and tells the limiter how it was answered. Failures on our side of the wire (a full disk, a
 //! certificate this machine does not trust) are not retried.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,27 +22,61 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::{decode_envelope, read_limited, Envelope, Undecodable};
 use super::ids::{AccountId, JobId, RunId, WholeNumber};
-use super::rate_limit::{Answer, RateLimiter, Refusal};
-use super::run::Run;
+use super::rate_limit::{Answer, NoPermit, RateLimiter};
+use super::refusal::{Asked, Kind, Refusal};
+use super::run::{Run, RunStatus};
 use super::url::{is_safe_redirect, BaseUrl};
 use super::Connection;
 use crate::error::UserError;
-use crate::retry::{retry, AttemptError, DeadlineReached, Retry, SharedBudget};
+use crate::retry::{retry, AttemptError, DeadlineReached, Retry};
 use crate::secret::ApiToken;
 use crate::termination::Termination;
-use crate::timing::{Stall, Timing};
+use crate::text::truncate;
+use crate::timing::Timing;
 
 /// Error bodies are read only this far: enough for the envelope, never a whole HTML page.
-const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+pub(super) const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+/// What an answer may include beside a run or job (`include_related`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Related {
+    Trigger,
+    Job,
+    RunSteps,
+    Environment,
+}
+
+impl Related {
+    /// The `include_related` parameter: a JSON list of names.
+    fn param(related: &[Related]) -> String {
+        let names: Vec<String> = related
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?}",
+                    match r {
+                        Related::Trigger => "trigger",
+                        Related::Job => "job",
+                        Related::RunSteps => "run_steps",
+                        Related::Environment => "environment",
+                    }
+                )
+            })
+            .collect();
+        format!("[{}]", names.join(","))
+    }
+}
+
 /// What get-run asks to include: the trigger and job for the run table, the steps for the logs.
-const RUN_RELATED: &str = r#"["trigger","job","run_steps"]"#;
+const RUN_RELATED: &[Related] = &[Related::Trigger, Related::Job, Related::RunSteps];
 /// What the trigger answer carries, and so what an adopted run is listed with.
-const TRIGGERED_RELATED: &str = r#"["trigger","job"]"#;
-const MAX_REDIRECTS: usize = 5;
+const TRIGGERED_RELATED: &[Related] = &[Related::Trigger, Related::Job];
+/// The statuses of a run not yet final.
+const IN_PROGRESS: &[RunStatus] = &[RunStatus::Queued, RunStatus::Starting, RunStatus::Running];
+pub(super) const MAX_REDIRECTS: usize = 5;
 /// How many of the job's newest runs are searched for one our lost trigger created.
 const ADOPTION_WINDOW: usize = 20;
 /// `Date` has whole seconds, and the answer takes a moment to come: a run our trigger created
@@ -88,23 +122,22 @@ pub enum Budget {
     AfterSignal,
 }
 
-/// Where each attempt of a download writes: a fresh sink per attempt, and what a complete one
-/// becomes (e.g. a scratch file ready to be renamed into place).
-pub trait Destination {
-    type Sink: Write;
-    type Done;
-    /// Fails only for this machine's reasons, already worded for the user.
-    fn open(&self) -> Result<Self::Sink>;
-    /// Flushes the complete sink; a failure here is the disk's, not the network's.
-    fn finish(&self, sink: Self::Sink) -> io::Result<Self::Done>;
+/// The trigger's POST, as each attempt sends it.
+struct Post<'a> {
+    job: JobId,
+    cause: Option<&'a str>,
+    baseline: Baseline,
+    url: &'a Url,
+    body: Option<&'a Value>,
+    subject: &'a str,
 }
 
-/// What a download may cost before it is given up.
-pub struct DownloadLimits<'a> {
-    /// Bytes: a larger artifact fails rather than fill the disk.
-    pub max_size: u64,
-    /// Listed artifacts that answer 404 share this budget.
-    pub missing: &'a SharedBudget,
+/// What the attempts so far tell: when the first was sent, and whether one may have created a
+/// run although its answer was lost.
+#[derive(Default)]
+struct Sent {
+    first: Option<DateTime<Utc>>,
+    maybe_created: bool,
 }
 
 /// The newest run of the job before we triggered, which a run we created must be newer than.
@@ -115,12 +148,12 @@ enum Baseline {
 }
 
 pub struct DbtCloud {
-    http: Client,
-    base: BaseUrl,
-    token: ApiToken,
+    pub(super) http: Client,
+    pub(super) base: BaseUrl,
+    pub(super) token: ApiToken,
     account: AccountId,
-    timing: Timing,
-    termination: Termination,
+    pub(super) timing: Timing,
+    pub(super) termination: Termination,
     limiter: RateLimiter,
     /// dbt Cloud's clock minus ours, from the `Date` of its latest answer.
     clock_offset: Mutex<Option<chrono::Duration>>,
@@ -176,59 +209,37 @@ impl DbtCloud {
     pub fn start_run(&self, job: JobId, start: &Start) -> Result<Run> {
         let baseline = self.baseline(job)?;
         self.termination.check()?;
-        let (url, body) = match start {
+        let (url, body, cause) = match start {
             Start::Trigger { cause, overrides } => {
                 let mut body = overrides.clone();
                 body.insert("cause".to_owned(), json!(cause));
-                (
-                    self.api_url(&["jobs", &job.to_string(), "run", ""]),
-                    Some(Value::Object(body)),
-                )
+                let url = self.api_url(&["jobs", &job.to_string(), "run", ""]);
+                (url, Some(Value::Object(body)), Some(cause.as_str()))
             }
-            Start::Rerun => (self.api_url(&["jobs", &job.to_string(), "rerun", ""]), None),
-        };
-        let cause = match start {
-            Start::Trigger { cause, .. } => Some(cause.as_str()),
-            Start::Rerun => None,
+            Start::Rerun => {
+                let url = self.api_url(&["jobs", &job.to_string(), "rerun", ""]);
+                (url, None, None)
+            }
         };
         let subject = format!("job {job}");
-        let mut first_send: Option<DateTime<Utc>> = None;
-        let mut maybe_created = false;
+        let mut sent = Sent::default();
         let result = retry(
             &format!("POST {}", url.path()),
             &self.timing.retry,
             &self.termination,
             || {
-                if maybe_created {
-                    let found =
-                        self.find_started(job, cause, baseline, first_send, Budget::Standard)?;
-                    if let Some(run) = found {
-                        info!(
-                            "The answer was lost, but it started run {}: adopting it",
-                            run.id
-                        );
-                        return Ok(run);
-                    }
-                }
-                first_send.get_or_insert_with(Utc::now);
-                let outcome = self.attempt::<Run>(
-                    Method::POST,
-                    &url,
-                    body.as_ref(),
-                    &subject,
-                    Budget::Standard,
-                    &self.termination,
-                );
-                match outcome {
-                    Ok(answer) => Ok(answer.data),
-                    Err(AttemptError::Retryable(failure)) => {
-                        maybe_created |= !failure.not_sent;
-                        Err(AttemptError::Retryable(failure))
-                    }
-                    Err(other) => Err(other),
-                }
+                let post = Post {
+                    job,
+                    cause,
+                    baseline,
+                    url: &url,
+                    body: body.as_ref(),
+                    subject: &subject,
+                };
+                self.start_attempt(&post, &mut sent)
             },
         );
+        let first_send = sent.first;
         match result {
             Err(error) if crate::termination::is_terminated(&error) && first_send.is_some() => {
                 // The POST was in flight: dbt Cloud may have created the run all the same.
@@ -242,6 +253,41 @@ impl DbtCloud {
             }
             other => other,
         }
+    }
+
+    /// One attempt at the trigger's POST; after an attempt that may have created a run, first a
+    /// look for that run.
+    fn start_attempt(&self, post: &Post, sent: &mut Sent) -> Result<Run, AttemptError> {
+        if sent.maybe_created {
+            let found = self.find_started(
+                post.job,
+                post.cause,
+                post.baseline,
+                sent.first,
+                Budget::Standard,
+            )?;
+            if let Some(run) = found {
+                info!(
+                    "The answer was lost, but it started run {}: adopting it",
+                    run.id
+                );
+                return Ok(run);
+            }
+        }
+        sent.first.get_or_insert_with(Utc::now);
+        let answer = self.attempt::<Run>(
+            Method::POST,
+            post.url,
+            post.body,
+            post.subject,
+            Budget::Standard,
+            &self.termination,
+        );
+        answer.map(|answer| answer.data).inspect_err(|error| {
+            if let AttemptError::Retryable(failure) = error {
+                sent.maybe_created |= !failure.not_sent;
+            }
+        })
     }
 
     /// The job's newest run before the trigger, read twice before it is given up as unknown. A
@@ -268,33 +314,21 @@ impl DbtCloud {
     /// The job's newest run, if it has any.
     pub fn newest_run(&self, job: JobId) -> Result<Option<Run>> {
         Ok(self
-            .list_runs(job, 1, None, None, Budget::Standard)?
+            .list_runs(job, 1, &[], &[], Budget::Standard)?
             .into_iter()
             .next())
     }
 
     /// The job's queued, starting and running runs, newest first, with trigger and job.
     pub fn runs_in_progress(&self, job: JobId) -> Result<Vec<Run>> {
-        let mut url = self.api_url(&["runs", ""]);
-        url.query_pairs_mut()
-            .append_pair("job_definition_id", &job.to_string())
-            .append_pair("status__in", "[1,2,3]")
-            .append_pair("order_by", "-id")
-            .append_pair("limit", "100")
-            .append_pair("include_related", TRIGGERED_RELATED);
-        self.call(
-            Method::GET,
-            url,
-            &format!("runs of job {job}"),
-            Budget::Standard,
-        )
+        self.list_runs(job, 100, TRIGGERED_RELATED, IN_PROGRESS, Budget::Standard)
     }
 
     /// The run with its trigger, job and steps.
     pub fn get_run(&self, run: RunId, budget: Budget) -> Result<Run> {
         let mut url = self.api_url(&["runs", &run.to_string(), ""]);
         url.query_pairs_mut()
-            .append_pair("include_related", RUN_RELATED);
+            .append_pair("include_related", &Related::param(RUN_RELATED));
         self.call(Method::GET, url, &format!("run {run}"), budget)
     }
 
@@ -316,113 +350,9 @@ impl DbtCloud {
         Ok(paths.unwrap_or_default())
     }
 
-    /// Streams an artifact into a fresh `destination` sink per attempt, bytes as served, retried
-    /// like every other call: a short, broken or stalled body is tried again from the start, so
-    /// that a broken attempt's bytes never mix with the next. Returns what the destination made
-    /// of the complete sink, and the bytes written.
-    pub fn download_artifact<D: Destination>(
-        &self,
-        run: RunId,
-        path: &str,
-        limits: &DownloadLimits,
-        destination: &D,
-    ) -> Result<(D::Done, u64)> {
-        let local = |error: io::Error| {
-            AttemptError::Fatal(
-                UserError::new(format!("could not save artifact {path}: {error}")).into(),
-            )
-        };
-        let what = format!("Downloading artifact {path}");
-        retry(&what, &self.timing.retry, &self.termination, || {
-            let mut sink = destination.open().map_err(AttemptError::Fatal)?;
-            let bytes = self.download_attempt(run, path, &mut sink, limits)?;
-            Ok((destination.finish(sink).map_err(local)?, bytes))
-        })
-    }
-
-    /// One attempt at streaming an artifact into `out`. Redirects are followed, but the token
-    /// goes only to the dbt Cloud host. A short, broken or stalled body is retryable; one past
-    /// `limits.max_size`, or one that cannot be written, is not.
-    fn download_attempt(
-        &self,
-        run: RunId,
-        path: &str,
-        out: &mut dyn Write,
-        limits: &DownloadLimits,
-    ) -> Result<u64, AttemptError> {
-        let mut segments = vec!["runs".to_owned(), run.to_string(), "artifacts".to_owned()];
-        segments.extend(path.split('/').map(str::to_owned));
-        let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let mut url = self.api_url(&segment_refs);
-        let subject = format!("artifact {path} of run {run}");
-        for _ in 0..=MAX_REDIRECTS {
-            let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
-            if self.base.same_origin(&url) {
-                request = request.header(AUTHORIZATION, self.token.authorization_header());
-            }
-            let (status, headers, response) =
-                self.send(request, &url, &self.termination, None, |response| response)?;
-            if status.is_redirection() {
-                url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
-                debug!(
-                    "{subject} is redirected to {}",
-                    url.host_str().unwrap_or_default()
-                );
-                continue;
-            }
-            // Right after a run finishes, a listed artifact can still be on its way; the wait for
-            // all missing artifacts together is bounded.
-            if status == StatusCode::NOT_FOUND {
-                let ends = limits.missing.ends();
-                let missing = anyhow!(
-                    "{subject} is listed but not there (HTTP 404), within the {:.0} s that all \
-                     missing artifacts share",
-                    limits.missing.length().as_secs_f64()
-                );
-                if Instant::now() >= ends {
-                    return Err(AttemptError::Fatal(missing));
-                }
-                return Err(AttemptError::Retryable(Retry {
-                    not_after: Some(ends),
-                    quiet: true,
-                    ..Retry::new(missing)
-                }));
-            }
-            if !status.is_success() {
-                let body = read_limited(response, ERROR_BODY_LIMIT);
-                return Err(self.refusal(status, &headers, &body, &url, &subject));
-            }
-            let expected = response.content_length();
-            if let Some(size) = expected.filter(|&size| size > limits.max_size) {
-                return Err(AttemptError::Fatal(too_large(
-                    &subject,
-                    size,
-                    limits.max_size,
-                )));
-            }
-            let written = copy_body(
-                response,
-                out,
-                &subject,
-                limits.max_size,
-                self.timing.stall,
-                &self.termination,
-            )?;
-            return match expected {
-                Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
-                    "the download of {subject} ended after {written} of {expected} bytes"
-                ))),
-                _ => Ok(written),
-            };
-        }
-        Err(AttemptError::Fatal(anyhow!(
-            "{subject} was redirected more than {MAX_REDIRECTS} times"
-        )))
-    }
-
     /// How long the job's last few successful runs took, from creation to finish, newest first.
     pub fn recent_durations(&self, job: JobId, count: usize) -> Result<Vec<Duration>> {
-        let runs = self.list_runs(job, count, None, Some(10), Budget::Standard)?;
+        let runs = self.list_runs(job, count, &[], &[RunStatus::Success], Budget::Standard)?;
         Ok(runs
             .iter()
             .filter_map(|run| {
@@ -479,7 +409,7 @@ impl DbtCloud {
     fn jobs_page(&self, limit: usize, offset: usize) -> Result<(Vec<JobSummary>, Option<u64>)> {
         let mut url = self.api_url(&["jobs", ""]);
         url.query_pairs_mut()
-            .append_pair("include_related", r#"["environment"]"#)
+            .append_pair("include_related", &Related::param(&[Related::Environment]))
             .append_pair("order_by", "id")
             .append_pair("limit", &limit.to_string())
             .append_pair("offset", &offset.to_string());
@@ -497,7 +427,7 @@ impl DbtCloud {
 
     /// The job's newest runs, with their triggers.
     pub fn recent_runs(&self, job: JobId, count: usize) -> Result<Vec<Run>> {
-        self.list_runs(job, count, Some(r#"["trigger"]"#), None, Budget::Standard)
+        self.list_runs(job, count, &[Related::Trigger], &[], Budget::Standard)
     }
 
     /// The oldest run among the job's newest that our trigger created: with our cause, newer
@@ -513,7 +443,7 @@ impl DbtCloud {
         budget: Budget,
     ) -> Result<Option<Run>> {
         let runs = self
-            .list_runs(job, ADOPTION_WINDOW, Some(TRIGGERED_RELATED), None, budget)
+            .list_runs(job, ADOPTION_WINDOW, TRIGGERED_RELATED, &[], budget)
             .context(
                 "the trigger's answer was lost, and the job's runs could not be listed to see \
                  whether it created one; not triggering again, so as not to start the job twice",
@@ -550,25 +480,7 @@ impl DbtCloud {
             && sent_on_their_clock.is_none()
             && !candidates.is_empty()
         {
-            let named: Vec<String> = candidates
-                .iter()
-                .take(CANDIDATES_NAMED)
-                .map(|run| {
-                    format!(
-                        "run {} ({})",
-                        run.id,
-                        run.href.as_deref().unwrap_or("no link")
-                    )
-                })
-                .collect();
-            return Err(UserError::new(format!(
-                "The trigger's answer was lost, and neither the job's runs before it nor dbt \
-                 Cloud's clock could be read, so there is no telling whether it started one of \
-                 these runs with the same cause: {}. Not triggering again, so as not to start the \
-                 job twice; check them in dbt Cloud.",
-                named.join(", ")
-            ))
-            .into());
+            return Err(undecidable(&candidates));
         }
         Ok(candidates
             .into_iter()
@@ -576,32 +488,44 @@ impl DbtCloud {
             .min_by_key(|run| run.id))
     }
 
-    /// The job's newest runs, optionally only those with one `status` code.
+    /// The job's newest runs, only those in `statuses` when some are given.
     fn list_runs(
         &self,
         job: JobId,
         limit: usize,
-        related: Option<&str>,
-        status: Option<u8>,
+        related: &[Related],
+        statuses: &[RunStatus],
         budget: Budget,
     ) -> Result<Vec<Run>> {
         let mut url = self.api_url(&["runs", ""]);
-        url.query_pairs_mut()
-            .append_pair("job_definition_id", &job.to_string())
-            .append_pair("order_by", "-id")
-            .append_pair("limit", &limit.to_string());
-        if let Some(status) = status {
-            url.query_pairs_mut()
-                .append_pair("status", &status.to_string());
-        }
-        if let Some(related) = related {
-            url.query_pairs_mut()
-                .append_pair("include_related", related);
+        let codes: Vec<String> = statuses
+            .iter()
+            .filter_map(|status| status.code())
+            .map(|code| code.to_string())
+            .collect();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("job_definition_id", &job.to_string());
+            match codes.as_slice() {
+                [] => {}
+                [code] => {
+                    query.append_pair("status", code);
+                }
+                codes => {
+                    query.append_pair("status__in", &format!("[{}]", codes.join(",")));
+                }
+            }
+            query
+                .append_pair("order_by", "-id")
+                .append_pair("limit", &limit.to_string());
+            if !related.is_empty() {
+                query.append_pair("include_related", &Related::param(related));
+            }
         }
         self.call(Method::GET, url, &format!("runs of job {job}"), budget)
     }
 
-    fn api_url(&self, tail: &[&str]) -> Url {
+    pub(super) fn api_url(&self, tail: &[&str]) -> Url {
         let account = self.account.to_string();
         let segments = ["api", "v2", "accounts", account.as_str()]
             .into_iter()
@@ -734,7 +658,7 @@ impl DbtCloud {
     /// Sends one request once the rate limit allows (`termination` and `deadline` end that wait),
     /// and runs `read` on its answer, on a thread that a signal abandons. Tells the rate limiter
     /// how the request was answered.
-    fn send<T: Send + 'static>(
+    pub(super) fn send<T: Send + 'static>(
         &self,
         request: RequestBuilder,
         url: &Url,
@@ -821,16 +745,16 @@ impl DbtCloud {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn limiter_refusal(&self, refusal: Refusal) -> AttemptError {
+    fn limiter_refusal(&self, refusal: NoPermit) -> AttemptError {
         match refusal {
-            Refusal::Terminated(terminated) => AttemptError::Fatal(terminated.into()),
-            Refusal::PastDeadline { wait } => AttemptError::Fatal(
+            NoPermit::Terminated(terminated) => AttemptError::Fatal(terminated.into()),
+            NoPermit::PastDeadline { wait } => AttemptError::Fatal(
                 anyhow::Error::new(DeadlineReached).context(format!(
                     "dbt Cloud's rate limit holds requests for {:.0} s more, past the time left",
                     wait.as_secs_f64()
                 )),
             ),
-            Refusal::CooledTooLong { since } => AttemptError::Fatal(
+            NoPermit::CooledTooLong { since } => AttemptError::Fatal(
                 UserError::new(format!(
                     "dbt Cloud has answered account {}'s requests with HTTP 429 for {:.0} s, longer \
                      than its documented five-minute cooldown. Other clients of the account may be \
@@ -843,9 +767,9 @@ impl DbtCloud {
         }
     }
 
-    /// Turns an answer other than 2xx into a message naming `subject`. 429 and 5xx are worth
-    /// another attempt, other refusals final.
-    fn refusal(
+    /// An answer other than 2xx, as the error of the attempt: its message names `subject`; 429
+    /// and 5xx are worth another attempt, other refusals final.
+    pub(super) fn refusal(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
@@ -853,73 +777,26 @@ impl DbtCloud {
         url: &Url,
         subject: &str,
     ) -> AttemptError {
-        let api_message = api_user_message(body);
-        let detail = match &api_message {
-            Some(message) => format!("HTTP {}: {message}", status.as_u16()),
-            None => format!("HTTP {}", status.as_u16()),
-        };
-        let message = match status {
-            StatusCode::UNAUTHORIZED => token_refused(&detail, self.account, &self.base),
-            StatusCode::FORBIDDEN => format!(
-                "dbt Cloud denied access to {subject} of account {} ({detail}). Check the token's \
-                 permissions and the account's IP allow-list.",
-                self.account
-            ),
-            StatusCode::NOT_FOUND => {
-                return AttemptError::Fatal(
-                    UserError::not_found(format!(
-                        "dbt Cloud has no {subject} in account {}, or the token may not see it \
-                         ({detail}). Check account_id, job_id and the token's permissions.",
-                        self.account
-                    ))
-                    .into(),
-                )
-            }
-            StatusCode::BAD_REQUEST => format!(
-                "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
-                api_field_errors(body)
-                    .map(|e| format!("; {e}"))
-                    .unwrap_or_default()
-            ),
-            StatusCode::TOO_MANY_REQUESTS => {
-                return AttemptError::Throttled(
-                    UserError::new(format!(
-                        "dbt Cloud's rate limit for account {} was reached ({detail}); it allows \
-                         5,000 requests a minute and then cools down for five minutes",
-                        self.account
-                    ))
-                    .into(),
-                );
-            }
-            s if s.is_server_error() => {
-                return AttemptError::Retryable(Retry {
-                    retry_after: self.retry_after(headers),
-                    ..Retry::new(UserError::new(format!(
-                        "dbt Cloud failed to answer the request for {subject} ({detail})"
-                    )))
-                })
-            }
-            // A redirect, a conflict, a teapot: not dbt Cloud's API as documented, so most
-            // likely not dbt Cloud at all (a proxy, a login page, another service).
-            _ => {
-                let moved = headers
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|location| url.join(location).ok())
-                    .map(|to| format!(", redirecting to {}", to.host_str().unwrap_or_default()))
-                    .unwrap_or_default();
-                return AttemptError::Fatal(
-                    UserError::new(format!(
-                        "{} answered {} unexpectedly with {detail}{moved}. Check dbt_cloud_url: it \
-                         must be your dbt Cloud account's access URL.",
-                        self.base,
-                        url.path()
-                    ))
-                    .into(),
-                );
-            }
-        };
-        AttemptError::Fatal(UserError::new(message).into())
+        let location = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| url.join(location).ok());
+        let refusal = Refusal::new(status, body, self.retry_after(headers), location);
+        let message = refusal.message(&Asked {
+            subject,
+            account: self.account,
+            base: &self.base,
+            path: url.path(),
+        });
+        match refusal.kind() {
+            Kind::NotFound => AttemptError::Fatal(UserError::not_found(message).into()),
+            Kind::Throttled => AttemptError::Throttled(UserError::new(message).into()),
+            _ if refusal.retryable() => AttemptError::Retryable(Retry {
+                retry_after: refusal.retry_after,
+                ..Retry::new(UserError::new(message))
+            }),
+            _ => AttemptError::Fatal(UserError::new(message).into()),
+        }
     }
 
     /// A request that got no answer. A connection that was never made means the request was not
@@ -956,71 +833,6 @@ impl DbtCloud {
     }
 }
 
-/// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
-/// `stall` allows, is the network's (retryable); a write that fails is ours (not retried).
-fn copy_body(
-    mut body: Response,
-    out: &mut dyn Write,
-    subject: &str,
-    max_size: u64,
-    stall: Stall,
-    termination: &Termination,
-) -> Result<u64, AttemptError> {
-    let mut buffer = [0u8; 8 * 1024];
-    let mut written = 0u64;
-    let mut window = (Instant::now(), 0u64);
-    loop {
-        termination.check()?;
-        let read = match body.read(&mut buffer) {
-            Ok(0) => return Ok(written),
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(AttemptError::retryable(anyhow!(
-                    "downloading {subject} broke off: {e}"
-                )))
-            }
-        };
-        written += read as u64;
-        if written > max_size {
-            return Err(AttemptError::Fatal(too_large(subject, written, max_size)));
-        }
-        out.write_all(&buffer[..read]).map_err(|e| {
-            AttemptError::Fatal(UserError::new(format!("could not save {subject}: {e}")).into())
-        })?;
-        if window.0.elapsed() >= stall.window {
-            if written - window.1 < stall.min_bytes {
-                return Err(AttemptError::retryable(anyhow!(
-                    "{subject} came at {} in the last {:.0} s, slower than the {}/s a download \
-                     must keep up; broken off",
-                    crate::text::size(written - window.1),
-                    stall.window.as_secs_f64(),
-                    crate::text::size(stall.min_bytes / stall.window.as_secs().max(1))
-                )));
-            }
-            window = (Instant::now(), written);
-        }
-    }
-}
-
-fn too_large(subject: &str, size: u64, max_size: u64) -> anyhow::Error {
-    UserError::new(format!(
-        "{subject} is larger than max_artifact_size ({} > {}); not saved. Raise \
-         max_artifact_size, or leave it out with artifacts_include.",
-        crate::text::size(size),
-        crate::text::size(max_size)
-    ))
-    .into()
-}
-
-/// At most `limit` bytes of an answer that only adds detail to a message.
-fn read_limited(response: Response, limit: u64) -> Vec<u8> {
-    let mut body = Vec::new();
-    // An unreadable body still leaves the status.
-    let _ = response.take(limit).read_to_end(&mut body);
-    body
-}
-
 fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut causes: Vec<String> = Vec::new();
@@ -1054,144 +866,30 @@ fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// An answer's envelope: its `data`, and for lists the `total_count` of `extra.pagination`.
-struct Envelope<T> {
-    data: T,
-    total_count: Option<u64>,
+/// Neither the baseline nor dbt Cloud's clock is known: the candidates cannot be told apart.
+fn undecidable(candidates: &[Run]) -> anyhow::Error {
+    let named: Vec<String> = candidates
+        .iter()
+        .take(CANDIDATES_NAMED)
+        .map(|run| {
+            format!(
+                "run {} ({})",
+                run.id,
+                run.href.as_deref().unwrap_or("no link")
+            )
+        })
+        .collect();
+    UserError::new(format!(
+        "The trigger's answer was lost, and neither the job's runs before it nor dbt Cloud's \
+         clock could be read, so there is no telling whether it started one of these runs with \
+         the same cause: {}. Not triggering again, so as not to start the job twice; check them \
+         in dbt Cloud.",
+        named.join(", ")
+    ))
+    .into()
 }
 
-/// Why an answer could not be read.
-enum Undecodable {
-    /// Past the ceiling on an answer's size.
-    TooLarge,
-    /// The connection broke while the answer came.
-    Broken(String),
-    /// Not JSON, or not dbt Cloud's envelope (an object with `data`); its first bytes.
-    NotTheApi { head: Vec<u8> },
-    /// dbt Cloud's envelope, but a `data` unlike the API's: serde names the field.
-    Data(serde_json::Error),
-}
-
-/// Reads `body` as dbt Cloud's envelope while it streams in: `data` decoded as `T`, the rest
-/// skipped, never more than `limit` bytes read.
-fn decode_envelope<T: DeserializeOwned>(
-    body: impl Read,
-    limit: u64,
-) -> Result<Envelope<T>, Undecodable> {
-    let mut capped = Capped {
-        inner: body,
-        read: 0,
-        limit,
-        head: Vec::new(),
-    };
-    let in_data = std::cell::Cell::new(false);
-    let decoded = {
-        let mut deserializer =
-            serde_json::Deserializer::from_reader(io::BufReader::new(&mut capped));
-        serde::de::DeserializeSeed::deserialize(
-            EnvelopeSeed::<T> {
-                in_data: &in_data,
-                data: std::marker::PhantomData,
-            },
-            &mut deserializer,
-        )
-        .and_then(|envelope| deserializer.end().map(|()| envelope))
-    };
-    decoded.map_err(|error| {
-        if capped.read > capped.limit {
-            Undecodable::TooLarge
-        } else if error.classify() == serde_json::error::Category::Io {
-            Undecodable::Broken(error.to_string())
-        } else if in_data.get() && error.classify() == serde_json::error::Category::Data {
-            Undecodable::Data(error)
-        } else {
-            Undecodable::NotTheApi { head: capped.head }
-        }
-    })
-}
-
-/// A reader that fails once more than `limit` bytes came, and keeps the first few for messages.
-struct Capped<R> {
-    inner: R,
-    read: u64,
-    limit: u64,
-    head: Vec<u8>,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        const HEAD: usize = 80;
-        let read = self.inner.read(buf)?;
-        if self.head.len() < HEAD {
-            let take = read.min(HEAD - self.head.len());
-            self.head.extend_from_slice(&buf[..take]);
-        }
-        self.read += read as u64;
-        if self.read > self.limit {
-            return Err(io::Error::other("the answer is larger than the ceiling"));
-        }
-        Ok(read)
-    }
-}
-
-/// Decodes the envelope, noting when `data` is being read: an error there is a `data` unlike the
-/// API's, an error elsewhere means the answer is not the API's at all.
-struct EnvelopeSeed<'a, T> {
-    in_data: &'a std::cell::Cell<bool>,
-    data: std::marker::PhantomData<T>,
-}
-
-impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'_, T> {
-    type Value = Envelope<T>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Envelope<T>, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
-    type Value = Envelope<T>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("dbt Cloud's answer: an object with data")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<T>, A::Error> {
-        #[derive(Deserialize)]
-        struct Extra {
-            pagination: Option<Pagination>,
-        }
-        #[derive(Deserialize)]
-        struct Pagination {
-            total_count: Option<u64>,
-        }
-        let mut data = None;
-        let mut total_count = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "data" if data.is_none() => {
-                    self.in_data.set(true);
-                    data = Some(map.next_value::<T>()?);
-                    self.in_data.set(false);
-                }
-                "extra" => {
-                    let extra = map.next_value::<Option<Extra>>()?;
-                    total_count = extra.and_then(|extra| extra.pagination?.total_count);
-                }
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        let data = data.ok_or_else(|| serde::de::Error::missing_field("data"))?;
-        Ok(Envelope { data, total_count })
-    }
-}
-
-fn redirect_target(headers: &HeaderMap, from: &Url) -> Result<Url> {
+pub(super) fn redirect_target(headers: &HeaderMap, from: &Url) -> Result<Url> {
     let location = headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -1213,59 +911,11 @@ fn redirect_target(headers: &HeaderMap, from: &Url) -> Result<Url> {
     Ok(target)
 }
 
-fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
-    let mut message = format!(
-        "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a service token \
-         or personal access token of account {account} (the API needs a Team or Enterprise plan)."
-    );
-    if base.is_default() {
-        message.push_str(
-            " If your account has its own access URL (Account settings → Account information, \
-             e.g. https://ab123.us1.dbt.com), set dbt_cloud_url to it: cloud.getdbt.com refuses \
-             accounts on cell-based access URLs.",
-        );
-    }
-    message
-}
-
-fn api_user_message(body: &[u8]) -> Option<String> {
-    let envelope: Value = serde_json::from_slice(body).ok()?;
-    let message = envelope
-        .pointer("/status/user_message")
-        .or_else(|| envelope.pointer("/detail"))?
-        .as_str()?;
-    Some(truncate(message.trim(), 500).to_owned())
-}
-
-/// The 400 envelope's `data` maps each bad field to its errors.
-fn api_field_errors(body: &[u8]) -> Option<String> {
-    let envelope: Value = serde_json::from_slice(body).ok()?;
-    let data = envelope.get("data")?.as_object()?;
-    let parts: Vec<String> = data
-        .iter()
-        .map(|(field, errors)| format!("{field}: {errors}"))
-        .collect();
-    (!parts.is_empty()).then(|| truncate(&parts.join("; "), 500).to_owned())
-}
-
-fn truncate(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().nth(max_chars) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
-}
-
 /// The pure decoding steps, for the property tests in `no_panic_tests.rs`.
 #[cfg(test)]
 pub mod tests_support {
-    use super::*;
-
-    /// `Some` when the answer decodes as `T`.
-    pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
-        decode_envelope::<T>(body, 1 << 20)
-            .ok()
-            .map(|answer| answer.data)
-    }
+    pub use super::super::answer::tests_support::decode_answer;
+    use super::super::refusal::{api_field_errors, api_user_message};
 
     pub fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
         (api_user_message(body), api_field_errors(body))
@@ -1277,32 +927,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_refused_token_on_the_default_url_suggests_the_access_url() {
-        let account = AccountId::new(7).unwrap();
-        let default = token_refused("HTTP 401: Invalid token.", account, &BaseUrl::default_url());
-        assert!(default.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)"));
-        assert!(default.contains("set dbt_cloud_url to it"), "{default}");
-        let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
-        let other = token_refused("HTTP 401: Invalid token.", account, &cell);
-        assert!(!other.contains("dbt_cloud_url"), "{other}");
-    }
-
-    #[test]
-    fn api_messages_are_read_from_the_envelope_or_detail_and_never_assumed_json() {
-        let envelope = br#"{"status": {"code": 401, "is_success": false, "user_message": "Invalid token.", "developer_message": null}, "data": null}"#;
+    fn related_records_are_asked_for_as_the_api_spells_them() {
         assert_eq!(
-            api_user_message(envelope).as_deref(),
-            Some("Invalid token.")
+            Related::param(RUN_RELATED),
+            r#"["trigger","job","run_steps"]"#
         );
         assert_eq!(
-            api_user_message(br#"{"detail": "Method \"GET\" not allowed."}"#).as_deref(),
-            Some("Method \"GET\" not allowed.")
+            Related::param(&[Related::Environment]),
+            r#"["environment"]"#
         );
-        assert_eq!(api_user_message(b"<html>502 Bad Gateway</html>"), None);
-        let invalid = br#"{"status": {"user_message": "The request was invalid."}, "data": {"cause": ["This field is required."]}}"#;
-        assert_eq!(
-            api_field_errors(invalid).as_deref(),
-            Some(r#"cause: ["This field is required."]"#)
-        );
+        let codes: Vec<i64> = IN_PROGRESS.iter().filter_map(|s| s.code()).collect();
+        assert_eq!(codes, [1, 2, 3]);
     }
 }

@@ -1,12 +1,16 @@
 //! dbt Cloud: its ids, its Run, its URL, and the HTTP client. Nothing else in the crate talks HTTP.
 
+mod answer;
 pub(crate) mod client;
+mod download;
 mod ids;
 mod rate_limit;
+mod refusal;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud, Destination, DownloadLimits, Start};
+pub use client::{Budget, DbtCloud, Start};
+pub use download::{Destination, DownloadLimits};
 
 use crate::secret::ApiToken;
 

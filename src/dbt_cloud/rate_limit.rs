@@ -70,7 +70,7 @@ pub enum Answer {
 
 /// Why a request may not go.
 #[derive(Debug)]
-pub enum Refusal {
+pub enum NoPermit {
     Terminated(Terminated),
     /// The next request could go only after this deadline.
     PastDeadline {
@@ -104,7 +104,7 @@ impl RateLimiter {
         &self,
         termination: &Termination,
         deadline: Option<Instant>,
-    ) -> Result<Permit<'_>, Refusal> {
+    ) -> Result<Permit<'_>, NoPermit> {
         loop {
             let now = Instant::now();
             let wait = match self.try_acquire(now)? {
@@ -119,21 +119,21 @@ impl RateLimiter {
             };
             if let Some(deadline) = deadline {
                 if now.checked_add(wait).is_none_or(|then| then > deadline) {
-                    return Err(Refusal::PastDeadline { wait });
+                    return Err(NoPermit::PastDeadline { wait });
                 }
             }
-            termination.sleep(wait).map_err(Refusal::Terminated)?;
+            termination.sleep(wait).map_err(NoPermit::Terminated)?;
         }
     }
 
     /// `Ok(Ok(is_probe))` when a request may go now, `Ok(Err(wait))` when not yet.
-    fn try_acquire(&self, now: Instant) -> Result<Result<bool, Duration>, Refusal> {
+    fn try_acquire(&self, now: Instant) -> Result<Result<bool, Duration>, NoPermit> {
         let mut state = self.lock();
         if let Some(cooling) = &mut state.cooling {
             let since = now.saturating_duration_since(cooling.since);
             // A probe due at the cap (a capped `Retry-After`) still goes.
             if since > self.cooldown.max + self.cooldown.max_probe_interval {
-                return Err(Refusal::CooledTooLong { since });
+                return Err(NoPermit::CooledTooLong { since });
             }
             if cooling.probing {
                 return Ok(Err(PROBE_CHECK));
@@ -333,7 +333,7 @@ mod tests {
         let late = start + Duration::from_secs(361);
         assert!(matches!(
             limiter.try_acquire(late),
-            Err(Refusal::CooledTooLong { .. })
+            Err(NoPermit::CooledTooLong { .. })
         ));
     }
 
@@ -402,7 +402,7 @@ mod tests {
         let soon = Instant::now() + Duration::from_secs(1);
         assert!(matches!(
             limiter.acquire(&termination, Some(soon)),
-            Err(Refusal::PastDeadline { .. })
+            Err(NoPermit::PastDeadline { .. })
         ));
     }
 }

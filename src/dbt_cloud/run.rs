@@ -38,6 +38,20 @@ impl RunStatus {
         }
     }
 
+    /// The API's code, when the status has one.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            RunStatus::Queued => Some(1),
+            RunStatus::Starting => Some(2),
+            RunStatus::Running => Some(3),
+            RunStatus::Success => Some(10),
+            RunStatus::Error => Some(20),
+            RunStatus::Cancelled => Some(30),
+            RunStatus::Other(code) => Some(code),
+            RunStatus::Unknown => None,
+        }
+    }
+
     /// Neither a status this component knows, nor final: worth a warning.
     pub fn is_unknown(self) -> bool {
         matches!(self, RunStatus::Other(_) | RunStatus::Unknown)

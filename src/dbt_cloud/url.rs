@@ -60,21 +60,18 @@ impl BaseUrl {
         Ok(BaseUrl(base))
     }
 
-    pub fn default_url() -> BaseUrl {
-        BaseUrl::parse(DEFAULT_BASE_URL).expect("the default URL is valid")
-    }
-
     pub fn is_default(&self) -> bool {
-        *self == BaseUrl::default_url()
+        self.to_string() == DEFAULT_BASE_URL
     }
 
     /// The base joined with path segments; each segment is percent-encoded as needed.
     pub fn join<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
         let mut url = self.0.clone();
-        url.path_segments_mut()
-            .expect("an http(s) URL has path segments")
-            .pop_if_empty()
-            .extend(segments);
+        // Only a cannot-be-a-base URL (`mailto:`, `data:`) has no path segments, and `parse`
+        // admits http(s) alone; the base is returned unchanged rather than panic if it ever did.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
         url
     }
 

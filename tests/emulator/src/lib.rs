@@ -172,6 +172,14 @@ impl Emulator {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// The `method` requests (any method for `""`) to paths ending in `path_end`, in order.
+    pub fn requests_to(&self, method: &str, path_end: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| (method.is_empty() || r.method == method) && r.path.ends_with(path_end))
+            .collect()
+    }
+
     /// A finished run of `job_id` in the job's history: it lasted `timeline` and ended `ago`.
     pub fn add_past_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome, ago: Duration) {
         self.add_run(

@@ -1,8 +1,6 @@
 //! Helpers that let each test read as a scenario: an emulator with one account and job, a data
 //! folder with a config.json, the real binary run against them, and readers for its outputs.
 
-#![allow(dead_code)] // each test crate uses a different part of this module
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,6 +27,11 @@ pub fn job(total: Duration, outcome: Outcome) -> Job {
     Job::new(ACCOUNT, JOB)
         .timeline(Timeline::lasting(total))
         .outcome(outcome)
+}
+
+/// A job of the test account whose runs take 1.2 s.
+pub fn quick(outcome: Outcome) -> Job {
+    job(Duration::from_millis(1200), outcome)
 }
 
 /// The parameters that reach `emulator`, with `extra` merged over them.
@@ -168,15 +171,14 @@ pub fn write_config(data: &Path, parameters: Value) {
     .unwrap();
 }
 
-/// The binary on the data folder `data`, with the fast test timing and no inherited settings;
-/// its output piped.
-pub fn component(data: &Path) -> Command {
+/// The one way tests start the component: the binary with the fast test timing and no inherited
+/// settings, its output piped. The data folder is the test's to give (see [`component`]).
+pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"));
     command
-        .arg("--data-dir")
-        .arg(data)
         .env_remove("KBC_DATADIR")
         .env_remove("KBC_CONFIGID")
+        .env_remove("KBC_DATA_TYPE_SUPPORT")
         .env_remove("RUST_LOG")
         // Retries and timeouts in milliseconds, so that fault tests take seconds.
         .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
@@ -185,13 +187,16 @@ pub fn component(data: &Path) -> Command {
     command
 }
 
+/// The binary on the data folder `data`.
+pub fn component(data: &Path) -> Command {
+    let mut command = binary();
+    command.arg("--data-dir").arg(data);
+    command
+}
+
 /// How many `method` requests to a path ending in `path_end` the emulator saw.
 pub fn count(emulator: &Emulator, method: &str, path_end: &str) -> usize {
-    emulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.ends_with(path_end))
-        .count()
+    emulator.requests_to(method, path_end).len()
 }
 
 /// Each artifact is in the run's artifacts folder with exactly the bytes the emulator served.

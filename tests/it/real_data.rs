@@ -1,11 +1,9 @@
 //! Real data and real quirks, replayed through the emulator: every number in the tables is
 //! exactly the number in the artifact, and answers shaped as dbt Cloud really shapes them are read.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault};
 use serde_json::json;
 

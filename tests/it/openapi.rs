@@ -3,11 +3,9 @@
 //! gives is checked against the schema of its operation, and the client's trigger body against
 //! `TriggerRunRequestRequest`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 

@@ -1,11 +1,9 @@
 //! The UI's synchronous actions: one JSON document on stdout, nothing triggered, exit 1 with a
 //! clear message on failure.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn action(emulator: &Emulator, action: &str, extra: Value) -> Run {

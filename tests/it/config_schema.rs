@@ -29,7 +29,7 @@ fn the_form_offers_exactly_the_parameters_the_parser_accepts() {
         .iter()
         .map(|(key, _)| key.as_str())
         .collect();
-    let accepted: Vec<&str> = PARAMETERS.iter().map(|p| p.key()).collect();
+    let accepted: Vec<&str> = PARAMETERS.iter().map(|p| p.describe().key).collect();
     for key in &offered {
         assert!(
             accepted.contains(key),
@@ -72,9 +72,13 @@ fn kinds_defaults_and_required_keys_agree() {
         .map(|k| k.as_str().unwrap())
         .collect();
     for (key, field) in fields(&schema) {
-        let parameter = PARAMETERS.iter().find(|p| p.key() == key).unwrap();
-        assert_eq!(field["type"], parameter.json_type().name(), "{key}");
-        let expected_default = parameter.default().unwrap_or(Value::Null);
+        let parameter = PARAMETERS
+            .iter()
+            .map(|p| p.describe())
+            .find(|p| p.key == key)
+            .unwrap();
+        assert_eq!(field["type"], parameter.json_type.name(), "{key}");
+        let expected_default = parameter.default.unwrap_or(Value::Null);
         let form_default = field.get("default").cloned().unwrap_or(Value::Null);
         let same = match (&form_default, &expected_default) {
             (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
@@ -86,7 +90,7 @@ fn kinds_defaults_and_required_keys_agree() {
         );
         assert_eq!(
             required.contains(&key.as_str()),
-            parameter.required(),
+            parameter.required,
             "{key}: required in one and not the other"
         );
     }

@@ -1,24 +1,17 @@
 //! The options that make this trigger more than a trigger: overrides, run policies, rerun from
 //! failure, results as tables, artifact selection and the zip, each against the emulator.
 
-mod common;
-
 use std::io::Read;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::standard_artifacts;
 use serde_json::{json, Value};
 
-fn quick(outcome: Outcome) -> Job {
-    job(Duration::from_millis(1200), outcome)
-}
-
 fn posts(emulator: &Emulator) -> Vec<String> {
     emulator
-        .requests()
+        .requests_to("POST", "")
         .into_iter()
-        .filter(|r| r.method == "POST")
         .map(|r| r.path)
         .collect()
 }
@@ -226,7 +219,7 @@ fn with_run_results(content: &[u8]) -> Vec<Artifact> {
 
 #[test]
 fn run_results_are_a_table_one_row_per_node() {
-    let v5 = include_bytes!("data/run_results/v5-failures.json");
+    let v5 = include_bytes!("../data/run_results/v5-failures.json");
     let emulator = emulator_with(quick(Outcome::Error).artifacts(with_run_results(v5)));
     let run_id = emulator.next_run_id();
     let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
@@ -270,7 +263,7 @@ fn run_results_are_a_table_one_row_per_node() {
     assert_eq!(manifest["primary_key"], json!(["run_id", "unique_id"]));
 
     // The real v4 file of a dbt 1.4 project, with the project's native types.
-    let v4 = include_bytes!("data/run_results/v4-billiam-database.json");
+    let v4 = include_bytes!("../data/run_results/v4-billiam-database.json");
     let emulator = emulator_with(quick(Outcome::Success).artifacts(with_run_results(v4)));
     let config = json!({"parameters": parameters(&emulator, json!({"wait_for_result": true}))});
     let run = run_component_with(

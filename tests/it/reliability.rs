@@ -1,17 +1,11 @@
 //! A flaky network and a hostile server: one test per fault kind, each asserting the exit code,
 //! the tables, the artifact bytes, and what the emulator saw (runs created, tokens, cancels).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{standard_artifacts, Artifact, Endpoint, Fault};
 use serde_json::json;
-
-fn quick(outcome: Outcome) -> Job {
-    job(Duration::from_millis(1200), outcome)
-}
 
 fn waiting() -> serde_json::Value {
     json!({"wait_for_result": true})

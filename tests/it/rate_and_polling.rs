@@ -1,11 +1,9 @@
 //! Parallel downloads under one request-rate ceiling, a 429 that pauses every worker, and
 //! polling that notices the end of a run at once without costing requests.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault, RecordedRequest};
 use serde_json::json;
 
@@ -146,11 +144,7 @@ fn one_429_pauses_every_worker_and_lowers_the_rate() {
 }
 
 fn get_runs(emulator: &Emulator, run_id: u64) -> Vec<RecordedRequest> {
-    emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/runs/{run_id}/")))
-        .collect()
+    emulator.requests_to("GET", &format!("/runs/{run_id}/"))
 }
 
 #[test]

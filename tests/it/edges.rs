@@ -2,18 +2,12 @@
 //! trigger among other clients' runs, failures of this machine, and a data folder we share with
 //! nobody. Each test shows a fault that once broke a promise.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault, RateLimit};
 use serde_json::json;
-
-fn quick(outcome: Outcome) -> Job {
-    job(Duration::from_millis(1200), outcome)
-}
 
 fn waiting(extra: serde_json::Value) -> serde_json::Value {
     let mut parameters = json!({"wait_for_result": true});
@@ -101,7 +95,7 @@ fn assert_bounded_by_max_wait(emulator: &Emulator, extra: serde_json::Value) -> 
     for (key, value) in extra.as_object().unwrap() {
         parameters[key] = value.clone();
     }
-    let (run, took) = timed(common::parameters(emulator, parameters));
+    let (run, took) = timed(crate::common::parameters(emulator, parameters));
     run.assert_code(1);
     assert!(
         took < Duration::from_millis(600 + 2000 + 1500),

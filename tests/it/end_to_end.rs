@@ -1,20 +1,14 @@
 //! The real binary against the emulator: one scenario per test, asserting the exit code, the
 //! messages, the tables and manifests, the artifact bytes, and what the emulator was asked.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::standard_artifacts;
 use serde_json::json;
 
 const TRIGGER_COLUMNS: &str = "id,trigger_id,account_id,environment_id,project_id,job_definition_id,status,dbt_version,git_branch,git_sha,status_message,owner_thread_id,executed_by_thread_id,deferring_run_id,artifacts_saved,artifact_s3_path,has_docs_generated,has_sources_generated,notifications_sent,blocked_by,created_at,updated_at,dequeued_at,started_at,finished_at,last_checked_at,last_heartbeat_at,should_start_at,trigger,job,environment,run_steps,status_humanized,in_progress,is_complete,is_success,is_error,is_cancelled,duration,queued_duration,run_duration,duration_humanized,queued_duration_humanized,run_duration_humanized,created_at_humanized,finished_at_humanized,retrying_run_id,can_retry,retry_not_supported_reason,job_id,is_running,href,used_repo_cache,scribe_enabled";
 const RUN_COLUMNS: &str = "id,trigger_id,account_id,project_id,job_definition_id,status,git_branch,git_sha,status_message,created_at,updated_at,dequeued_at,started_at,finished_at,last_checked_at,last_heartbeat_at,owner_thread_id,executed_by_thread_id,artifacts_saved,artifact_s3_path,has_docs_generated,trigger,job,duration,queued_duration,run_duration,duration_humanized,queued_duration_humanized,run_duration_humanized,finished_at_humanized,status_humanized,created_at_humanized";
-
-fn quick(outcome: Outcome) -> Job {
-    job(Duration::from_millis(1200), outcome)
-}
 
 #[test]
 fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
@@ -76,7 +70,7 @@ fn success_with_waiting_writes_tables_and_byte_identical_artifacts() {
     );
 
     let requests = emulator.requests();
-    let trigger_requests: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    let trigger_requests = emulator.requests_to("POST", "");
     assert_eq!(trigger_requests.len(), 1);
     assert_eq!(
         trigger_requests[0].path,
@@ -591,11 +585,9 @@ fn kbc_datadir_and_kbc_configid_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let config = json!({"parameters": parameters(&emulator, json!({"dbt_cloud_url": format!("{}/api/v2/", emulator.base_url())}))});
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dbt-cloud-job-trigger"))
+    let output = binary()
         .env("KBC_DATADIR", dir.path())
         .env("KBC_CONFIGID", "1234567")
-        .env_remove("RUST_LOG")
-        .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")
         .output()
         .unwrap();
     assert_eq!(

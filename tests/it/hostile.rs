@@ -3,12 +3,10 @@
 //! outside the data folder, no half-written file. The seed is printed; `HOSTILE_SEED=n` replays a
 //! case and `HOSTILE_CASES=n` runs more.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{standard_artifacts, Endpoint, Fault};
 use serde_json::json;
 

@@ -1,12 +1,10 @@
 //! The emulator's faults, seen from a raw socket: what each one puts on the wire.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault};
 
 fn raw_get(emulator: &Emulator, path: &str) -> Vec<u8> {

@@ -2,13 +2,11 @@
 //! kills without warning, keys the form saves that the parser does not need, and the files the
 //! Developer Portal reads.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

@@ -2,13 +2,11 @@
 //! emulator, with production timing. Within 5 s: the run cancelled (unless final or told not to),
 //! the trigger and run tables written where a run exists, no scratch folder, exit 1.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault};
 use serde_json::json;
 

@@ -1,0 +1,166 @@
+//! Reading dbt Cloud's answers: the envelope decoded while it streams in, `data` as the caller's
+//! type and the rest skipped, never more than a ceiling read; and the detail of an error answer.
+
+use std::io::{self, Read};
+
+use reqwest::blocking::Response;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// At most `limit` bytes of an answer that only adds detail to a message.
+pub fn read_limited(response: Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    // An unreadable body still leaves the status.
+    let _ = response.take(limit).read_to_end(&mut body);
+    body
+}
+
+/// An answer's envelope: its `data`, and for lists the `total_count` of `extra.pagination`.
+pub struct Envelope<T> {
+    pub data: T,
+    pub total_count: Option<u64>,
+}
+
+/// Why an answer could not be read.
+pub enum Undecodable {
+    /// Past the ceiling on an answer's size.
+    TooLarge,
+    /// The connection broke while the answer came.
+    Broken(String),
+    /// Not JSON, or not dbt Cloud's envelope (an object with `data`); its first bytes.
+    NotTheApi { head: Vec<u8> },
+    /// dbt Cloud's envelope, but a `data` unlike the API's: serde names the field.
+    Data(serde_json::Error),
+}
+
+/// Reads `body` as dbt Cloud's envelope while it streams in: `data` decoded as `T`, the rest
+/// skipped, never more than `limit` bytes read.
+pub fn decode_envelope<T: DeserializeOwned>(
+    body: impl Read,
+    limit: u64,
+) -> Result<Envelope<T>, Undecodable> {
+    let mut capped = Capped {
+        inner: body,
+        read: 0,
+        limit,
+        head: Vec::new(),
+    };
+    let in_data = std::cell::Cell::new(false);
+    let decoded = {
+        let mut deserializer =
+            serde_json::Deserializer::from_reader(io::BufReader::new(&mut capped));
+        serde::de::DeserializeSeed::deserialize(
+            EnvelopeSeed::<T> {
+                in_data: &in_data,
+                data: std::marker::PhantomData,
+            },
+            &mut deserializer,
+        )
+        .and_then(|envelope| deserializer.end().map(|()| envelope))
+    };
+    decoded.map_err(|error| {
+        if capped.read > capped.limit {
+            Undecodable::TooLarge
+        } else if error.classify() == serde_json::error::Category::Io {
+            Undecodable::Broken(error.to_string())
+        } else if in_data.get() && error.classify() == serde_json::error::Category::Data {
+            Undecodable::Data(error)
+        } else {
+            Undecodable::NotTheApi { head: capped.head }
+        }
+    })
+}
+
+/// A reader that fails once more than `limit` bytes came, and keeps the first few for messages.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+    head: Vec<u8>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        const HEAD: usize = 80;
+        let read = self.inner.read(buf)?;
+        if self.head.len() < HEAD {
+            let take = read.min(HEAD - self.head.len());
+            self.head.extend_from_slice(&buf[..take]);
+        }
+        self.read += read as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other("the answer is larger than the ceiling"));
+        }
+        Ok(read)
+    }
+}
+
+/// Decodes the envelope, noting when `data` is being read: an error there is a `data` unlike the
+/// API's, an error elsewhere means the answer is not the API's at all.
+struct EnvelopeSeed<'a, T> {
+    in_data: &'a std::cell::Cell<bool>,
+    data: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'_, T> {
+    type Value = Envelope<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Envelope<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
+    type Value = Envelope<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("dbt Cloud's answer: an object with data")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<T>, A::Error> {
+        #[derive(Deserialize)]
+        struct Extra {
+            pagination: Option<Pagination>,
+        }
+        #[derive(Deserialize)]
+        struct Pagination {
+            total_count: Option<u64>,
+        }
+        let mut data = None;
+        let mut total_count = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "data" if data.is_none() => {
+                    self.in_data.set(true);
+                    data = Some(map.next_value::<T>()?);
+                    self.in_data.set(false);
+                }
+                "extra" => {
+                    let extra = map.next_value::<Option<Extra>>()?;
+                    total_count = extra.and_then(|extra| extra.pagination?.total_count);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let data = data.ok_or_else(|| serde::de::Error::missing_field("data"))?;
+        Ok(Envelope { data, total_count })
+    }
+}
+
+/// The pure decoding step, for the property tests in `no_panic_tests.rs`.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// `Some` when the answer decodes as `T`.
+    pub fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+        decode_envelope::<T>(body, 1 << 20)
+            .ok()
+            .map(|answer| answer.data)
+    }
+}

@@ -1,0 +1,210 @@
+//! Downloading an artifact: streamed into a fresh sink per attempt, bytes as served, bounded in
+//! size and speed, retried like every other call.
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use log::debug;
+use reqwest::blocking::Response;
+use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
+
+use super::answer::read_limited;
+use super::client::{redirect_target, DbtCloud, ERROR_BODY_LIMIT, MAX_REDIRECTS};
+use super::ids::RunId;
+use crate::error::UserError;
+use crate::retry::{retry, AttemptError, Retry, SharedBudget};
+use crate::termination::Termination;
+use crate::timing::Stall;
+
+/// Where each attempt of a download writes: a fresh sink per attempt, and what a complete one
+/// becomes (e.g. a scratch file ready to be renamed into place).
+pub trait Destination {
+    type Sink: Write;
+    type Done;
+    /// Fails only for this machine's reasons, already worded for the user.
+    fn open(&self) -> Result<Self::Sink>;
+    /// Flushes the complete sink; a failure here is the disk's, not the network's.
+    fn finish(&self, sink: Self::Sink) -> io::Result<Self::Done>;
+}
+
+/// What a download may cost before it is given up.
+pub struct DownloadLimits<'a> {
+    /// Bytes: a larger artifact fails rather than fill the disk.
+    pub max_size: u64,
+    /// Listed artifacts that answer 404 share this budget.
+    pub missing: &'a SharedBudget,
+}
+
+impl DbtCloud {
+    /// Streams an artifact into a fresh `destination` sink per attempt, bytes as served, retried
+    /// like every other call: a short, broken or stalled body is tried again from the start, so
+    /// that a broken attempt's bytes never mix with the next. Returns what the destination made
+    /// of the complete sink, and the bytes written.
+    pub fn download_artifact<D: Destination>(
+        &self,
+        run: RunId,
+        path: &str,
+        limits: &DownloadLimits,
+        destination: &D,
+    ) -> Result<(D::Done, u64)> {
+        let local = |error: io::Error| {
+            AttemptError::Fatal(
+                UserError::new(format!("could not save artifact {path}: {error}")).into(),
+            )
+        };
+        let what = format!("Downloading artifact {path}");
+        retry(&what, &self.timing.retry, &self.termination, || {
+            let mut sink = destination.open().map_err(AttemptError::Fatal)?;
+            let bytes = self.download_attempt(run, path, &mut sink, limits)?;
+            Ok((destination.finish(sink).map_err(local)?, bytes))
+        })
+    }
+
+    /// One attempt at streaming an artifact into `out`. Redirects are followed, but the token
+    /// goes only to the dbt Cloud host. A short, broken or stalled body is retryable; one past
+    /// `limits.max_size`, or one that cannot be written, is not.
+    fn download_attempt(
+        &self,
+        run: RunId,
+        path: &str,
+        out: &mut dyn Write,
+        limits: &DownloadLimits,
+    ) -> Result<u64, AttemptError> {
+        let run_id = run.to_string();
+        let segments: Vec<&str> = ["runs", run_id.as_str(), "artifacts"]
+            .into_iter()
+            .chain(path.split('/'))
+            .collect();
+        let mut url = self.api_url(&segments);
+        let subject = format!("artifact {path} of run {run}");
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
+            if self.base.same_origin(&url) {
+                request = request.header(AUTHORIZATION, self.token.authorization_header());
+            }
+            let (status, headers, response) =
+                self.send(request, &url, &self.termination, None, |response| response)?;
+            if status.is_redirection() {
+                url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
+                debug!(
+                    "{subject} is redirected to {}",
+                    url.host_str().unwrap_or_default()
+                );
+                continue;
+            }
+            if status == StatusCode::NOT_FOUND {
+                return Err(not_there_yet(&subject, limits.missing));
+            }
+            if !status.is_success() {
+                let body = read_limited(response, ERROR_BODY_LIMIT);
+                return Err(self.refusal(status, &headers, &body, &url, &subject));
+            }
+            return self.save(response, out, &subject, limits.max_size);
+        }
+        Err(AttemptError::Fatal(anyhow!(
+            "{subject} was redirected more than {MAX_REDIRECTS} times"
+        )))
+    }
+}
+
+impl DbtCloud {
+    /// The body of a 200, bounded by `max_size`, and exactly as long as it said it would be.
+    fn save(
+        &self,
+        response: Response,
+        out: &mut dyn Write,
+        subject: &str,
+        max_size: u64,
+    ) -> Result<u64, AttemptError> {
+        let expected = response.content_length();
+        if let Some(size) = expected.filter(|&size| size > max_size) {
+            return Err(AttemptError::Fatal(too_large(subject, size, max_size)));
+        }
+        let stall = self.timing.stall;
+        let written = copy_body(response, out, subject, max_size, stall, &self.termination)?;
+        match expected {
+            Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
+                "the download of {subject} ended after {written} of {expected} bytes"
+            ))),
+            _ => Ok(written),
+        }
+    }
+}
+
+/// A listed artifact that answers 404: right after a run finishes it can still be on its way, so
+/// it is asked again, within the time all missing artifacts share.
+fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
+    let ends = missing.ends();
+    let error = anyhow!(
+        "{subject} is listed but not there (HTTP 404), within the {:.0} s that all missing \
+         artifacts share",
+        missing.length().as_secs_f64()
+    );
+    if Instant::now() >= ends {
+        return AttemptError::Fatal(error);
+    }
+    AttemptError::Retryable(Retry {
+        not_after: Some(ends),
+        quiet: true,
+        ..Retry::new(error)
+    })
+}
+
+/// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
+/// `stall` allows, is the network's (retryable); a write that fails is ours (not retried).
+fn copy_body(
+    mut body: Response,
+    out: &mut dyn Write,
+    subject: &str,
+    max_size: u64,
+    stall: Stall,
+    termination: &Termination,
+) -> Result<u64, AttemptError> {
+    let mut buffer = [0u8; 8 * 1024];
+    let mut written = 0u64;
+    let mut window = (Instant::now(), 0u64);
+    loop {
+        termination.check()?;
+        let read = match body.read(&mut buffer) {
+            Ok(0) => return Ok(written),
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(AttemptError::retryable(anyhow!(
+                    "downloading {subject} broke off: {e}"
+                )))
+            }
+        };
+        written += read as u64;
+        if written > max_size {
+            return Err(AttemptError::Fatal(too_large(subject, written, max_size)));
+        }
+        out.write_all(&buffer[..read]).map_err(|e| {
+            AttemptError::Fatal(UserError::new(format!("could not save {subject}: {e}")).into())
+        })?;
+        if window.0.elapsed() >= stall.window {
+            if written - window.1 < stall.min_bytes {
+                return Err(AttemptError::retryable(anyhow!(
+                    "{subject} came at {} in the last {:.0} s, slower than the {}/s a download \
+                     must keep up; broken off",
+                    crate::text::size(written - window.1),
+                    stall.window.as_secs_f64(),
+                    crate::text::size(stall.min_bytes / stall.window.as_secs().max(1))
+                )));
+            }
+            window = (Instant::now(), written);
+        }
+    }
+}
+
+fn too_large(subject: &str, size: u64, max_size: u64) -> anyhow::Error {
+    UserError::new(format!(
+        "{subject} is larger than max_artifact_size ({} > {}); not saved. Raise \
+         max_artifact_size, or leave it out with artifacts_include.",
+        crate::text::size(size),
+        crate::text::size(max_size)
+    ))
+    .into()
+}

@@ -1,0 +1,260 @@
+//! dbt Cloud's answers other than 2xx: what kind of refusal each is (read once from the status
+//! and the body, and unit-tested without HTTP), whether another attempt may help, and how to
+//! say it to the user.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+use serde_json::Value;
+
+use super::ids::AccountId;
+use super::url::BaseUrl;
+use crate::text::truncate;
+
+/// The kinds of refusal, each with its own advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 401: the token, or the URL for the account.
+    TokenRefused,
+    /// 403: permissions or an IP allow-list.
+    Forbidden,
+    /// 404: no such thing, or the token may not see it.
+    NotFound,
+    /// 400: the request, with the API's field errors.
+    Invalid,
+    /// 429: the account's rate limit.
+    Throttled,
+    /// 5xx: worth another attempt.
+    ServerFailed,
+    /// A redirect, a conflict, a teapot: not dbt Cloud's API as documented, so most likely not
+    /// dbt Cloud at all (a proxy, a login page, another service).
+    Unexpected,
+}
+
+/// One refused request, as far as its answer tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    /// The API's own message (`status.user_message`, or `detail`).
+    api_message: Option<String>,
+    /// A 400's field errors.
+    field_errors: Option<String>,
+    /// `Retry-After`, already capped.
+    pub retry_after: Option<Duration>,
+    /// Where a redirect pointed.
+    location: Option<Url>,
+}
+
+/// What the message names: the thing asked for, and where.
+pub struct Asked<'a> {
+    /// E.g. `run 70403103000`, `artifact manifest.json of run 7`.
+    pub subject: &'a str,
+    pub account: AccountId,
+    pub base: &'a BaseUrl,
+    pub path: &'a str,
+}
+
+impl Refusal {
+    pub fn new(
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        location: Option<Url>,
+    ) -> Refusal {
+        Refusal {
+            status,
+            api_message: api_user_message(body),
+            field_errors: api_field_errors(body),
+            retry_after,
+            location,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.status {
+            StatusCode::UNAUTHORIZED => Kind::TokenRefused,
+            StatusCode::FORBIDDEN => Kind::Forbidden,
+            StatusCode::NOT_FOUND => Kind::NotFound,
+            StatusCode::BAD_REQUEST => Kind::Invalid,
+            StatusCode::TOO_MANY_REQUESTS => Kind::Throttled,
+            s if s.is_server_error() => Kind::ServerFailed,
+            _ => Kind::Unexpected,
+        }
+    }
+
+    /// Whether the same request may succeed later: a busy or failing server, not a refusal.
+    pub fn retryable(&self) -> bool {
+        matches!(self.kind(), Kind::Throttled | Kind::ServerFailed)
+    }
+
+    /// `HTTP 401: Invalid token.`
+    fn detail(&self) -> String {
+        match &self.api_message {
+            Some(message) => format!("HTTP {}: {message}", self.status.as_u16()),
+            None => format!("HTTP {}", self.status.as_u16()),
+        }
+    }
+
+    pub fn message(&self, asked: &Asked) -> String {
+        let detail = self.detail();
+        let Asked {
+            subject,
+            account,
+            base,
+            path,
+        } = asked;
+        match self.kind() {
+            Kind::TokenRefused => token_refused(&detail, *account, base),
+            Kind::Forbidden => format!(
+                "dbt Cloud denied access to {subject} of account {account} ({detail}). Check the \
+                 token's permissions and the account's IP allow-list."
+            ),
+            Kind::NotFound => format!(
+                "dbt Cloud has no {subject} in account {account}, or the token may not see it \
+                 ({detail}). Check account_id, job_id and the token's permissions."
+            ),
+            Kind::Invalid => format!(
+                "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
+                self.field_errors
+                    .as_ref()
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
+            ),
+            Kind::Throttled => format!(
+                "dbt Cloud's rate limit for account {account} was reached ({detail}); it allows \
+                 5,000 requests a minute and then cools down for five minutes"
+            ),
+            Kind::ServerFailed => {
+                format!("dbt Cloud failed to answer the request for {subject} ({detail})")
+            }
+            Kind::Unexpected => {
+                let moved = self
+                    .location
+                    .as_ref()
+                    .map(|to| format!(", redirecting to {}", to.host_str().unwrap_or_default()))
+                    .unwrap_or_default();
+                format!(
+                    "{base} answered {path} unexpectedly with {}{moved}. Check dbt_cloud_url: it \
+                     must be your dbt Cloud account's access URL.",
+                    detail.trim_end_matches('.')
+                )
+            }
+        }
+    }
+}
+
+fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
+    let mut message = format!(
+        "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a service token \
+         or personal access token of account {account} (the API needs a Team or Enterprise plan)."
+    );
+    if base.is_default() {
+        message.push_str(
+            " If your account has its own access URL (Account settings → Account information, \
+             e.g. https://ab123.us1.dbt.com), set dbt_cloud_url to it: cloud.getdbt.com refuses \
+             accounts on cell-based access URLs.",
+        );
+    }
+    message
+}
+
+pub fn api_user_message(body: &[u8]) -> Option<String> {
+    let envelope: Value = serde_json::from_slice(body).ok()?;
+    let message = envelope
+        .pointer("/status/user_message")
+        .or_else(|| envelope.pointer("/detail"))?
+        .as_str()?;
+    Some(truncate(message.trim(), 500).to_owned())
+}
+
+/// The 400 envelope's `data` maps each bad field to its errors.
+pub fn api_field_errors(body: &[u8]) -> Option<String> {
+    let envelope: Value = serde_json::from_slice(body).ok()?;
+    let data = envelope.get("data")?.as_object()?;
+    let parts: Vec<String> = data
+        .iter()
+        .map(|(field, errors)| format!("{field}: {errors}"))
+        .collect();
+    (!parts.is_empty()).then(|| truncate(&parts.join("; "), 500).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(base: &BaseUrl) -> Asked<'_> {
+        Asked {
+            subject: "run 9",
+            account: AccountId::new(7).unwrap(),
+            base,
+            path: "/api/v2/accounts/7/runs/9/",
+        }
+    }
+
+    #[test]
+    fn a_refused_token_on_the_default_url_suggests_the_access_url() {
+        let account = AccountId::new(7).unwrap();
+        let default = token_refused(
+            "HTTP 401: Invalid token.",
+            account,
+            &BaseUrl::parse(crate::dbt_cloud::DEFAULT_BASE_URL).unwrap(),
+        );
+        assert!(default.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)"));
+        assert!(default.contains("set dbt_cloud_url to it"), "{default}");
+        let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
+        let other = token_refused("HTTP 401: Invalid token.", account, &cell);
+        assert!(!other.contains("dbt_cloud_url"), "{other}");
+    }
+
+    #[test]
+    fn api_messages_are_read_from_the_envelope_or_detail_and_never_assumed_json() {
+        let envelope = br#"{"status": {"code": 401, "is_success": false, "user_message": "Invalid token.", "developer_message": null}, "data": null}"#;
+        assert_eq!(
+            api_user_message(envelope).as_deref(),
+            Some("Invalid token.")
+        );
+        assert_eq!(
+            api_user_message(br#"{"detail": "Method \"GET\" not allowed."}"#).as_deref(),
+            Some("Method \"GET\" not allowed.")
+        );
+        assert_eq!(api_user_message(b"<html>502 Bad Gateway</html>"), None);
+        let invalid = br#"{"status": {"user_message": "The request was invalid."}, "data": {"cause": ["This field is required."]}}"#;
+        assert_eq!(
+            api_field_errors(invalid).as_deref(),
+            Some(r#"cause: ["This field is required."]"#)
+        );
+    }
+
+    /// Each status: its kind, whether it is worth another attempt, and the start of what the
+    /// user reads.
+    #[test]
+    fn each_refusal_is_classified_and_worded() {
+        let base = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
+        let body = br#"{"status": {"user_message": "Nope."}, "data": {"cause": ["required"]}}"#;
+        let cases = [
+            (401, Kind::TokenRefused, false, "dbt Cloud refused the API token (HTTP 401: Nope.)"),
+            (403, Kind::Forbidden, false, "dbt Cloud denied access to run 9 of account 7 (HTTP 403: Nope.)"),
+            (404, Kind::NotFound, false, "dbt Cloud has no run 9 in account 7, or the token may not see it (HTTP 404: Nope.)"),
+            (400, Kind::Invalid, false, "dbt Cloud refused the request for run 9 as invalid (HTTP 400: Nope.; cause: [\"required\"])"),
+            (429, Kind::Throttled, true, "dbt Cloud's rate limit for account 7 was reached (HTTP 429: Nope.)"),
+            (503, Kind::ServerFailed, true, "dbt Cloud failed to answer the request for run 9 (HTTP 503: Nope.)"),
+            (409, Kind::Unexpected, false, "https://ab123.us1.dbt.com answered /api/v2/accounts/7/runs/9/ unexpectedly with HTTP 409: Nope. Check"),
+        ];
+        for (status, kind, retryable, message) in cases {
+            let refusal = Refusal::new(StatusCode::from_u16(status).unwrap(), body, None, None);
+            assert_eq!(refusal.kind(), kind, "{status}");
+            assert_eq!(refusal.retryable(), retryable, "{status}");
+            let said = refusal.message(&asked(&base));
+            assert!(said.starts_with(message), "{status}: {said}");
+        }
+        let moved = Refusal::new(
+            StatusCode::FOUND,
+            b"",
+            None,
+            Some(Url::parse("https://login.example.com/sso").unwrap()),
+        );
+        assert!(moved
+            .message(&asked(&base))
+            .contains("with HTTP 302, redirecting to login.example.com. Check dbt_cloud_url"));
+    }
+}

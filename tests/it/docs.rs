@@ -1,0 +1,94 @@
+//! The documents a newcomer reads first stay true: ARCHITECTURE.md names every file of the tree,
+//! and every `Type::item` it names exists in the code.
+
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+fn architecture() -> String {
+    std::fs::read_to_string(Path::new(ROOT).join("ARCHITECTURE.md")).unwrap()
+}
+
+#[test]
+fn the_code_map_names_every_file() {
+    let map = architecture();
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    for file in files {
+        let relative = file.strip_prefix(Path::new(ROOT).join("src")).unwrap();
+        let name = relative.to_string_lossy();
+        let named = map.contains(&format!("`{name}`"))
+            || relative.parent().is_some_and(|folder| {
+                let file_name = relative.file_name().unwrap().to_string_lossy();
+                map.contains(&format!("`{}/{file_name}`", folder.display()))
+                    || map.contains(&format!("`{file_name}`"))
+            });
+        assert!(named, "ARCHITECTURE.md does not name src/{name}");
+    }
+    let mut tests = Vec::new();
+    rust_files(&Path::new(ROOT).join("tests/it"), &mut tests);
+    for file in tests {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            map.contains(&format!("it/{name}")) || name == "main.rs" || name == "common.rs",
+            "ARCHITECTURE.md does not name tests/it/{name}"
+        );
+    }
+}
+
+#[test]
+fn every_item_the_architecture_names_exists() {
+    let map = architecture();
+    let mut sources = String::new();
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    for file in files {
+        sources.push_str(&std::fs::read_to_string(file).unwrap());
+    }
+    for quoted in map.split('`').skip(1).step_by(2) {
+        let Some((owner, item)) = quoted.split_once("::") else {
+            continue;
+        };
+        if owner.contains(' ') || item.contains(' ') || owner == "process" {
+            continue;
+        }
+        let item = item.trim_end_matches("()");
+        let defined = [
+            format!("fn {item}"),
+            format!("pub {item}:"),
+            format!("struct {item}"),
+            format!("enum {item}"),
+            format!("const {item}"),
+        ]
+        .iter()
+        .any(|definition| sources.contains(definition.as_str()));
+        assert!(
+            defined,
+            "ARCHITECTURE.md names {quoted}, which the code does not define"
+        );
+        let owner_exists = [
+            format!("struct {owner}"),
+            format!("enum {owner}"),
+            format!("mod {owner}"),
+            format!("impl {owner}"),
+        ]
+        .iter()
+        .any(|definition| sources.contains(definition.as_str()))
+            || Path::new(ROOT).join(format!("src/{owner}.rs")).exists();
+        assert!(
+            owner_exists,
+            "ARCHITECTURE.md names {quoted}, but no {owner}"
+        );
+    }
+}

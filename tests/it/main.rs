@@ -1,0 +1,22 @@
+//! The integration tests: the real binary against the dbt Cloud emulator on 127.0.0.1, one
+//! module per concern, one helper module (`common`) through which every test starts the
+//! component.
+
+mod common;
+
+mod config_schema;
+mod container;
+mod docs;
+mod edges;
+mod emulator_faults;
+mod end_to_end;
+mod features;
+mod hostile;
+mod keboola;
+mod openapi;
+mod rate_and_polling;
+mod real_data;
+mod reliability;
+mod sample_configs;
+mod signals;
+mod sync_actions;
