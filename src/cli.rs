@@ -13,7 +13,7 @@ use crate::component;
 use crate::config::{self, Config, DataTypeSupport, Request};
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{Connection, DbtCloud};
-use crate::error::is_user_error;
+use crate::error::{details, is_user_error};
 use crate::sync_actions;
 use crate::tables::{self, Writer};
 use crate::termination::Termination;
@@ -108,7 +108,13 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_user_error(&error) => {
-            let _ = writeln!(std::io::stderr(), "{}", printable(&format!("{error:#}")));
+            // The message is one paragraph; each detail line (the failure digest) is its own,
+            // every one escaped so that server text cannot add lines of its own.
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{}", printable(&format!("{error:#}")));
+            for line in details(&error) {
+                let _ = writeln!(stderr, "{}", printable(line));
+            }
             ExitCode::from(1)
         }
         Err(error) => {

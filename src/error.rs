@@ -14,6 +14,8 @@ pub struct UserError {
     message: String,
     /// dbt Cloud answered 404: some callers expect that (a failed run may have no artifacts).
     not_found: bool,
+    /// Lines printed after the message, each on its own (the failure digest).
+    details: Vec<String>,
 }
 
 impl UserError {
@@ -21,15 +23,32 @@ impl UserError {
         UserError {
             message: message.into(),
             not_found: false,
+            details: Vec::new(),
         }
     }
 
     pub fn not_found(message: impl Into<String>) -> UserError {
         UserError {
-            message: message.into(),
             not_found: true,
+            ..UserError::new(message)
         }
     }
+
+    /// The message, and lines that follow it on their own.
+    pub fn with_details(message: impl Into<String>, details: Vec<String>) -> UserError {
+        UserError {
+            details,
+            ..UserError::new(message)
+        }
+    }
+}
+
+/// The lines that follow the error's message, when it carries any.
+pub fn details(error: &anyhow::Error) -> &[String] {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<UserError>())
+        .map_or(&[], |e| e.details.as_slice())
 }
 
 impl fmt::Display for UserError {

@@ -7,6 +7,7 @@ mod component;
 pub mod config;
 mod data_folder;
 pub mod dbt_cloud;
+mod digest;
 pub mod error;
 mod retry;
 mod run_results;

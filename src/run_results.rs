@@ -25,6 +25,9 @@ pub struct NodeResult {
     pub failures: Option<i64>,
     #[serde(default)]
     pub adapter_response: Option<Value>,
+    /// The node's table or view, when it has one (schema v5 and later).
+    #[serde(default)]
+    pub relation_name: Option<String>,
     #[serde(default)]
     pub timing: Vec<Phase>,
 }

@@ -12,7 +12,7 @@ mod verdict;
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -20,14 +20,16 @@ use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
 use crate::config::{ArtifactSettings, Config, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run};
+use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus};
+use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Polling, WaitBound, WaitOutcome};
-use verdict::{link, Artifacts};
+use tempfile::NamedTempFile;
+use verdict::{link, Artifacts, Ending};
 
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
@@ -212,7 +214,7 @@ impl Job<'_> {
                 true => Artifacts::Downloaded(Downloaded::default()),
                 false => Artifacts::Skipped,
             };
-            return self.conclude(&run, none, since);
+            return self.conclude(&run, none, since, None);
         }
         let downloaded = match settings.download {
             false => Artifacts::Skipped,
@@ -221,29 +223,54 @@ impl Job<'_> {
                 Err(error) => Artifacts::NotDownloaded(error),
             },
         };
-        self.results_table(&run, &downloaded)?;
+        let results = self.results_table(&run, &downloaded)?;
         if let (true, Artifacts::Downloaded(done)) = (settings.zip, &downloaded) {
             zip(self.tables, &run, self.config.job_id, done)?;
         }
-        self.conclude(&run, downloaded, since)
+        let digest = match run.status {
+            RunStatus::Success => None,
+            _ => why_it_failed(&run, results.as_ref()),
+        };
+        self.conclude(&run, downloaded, since, digest.as_ref())
     }
 
-    fn conclude(&self, run: &Run, downloaded: Artifacts, since: Instant) -> Result<()> {
+    fn conclude(
+        &self,
+        run: &Run,
+        downloaded: Artifacts,
+        since: Instant,
+        digest: Option<&Digest>,
+    ) -> Result<()> {
+        let ending = Ending {
+            run,
+            took: since.elapsed(),
+            digest,
+        };
         let settings = &self.config.artifacts;
         let verdict = verdict::verdict(
-            run,
+            &ending,
             downloaded,
             settings.must_succeed,
             self.config.fail_on_run_error,
-            since.elapsed(),
         );
         for warning in &verdict.warnings {
             warn!("{warning}");
         }
-        if let Some(summary) = verdict.outcome? {
-            info!("{summary}");
+        match verdict.outcome {
+            Ok(summary) => {
+                if let Some(summary) = summary {
+                    info!("{summary}");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // The digest goes to the log too: stderr becomes one event at the end.
+                for line in crate::error::details(&error) {
+                    warn!("{line}");
+                }
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     fn download(&self, run: &Run) -> Result<Downloaded> {
@@ -259,54 +286,52 @@ impl Job<'_> {
     }
 
     /// The results table, from the downloaded run_results.json or one fetched for it; a failure
-    /// is a warning, since the run and its artifacts are what the job is for.
-    fn results_table(&self, run: &Run, downloaded: &Artifacts) -> Result<()> {
-        let local = match downloaded {
-            Artifacts::Downloaded(done) if done.paths.iter().any(|p| p == RUN_RESULTS) => {
-                Some(self.tables.folder().artifacts_dir().join(RUN_RESULTS))
+    /// is a warning, since the run and its artifacts are what the job is for. Returns the file,
+    /// which the failure digest reads too.
+    fn results_table(&self, run: &Run, downloaded: &Artifacts) -> Result<Option<ResultsFile>> {
+        let written = self.results_file(run, downloaded).and_then(|file| {
+            if let Some(file) = &file {
+                let path = file.path();
+                let reader = File::open(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                self.tables.results(run, BufReader::new(reader))?;
             }
-            _ => None,
-        };
-        if let Err(error) = self.write_results(run, local.as_deref()) {
-            self.client.termination().check()?;
-            warn!(
-                "The table {} could not be written: {error:#}",
-                Table::RunResults.name()
-            );
+            Ok(file)
+        });
+        match written {
+            Ok(file) => Ok(file),
+            Err(error) => {
+                self.client.termination().check()?;
+                warn!(
+                    "The table {} could not be written: {error:#}",
+                    Table::RunResults.name()
+                );
+                Ok(None)
+            }
         }
-        Ok(())
     }
 
-    /// One row per dbt node, read from run_results.json as it streams: the downloaded copy, or
-    /// one fetched for the purpose when the artifacts are not wanted. Skipped, with a note, when
-    /// the run has none.
-    fn write_results(&self, run: &Run, local: Option<&Path>) -> Result<()> {
-        let folder = self.tables.folder();
-        let fetched;
-        let path = match local {
-            Some(path) => path,
-            None => {
-                let max_size = self.config.artifacts.max_size;
-                match artifacts::fetch(self.client, folder, run, RUN_RESULTS, max_size)? {
-                    Some(file) => {
-                        fetched = file;
-                        fetched.path()
-                    }
-                    None => {
-                        info!(
-                            "Run {} has no {RUN_RESULTS}: no table {}",
-                            run.id,
-                            Table::RunResults.name()
-                        );
-                        return Ok(());
-                    }
-                }
+    /// run_results.json: the downloaded copy, or one fetched for the purpose when the artifacts
+    /// are not wanted; `None`, with a note, when the run has none.
+    fn results_file(&self, run: &Run, downloaded: &Artifacts) -> Result<Option<ResultsFile>> {
+        if let Artifacts::Downloaded(done) = downloaded {
+            if done.paths.iter().any(|p| p == RUN_RESULTS) {
+                let path = self.tables.folder().artifacts_dir().join(RUN_RESULTS);
+                return Ok(Some(ResultsFile::Downloaded(path)));
             }
-        };
-        let file =
-            File::open(path).with_context(|| format!("could not read {}", path.display()))?;
-        self.tables.results(run, BufReader::new(file))?;
-        Ok(())
+        }
+        let (folder, max_size) = (self.tables.folder(), self.config.artifacts.max_size);
+        match artifacts::fetch(self.client, folder, run, RUN_RESULTS, max_size)? {
+            Some(file) => Ok(Some(ResultsFile::Fetched(file))),
+            None => {
+                info!(
+                    "Run {} has no {RUN_RESULTS}: no table {}",
+                    run.id,
+                    Table::RunResults.name()
+                );
+                Ok(None)
+            }
+        }
     }
 
     fn timed_out(&self, run: Run, settings: &WaitSettings, bound: WaitBound) -> Result<()> {
@@ -357,6 +382,39 @@ impl Job<'_> {
             link(&last)
         ))
     }
+}
+
+/// The run's run_results.json on disk.
+enum ResultsFile {
+    /// Among the artifacts.
+    Downloaded(PathBuf),
+    /// Fetched for the table alone, gone with the value.
+    Fetched(NamedTempFile),
+}
+
+impl ResultsFile {
+    fn path(&self) -> &Path {
+        match self {
+            ResultsFile::Downloaded(path) => path,
+            ResultsFile::Fetched(file) => file.path(),
+        }
+    }
+}
+
+/// The failure digest: from run_results.json when it shows failed nodes, else from dbt's error
+/// block in the failed step's log. `None` when neither says more than the failed step's name.
+fn why_it_failed(run: &Run, results: Option<&ResultsFile>) -> Option<Digest> {
+    let from_results = results.and_then(|file| {
+        let reader = BufReader::new(File::open(file.path()).ok()?);
+        match digest::from_run_results(reader) {
+            Ok(digest) => digest,
+            Err(error) => {
+                debug!("{RUN_RESULTS} could not be read for the digest: {error:#}");
+                None
+            }
+        }
+    });
+    from_results.or_else(|| digest::from_log(run.failed_step_log()?))
 }
 
 fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> {

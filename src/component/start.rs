@@ -50,16 +50,8 @@ pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<(Run
     if let Some(adopted) = apply_if_running(client, job, policy.if_running)? {
         return Ok((adopted, Started::Adopted));
     }
-    if policy.retry_failed {
-        if let Some(newest) = client.newest_run(job)? {
-            if newest.status == RunStatus::Error {
-                info!(
-                    "The job's newest run {} ended in Error: rerunning it from the point of failure (retry_failed)",
-                    newest.id
-                );
-                return Ok((client.start_run(job, &Start::Rerun)?, Started::Rerun));
-            }
-        }
+    if policy.retry_failed && may_rerun(client, job)? {
+        return Ok((client.start_run(job, &Start::Rerun)?, Started::Rerun));
     }
     if !policy.trigger_overrides.is_empty() {
         let keys: Vec<&str> = policy
@@ -102,4 +94,75 @@ fn apply_if_running(client: &DbtCloud, job: JobId, policy: IfRunning) -> Result<
         _ => {}
     }
     Ok(None)
+}
+
+/// Whether the job's newest run ended in Error and dbt Cloud says it can be retried; when it
+/// cannot, the log says why and a fresh run is triggered instead.
+fn may_rerun(client: &DbtCloud, job: JobId) -> Result<bool> {
+    let Some(newest) = client.newest_run(job)? else {
+        return Ok(false);
+    };
+    if newest.status != RunStatus::Error {
+        return Ok(false);
+    }
+    let can_retry = newest
+        .field("can_retry")
+        .and_then(serde_json::Value::as_bool);
+    if can_retry == Some(false) {
+        let reason = newest
+            .field("retry_not_supported_reason")
+            .and_then(serde_json::Value::as_str);
+        info!(
+            "The job's newest run {} ended in Error, but dbt Cloud cannot rerun it from the point \
+             of failure: {}. Triggering a fresh run instead (retry_failed)",
+            newest.id,
+            retry_refusal(reason)
+        );
+        return Ok(false);
+    }
+    info!(
+        "The job's newest run {} ended in Error: rerunning it from the point of failure (retry_failed)",
+        newest.id
+    );
+    Ok(true)
+}
+
+/// dbt Cloud's `retry_not_supported_reason`, in words.
+fn retry_refusal(reason: Option<&str>) -> String {
+    let words = match reason {
+        Some("RETRY_UNSUPPORTED_CMD") => {
+            "the job runs a command dbt cannot retry (only build, run, test, seed, snapshot and \
+             compile can be)"
+        }
+        Some("RETRY_NOT_LATEST_RUN") => "a newer run of the job exists",
+        Some("RETRY_NOT_FAILED_RUN") => "the run did not fail",
+        Some("RETRY_NO_RUN_RESULTS") => {
+            "the run left no run_results.json to resume from (it failed before dbt ran, e.g. in \
+             dbt deps or while cloning)"
+        }
+        Some(other) => return format!("dbt Cloud gives the reason {other}"),
+        None => "dbt Cloud gives no reason",
+    };
+    format!("{words} ({})", reason.unwrap_or("no code"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_refusals_read_as_words_with_their_code() {
+        assert_eq!(
+            retry_refusal(Some("RETRY_NOT_LATEST_RUN")),
+            "a newer run of the job exists (RETRY_NOT_LATEST_RUN)"
+        );
+        assert!(retry_refusal(Some("RETRY_UNSUPPORTED_CMD")).ends_with("(RETRY_UNSUPPORTED_CMD)"));
+        assert!(retry_refusal(Some("RETRY_NO_RUN_RESULTS"))
+            .starts_with("the run left no run_results.json"));
+        assert_eq!(
+            retry_refusal(Some("RETRY_SOMETHING_NEW")),
+            "dbt Cloud gives the reason RETRY_SOMETHING_NEW"
+        );
+        assert_eq!(retry_refusal(None), "dbt Cloud gives no reason (no code)");
+    }
 }

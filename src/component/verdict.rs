@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
 use crate::dbt_cloud::{Run, RunStatus};
+use crate::digest::Digest;
 use crate::error::UserError;
 use crate::text::{elapsed, size};
 
@@ -98,13 +99,21 @@ fn weighed(note: String, error: Option<anyhow::Error>) -> Weighed {
     }
 }
 
+/// What the job knows of the run's end: the run, how long the job followed it, and why it
+/// failed when it did.
+pub struct Ending<'a> {
+    pub run: &'a Run,
+    pub took: Duration,
+    pub digest: Option<&'a Digest>,
+}
+
 pub fn verdict(
-    run: &Run,
+    ending: &Ending,
     artifacts: Artifacts,
     must_succeed: bool,
     fail_on_run_error: bool,
-    took: Duration,
 ) -> Verdict {
+    let run = ending.run;
     let Weighed {
         note,
         warning,
@@ -113,46 +122,72 @@ pub fn verdict(
     } = weigh(artifacts, must_succeed, run);
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let run_failed = run.status != RunStatus::Success;
+    // Why it failed, and how long it queued and ran: after the message, a line each.
+    let details = || {
+        let digest = ending.digest.map(Digest::lines).unwrap_or_default();
+        digest
+            .into_iter()
+            .chain(queue_note(run))
+            .collect::<Vec<_>>()
+    };
+    let kept = match some_came {
+        true => {
+            ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)"
+        }
+        false => "",
+    };
     let outcome = match (run_failed, fail_on_run_error, error) {
         (false, _, None) => Ok(Some(format!(
-            "Done: run {} succeeded in {}; {note}",
+            "Done: run {} succeeded in {}{}; {note}",
             run.id,
-            elapsed(took)
+            elapsed(ending.took),
+            queue_note(run)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ))),
         (false, _, Some(error)) => Err(error),
-        (true, false, None) => {
-            warnings.push(format!(
-                "{} The tables are written; {note}. (fail_on_run_error is false)",
-                failure_message(run)
-            ));
-            Ok(None)
+        (true, false, error) => {
+            warnings.push(match error {
+                None => format!(
+                    "{} The tables are written; {note}. (fail_on_run_error is false)",
+                    failure_message(run)
+                ),
+                Some(_) => format!("{} (fail_on_run_error is false)", failure_message(run)),
+            });
+            warnings.extend(details());
+            error.map_or(Ok(None), Err)
         }
-        (true, false, Some(error)) => {
-            warnings.push(format!(
-                "{} (fail_on_run_error is false)",
-                failure_message(run)
-            ));
-            Err(error)
+        (true, true, Some(error)) => {
+            let also = format!("{error:#}");
+            let message = format!(
+                "{} Also, {}.",
+                failure_message(run),
+                also.trim_end_matches('.')
+            );
+            Err(UserError::with_details(message, details()).into())
         }
-        (true, true, Some(error)) => Err(UserError::new(format!(
-            "{} Also, {}.",
-            failure_message(run),
-            format!("{error:#}").trim_end_matches('.')
-        ))
-        .into()),
-        (true, true, None) => Err(UserError::new(format!(
-            "{} The tables are written; {note}{}.",
-            failure_message(run),
-            match some_came {
-                true =>
-                    ", which Keboola keeps only when the job succeeds \
-                         (fail_on_run_error: false keeps them)",
-                false => "",
-            }
-        ))
-        .into()),
+        (true, true, None) => {
+            let message = format!(
+                "{} The tables are written; {note}{kept}.",
+                failure_message(run)
+            );
+            Err(UserError::with_details(message, details()).into())
+        }
     };
     Verdict { warnings, outcome }
+}
+
+/// `queued 12m 3s, ran 5s`, and why a run may wait longer than it runs.
+fn queue_note(run: &Run) -> Option<String> {
+    let (queued, ran) = run.queued_and_ran()?;
+    let mut note = format!("queued {}, ran {}", elapsed(queued), elapsed(ran));
+    if queued > ran {
+        note.push_str(
+            ": it waited longer than it ran; the account's run slots may be busy, or another \
+             run of the job was in progress",
+        );
+    }
+    Some(note)
 }
 
 /// Names the run, its status message, the failed step and where to look.
@@ -228,13 +263,13 @@ mod tests {
         ];
         for (status, artifacts, must_succeed, fail_on_run_error, exit, message, warnings) in cases {
             let case = format!("status {status}, must_succeed {must_succeed}, fail_on_run_error {fail_on_run_error}");
-            let verdict = verdict(
-                &run(status),
-                artifacts,
-                must_succeed,
-                fail_on_run_error,
-                Duration::from_secs(95),
-            );
+            let run = run(status);
+            let ending = Ending {
+                run: &run,
+                took: Duration::from_secs(95),
+                digest: None,
+            };
+            let verdict = verdict(&ending, artifacts, must_succeed, fail_on_run_error);
             assert_eq!(
                 verdict.warnings.len(),
                 warnings,

@@ -3,6 +3,7 @@
 //! field we do not read costs no memory.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -452,6 +453,37 @@ impl Run {
 
     pub fn failed_step(&self) -> Option<&RunStep> {
         self.steps.iter().find(|s| s.status == RunStatus::Error)
+    }
+
+    /// The log of the failed step, as the run's answer carries it (its end, when long).
+    pub fn failed_step_log(&self) -> Option<&str> {
+        let index = self.failed_step()?.index;
+        self.field("run_steps")?
+            .as_array()?
+            .iter()
+            .find(|step| step.get("index").and_then(Value::as_i64) == Some(index))?
+            .get("logs")?
+            .as_str()
+    }
+
+    /// How long the run waited in the queue and how long it ran, from `queued_duration` and
+    /// `run_duration` (`HH:MM:SS`).
+    pub fn queued_and_ran(&self) -> Option<(Duration, Duration)> {
+        let duration = |name: &str| hms(self.field(name)?.as_str()?);
+        Some((duration("queued_duration")?, duration("run_duration")?))
+    }
+}
+
+/// `01:02:03` as a duration; hours may pass 24 (`24:00:36`).
+fn hms(text: &str) -> Option<Duration> {
+    let parts: Vec<u64> = text
+        .trim()
+        .split(':')
+        .map(|part| part.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts.as_slice() {
+        [h, m, s] if *m < 60 && *s < 60 => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
+        _ => None,
     }
 }
 

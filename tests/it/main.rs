@@ -6,6 +6,7 @@ mod common;
 
 mod config_schema;
 mod container;
+mod digest;
 mod docs;
 mod edges;
 mod emulator_faults;

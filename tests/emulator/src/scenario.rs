@@ -140,6 +140,10 @@ pub struct Job {
     pub artifacts_saved_after: Duration,
     /// ...and the artifact list stays empty (and downloads 404) this long.
     pub artifacts_listed_after: Duration,
+    /// The failing step's log when the run ends in Error (else the step's name).
+    pub failed_step_log: Option<String>,
+    /// `retry_not_supported_reason` of a run that ended in Error: `None` means it can be retried.
+    pub retry_refused: Option<String>,
 }
 
 impl Job {
@@ -166,7 +170,21 @@ impl Job {
             artifacts: standard_artifacts(),
             artifacts_saved_after: Duration::ZERO,
             artifacts_listed_after: Duration::ZERO,
+            failed_step_log: None,
+            retry_refused: None,
         }
+    }
+
+    /// The log of the step that fails, as dbt wrote it.
+    pub fn failed_step_log(mut self, log: &str) -> Job {
+        self.failed_step_log = Some(log.to_owned());
+        self
+    }
+
+    /// A failed run of this job cannot be retried, for `reason` (e.g. `RETRY_UNSUPPORTED_CMD`).
+    pub fn retry_refused(mut self, reason: &str) -> Job {
+        self.retry_refused = Some(reason.to_owned());
+        self
     }
 
     pub fn named(mut self, name: &str, environment_name: &str) -> Job {

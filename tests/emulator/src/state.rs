@@ -215,9 +215,10 @@ impl RunView<'_> {
             "created_at_humanized": format!("{} ago", humanized(self.age)),
             "finished_at_humanized": finished_after.map_or("0 minutes from now".to_owned(), |end| format!("{} ago", humanized(self.age - end))),
             "retrying_run_id": Value::Null,
-            "can_retry": status == 20,
-            "retry_not_supported_reason": match status {
-                20 => Value::Null,
+            "can_retry": status == 20 && job.retry_refused.is_none(),
+            "retry_not_supported_reason": match (status, &job.retry_refused) {
+                (20, None) => Value::Null,
+                (20, Some(reason)) => json!(reason),
                 _ => json!("RETRY_NOT_FAILED_RUN"),
             },
             "job_id": job.id,
@@ -253,7 +254,10 @@ impl RunView<'_> {
                     "index": i + 1,
                     "status": status,
                     "name": name,
-                    "logs": format!("{name}\n"),
+                    "logs": match (&job.failed_step_log, status) {
+                        (Some(log), 20) => log.clone(),
+                        _ => format!("{name}\n"),
+                    },
                     "debug_logs": Value::Null,
                     "log_path": Value::Null,
                     "debug_log_path": Value::Null,
