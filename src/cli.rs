@@ -98,7 +98,7 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = config::load(&folder.config_file()).and_then(|request| match request {
         Request::Run(config) => run(&config, &args, &folder),
         Request::TestConnection(connection, job) => answer(&connection, timing, |client| {
-            sync_actions::test_connection(client, job)
+            sync_actions::test_connection(client, connection.account_id, job)
         }),
         Request::ListJobs(connection) => answer(&connection, timing, sync_actions::list_jobs),
         Request::ListRecentRuns(connection, job) => answer(&connection, timing, |client| {

@@ -12,8 +12,9 @@ use crate::termination::Terminated;
 #[derive(Debug)]
 pub struct UserError {
     message: String,
-    /// dbt Cloud answered 404: some callers expect that (a failed run may have no artifacts).
-    not_found: bool,
+    /// The HTTP status dbt Cloud refused with, when it did: some callers expect a 404 (a failed
+    /// run may have no artifacts), and the connection test names the step that failed by it.
+    status: Option<u16>,
     /// Lines printed after the message, each on its own (the failure digest).
     details: Vec<String>,
 }
@@ -22,14 +23,15 @@ impl UserError {
     pub fn new(message: impl Into<String>) -> UserError {
         UserError {
             message: message.into(),
-            not_found: false,
+            status: None,
             details: Vec::new(),
         }
     }
 
-    pub fn not_found(message: impl Into<String>) -> UserError {
+    /// dbt Cloud refused the request with `status`.
+    pub fn refused(status: u16, message: impl Into<String>) -> UserError {
         UserError {
-            not_found: true,
+            status: Some(status),
             ..UserError::new(message)
         }
     }
@@ -64,13 +66,16 @@ pub fn user_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(UserError::new(message).into())
 }
 
+/// The HTTP status dbt Cloud refused with, when the error is such a refusal.
+pub fn refused_status(error: &anyhow::Error) -> Option<u16> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<UserError>()?.status)
+}
+
 /// True when dbt Cloud answered that the thing asked for does not exist (HTTP 404).
 pub fn is_not_found(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<UserError>()
-            .is_some_and(|e| e.not_found)
-    })
+    refused_status(error) == Some(404)
 }
 
 /// True when the error, or any error it wraps, is the user's to fix, or says that the platform

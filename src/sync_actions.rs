@@ -6,19 +6,85 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::dbt_cloud::{DbtCloud, JobId, Run};
+use crate::dbt_cloud::{AccountId, DbtCloud, JobId, Run};
+use crate::error::{refused_status, UserError};
 
 /// How many runs the validation button shows.
 const RECENT_RUNS: usize = 10;
 
-/// `{"status": "success"}` once the URL, the token and the account answered, and the job
-/// exists when one was given.
-pub fn test_connection(client: &DbtCloud, job: Option<JobId>) -> Result<Value> {
-    client.list_jobs_page(1)?;
-    if let Some(job) = job {
-        client.check_job(job)?;
+/// Each thing the job needs, checked in order, so that a failure names the one step that failed
+/// and what to do about it: dbt_cloud_url answers as dbt Cloud's API, the token is valid, the
+/// account is visible to it (these three with one request, told apart by how it is refused), and,
+/// when a job is given, the job is visible and its runs can be read. Success is
+/// `{"status": "success", "message": ...}` naming what was reached.
+pub fn test_connection(client: &DbtCloud, account: AccountId, job: Option<JobId>) -> Result<Value> {
+    let steps = if job.is_some() { 5 } else { 3 };
+    let step = |number: usize, what: &str, error: anyhow::Error, advice: String| -> anyhow::Error {
+        UserError::new(format!(
+            "Step {number} of {steps}, {what}, failed: {}{advice}",
+            format!("{error:#}").trim_end_matches('.'),
+        ))
+        .into()
+    };
+    if let Err(error) = client.list_jobs_page(1) {
+        return Err(match refused_status(&error) {
+            Some(401) => step(2, "the token", error, ".".into()),
+            Some(403) => step(
+                3,
+                "the account",
+                error,
+                format!(
+                    ". If account {account} restricts API access by IP address, allow Keboola's \
+                 outgoing addresses in its IP allow-list."
+                ),
+            ),
+            Some(404) => step(
+                3,
+                "the account",
+                error,
+                format!(
+                ". account_id {account} is wrong, or the token is not one of that account's: the \
+                 account id is the number after /deploy/ in dbt Cloud's URLs."
+            ),
+            ),
+            _ => step(
+                1,
+                "dbt_cloud_url answering as dbt Cloud's API",
+                error,
+                ".".into(),
+            ),
+        });
     }
-    Ok(json!({ "status": "success" }))
+    let Some(job) = job else {
+        return Ok(json!({
+            "status": "success",
+            "message": format!("Connected: the token reaches account {account}. No job was given to check."),
+        }));
+    };
+    client.check_job(job).map_err(|error| {
+        step(
+            4,
+            "the job",
+            error,
+            format!(
+            ". job_id {job} is wrong, or the token's permissions do not cover the job's project."
+        ),
+        )
+    })?;
+    client.recent_runs(job, 1).map_err(|error| {
+        step(
+            5,
+            "reading the job's runs",
+            error,
+            ". Give the token a permission that can read \
+             and trigger runs (Job Runner, or Job Admin)."
+                .into(),
+        )
+    })?;
+    Ok(json!({
+        "status": "success",
+        "message": format!("Connected: the token reaches account {account}, job {job} and its runs."),
+    }))
 }
 
 /// How long the job list may page: the UI gives up on an action after about 30 s.

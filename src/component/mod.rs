@@ -45,6 +45,9 @@ pub fn run(
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    for note in &config.notes {
+        info!("{note}");
+    }
     let client = DbtCloud::new(
         &config.connection,
         config.max_requests_per_minute,

@@ -68,6 +68,8 @@ pub struct Config {
     pub process_timeout: Option<Duration>,
     /// What the parser ignored, for the log.
     pub warnings: Vec<String>,
+    /// What the parser took from where, for the log.
+    pub notes: Vec<String>,
 }
 
 /// How the run comes to be: triggered with these, or adopted, or rerun.
@@ -177,16 +179,14 @@ pub fn parse(text: &[u8]) -> Result<Request> {
         "run" => job(&p, &root).map(|config| Request::Run(Box::new(config))),
         // The UI calls these with the form as it is, perhaps half filled: only what the action
         // needs is read.
-        "testConnection" => connection(&p).and_then(|c| {
-            Ok(Request::TestConnection(
-                c,
-                JOB_ID.read_if_given(&p)?.map(JobId::from),
-            ))
-        }),
-        "listJobs" => connection(&p).map(Request::ListJobs),
-        "listRecentRuns" => {
-            connection(&p).and_then(|c| Ok(Request::ListRecentRuns(c, JOB_ID.read(&p)?.into())))
+        "testConnection" => {
+            locate(&p, true).map(|located| Request::TestConnection(located.connection, located.job))
         }
+        "listJobs" => connection(&p).map(Request::ListJobs),
+        "listRecentRuns" => locate(&p, true).and_then(|located| {
+            let job = required_job(&located)?;
+            Ok(Request::ListRecentRuns(located.connection, job))
+        }),
         other => Err(format!(
             "config.json's action \"{}\" is unknown; the known actions are {}",
             cut(other),
@@ -209,18 +209,76 @@ fn action(root: &Map<String, Value>) -> Result<&str> {
     }
 }
 
-fn connection(p: &Parameters) -> Result<Connection, String> {
-    Ok(Connection {
-        dbt_cloud_url: DBT_CLOUD_URL.read(p)?,
-        account_id: AccountId::from(ACCOUNT_ID.read(p)?),
-        api_token: API_KEY.read(p)?,
+/// Where dbt Cloud is and who we are there, and the job: `account_id` and `job_id` as given, or
+/// taken from a page URL pasted into `dbt_cloud_url` when left out (said in `notes`).
+struct Located {
+    connection: Connection,
+    job: Option<JobId>,
+    notes: Vec<String>,
+}
+
+/// `with_job`: whether the job is read at all (the job list's dropdown runs on a form whose job
+/// field may hold anything).
+fn locate(p: &Parameters, with_job: bool) -> Result<Located, String> {
+    let (dbt_cloud_url, page) = DBT_CLOUD_URL.read(p)?;
+    let mut notes = Vec::new();
+    let mut pick = |key: &str, given: Option<u64>, pasted: Option<u64>| match (given, pasted) {
+        (Some(given), Some(pasted)) if given != pasted => Err(format!(
+            "{key} is {given}, but dbt_cloud_url is a page of {key} {pasted}: correct one of them, \
+             or leave {key} out to take it from the URL"
+        )),
+        (Some(given), _) => Ok(Some(given)),
+        (None, Some(pasted)) => {
+            notes.push(format!("{key} {pasted} is taken from dbt_cloud_url"));
+            Ok(Some(pasted))
+        }
+        (None, None) => Ok(None),
+    };
+    let account = pick(
+        ACCOUNT_ID.key,
+        ACCOUNT_ID.read_if_given(p)?.map(|n| n.get()),
+        page.account,
+    )?;
+    let job = match with_job {
+        true => pick(
+            JOB_ID.key,
+            JOB_ID.read_if_given(p)?.map(|n| n.get()),
+            page.job,
+        )?,
+        false => None,
+    };
+    let required = |key: &str| format!("{key} is required: a positive integer");
+    let account_id = account
+        .and_then(AccountId::new)
+        .ok_or_else(|| required(ACCOUNT_ID.key))?;
+    Ok(Located {
+        connection: Connection {
+            dbt_cloud_url,
+            account_id,
+            api_token: API_KEY.read(p)?,
+        },
+        job: job.and_then(JobId::new),
+        notes,
     })
 }
 
+fn connection(p: &Parameters) -> Result<Connection, String> {
+    locate(p, false).map(|located| located.connection)
+}
+
+/// The job's id, given or taken from the pasted URL.
+fn required_job(located: &Located) -> Result<JobId, String> {
+    located
+        .job
+        .ok_or_else(|| format!("{} is required: a positive integer", JOB_ID.key))
+}
+
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
+    let located = locate(p, true)?;
     Ok(Config {
-        connection: connection(p)?,
-        job_id: JOB_ID.read(p)?.into(),
+        job_id: required_job(&located)?,
+        connection: located.connection,
+        notes: located.notes,
         start: StartPolicy {
             cause: CAUSE.read(p)?,
             trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
@@ -338,6 +396,34 @@ mod tests {
             ),
             "{:?}",
             config.warnings
+        );
+    }
+
+    #[test]
+    fn ids_come_from_a_pasted_page_url_when_left_out_and_must_agree_when_given() {
+        let page = "https://ab123.us1.dbt.com/deploy/11/projects/2/jobs/33";
+        let config = parse_parameters(json!({"#api_key": "t", "dbt_cloud_url": page})).unwrap();
+        assert_eq!(config.connection.account_id.get(), 11);
+        assert_eq!(config.job_id.get(), 33);
+        assert_eq!(
+            config.connection.dbt_cloud_url.to_string(),
+            "https://ab123.us1.dbt.com"
+        );
+        assert_eq!(
+            config.notes,
+            [
+                "account_id 11 is taken from dbt_cloud_url",
+                "job_id 33 is taken from dbt_cloud_url"
+            ]
+        );
+        let same =
+            json!({"#api_key": "t", "dbt_cloud_url": page, "account_id": 11, "job_id": "33"});
+        assert!(parse_parameters(same).unwrap().notes.is_empty());
+        let other = json!({"#api_key": "t", "dbt_cloud_url": page, "job_id": 34});
+        assert_eq!(
+            parse_parameters(other).unwrap_err().to_string(),
+            "job_id is 34, but dbt_cloud_url is a page of job_id 33: correct one of them, or leave \
+             job_id out to take it from the URL"
         );
     }
 

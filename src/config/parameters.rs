@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Map, Value};
 
 use crate::config::IfRunning;
-use crate::dbt_cloud::{BaseUrl, DEFAULT_BASE_URL};
+use crate::dbt_cloud::{BaseUrl, PageIds, DEFAULT_BASE_URL};
 use crate::secret::ApiToken;
 use crate::text::cut;
 
@@ -206,12 +206,13 @@ impl<T: Copy> Kind for Choice<T> {
 pub struct Url;
 
 impl Kind for Url {
-    type Value = BaseUrl;
+    /// The origin, and the ids of a page URL pasted from dbt Cloud.
+    type Value = (BaseUrl, PageIds);
     const JSON_TYPE: JsonType = JsonType::String;
     const EXPECTED: &'static str = "a URL";
-    fn read(&self, key: &str, value: &Value) -> Result<BaseUrl, String> {
+    fn read(&self, key: &str, value: &Value) -> Result<(BaseUrl, PageIds), String> {
         let text = string(key, value)?;
-        BaseUrl::parse(text)
+        BaseUrl::parse_page(text)
             .map_err(|why| format!("{key} ({}) is not usable: {why}", scheme_and_host(text)))
     }
 }

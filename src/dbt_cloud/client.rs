@@ -788,14 +788,14 @@ impl DbtCloud {
             base: &self.base,
             path: url.path(),
         });
+        let error = UserError::refused(status.as_u16(), message);
         match refusal.kind() {
-            Kind::NotFound => AttemptError::Fatal(UserError::not_found(message).into()),
-            Kind::Throttled => AttemptError::Throttled(UserError::new(message).into()),
+            Kind::Throttled => AttemptError::Throttled(error.into()),
             _ if refusal.retryable() => AttemptError::Retryable(Retry {
                 retry_after: refusal.retry_after,
-                ..Retry::new(UserError::new(message))
+                ..Retry::new(error)
             }),
-            _ => AttemptError::Fatal(UserError::new(message).into()),
+            _ => AttemptError::Fatal(error.into()),
         }
     }
 

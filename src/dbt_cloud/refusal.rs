@@ -150,9 +150,9 @@ fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
     );
     if base.is_default() {
         message.push_str(
-            " If your account has its own access URL (Account settings → Account information, \
-             e.g. https://ab123.us1.dbt.com), set dbt_cloud_url to it: cloud.getdbt.com refuses \
-             accounts on cell-based access URLs.",
+            " Accounts on cell-based access URLs must use their own URL: set dbt_cloud_url to it \
+             (Account settings → Access URLs, e.g. https://ab123.us1.dbt.com); cloud.getdbt.com \
+             refuses their tokens.",
         );
     }
     message

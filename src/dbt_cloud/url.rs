@@ -8,6 +8,32 @@ use reqwest::Url;
 /// The legacy multi-tenant host; accounts on cell-based access URLs are refused there.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.getdbt.com";
 
+/// The ids a page of dbt Cloud's UI names in its path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageIds {
+    pub account: Option<u64>,
+    pub job: Option<u64>,
+}
+
+/// `/deploy/<account>/...` (or `/accounts/<account>/...` of the older UI), with the job after
+/// `jobs/` when the page is a job's or a run's of it.
+fn page_ids(route: &str) -> Option<PageIds> {
+    let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+    let number = |s: &&str| s.parse::<u64>().ok().filter(|n| *n > 0);
+    let account = match segments.as_slice() {
+        ["deploy" | "accounts", account, ..] => number(account)?,
+        _ => return None,
+    };
+    let job = segments
+        .windows(2)
+        .find(|pair| pair[0] == "jobs")
+        .and_then(|pair| number(&pair[1]));
+    Some(PageIds {
+        account: Some(account),
+        job,
+    })
+}
+
 /// `scheme://host[:port]/`, https unless the host is loopback (the local emulator).
 #[derive(Clone, PartialEq, Eq)]
 pub struct BaseUrl(Url);
@@ -16,6 +42,14 @@ impl BaseUrl {
     /// Accepts what users paste: with or without `https://`, a trailing `/` or `/api/v2`.
     /// The error says what is wrong, for a message that names the config key.
     pub fn parse(input: &str) -> Result<BaseUrl, String> {
+        BaseUrl::parse_page(input).map(|(base, _)| base)
+    }
+
+    /// Also accepts a page of dbt Cloud's UI, copied from the browser
+    /// (`https://ab123.us1.dbt.com/deploy/1/projects/2/jobs/3`, or the older
+    /// `https://cloud.getdbt.com/#/accounts/1/projects/2/jobs/3/`): its origin is kept, and the ids
+    /// it names are returned. Any other path is refused, since a token may have been pasted there.
+    pub fn parse_page(input: &str) -> Result<(BaseUrl, PageIds), String> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err("it is empty".to_owned());
@@ -44,20 +78,29 @@ impl BaseUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err("it must not contain a user name or password".to_owned());
         }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("it must not contain a query (?...) or fragment (#...)".to_owned());
+        if url.query().is_some() {
+            return Err("it must not contain a query (?...)".to_owned());
         }
         let path = url.path().trim_end_matches('/');
         let path = path.strip_suffix("/api/v2").unwrap_or(path);
-        if !path.is_empty() {
-            return Err(
-                "it must be the dbt Cloud host only, like https://cloud.getdbt.com, without a path"
-                    .to_owned(),
-            );
-        }
+        let route = match (path, url.fragment()) {
+            ("", None) => "",
+            ("", Some(fragment)) => fragment,
+            (path, None) => path,
+            (_, Some(_)) => "?",
+        };
+        let ids = match route {
+            "" => PageIds::default(),
+            route => page_ids(route).ok_or_else(|| {
+                "it must be the dbt Cloud host (like https://cloud.getdbt.com), or a page of dbt \
+                 Cloud copied from the browser, like https://ab123.us1.dbt.com/deploy/1/projects/2/jobs/3"
+                    .to_owned()
+            })?,
+        };
         let mut base = url.clone();
         base.set_path("/");
-        Ok(BaseUrl(base))
+        base.set_fragment(None);
+        Ok((BaseUrl(base), ids))
     }
 
     pub fn is_default(&self) -> bool {
@@ -159,7 +202,10 @@ mod tests {
     fn refuses_paths_credentials_queries_and_empty() {
         for bad in [
             "",
-            "https://cloud.getdbt.com/deploy/1/projects",
+            "https://cloud.getdbt.com/dbtc_a_token_pasted_as_a_path",
+            "https://cloud.getdbt.com/settings/accounts",
+            "https://cloud.getdbt.com/deploy/projects/2",
+            "https://cloud.getdbt.com/deploy/1/jobs/3#x",
             "https://user:pw@cloud.getdbt.com",
             "https://cloud.getdbt.com/?a=b",
             "https://",
@@ -167,6 +213,39 @@ mod tests {
         ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_copied_from_dbt_cloud_keeps_its_origin_and_names_its_ids() {
+        let page =
+            |input: &str| BaseUrl::parse_page(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        let (base, ids) = page("https://ab123.us1.dbt.com/deploy/1/projects/2/jobs/3");
+        assert_eq!(base.to_string(), "https://ab123.us1.dbt.com");
+        assert_eq!(
+            ids,
+            PageIds {
+                account: Some(1),
+                job: Some(3)
+            }
+        );
+        let (_, ids) = page("ab123.us1.dbt.com/deploy/70403103922125/projects/2/runs/9/");
+        assert_eq!(
+            ids,
+            PageIds {
+                account: Some(70403103922125),
+                job: None
+            }
+        );
+        let (base, ids) = page("https://cloud.getdbt.com/#/accounts/12/projects/5/jobs/67/");
+        assert_eq!(base.to_string(), "https://cloud.getdbt.com");
+        assert_eq!(
+            ids,
+            PageIds {
+                account: Some(12),
+                job: Some(67)
+            }
+        );
+        assert_eq!(page("https://emea.dbt.com").1, PageIds::default());
     }
 
     #[test]

@@ -303,11 +303,10 @@ fn run_error_is_exit_1_naming_run_message_step_and_url_after_writing_everything(
     ] {
         assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
     }
-    assert_eq!(
-        stderr.trim().lines().count(),
-        1,
-        "one clear message: {stderr}"
-    );
+    // One clear message, then the digest's lines (here only how long it queued and ran).
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "one clear message: {stderr}");
+    assert!(lines[1].starts_with("queued "), "{stderr}");
     assert_eq!(run.table("dbt_cloud_run").1["status"], "20");
     assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
     assert_artifacts(&run, &standard_artifacts());

@@ -207,12 +207,19 @@ fn server_text_cannot_forge_a_log_line_or_break_the_error() {
             .all(|line| !line.starts_with("2026-11-26T11:02:32Z")),
         "{stdout}"
     );
+    // One paragraph for the message; the lines after it are the digest's, each its own.
     let stderr = run.stderr();
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one paragraph: {stderr}"
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    assert!(
+        lines[0].contains("Failed.\\n2026-11-26T11:02:32Z"),
+        "{stderr}"
     );
+    assert_eq!(
+        lines.len(),
+        2,
+        "one paragraph, then the queue line: {stderr}"
+    );
+    assert!(lines[1].starts_with("queued "), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     assert!(
         stderr.contains("Failed.\\n2026-11-26T11:02:32Z"),

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use dbt_cloud_emulator::{Endpoint, Fault};
 use serde_json::{json, Value};
 
 fn action(emulator: &Emulator, action: &str, extra: Value) -> Run {
@@ -32,13 +33,17 @@ fn test_connection_checks_url_token_account_and_job() {
     let emulator = emulator_with(Job::new(ACCOUNT, JOB));
     let started = Instant::now();
     let without_job = json!({"job_id": null, "max_wait_time": ""});
+    let success = answer(&action(&emulator, "testConnection", without_job));
+    assert_eq!(success["status"], "success");
     assert_eq!(
-        answer(&action(&emulator, "testConnection", without_job)),
-        json!({"status": "success"})
+        success["message"],
+        format!("Connected: the token reaches account {ACCOUNT}. No job was given to check.")
     );
+    let success = answer(&action(&emulator, "testConnection", json!({})));
+    assert_eq!(success["status"], "success");
     assert_eq!(
-        answer(&action(&emulator, "testConnection", json!({}))),
-        json!({"status": "success"})
+        success["message"],
+        format!("Connected: the token reaches account {ACCOUNT}, job {JOB} and its runs.")
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(emulator
@@ -50,15 +55,15 @@ fn test_connection_checks_url_token_account_and_job() {
     for (extra, expected) in [
         (
             json!({"#api_key": "dbtc_wrong"}),
-            "dbt Cloud refused the API token (HTTP 401: Invalid token.)",
+            "Step 2 of 5, the token, failed: dbt Cloud refused the API token (HTTP 401: Invalid token.)",
         ),
         (
             json!({"account_id": 999}),
-            "dbt Cloud has no jobs in account 999",
+            "Step 3 of 5, the account, failed: dbt Cloud has no jobs in account 999",
         ),
         (
             json!({"job_id": 4242}),
-            "dbt Cloud has no job 4242 in account",
+            "Step 4 of 5, the job, failed: dbt Cloud has no job 4242 in account",
         ),
         (
             json!({"dbt_cloud_url": "http://example.com"}),
@@ -70,6 +75,83 @@ fn test_connection_checks_url_token_account_and_job() {
         assert!(run.stdout().is_empty(), "{extra}: {}", run.stdout());
         assert!(run.stderr().contains(expected), "{extra}: {}", run.stderr());
     }
+    let run = action(&emulator, "testConnection", json!({"account_id": 999}));
+    assert!(
+        run.stderr()
+            .contains("account_id 999 is wrong, or the token is not one of that account's"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn test_connection_names_the_step_that_failed() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "account_access_denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied.clone())]);
+    let run = action(&emulator, "testConnection", json!({}));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("Step 3 of 5, the account, failed: dbt Cloud denied access")
+            && run.stderr().contains("HTTP 403: account_access_denied")
+            && run.stderr().contains("IP allow-list"),
+        "{}",
+        run.stderr()
+    );
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(403, denied)]);
+    let run = action(&emulator, "testConnection", json!({}));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("Step 5 of 5, reading the job's runs, failed:"),
+        "{}",
+        run.stderr()
+    );
+    // Not dbt Cloud at that URL: a web page where the API should answer.
+    emulator.inject(Endpoint::ListJobs, [Fault::HtmlPage(200)]);
+    let run = action(&emulator, "testConnection", json!({}));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("Step 1 of 5, dbt_cloud_url answering as dbt Cloud's API, failed:"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_page_url_pasted_from_dbt_cloud_supplies_the_ids() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let page = format!(
+        "{}/deploy/{ACCOUNT}/projects/270542/jobs/{JOB}",
+        emulator.base_url()
+    );
+    let config = json!({"action": "testConnection", "parameters": {"#api_key": TOKEN, "dbt_cloud_url": page}});
+    let run = run_component_with(Some(config.to_string()), &[]);
+    let success = answer(&run);
+    assert_eq!(
+        success["message"],
+        format!("Connected: the token reaches account {ACCOUNT}, job {JOB} and its runs.")
+    );
+    let run = run_component(json!({"#api_key": TOKEN, "dbt_cloud_url": page}));
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains(&format!(
+            "INFO  account_id {ACCOUNT} is taken from dbt_cloud_url"
+        )),
+        "{}",
+        run.stdout()
+    );
+    let run = run_component(json!({"#api_key": TOKEN, "dbt_cloud_url": page, "job_id": 1}));
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "job_id is 1, but dbt_cloud_url is a page of job_id {JOB}"
+        )),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
