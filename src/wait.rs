@@ -124,15 +124,22 @@ impl WaitBound {
     pub fn describe(self) -> String {
         match self {
             Self::MaxWaitTime(limit) => {
-                format!("within max_wait_time ({} minutes)", minutes(limit))
+                format!("finish within max_wait_time ({} minutes)", minutes(limit))
             }
             Self::ProcessTimeout { wait, timeout } => format!(
-                "in the {} minutes left before Keboola's job timeout (process_timeout, {} minutes)",
+                "finish in the {} minutes left before Keboola's job timeout (process_timeout, {} minutes)",
                 minutes(wait),
                 minutes(timeout)
             ),
         }
     }
+}
+
+/// What bounds the wait: all of it, and the part the run spends queued.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub max_wait: Duration,
+    pub max_queue: Option<Duration>,
 }
 
 /// How the wait ended; each carries the run as last seen, for the run table.
@@ -141,6 +148,8 @@ pub enum WaitOutcome {
     Final(Run),
     /// `max_wait_time` passed with the run still in progress.
     TimedOut { run: Run },
+    /// `max_queue_time` passed with the run still Queued or Starting.
+    QueuedTooLong { run: Run },
     /// SIGTERM or SIGINT came.
     Terminated { run: Run, signal: &'static str },
     /// dbt Cloud could not be asked, even after retries.
@@ -156,11 +165,13 @@ pub fn until_final(
     client: &DbtCloud,
     run: Run,
     polling: Polling,
-    max_wait: Duration,
+    bounds: Bounds,
     since: Instant,
 ) -> WaitOutcome {
     let now = Instant::now();
-    let deadline = now.checked_add(max_wait).unwrap_or(now);
+    let deadline = now.checked_add(bounds.max_wait).unwrap_or(now);
+    // The queue's bound counts from when the run began, not from when we began waiting.
+    let queue_deadline = bounds.max_queue.and_then(|max| since.checked_add(max));
     let mut last = run;
     let mut log = Narrator::new(&last, since);
     loop {
@@ -168,11 +179,19 @@ pub fn until_final(
         if now >= deadline && !last.status.is_final() {
             return WaitOutcome::TimedOut { run: last };
         }
+        let queued = last.status.is_queued();
+        if queued && queue_deadline.is_some_and(|end| now >= end) {
+            return WaitOutcome::QueuedTooLong { run: last };
+        }
+        let until = match (queued, queue_deadline) {
+            (true, Some(end)) => end.min(deadline),
+            _ => deadline,
+        };
         let pause = match last.status.is_final() {
             true => Duration::ZERO,
             false => polling
                 .interval(now.saturating_duration_since(since))
-                .min(deadline.saturating_duration_since(now)),
+                .min(until.saturating_duration_since(now)),
         };
         if let Err(Terminated { signal }) = client.termination().sleep(pause) {
             return WaitOutcome::Terminated { run: last, signal };

@@ -7,6 +7,7 @@
 //! in [`Job::stopped`]: the run cancelled unless it is final or the user said not to, its tables
 //! written, exit 1.
 
+mod resolve;
 mod start;
 mod verdict;
 
@@ -19,7 +20,7 @@ use anyhow::{Context, Result};
 use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
-use crate::config::{ArtifactSettings, Config, Wait, WaitSettings};
+use crate::config::{ArtifactSettings, Config, JobRef, Wait, WaitSettings};
 use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
@@ -27,7 +28,8 @@ use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
-use crate::wait::{self, Polling, WaitBound, WaitOutcome};
+use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
+use start::{Begun, Started};
 use tempfile::NamedTempFile;
 use verdict::{link, Artifacts, Ending};
 
@@ -55,12 +57,22 @@ pub fn run(
         termination.clone(),
     )?;
     announce(config);
-    let (started, how) = match termination
+    let begun = termination
         .check()
         .map_err(Into::into)
-        .and_then(|()| start::start(&client, config.job_id, &config.start))
-    {
-        Ok(started) => started,
+        .and_then(|()| resolve::job_id(&client, &config.job))
+        .and_then(|job| Ok((job, begin(&client, job, config)?)));
+    let (job_id, started, how) = match begun {
+        Ok((_, Begun::Skipped(run))) => {
+            info!(
+                "Run {} of the job is already {}: nothing was triggered (if_running: skip). {}",
+                run.id,
+                run.status,
+                link(&run)
+            );
+            return Ok(());
+        }
+        Ok((job, Begun::Run(run, how))) => (job, run, how),
         Err(error) if is_terminated(&error) => {
             return user_error(format!(
                 "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
@@ -75,6 +87,7 @@ pub fn run(
     let mut last = started;
     let job = Job {
         config,
+        job_id,
         client: &client,
         tables,
     };
@@ -85,6 +98,18 @@ pub fn run(
         Err(error) if is_terminated(&error) => job.stopped(last, signal_of(termination)),
         Err(error) => Err(name_the_run(error, &last)),
         Ok(()) => Ok(()),
+    }
+}
+
+/// The run the job follows: the one `run_id` names, or one started as `if_running` and
+/// `retry_failed` say.
+fn begin(client: &DbtCloud, job: JobId, config: &Config) -> Result<Begun> {
+    match config.follow {
+        Some(run) => Ok(Begun::Run(
+            start::follow(client, job, run)?,
+            Started::Followed,
+        )),
+        None => start::start(client, job, &config.start),
     }
 }
 
@@ -100,12 +125,13 @@ fn announce(config: &Config) {
             format!("waiting up to {} minutes, no artifacts", minutes(wait.max))
         }
     };
+    let job = match &config.job {
+        JobRef::Id(id) => id.to_string(),
+        JobRef::Name(name) => format!("{:?}", name.name),
+    };
     info!(
-        "Job {} of account {} at {}; {plan}; cause {:?}",
-        config.job_id,
-        config.connection.account_id,
-        config.connection.dbt_cloud_url,
-        config.start.cause,
+        "Job {job} of account {} at {}; {plan}; cause {:?}",
+        config.connection.account_id, config.connection.dbt_cloud_url, config.start.cause,
     );
 }
 
@@ -129,6 +155,8 @@ fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
 /// What every step after the start uses.
 struct Job<'a> {
     config: &'a Config,
+    /// The job's id, resolved from its name when the config gave one.
+    job_id: JobId,
     client: &'a DbtCloud,
     tables: &'a Writer<'a>,
 }
@@ -149,14 +177,27 @@ impl Job<'_> {
         let bound = WaitBound::new(settings.max, self.config.process_timeout, began.elapsed());
         bound.announce(settings.max, self.config.process_timeout.is_some());
         let polling = self.polling(&settings);
-        match wait::until_final(self.client, last.clone(), polling, bound.wait(), since) {
+        let bounds = Bounds {
+            max_wait: bound.wait(),
+            max_queue: settings.max_queue,
+        };
+        match wait::until_final(self.client, last.clone(), polling, bounds, since) {
             WaitOutcome::Final(run) => {
                 *last = run;
                 self.finished(last, since)
             }
             WaitOutcome::TimedOut { run } => {
                 *last = run.clone();
-                self.timed_out(run, &settings, bound)
+                self.timed_out(run, &settings, bound.describe())
+            }
+            WaitOutcome::QueuedTooLong { run } => {
+                *last = run.clone();
+                let within = format!(
+                    "leave the queue within max_queue_time ({} minutes): it was queued for {}",
+                    settings.max_queue.map(minutes).unwrap_or_default(),
+                    elapsed(since.elapsed())
+                );
+                self.timed_out(run, &settings, within)
             }
             WaitOutcome::Terminated { run, signal } => {
                 *last = run;
@@ -176,10 +217,7 @@ impl Job<'_> {
         if let Some(interval) = settings.poll_interval {
             return Polling::Fixed(interval);
         }
-        match self
-            .client
-            .recent_durations(self.config.job_id, HISTORY_RUNS)
-        {
+        match self.client.recent_durations(self.job_id, HISTORY_RUNS) {
             Ok(durations) => {
                 let polling = Polling::from_history(durations);
                 if let Polling::Expecting(expected) = polling {
@@ -228,7 +266,7 @@ impl Job<'_> {
         };
         let results = self.results_table(&run, &downloaded)?;
         if let (true, Artifacts::Downloaded(done)) = (settings.zip, &downloaded) {
-            zip(self.tables, &run, self.config.job_id, done)?;
+            zip(self.tables, &run, self.job_id, done)?;
         }
         let digest = match run.status {
             RunStatus::Success => None,
@@ -337,7 +375,8 @@ impl Job<'_> {
         }
     }
 
-    fn timed_out(&self, run: Run, settings: &WaitSettings, bound: WaitBound) -> Result<()> {
+    /// The wait ended before the run did: `within` says which bound passed.
+    fn timed_out(&self, run: Run, settings: &WaitSettings, within: String) -> Result<()> {
         // Past max_wait_time only a brief budget is left for the cancel and the look after it.
         let budget = self.client.after_deadline();
         let (last, fate) = if settings.cancel_on_timeout {
@@ -347,10 +386,9 @@ impl Job<'_> {
         };
         self.tables.run_and_steps(&last)?;
         user_error(format!(
-            "dbt Cloud run {} did not finish {}. {fate}: {}. \
+            "dbt Cloud run {} did not {within}. {fate}: {}. \
              dbt_cloud_run.csv holds its last state ({}).",
             last.id,
-            bound.describe(),
             link(&last),
             last.status
         ))

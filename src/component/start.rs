@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::Result;
 use log::info;
 
-use crate::config::{IfRunning, StartPolicy};
+use crate::config::{IfRunning, RunRef, StartPolicy};
 use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus, Start};
+use crate::error::{user_error, UserError};
 
 /// How the run we follow came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,15 @@ pub enum Started {
     /// Already in progress, and waited for instead of triggering.
     Adopted,
     Rerun,
+    /// Named by `run_id`: followed, not started.
+    Followed,
+}
+
+/// What the start came to: a run to follow, or one already in progress that `if_running: skip`
+/// leaves alone.
+pub enum Begun {
+    Run(Run, Started),
+    Skipped(Run),
 }
 
 impl fmt::Display for Started {
@@ -26,6 +36,7 @@ impl fmt::Display for Started {
             Started::Triggered => "Triggered",
             Started::Adopted => "Adopted",
             Started::Rerun => "Started rerun",
+            Started::Followed => "Following",
         })
     }
 }
@@ -35,7 +46,7 @@ impl Started {
     /// (now when that is unknown or ahead); the others just now.
     pub fn since(self, run: &Run) -> Instant {
         let now = Instant::now();
-        if self != Started::Adopted {
+        if !matches!(self, Started::Adopted | Started::Followed) {
             return now;
         }
         let age = run
@@ -46,12 +57,16 @@ impl Started {
     }
 }
 
-pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<(Run, Started)> {
-    if let Some(adopted) = apply_if_running(client, job, policy.if_running)? {
-        return Ok((adopted, Started::Adopted));
+pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<Begun> {
+    if let Some(in_progress) = apply_if_running(client, job, policy.if_running)? {
+        return Ok(match policy.if_running {
+            IfRunning::Skip => Begun::Skipped(in_progress),
+            _ => Begun::Run(in_progress, Started::Adopted),
+        });
     }
     if policy.retry_failed && may_rerun(client, job)? {
-        return Ok((client.start_run(job, &Start::Rerun)?, Started::Rerun));
+        let run = client.start_run(job, &Start::Rerun)?;
+        return Ok(Begun::Run(run, Started::Rerun));
     }
     if !policy.trigger_overrides.is_empty() {
         let keys: Vec<&str> = policy
@@ -65,10 +80,40 @@ pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<(Run
         cause: policy.cause.clone(),
         overrides: policy.trigger_overrides.clone(),
     };
-    Ok((client.start_run(job, &trigger)?, Started::Triggered))
+    Ok(Begun::Run(
+        client.start_run(job, &trigger)?,
+        Started::Triggered,
+    ))
 }
 
-/// The run in progress to adopt, if the policy says so; cancels them for `replace`.
+/// The run `run_id` names: that run, which must be of the job, or the job's newest.
+pub fn follow(client: &DbtCloud, job: JobId, run: RunRef) -> Result<Run> {
+    let found = match run {
+        RunRef::Latest => client.newest_run(job)?.ok_or_else(|| {
+            UserError::new(format!("Job {job} has no runs to follow (run_id: latest)."))
+        })?,
+        RunRef::Id(id) => client.get_run(id, Budget::Standard)?,
+    };
+    let of_job = found
+        .field("job_definition_id")
+        .or_else(|| found.field("job_id"))
+        .and_then(serde_json::Value::as_u64);
+    if of_job.is_some_and(|of| of != job.get()) {
+        return user_error(format!(
+            "Run {} is a run of job {}, not of job {job}: check run_id and the job.",
+            found.id,
+            of_job.unwrap_or_default()
+        ));
+    }
+    info!(
+        "Following run {} of job {job} (run_id), {}",
+        found.id, found.status
+    );
+    Ok(found)
+}
+
+/// The run in progress to adopt (`wait`) or leave alone (`skip`), if the policy says so; cancels
+/// them for `replace`, and fails for `fail`.
 fn apply_if_running(client: &DbtCloud, job: JobId, policy: IfRunning) -> Result<Option<Run>> {
     if policy == IfRunning::Trigger {
         return Ok(None);
@@ -81,6 +126,15 @@ fn apply_if_running(client: &DbtCloud, job: JobId, policy: IfRunning) -> Result<
                 newest.id, newest.status
             );
             return Ok(Some(newest.clone()));
+        }
+        (IfRunning::Skip, Some(newest)) => return Ok(Some(newest.clone())),
+        (IfRunning::Fail, Some(newest)) => {
+            return user_error(format!(
+                "Run {} of job {job} is already {}: {}. Nothing was triggered (if_running: fail).",
+                newest.id,
+                newest.status,
+                newest.href.as_deref().unwrap_or("(dbt Cloud sent no link)")
+            ))
         }
         (IfRunning::Replace, _) => {
             for run in &in_progress {

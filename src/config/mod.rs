@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use crate::dbt_cloud::{AccountId, Connection, JobId};
+use crate::dbt_cloud::{AccountId, Connection, JobId, RunId};
 use crate::error::{user_error, UserError};
 use crate::text::cut;
 use parameters::{echo, Parameters, *};
@@ -31,6 +31,51 @@ pub enum IfRunning {
     Wait,
     /// Cancel them, then trigger.
     Replace,
+    /// Trigger nothing and succeed, naming the run in progress.
+    Skip,
+    /// Trigger nothing and fail, naming the run in progress.
+    Fail,
+}
+
+/// Which job: by id, or by its name, narrowed by where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Id(JobId),
+    Name(JobName),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobName {
+    pub name: String,
+    pub environment_name: Option<String>,
+    pub environment_type: Option<EnvironmentType>,
+    pub project_id: Option<u64>,
+}
+
+/// An environment's kind, from its deployment type (or `development`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvironmentType {
+    Production,
+    Staging,
+    Development,
+}
+
+impl EnvironmentType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvironmentType::Production => "production",
+            EnvironmentType::Staging => "staging",
+            EnvironmentType::Development => "development",
+        }
+    }
+}
+
+/// A run to follow instead of triggering one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRef {
+    Id(RunId),
+    /// The job's newest run, finished or not.
+    Latest,
 }
 
 /// What config.json asks for: the job, or one of the synchronous actions of the UI.
@@ -51,7 +96,9 @@ pub const ACTIONS: &[&str] = &["run", "testConnection", "listJobs", "listRecentR
 #[derive(Debug, Clone)]
 pub struct Config {
     pub connection: Connection,
-    pub job_id: JobId,
+    pub job: JobRef,
+    /// `run_id`: follow this run instead of starting one.
+    pub follow: Option<RunRef>,
     pub start: StartPolicy,
     pub wait: Wait,
     pub artifacts: ArtifactSettings,
@@ -97,8 +144,10 @@ pub struct WaitSettings {
     pub max: Duration,
     /// A fixed interval between polls, instead of the adaptive schedule.
     pub poll_interval: Option<Duration>,
-    /// Cancel the dbt run when `max_wait_time` passes.
+    /// Cancel the dbt run when `max_wait_time` (or `max_queue_time`) passes.
     pub cancel_on_timeout: bool,
+    /// `max_queue_time`: how long the run may sit in Queued or Starting.
+    pub max_queue: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -240,11 +289,7 @@ fn locate(p: &Parameters, with_job: bool) -> Result<Located, String> {
         page.account,
     )?;
     let job = match with_job {
-        true => pick(
-            JOB_ID.key,
-            JOB_ID.read_if_given(p)?.map(|n| n.get()),
-            page.job,
-        )?,
+        true => pick(JOB_ID.key, JOB_ID.read(p)?.map(|n| n.get()), page.job)?,
         false => None,
     };
     let required = |key: &str| format!("{key} is required: a positive integer");
@@ -273,10 +318,44 @@ fn required_job(located: &Located) -> Result<JobId, String> {
         .ok_or_else(|| format!("{} is required: a positive integer", JOB_ID.key))
 }
 
+/// Exactly one of `job_id` (or a job page's URL) and `job_name`; the environment and project
+/// narrow a name only.
+fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
+    let name = JOB_NAME.read(p)?;
+    let narrowing = [ENVIRONMENT_NAME.key, ENVIRONMENT_TYPE.key, PROJECT_ID.key]
+        .into_iter()
+        .find(|key| p.given(key));
+    match (id, name) {
+        (Some(_), Some(_)) => Err(format!(
+            "{} and {} both name the job: give one of them",
+            JOB_ID.key, JOB_NAME.key
+        )),
+        (Some(id), None) => match narrowing {
+            Some(key) => Err(format!(
+                "{key} narrows {} down to one job; with {} it has no use: leave it out",
+                JOB_NAME.key, JOB_ID.key
+            )),
+            None => Ok(JobRef::Id(id)),
+        },
+        (None, Some(name)) => Ok(JobRef::Name(JobName {
+            name,
+            environment_name: ENVIRONMENT_NAME.read(p)?,
+            environment_type: ENVIRONMENT_TYPE.read(p)?,
+            project_id: PROJECT_ID.read(p)?.map(|id| id.get()),
+        })),
+        (None, None) => Err(format!(
+            "{} is required (or {}): a positive integer",
+            JOB_ID.key, JOB_NAME.key
+        )),
+    }
+}
+
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let located = locate(p, true)?;
+    let follow = RUN_ID.read(p)?;
     Ok(Config {
-        job_id: required_job(&located)?,
+        job: job_ref(p, located.job)?,
+        follow,
         connection: located.connection,
         notes: located.notes,
         start: StartPolicy {
@@ -285,7 +364,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
             if_running: IF_RUNNING.read(p)?,
             retry_failed: RETRY_FAILED.read(p)?,
         },
-        wait: wait(p)?,
+        wait: wait(p, follow.is_some())?,
         artifacts: ArtifactSettings {
             download: !IGNORE_ARTIFACTS.read(p)?,
             selection: ARTIFACTS_INCLUDE.read(p)?,
@@ -295,7 +374,11 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
             zip: ARTIFACTS_ZIP.read(p)?,
         },
         fail_on_run_error: FAIL_ON_RUN_ERROR.read(p)?,
-        cancel_on_terminate: CANCEL_ON_TERMINATE.read(p)?,
+        // A followed run is not ours to cancel, unless the user says so.
+        cancel_on_terminate: match follow.is_some() && !p.given(CANCEL_ON_TERMINATE.key) {
+            true => false,
+            false => CANCEL_ON_TERMINATE.read(p)?,
+        },
         max_requests_per_minute: u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get())
             .unwrap_or(u32::MAX),
         debug: DEBUG.read(p)?,
@@ -306,11 +389,17 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
 }
 
 /// Every wait setting is checked, also when not waiting: a typo is found before it matters.
-fn wait(p: &Parameters) -> Result<Wait, String> {
+fn wait(p: &Parameters, following: bool) -> Result<Wait, String> {
     let settings = WaitSettings {
         max: Duration::from_secs_f64(MAX_WAIT_TIME.read(p)? * 60.0),
         poll_interval: POLL_INTERVAL.read(p)?.map(Duration::from_secs_f64),
-        cancel_on_timeout: CANCEL_ON_TIMEOUT.read(p)?,
+        cancel_on_timeout: match following && !p.given(CANCEL_ON_TIMEOUT.key) {
+            true => false,
+            false => CANCEL_ON_TIMEOUT.read(p)?,
+        },
+        max_queue: MAX_QUEUE_TIME
+            .read(p)?
+            .map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
     };
     Ok(match WAIT_FOR_RESULT.read(p)? {
         true => Wait::UpTo(settings),
@@ -404,7 +493,7 @@ mod tests {
         let page = "https://ab123.us1.dbt.com/deploy/11/projects/2/jobs/33";
         let config = parse_parameters(json!({"#api_key": "t", "dbt_cloud_url": page})).unwrap();
         assert_eq!(config.connection.account_id.get(), 11);
-        assert_eq!(config.job_id.get(), 33);
+        assert_eq!(config.job, JobRef::Id(JobId::new(33).unwrap()));
         assert_eq!(
             config.connection.dbt_cloud_url.to_string(),
             "https://ab123.us1.dbt.com"
@@ -424,6 +513,79 @@ mod tests {
             parse_parameters(other).unwrap_err().to_string(),
             "job_id is 34, but dbt_cloud_url is a page of job_id 33: correct one of them, or leave \
              job_id out to take it from the URL"
+        );
+    }
+
+    #[test]
+    fn a_job_by_name_a_run_to_follow_and_a_queue_bound() {
+        let named = json!({"account_id": 1, "#api_key": "t", "job_name": "Nightly build",
+            "environment_type": "production", "project_id": "270542"});
+        let config = parse_parameters(named).unwrap();
+        assert_eq!(
+            config.job,
+            JobRef::Name(JobName {
+                name: "Nightly build".into(),
+                environment_name: None,
+                environment_type: Some(EnvironmentType::Production),
+                project_id: Some(270542),
+            })
+        );
+        for (parameters, expected) in [
+            (
+                with("job_name", json!("x")),
+                "job_id and job_name both name the job: give one of them",
+            ),
+            (
+                with("environment_name", json!("Prod")),
+                "environment_name narrows job_name down to one job; with job_id it has no use",
+            ),
+            (
+                json!({"account_id": 1, "#api_key": "t", "job_name": "x", "environment_type": "prod"}),
+                r#"environment_type must be "production", "staging" or "development", got "prod""#,
+            ),
+            (
+                with("run_id", json!("newest")),
+                r#"run_id must be a run id or "latest", got "newest""#,
+            ),
+            (
+                with("max_queue_time", json!(0)),
+                "max_queue_time must be a number of minutes greater than 0",
+            ),
+            (
+                with("if_running", json!("ignore")),
+                r#"if_running must be "trigger", "wait", "replace", "skip" or "fail", got "ignore""#,
+            ),
+        ] {
+            let message = parse_parameters(parameters.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(message.starts_with(expected), "{parameters}: {message}");
+        }
+        // A followed run is not ours to cancel, unless the config says so.
+        let mut follow = with("run_id", json!("latest"));
+        follow["wait_for_result"] = json!(true);
+        follow["max_queue_time"] = json!("12");
+        let config = parse_parameters(follow.clone()).unwrap();
+        assert_eq!(config.follow, Some(RunRef::Latest));
+        assert!(!config.cancel_on_terminate);
+        let Wait::UpTo(wait) = config.wait else {
+            panic!("waiting")
+        };
+        assert!(!wait.cancel_on_timeout);
+        assert_eq!(wait.max_queue, Some(Duration::from_secs(720)));
+        follow["run_id"] = json!(70403103000u64);
+        follow["cancel_on_terminate"] = json!(true);
+        let config = parse_parameters(follow).unwrap();
+        assert_eq!(
+            config.follow,
+            Some(RunRef::Id(RunId::new(70403103000).unwrap()))
+        );
+        assert!(config.cancel_on_terminate);
+        assert_eq!(
+            parse_parameters(json!({"account_id": 1, "#api_key": "t"}))
+                .unwrap_err()
+                .to_string(),
+            "job_id is required (or job_name): a positive integer"
         );
     }
 
@@ -468,7 +630,7 @@ mod tests {
     fn defaults() {
         let config = parse_parameters(minimal()).unwrap();
         assert_eq!(config.connection.account_id.get(), 1);
-        assert_eq!(config.job_id.get(), 2);
+        assert_eq!(config.job, JobRef::Id(JobId::new(2).unwrap()));
         assert_eq!(config.start.cause, "Triggered from Keboola");
         assert_eq!(config.wait, Wait::No);
         assert_eq!(
@@ -495,6 +657,7 @@ mod tests {
                 max: Duration::from_secs(3600),
                 poll_interval: None,
                 cancel_on_timeout: false,
+                max_queue: None,
             })
         );
     }
@@ -508,7 +671,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(config.connection.account_id.get(), 12345);
-        assert_eq!(config.job_id.get(), 678);
+        assert_eq!(config.job, JobRef::Id(JobId::new(678).unwrap()));
         let Wait::UpTo(wait) = config.wait else {
             panic!("waiting")
         };
@@ -658,8 +821,8 @@ mod tests {
         for (key, value, expected) in [
             (
                 "if_running",
-                json!("skip"),
-                r#"if_running must be "trigger", "wait" or "replace", got "skip""#,
+                json!("ignore"),
+                r#"if_running must be "trigger", "wait", "replace", "skip" or "fail", got "ignore""#,
             ),
             ("if_running", json!(1), "if_running must be a string, got 1"),
             (

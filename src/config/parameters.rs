@@ -8,7 +8,7 @@ use std::num::NonZeroU64;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Map, Value};
 
-use crate::config::IfRunning;
+use crate::config::{EnvironmentType, IfRunning, RunRef};
 use crate::dbt_cloud::{BaseUrl, PageIds, DEFAULT_BASE_URL};
 use crate::secret::ApiToken;
 use crate::text::cut;
@@ -338,6 +338,24 @@ impl Kind for Overrides {
     }
 }
 
+/// `run_id`: a run's id (a number or a string of digits), or `latest`, the job's newest run.
+pub struct RunChoice;
+
+impl Kind for RunChoice {
+    type Value = RunRef;
+    const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "a run id, or \"latest\"";
+    fn read(&self, key: &str, value: &Value) -> Result<RunRef, String> {
+        if value.as_str().map(str::trim) == Some("latest") {
+            return Ok(RunRef::Latest);
+        }
+        Count { max: u64::MAX }
+            .read(key, value)
+            .map(|id| RunRef::Id(id.into()))
+            .map_err(|_| format!("{key} must be a run id or \"latest\", got {}", echo(value)))
+    }
+}
+
 /// Which artifacts to download: glob patterns over their paths, compiled once.
 #[derive(Debug, Clone)]
 pub struct Selection {
@@ -424,6 +442,11 @@ pub struct Parameters<'a>(pub &'a Map<String, Value>);
 impl Parameters<'_> {
     fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    /// Whether config.json sets the key (null is not setting it).
+    pub fn given(&self, key: &str) -> bool {
+        self.get(key).is_some()
     }
 }
 
@@ -553,9 +576,35 @@ pub const API_KEY: Required<Token> = Required {
     key: "#api_key",
     kind: Token,
 };
-pub const JOB_ID: Required<Count> = Required {
+/// One of `job_id` and `job_name` names the job.
+pub const JOB_ID: Optional<Count> = Optional {
     key: "job_id",
     kind: Count { max: u64::MAX },
+};
+pub const JOB_NAME: Optional<Text> = Optional {
+    key: "job_name",
+    kind: Text { max_chars: 1_000 },
+};
+pub const ENVIRONMENT_NAME: Optional<Text> = Optional {
+    key: "environment_name",
+    kind: Text { max_chars: 1_000 },
+};
+pub const ENVIRONMENT_TYPE: Optional<Choice<EnvironmentType>> = Optional {
+    key: "environment_type",
+    kind: Choice(&[
+        ("production", EnvironmentType::Production),
+        ("staging", EnvironmentType::Staging),
+        ("development", EnvironmentType::Development),
+    ]),
+};
+pub const PROJECT_ID: Optional<Count> = Optional {
+    key: "project_id",
+    kind: Count { max: u64::MAX },
+};
+/// A run to follow instead of triggering one.
+pub const RUN_ID: Optional<RunChoice> = Optional {
+    key: "run_id",
+    kind: RunChoice,
 };
 pub const CAUSE: Defaulted<Text> = Defaulted {
     key: "cause",
@@ -593,6 +642,18 @@ pub const POLL_INTERVAL: Optional<Amount> = Optional {
         hint: "",
     },
 };
+/// How long a run may sit in Queued or Starting, apart from `max_wait_time`.
+pub const MAX_QUEUE_TIME: Optional<Amount> = Optional {
+    key: "max_queue_time",
+    kind: Amount {
+        unit: "minutes",
+        range: Range::Positive {
+            max: MAX_WAIT_MINUTES,
+        },
+        strings: true,
+        hint: " (fractions allowed, e.g. 0.5)",
+    },
+};
 pub const ARTIFACT_CONCURRENCY: Defaulted<Count> = Defaulted {
     key: "artifact_concurrency",
     kind: Count { max: 32 },
@@ -628,6 +689,8 @@ pub const IF_RUNNING: Defaulted<Choice<IfRunning>> = Defaulted {
         ("trigger", IfRunning::Trigger),
         ("wait", IfRunning::Wait),
         ("replace", IfRunning::Replace),
+        ("skip", IfRunning::Skip),
+        ("fail", IfRunning::Fail),
     ]),
     default: || json!("trigger"),
 };
@@ -660,6 +723,11 @@ pub const PARAMETERS: &[&dyn Definition] = &[
     &ACCOUNT_ID,
     &API_KEY,
     &JOB_ID,
+    &JOB_NAME,
+    &ENVIRONMENT_NAME,
+    &ENVIRONMENT_TYPE,
+    &PROJECT_ID,
+    &RUN_ID,
     &CAUSE,
     &WAIT_FOR_RESULT,
     &MAX_WAIT_TIME,
@@ -667,6 +735,7 @@ pub const PARAMETERS: &[&dyn Definition] = &[
     &ARTIFACTS_MUST_SUCCEED,
     &CANCEL_ON_TERMINATE,
     &CANCEL_ON_TIMEOUT,
+    &MAX_QUEUE_TIME,
     &POLL_INTERVAL,
     &ARTIFACT_CONCURRENCY,
     &MAX_ARTIFACT_SIZE,

@@ -87,17 +87,26 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How many candidate runs an ambiguous lost trigger names.
 const CANDIDATES_NAMED: usize = 5;
 
-/// A job as the Job ID dropdown shows it; the rest of dbt Cloud's job is skipped unread.
+/// A job as the Job ID dropdown shows it and a name finds it; the rest of dbt Cloud's job is
+/// skipped unread.
 #[derive(Debug, serde::Deserialize)]
 pub struct JobSummary {
     pub id: WholeNumber,
     pub name: Option<String>,
-    pub environment: Option<Named>,
+    #[serde(default)]
+    pub project_id: Option<WholeNumber>,
+    pub environment: Option<EnvironmentSummary>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct Named {
+pub struct EnvironmentSummary {
     pub name: Option<String>,
+    /// `production`, `staging`, or null for a general deployment environment.
+    #[serde(default)]
+    pub deployment_type: Option<String>,
+    /// `deployment` or `development`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// How a run is started.

@@ -9,7 +9,7 @@ mod refusal;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud, Start};
+pub use client::{Budget, DbtCloud, JobSummary, Start};
 pub use download::{Destination, DownloadLimits};
 
 use crate::secret::ApiToken;

@@ -53,6 +53,11 @@ impl RunStatus {
         }
     }
 
+    /// Waiting for a slot or starting: not yet running.
+    pub fn is_queued(self) -> bool {
+        matches!(self, RunStatus::Queued | RunStatus::Starting)
+    }
+
     /// Neither a status this component knows, nor final: worth a warning.
     pub fn is_unknown(self) -> bool {
         matches!(self, RunStatus::Other(_) | RunStatus::Unknown)

@@ -13,6 +13,7 @@ mod emulator_faults;
 mod end_to_end;
 mod features;
 mod hostile;
+mod job_selection;
 mod keboola;
 mod openapi;
 mod rate_and_polling;

@@ -168,6 +168,14 @@ impl Emulator {
         self.add_run(job_id, cause, ago, timeline, Outcome::Success);
     }
 
+    /// A run of `job_id` from a dbt Cloud schedule, begun just now: it goes through `timeline`
+    /// and ends with `outcome`. Its id is the emulator's next one.
+    pub fn add_scheduled_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome) -> u64 {
+        let id = self.next_run_id();
+        self.add_run(job_id, "scheduled", Duration::ZERO, timeline, outcome);
+        id
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }

@@ -129,6 +129,8 @@ pub struct Job {
     pub project_id: u64,
     pub environment_id: u64,
     pub environment_name: String,
+    /// `production`, `staging` or `development` (a development environment).
+    pub environment_type: String,
     pub name: String,
     pub steps: Vec<String>,
     pub timeline: Timeline,
@@ -155,6 +157,7 @@ impl Job {
             project_id: 270542,
             environment_id: 218762,
             environment_name: "Production".to_owned(),
+            environment_type: "production".to_owned(),
             name: "Nightly build".to_owned(),
             steps: [
                 "Clone git repository",
@@ -190,6 +193,18 @@ impl Job {
     pub fn named(mut self, name: &str, environment_name: &str) -> Job {
         self.name = name.to_owned();
         self.environment_name = environment_name.to_owned();
+        self
+    }
+
+    /// The job's environment is of this type: `production`, `staging` or `development`.
+    pub fn environment_type(mut self, kind: &str) -> Job {
+        self.environment_type = kind.to_owned();
+        self
+    }
+
+    /// The job belongs to this project.
+    pub fn project(mut self, project_id: u64) -> Job {
+        self.project_id = project_id;
         self
     }
 

@@ -365,8 +365,14 @@ fn environment_json(job: &Job) -> Value {
         "dbt_project_subdirectory": Value::Null,
         "dbt_version": "versionless",
         "supports_docs": true,
-        "deployment_type": "production",
-        "type": "deployment",
+        "deployment_type": match job.environment_type.as_str() {
+            "development" => Value::Null,
+            other => json!(other),
+        },
+        "type": match job.environment_type.as_str() {
+            "development" => "development",
+            _ => "deployment",
+        },
         "created_by_id": Value::Null,
         "state": 1,
     })
