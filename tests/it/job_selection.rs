@@ -165,13 +165,16 @@ fn run_id_latest_follows_the_schedules_run_to_its_end_without_triggering() {
         0,
         "nothing was triggered"
     );
-    // Finished already: followed all the same, by its id too.
-    let run = run_component(parameters(
-        &emulator,
-        json!({"run_id": scheduled.to_string(), "wait_for_result": true, "ignore_artifacts": true}),
-    ));
-    run.assert_code(0);
-    assert_eq!(run.table("dbt_cloud_run").1["id"], scheduled.to_string());
+    // Finished already, with no run in progress: `latest` is that run, and so is its id.
+    for run_id in [json!("latest"), json!(scheduled.to_string())] {
+        let run = run_component(parameters(
+            &emulator,
+            json!({"run_id": run_id, "wait_for_result": true, "ignore_artifacts": true}),
+        ));
+        run.assert_code(0);
+        assert_eq!(run.table("dbt_cloud_run").1["id"], scheduled.to_string());
+        assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
+    }
     assert_eq!(count(&emulator, "POST", "/run/"), 0);
 }
 
