@@ -18,42 +18,9 @@ const RECENT_RUNS: usize = 10;
 /// when a job is given, the job is visible and its runs can be read. Success is
 /// `{"status": "success", "message": ...}` naming what was reached.
 pub fn test_connection(client: &DbtCloud, account: AccountId, job: Option<JobId>) -> Result<Value> {
-    let steps = if job.is_some() { 5 } else { 3 };
-    let step = |number: usize, what: &str, error: anyhow::Error, advice: String| -> anyhow::Error {
-        UserError::new(format!(
-            "Step {number} of {steps}, {what}, failed: {}{advice}",
-            format!("{error:#}").trim_end_matches('.'),
-        ))
-        .into()
-    };
+    let steps = Steps(if job.is_some() { 5 } else { 3 });
     if let Err(error) = client.list_jobs_page(1) {
-        return Err(match refused_status(&error) {
-            Some(401) => step(2, "the token", error, ".".into()),
-            Some(403) => step(
-                3,
-                "the account",
-                error,
-                format!(
-                    ". If account {account} restricts API access by IP address, allow Keboola's \
-                 outgoing addresses in its IP allow-list."
-                ),
-            ),
-            Some(404) => step(
-                3,
-                "the account",
-                error,
-                format!(
-                ". account_id {account} is wrong, or the token is not one of that account's: the \
-                 account id is the number after /deploy/ in dbt Cloud's URLs."
-            ),
-            ),
-            _ => step(
-                1,
-                "dbt_cloud_url answering as dbt Cloud's API",
-                error,
-                ".".into(),
-            ),
-        });
+        return Err(steps.first_three(error, account));
     }
     let Some(job) = job else {
         return Ok(json!({
@@ -62,29 +29,66 @@ pub fn test_connection(client: &DbtCloud, account: AccountId, job: Option<JobId>
         }));
     };
     client.check_job(job).map_err(|error| {
-        step(
-            4,
-            "the job",
-            error,
-            format!(
+        let advice = format!(
             ". job_id {job} is wrong, or the token's permissions do not cover the job's project."
-        ),
-        )
+        );
+        steps.failed(4, "the job", error, &advice)
     })?;
     client.recent_runs(job, 1).map_err(|error| {
-        step(
-            5,
-            "reading the job's runs",
-            error,
-            ". Give the token a permission that can read \
-             and trigger runs (Job Runner, or Job Admin)."
-                .into(),
-        )
+        let advice = ". Give the token a permission that can read and trigger runs (Job Runner, \
+                      or Job Admin).";
+        steps.failed(5, "reading the job's runs", error, advice)
     })?;
     Ok(json!({
         "status": "success",
         "message": format!("Connected: the token reaches account {account}, job {job} and its runs."),
     }))
+}
+
+/// The connection test's steps, of which there are this many.
+struct Steps(usize);
+
+impl Steps {
+    fn failed(
+        &self,
+        number: usize,
+        what: &str,
+        error: anyhow::Error,
+        advice: &str,
+    ) -> anyhow::Error {
+        UserError::new(format!(
+            "Step {number} of {}, {what}, failed: {}{advice}",
+            self.0,
+            format!("{error:#}").trim_end_matches('.'),
+        ))
+        .into()
+    }
+
+    /// The URL, the token and the account share one request: how it was refused tells which.
+    fn first_three(&self, error: anyhow::Error, account: AccountId) -> anyhow::Error {
+        match refused_status(&error) {
+            Some(401) => self.failed(2, "the token", error, "."),
+            Some(403) => self.failed(
+                3,
+                "the account",
+                error,
+                &format!(
+                    ". If account {account} restricts API access by IP address, allow Keboola's \
+                 outgoing addresses in its IP allow-list."
+                ),
+            ),
+            Some(404) => self.failed(
+                3,
+                "the account",
+                error,
+                &format!(
+                ". account_id {account} is wrong, or the token is not one of that account's: the \
+                 account id is the number after /deploy/ in dbt Cloud's URLs."
+            ),
+            ),
+            _ => self.failed(1, "dbt_cloud_url answering as dbt Cloud's API", error, "."),
+        }
+    }
 }
 
 /// How long the job list may page: the UI gives up on an action after about 30 s.

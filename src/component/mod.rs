@@ -57,29 +57,9 @@ pub fn run(
         termination.clone(),
     )?;
     announce(config);
-    let begun = termination
-        .check()
-        .map_err(Into::into)
-        .and_then(|()| resolve::job_id(&client, &config.job))
-        .and_then(|job| Ok((job, begin(&client, job, config)?)));
-    let (job_id, started, how) = match begun {
-        Ok((_, Begun::Skipped(run))) => {
-            info!(
-                "Run {} of the job is already {}: nothing was triggered (if_running: skip). {}",
-                run.id,
-                run.status,
-                link(&run)
-            );
-            return Ok(());
-        }
-        Ok((job, Begun::Run(run, how))) => (job, run, how),
-        Err(error) if is_terminated(&error) => {
-            return user_error(format!(
-                "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
-                signal_of(termination)
-            ))
-        }
-        Err(error) => return Err(error),
+    let (job_id, started, how) = match begun(&client, config, termination)? {
+        Some(begun) => begun,
+        None => return Ok(()),
     };
     // Polling and the log count from when the run began.
     let since = how.since(&started);
@@ -98,6 +78,37 @@ pub fn run(
         Err(error) if is_terminated(&error) => job.stopped(last, signal_of(termination)),
         Err(error) => Err(name_the_run(error, &last)),
         Ok(()) => Ok(()),
+    }
+}
+
+/// The job, and the run it follows with how that run came to be; `None` when `if_running: skip`
+/// found one in progress and left it alone.
+fn begun(
+    client: &DbtCloud,
+    config: &Config,
+    termination: &Termination,
+) -> Result<Option<(JobId, Run, Started)>> {
+    let begun = termination
+        .check()
+        .map_err(Into::into)
+        .and_then(|()| resolve::job_id(client, &config.job))
+        .and_then(|job| Ok((job, begin(client, job, config)?)));
+    match begun {
+        Ok((_, Begun::Skipped(run))) => {
+            info!(
+                "Run {} of the job is already {}: nothing was triggered (if_running: skip). {}",
+                run.id,
+                run.status,
+                link(&run)
+            );
+            Ok(None)
+        }
+        Ok((job, Begun::Run(run, how))) => Ok(Some((job, run, how))),
+        Err(error) if is_terminated(&error) => user_error(format!(
+            "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
+            signal_of(termination)
+        )),
+        Err(error) => Err(error),
     }
 }
 

@@ -105,10 +105,6 @@ pub fn follow(client: &DbtCloud, job: JobId, run: RunRef) -> Result<Run> {
             of_job.unwrap_or_default()
         ));
     }
-    info!(
-        "Following run {} of job {job} (run_id), {}",
-        found.id, found.status
-    );
     Ok(found)
 }
 

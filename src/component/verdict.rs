@@ -114,66 +114,76 @@ pub fn verdict(
     fail_on_run_error: bool,
 ) -> Verdict {
     let run = ending.run;
-    let Weighed {
-        note,
-        warning,
-        error,
-        some_came,
-    } = weigh(artifacts, must_succeed, run);
-    let mut warnings: Vec<String> = warning.into_iter().collect();
-    let run_failed = run.status != RunStatus::Success;
-    // Why it failed, and how long it queued and ran: after the message, a line each.
-    let details = || {
-        let digest = ending.digest.map(Digest::lines).unwrap_or_default();
-        digest
-            .into_iter()
-            .chain(queue_note(run))
-            .collect::<Vec<_>>()
-    };
-    let kept = match some_came {
-        true => {
-            ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)"
-        }
-        false => "",
-    };
-    let outcome = match (run_failed, fail_on_run_error, error) {
-        (false, _, None) => Ok(Some(format!(
-            "Done: run {} succeeded in {}{}; {note}",
+    let weighed = weigh(artifacts, must_succeed, run);
+    let warnings: Vec<String> = weighed.warning.clone().into_iter().collect();
+    if run.status != RunStatus::Success {
+        return failed(ending, weighed, warnings, fail_on_run_error);
+    }
+    let outcome = match weighed.error {
+        None => Ok(Some(format!(
+            "Done: run {} succeeded in {}{}; {}",
             run.id,
             elapsed(ending.took),
             queue_note(run)
                 .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            weighed.note
         ))),
-        (false, _, Some(error)) => Err(error),
-        (true, false, error) => {
-            warnings.push(match error {
-                None => format!(
-                    "{} The tables are written; {note}. (fail_on_run_error is false)",
-                    failure_message(run)
-                ),
-                Some(_) => format!("{} (fail_on_run_error is false)", failure_message(run)),
-            });
-            warnings.extend(details());
-            error.map_or(Ok(None), Err)
-        }
-        (true, true, Some(error)) => {
+        Some(error) => Err(error),
+    };
+    Verdict { warnings, outcome }
+}
+
+/// A run that ended in Error or was cancelled: exit 1 with why, after the message, a line each
+/// (the digest, how long it queued and ran), or a warning when `fail_on_run_error` is false.
+fn failed(
+    ending: &Ending,
+    weighed: Weighed,
+    mut warnings: Vec<String>,
+    fail_on_run_error: bool,
+) -> Verdict {
+    let run = ending.run;
+    let Weighed {
+        note,
+        error,
+        some_came,
+        ..
+    } = weighed;
+    let digest = ending.digest.map(Digest::lines).unwrap_or_default();
+    let details: Vec<String> = digest.into_iter().chain(queue_note(run)).collect();
+    if !fail_on_run_error {
+        warnings.push(match error {
+            None => format!(
+                "{} The tables are written; {note}. (fail_on_run_error is false)",
+                failure_message(run)
+            ),
+            Some(_) => format!("{} (fail_on_run_error is false)", failure_message(run)),
+        });
+        warnings.extend(details);
+        let outcome = error.map_or(Ok(None), Err);
+        return Verdict { warnings, outcome };
+    }
+    let message = match error {
+        Some(error) => {
             let also = format!("{error:#}");
-            let message = format!(
+            format!(
                 "{} Also, {}.",
                 failure_message(run),
                 also.trim_end_matches('.')
-            );
-            Err(UserError::with_details(message, details()).into())
+            )
         }
-        (true, true, None) => {
-            let message = format!(
+        None => {
+            let kept = match some_came {
+                true => ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)",
+                false => "",
+            };
+            format!(
                 "{} The tables are written; {note}{kept}.",
                 failure_message(run)
-            );
-            Err(UserError::with_details(message, details()).into())
+            )
         }
     };
+    let outcome = Err(UserError::with_details(message, details).into());
     Verdict { warnings, outcome }
 }
 

@@ -150,7 +150,7 @@ fn run_id_latest_follows_the_schedules_run_to_its_end_without_triggering() {
     run.assert_code(0);
     assert!(
         run.stdout()
-            .contains(&format!("Following run {scheduled} of job {JOB} (run_id)")),
+            .contains(&format!("INFO  Following run {scheduled}: ")),
         "{}",
         run.stdout()
     );
