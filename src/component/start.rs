@@ -1,6 +1,7 @@
-//! How the run comes to be: adopted when one is already going (`if_running: wait`), triggered
-//! after cancelling those (`replace`), rerun from the point of failure (`retry_failed`), or
-//! triggered anew.
+//! How the run comes to be: followed when `run_id` names it, adopted when one is already going
+//! (`if_running: wait`), left alone or refused (`skip`, `fail`), triggered after cancelling those
+//! (`replace`), rerun from the point of failure (`retry_failed`, when dbt Cloud can), or triggered
+//! anew.
 
 use std::fmt;
 use std::time::Instant;
@@ -42,8 +43,8 @@ impl fmt::Display for Started {
 }
 
 impl Started {
-    /// When the run began, in our clock: an adopted run began before us, at its `created_at`
-    /// (now when that is unknown or ahead); the others just now.
+    /// When the run began, in our clock: an adopted or followed run began before us, at its
+    /// `created_at` (now when that is unknown or ahead); the others just now.
     pub fn since(self, run: &Run) -> Instant {
         let now = Instant::now();
         if !matches!(self, Started::Adopted | Started::Followed) {
