@@ -219,7 +219,7 @@ pub fn parse(text: &[u8]) -> Result<Request> {
         match root.get("parameters") {
             Some(Value::Object(parameters)) => parameters,
             None | Some(Value::Null) => return user_error(
-                "config.json has no \"parameters\": account_id, job_id and #api_key are required",
+                "config.json has no \"parameters\": account_id, #api_key and job_id (or job_name) are required",
             ),
             Some(_) => return user_error("config.json's \"parameters\" must be a JSON object"),
         };
