@@ -349,7 +349,7 @@ impl Kind for RunChoice {
         if value.as_str().map(str::trim) == Some("latest") {
             return Ok(RunRef::Latest);
         }
-        Count { max: u64::MAX }
+        ANY_ID
             .read(key, value)
             .map(|id| RunRef::Id(id.into()))
             .map_err(|_| format!("{key} must be a run id or \"latest\", got {}", echo(value)))
@@ -563,6 +563,9 @@ pub const MAX_WAIT_MINUTES: f64 = 525_600.0;
 /// A terabyte: past any artifact dbt writes, and within `u64` bytes.
 const MAX_ARTIFACT_SIZE_MB: f64 = 1_000_000.0;
 
+/// A dbt Cloud id: any positive whole number.
+const ANY_ID: Count = Count { max: u64::MAX };
+
 pub const DBT_CLOUD_URL: Defaulted<Url> = Defaulted {
     key: "dbt_cloud_url",
     kind: Url,
@@ -570,7 +573,7 @@ pub const DBT_CLOUD_URL: Defaulted<Url> = Defaulted {
 };
 pub const ACCOUNT_ID: Required<Count> = Required {
     key: "account_id",
-    kind: Count { max: u64::MAX },
+    kind: ANY_ID,
 };
 pub const API_KEY: Required<Token> = Required {
     key: "#api_key",
@@ -579,7 +582,7 @@ pub const API_KEY: Required<Token> = Required {
 /// One of `job_id` and `job_name` names the job.
 pub const JOB_ID: Optional<Count> = Optional {
     key: "job_id",
-    kind: Count { max: u64::MAX },
+    kind: ANY_ID,
 };
 pub const JOB_NAME: Optional<Text> = Optional {
     key: "job_name",
@@ -599,7 +602,7 @@ pub const ENVIRONMENT_TYPE: Optional<Choice<EnvironmentType>> = Optional {
 };
 pub const PROJECT_ID: Optional<Count> = Optional {
     key: "project_id",
-    kind: Count { max: u64::MAX },
+    kind: ANY_ID,
 };
 /// A run to follow instead of triggering one.
 pub const RUN_ID: Optional<RunChoice> = Optional {
