@@ -17,9 +17,11 @@ use anyhow::{Context, Result};
 use log::{info, warn};
 use tempfile::NamedTempFile;
 
-use crate::config::Selection;
+use crate::config::{ArtifactSettings, Selection};
 use crate::data_folder::{DataFolder, Labelled};
-use crate::dbt_cloud::{Budget, DbtCloud, Destination, DownloadLimits, JobId, Run, RunStatus};
+use crate::dbt_cloud::{
+    ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, Run, RunStatus,
+};
 use crate::error::is_not_found;
 use crate::retry::SharedBudget;
 use crate::text::{first_few, size};
@@ -39,6 +41,7 @@ const NAMED: usize = 5;
 
 #[derive(Debug, Default)]
 pub struct Downloaded {
+    /// The last step's listed artifacts, and the other steps' files asked for on the chance.
     pub listed: usize,
     pub files: usize,
     pub bytes: u64,
@@ -50,6 +53,31 @@ pub struct Downloaded {
     pub failed: Vec<(String, String)>,
     /// Paths refused because they would leave the artifacts folder.
     pub skipped: Vec<String>,
+    /// Other steps' files that dbt Cloud does not have: the step wrote none.
+    pub absent: Vec<String>,
+}
+
+/// A file of a step other than the last, asked for by name with `?step=N` (the list endpoint
+/// documents no step), and kept as `steps/<N>/<name>` beside the last step's artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepArtifact {
+    pub step: u32,
+    pub name: &'static str,
+}
+
+impl StepArtifact {
+    /// Where it goes, relative to the artifacts folder.
+    pub fn local_path(self) -> String {
+        format!("steps/{}/{}", self.step, self.name)
+    }
+}
+
+/// One file to download: where it goes, relative to the artifacts folder, and what dbt Cloud
+/// calls it.
+struct Item {
+    local: String,
+    remote: String,
+    step: Option<u32>,
 }
 
 /// The run once dbt Cloud says its artifacts are saved, or as it stands after a grace period.
@@ -78,57 +106,86 @@ pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
     Ok(run)
 }
 
-/// Downloads every artifact the run lists, `concurrency` at a time over the client's reused
-/// connections. An `Err` means the list itself could not be had (or a signal came); files that
-/// fail are counted in [`Downloaded::failed`].
+/// Downloads every artifact the run lists (the last step's), and `steps`' files (other steps'),
+/// `concurrency` at a time over the client's reused connections. An `Err` means the list itself
+/// could not be had (or a signal came); files that fail are counted in [`Downloaded::failed`].
 pub fn download_all(
     client: &DbtCloud,
     folder: &DataFolder,
     run: &Run,
-    concurrency: usize,
-    selection: Option<&Selection>,
-    max_size: u64,
+    settings: &ArtifactSettings,
+    steps: &[StepArtifact],
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let paths = select(listed.clone(), selection);
+    let mut wanted: Vec<String> = listed.clone();
+    // A project's own `target/steps/...` is listed, and wins over our copies of other steps.
+    let listed_set: std::collections::HashSet<&String> = listed.iter().collect();
+    let steps: Vec<StepArtifact> = steps
+        .iter()
+        .copied()
+        .filter(|file| !listed_set.contains(&file.local_path()))
+        .collect();
+    wanted.extend(steps.iter().map(|file| file.local_path()));
+    let chosen = select(wanted, settings.selection.as_ref());
     let mut done = Downloaded {
-        listed: listed.len(),
-        excluded: listed.len() - paths.len(),
+        listed: listed.len() + steps.len(),
+        excluded: listed.len() + steps.len() - chosen.len(),
         ..Downloaded::default()
     };
-    let queue = destinations(folder, paths, &mut done.skipped);
+    let items =
+        chosen.into_iter().map(
+            |path| match steps.iter().find(|file| file.local_path() == path) {
+                Some(file) => Item {
+                    local: path,
+                    remote: file.name.to_owned(),
+                    step: Some(file.step),
+                },
+                None => Item {
+                    remote: path.clone(),
+                    local: path,
+                    step: None,
+                },
+            },
+        );
+    let queue = destinations(folder, items, &mut done.skipped);
     if queue.is_empty() {
         info!("Run {} has no artifacts to download", run.id);
         return Ok(done);
     }
+    let of_other_steps = queue.iter().filter(|(_, item)| item.step.is_some()).count();
     info!(
-        "Downloading {} artifacts of run {}, {} at a time",
-        queue.len(),
+        "Downloading {} artifacts of run {}{}, {} at a time",
+        queue.len() - of_other_steps,
         run.id,
-        concurrency
+        match of_other_steps {
+            0 => String::new(),
+            files => format!(" and {files} files of its other steps, if they exist"),
+        },
+        settings.concurrency
     );
     let missing = SharedBudget::new(client.timing().missing_artifacts);
-    let limits = DownloadLimits {
-        max_size,
-        missing: &missing,
-    };
     let started = Instant::now();
     let pool = Pool {
         client,
         folder,
         run,
-        limits: &limits,
+        max_size: settings.max_size,
+        missing: &missing,
     };
-    let mut done = pool.download(&queue, concurrency, done, started);
+    let mut done = pool.download(&queue, settings.concurrency, done, started);
     client.termination().check()?;
     done.failed.sort();
     let seconds = started.elapsed().as_secs_f64();
     info!(
-        "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s)",
+        "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s){}",
         done.files,
-        done.listed,
+        done.listed - done.absent.len(),
         size(done.bytes),
-        size((done.bytes as f64 / seconds.max(0.001)) as u64)
+        size((done.bytes as f64 / seconds.max(0.001)) as u64),
+        match done.absent.len() {
+            0 => String::new(),
+            absent => format!("; {absent} files of other steps do not exist"),
+        }
     );
     if let Some(warning) = past_keboolas_limit(done.bytes) {
         warn!("{warning}");
@@ -149,20 +206,23 @@ fn select(listed: Vec<String>, selection: Option<&Selection>) -> Vec<String> {
     selected
 }
 
-/// Where each path goes below the artifacts folder; a path that would leave it is skipped.
+/// Where each file goes below the artifacts folder; a path that would leave it is skipped.
 fn destinations(
     folder: &DataFolder,
-    paths: Vec<String>,
+    items: impl IntoIterator<Item = Item>,
     skipped: &mut Vec<String>,
-) -> Vec<(PathBuf, String)> {
+) -> Vec<(PathBuf, Item)> {
     let target = folder.artifacts_dir();
     let mut queue = Vec::new();
-    for path in paths {
-        match safe_relative_path(&path) {
-            Some(relative) => queue.push((target.join(relative), path)),
+    for item in items {
+        match safe_relative_path(&item.local) {
+            Some(relative) => queue.push((target.join(relative), item)),
             None => {
-                warn!("Skipped artifact {path:?}: its path would leave the artifacts folder");
-                skipped.push(path);
+                warn!(
+                    "Skipped artifact {:?}: its path would leave the artifacts folder",
+                    item.local
+                );
+                skipped.push(item.local);
             }
         }
     }
@@ -174,7 +234,9 @@ struct Pool<'a> {
     client: &'a DbtCloud,
     folder: &'a DataFolder,
     run: &'a Run,
-    limits: &'a DownloadLimits<'a>,
+    max_size: u64,
+    /// The listed artifacts' 404s share this.
+    missing: &'a SharedBudget,
 }
 
 impl Pool<'_> {
@@ -182,7 +244,7 @@ impl Pool<'_> {
     /// left or a signal came, recording each result into `done`.
     fn download(
         &self,
-        queue: &[(PathBuf, String)],
+        queue: &[(PathBuf, Item)],
         concurrency: usize,
         done: Downloaded,
         started: Instant,
@@ -195,15 +257,15 @@ impl Pool<'_> {
         std::thread::scope(|scope| {
             for _ in 0..concurrency.clamp(1, queue.len()) {
                 scope.spawn(|| {
-                    while let Some((destination, path)) =
+                    while let Some((destination, item)) =
                         queue.get(next.fetch_add(1, Ordering::Relaxed))
                     {
                         if self.client.termination().check().is_err() {
                             return;
                         }
-                        let result = self.one(path, destination);
+                        let result = self.one(item, destination);
                         progress.lock().unwrap_or_else(|p| p.into_inner()).record(
-                            path,
+                            &item.local,
                             result,
                             queue.len(),
                             started,
@@ -218,18 +280,36 @@ impl Pool<'_> {
             .done
     }
 
-    /// One artifact, renamed into place when complete; its size.
-    fn one(&self, path: &str, destination: &Path) -> Result<u64> {
-        let (file, bytes) = download_one(
+    /// One artifact, renamed into place when complete; its size, `None` for another step's
+    /// file that does not exist.
+    fn one(&self, item: &Item, destination: &Path) -> Result<Option<u64>> {
+        let missing = match item.step {
+            None => IfMissing::Wait(self.missing),
+            Some(_) => IfMissing::Absent,
+        };
+        let artifact = ArtifactRef {
+            path: &item.remote,
+            step: item.step,
+        };
+        let limits = DownloadLimits {
+            max_size: self.max_size,
+            missing,
+        };
+        let got = download_one(
             self.client,
             self.folder,
             self.run,
-            path,
-            self.limits,
+            artifact,
+            &limits,
             destination,
         )?;
-        self.folder.persist(file, destination)?;
-        Ok(bytes)
+        match got {
+            Some((file, bytes)) => {
+                self.folder.persist(file, destination)?;
+                Ok(Some(bytes))
+            }
+            None => Ok(None),
+        }
     }
 }
 
@@ -252,13 +332,14 @@ struct Progress {
 }
 
 impl Progress {
-    fn record(&mut self, path: &str, result: Result<u64>, total: usize, started: Instant) {
+    fn record(&mut self, path: &str, result: Result<Option<u64>>, total: usize, started: Instant) {
         match result {
-            Ok(bytes) => {
+            Ok(Some(bytes)) => {
                 self.done.files += 1;
                 self.done.bytes += bytes;
                 self.done.paths.push(path.to_owned());
             }
+            Ok(None) => self.done.absent.push(path.to_owned()),
             Err(error) => {
                 warn!("Artifact {path} could not be downloaded: {error:#}");
                 self.done
@@ -270,7 +351,7 @@ impl Progress {
             let seconds = started.elapsed().as_secs_f64();
             info!(
                 "Artifacts: {} of {total} files, {}, {}/s",
-                self.done.files + self.done.failed.len(),
+                self.done.files + self.done.failed.len() + self.done.absent.len(),
                 size(self.done.bytes),
                 size((self.done.bytes as f64 / seconds.max(0.001)) as u64)
             );
@@ -289,25 +370,25 @@ pub fn failures(failed: &[(String, String)]) -> String {
 }
 
 /// One artifact into a scratch file, for reading without keeping it (run_results.json when the
-/// artifacts themselves are not wanted). `None` when the run did not list it.
+/// artifacts themselves are not wanted). `None` when dbt Cloud does not have it: for the last
+/// step's, when the run does not list it; for another step's, when it answers 404.
 pub fn fetch(
     client: &DbtCloud,
     folder: &DataFolder,
     run: &Run,
-    path: &str,
+    artifact: ArtifactRef,
+    listed: &[String],
     max_size: u64,
 ) -> Result<Option<NamedTempFile>> {
-    if !list(client, run)?.iter().any(|listed| listed == path) {
-        return Ok(None);
-    }
-    let missing = SharedBudget::new(client.timing().missing_artifacts);
-    let limits = DownloadLimits {
-        max_size,
-        missing: &missing,
+    let budget = SharedBudget::new(client.timing().missing_artifacts);
+    let missing = match artifact.step {
+        Some(_) => IfMissing::Absent,
+        None if listed.iter().any(|path| path == artifact.path) => IfMissing::Wait(&budget),
+        None => return Ok(None),
     };
-    let label = folder.artifacts_dir().join(path);
-    let (file, _) = download_one(client, folder, run, path, &limits, &label)?;
-    Ok(Some(file))
+    let limits = DownloadLimits { max_size, missing };
+    let label = folder.artifacts_dir().join(artifact.path);
+    Ok(download_one(client, folder, run, artifact, &limits, &label)?.map(|(file, _)| file))
 }
 
 /// Packs the downloaded artifacts into `out/files/dbt_artifacts_<run_id>.zip` (deflate, one file
@@ -354,7 +435,7 @@ pub fn zip(folder: &DataFolder, run: &Run, job: JobId, paths: &[String]) -> Resu
 
 /// The list, asked again for a while when it is empty although the run says artifacts were saved.
 /// A run that failed or was cancelled may have no list at all (404): no artifacts.
-fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
+pub fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
     let mut attempt = 1;
     loop {
         let paths = match client.list_artifacts(run.id) {
@@ -403,11 +484,11 @@ fn download_one(
     client: &DbtCloud,
     folder: &DataFolder,
     run: &Run,
-    path: &str,
+    artifact: ArtifactRef,
     limits: &DownloadLimits,
     label: &Path,
-) -> Result<(NamedTempFile, u64)> {
-    client.download_artifact(run.id, path, limits, &ScratchFile { folder, label })
+) -> Result<Option<(NamedTempFile, u64)>> {
+    client.download_artifact(run.id, artifact, limits, &ScratchFile { folder, label })
 }
 
 /// A scratch file in the data folder, buffered, its write errors naming where it is headed.

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::Read;
 
 use anyhow::{anyhow, Result};
+use serde::de::DeserializeOwned;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -63,14 +64,37 @@ impl NodeResult {
     }
 }
 
-/// Calls `each` for every node of the `results` list, in order, and returns how many there were.
-pub fn for_each(reader: impl Read, each: impl FnMut(NodeResult) -> Result<()>) -> Result<usize> {
+/// What a streamed file says of itself: how many results it held, and which dbt invocation
+/// wrote it (`metadata.invocation_id`, else `generated_at`). dbt Cloud keeps `target/` across a
+/// run's steps, so a step that writes no file of its own shows an earlier step's: the same
+/// invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streamed {
+    pub count: usize,
+    pub invocation: Option<String>,
+}
+
+/// Calls `each` for every node of the `results` list, in order.
+pub fn for_each(reader: impl Read, each: impl FnMut(NodeResult) -> Result<()>) -> Result<Streamed> {
+    stream("run_results.json", "dbt's run results", reader, each)
+}
+
+/// Streams the `results` list of one of dbt's artifacts that share run_results.json's shape
+/// (`metadata`, then `results`): `file` and `what` name it in errors.
+pub fn stream<T: DeserializeOwned>(
+    file: &str,
+    what: &str,
+    reader: impl Read,
+    each: impl FnMut(T) -> Result<()>,
+) -> Result<Streamed> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     let mut artifact = Artifact {
         each,
         count: 0,
         failure: None,
         saw_results: false,
+        metadata: None,
+        node: std::marker::PhantomData,
     };
     let outcome = (&mut artifact)
         .deserialize(&mut deserializer)
@@ -78,25 +102,39 @@ pub fn for_each(reader: impl Read, each: impl FnMut(NodeResult) -> Result<()>) -
     if let Some(failure) = artifact.failure {
         return Err(failure);
     }
-    outcome.map_err(|e| anyhow!("run_results.json is not dbt's run results: {e}"))?;
+    outcome.map_err(|e| anyhow!("{file} is not {what}: {e}"))?;
     if !artifact.saw_results {
-        return Err(anyhow!(
-            "run_results.json is not dbt's run results: it has no \"results\""
-        ));
+        return Err(anyhow!("{file} is not {what}: it has no \"results\""));
     }
-    Ok(artifact.count)
+    let metadata = artifact.metadata.unwrap_or_default();
+    Ok(Streamed {
+        count: artifact.count,
+        invocation: metadata.invocation_id.or(metadata.generated_at),
+    })
 }
 
-/// The top-level object: `results` is streamed, everything else skipped.
-struct Artifact<F> {
+#[derive(Debug, Default, Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    invocation_id: Option<String>,
+    #[serde(default)]
+    generated_at: Option<String>,
+}
+
+/// The top-level object: `results` is streamed, `metadata` read, everything else skipped.
+struct Artifact<F, T> {
     each: F,
     count: usize,
     /// An error of `each`, kept whole (serde errors carry only text).
     failure: Option<anyhow::Error>,
     saw_results: bool,
+    metadata: Option<Metadata>,
+    node: std::marker::PhantomData<T>,
 }
 
-impl<'de, F: FnMut(NodeResult) -> Result<()>> DeserializeSeed<'de> for &mut Artifact<F> {
+impl<'de, T: DeserializeOwned, F: FnMut(T) -> Result<()>> DeserializeSeed<'de>
+    for &mut Artifact<F, T>
+{
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -104,29 +142,35 @@ impl<'de, F: FnMut(NodeResult) -> Result<()>> DeserializeSeed<'de> for &mut Arti
     }
 }
 
-impl<'de, F: FnMut(NodeResult) -> Result<()>> Visitor<'de> for &mut Artifact<F> {
+impl<'de, T: DeserializeOwned, F: FnMut(T) -> Result<()>> Visitor<'de> for &mut Artifact<F, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a run_results.json object")
+        f.write_str("a JSON object with results")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
-            if key == "results" {
-                self.saw_results = true;
-                map.next_value_seed(Results(&mut *self))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match key.as_str() {
+                "results" => {
+                    self.saw_results = true;
+                    map.next_value_seed(Results(&mut *self))?;
+                }
+                "metadata" => self.metadata = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
     }
 }
 
-struct Results<'a, F>(&'a mut Artifact<F>);
+struct Results<'a, F, T>(&'a mut Artifact<F, T>);
 
-impl<'de, F: FnMut(NodeResult) -> Result<()>> DeserializeSeed<'de> for Results<'_, F> {
+impl<'de, T: DeserializeOwned, F: FnMut(T) -> Result<()>> DeserializeSeed<'de>
+    for Results<'_, F, T>
+{
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -134,15 +178,15 @@ impl<'de, F: FnMut(NodeResult) -> Result<()>> DeserializeSeed<'de> for Results<'
     }
 }
 
-impl<'de, F: FnMut(NodeResult) -> Result<()>> Visitor<'de> for Results<'_, F> {
+impl<'de, T: DeserializeOwned, F: FnMut(T) -> Result<()>> Visitor<'de> for Results<'_, F, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of node results")
+        f.write_str("a list of results")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(node) = seq.next_element::<NodeResult>()? {
+        while let Some(node) = seq.next_element::<T>()? {
             self.0.count += 1;
             if let Err(error) = (self.0.each)(node) {
                 self.0.failure = Some(error);
@@ -159,12 +203,12 @@ mod tests {
 
     fn nodes(text: &str) -> Vec<NodeResult> {
         let mut nodes = Vec::new();
-        let count = for_each(text.as_bytes(), |node| {
+        let streamed = for_each(text.as_bytes(), |node| {
             nodes.push(node);
             Ok(())
         })
         .unwrap();
-        assert_eq!(count, nodes.len());
+        assert_eq!(streamed.count, nodes.len());
         nodes
     }
 

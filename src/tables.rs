@@ -6,15 +6,17 @@
 //! here, in that order, whatever the API answered (a missing field is an empty cell), and new
 //! columns only ever go at the end.
 
-use std::io::{Read, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 
 use anyhow::Result;
 use log::info;
 use serde_json::{json, Value};
+use tempfile::NamedTempFile;
 
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{FieldType, Run, RunStatus, RUN_FIELDS};
-use crate::run_results::{self, NodeResult};
+use crate::freshness::SourceResult;
+use crate::run_results::NodeResult;
 use crate::text::tail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +27,10 @@ pub enum Table {
     Run,
     /// One row per step of the run.
     RunSteps,
-    /// One row per dbt node of the run's `run_results.json`.
+    /// One row per dbt node of each step's `run_results.json`.
     RunResults,
+    /// One row per source of each step's `sources.json` (`dbt source freshness`).
+    SourceFreshness,
 }
 
 /// Storage's base types.
@@ -165,9 +169,65 @@ const RUN_RESULTS_COLUMNS: &[Column] = &[
         Base::String,
         "The adapter's response (JSON)",
     ),
+    column(
+        "step_index",
+        Base::Integer,
+        "The run step whose run_results.json holds the node (0 when dbt Cloud listed no steps)",
+    ),
+    column(
+        "step_name",
+        Base::String,
+        "That step, e.g. Invoke dbt build",
+    ),
 ];
 
-/// Each step's log is cut to its last this many characters: where dbt reports what failed.
+const SOURCE_FRESHNESS_COLUMNS: &[Column] = &[
+    column("run_id", Base::Integer, "dbt Cloud run id"),
+    column(
+        "step_index",
+        Base::Integer,
+        "The run step whose sources.json holds the source (0 when dbt Cloud listed no steps)",
+    ),
+    column(
+        "unique_id",
+        Base::String,
+        "dbt's source id, e.g. source.jaffle_shop.raw.orders",
+    ),
+    column(
+        "status",
+        Base::String,
+        "dbt's verdict: pass, warn, error, or runtime error when the check itself failed",
+    ),
+    column(
+        "max_loaded_at",
+        Base::Timestamp,
+        "The newest loaded_at_field value dbt found",
+    ),
+    column("snapshotted_at", Base::Timestamp, "When dbt looked"),
+    column(
+        "max_loaded_at_time_ago_in_s",
+        Base::Float,
+        "Seconds between the newest load and the check",
+    ),
+    column(
+        "criteria",
+        Base::String,
+        "warn_after, error_after and filter, as configured (JSON)",
+    ),
+    column(
+        "error",
+        Base::String,
+        "Why the check failed (runtime error)",
+    ),
+    column(
+        "execution_time",
+        Base::Float,
+        "Seconds dbt spent on the check",
+    ),
+];
+
+/// Each step's log is cut to its last this many characters, the mark that says so included:
+/// where dbt reports what failed.
 const STEP_LOG_CHARS: usize = 10_000;
 
 /// A run field as a column.
@@ -189,7 +249,10 @@ impl Table {
             Table::Run => "dbt Cloud runs as last seen by this component: final when it waited",
             Table::RunSteps => "The steps of dbt Cloud runs, with the end of each step's log",
             Table::RunResults => {
-                "dbt's run_results.json: one row per model, test, seed or snapshot"
+                "dbt's run_results.json of each step: one row per model, test, seed or snapshot"
+            }
+            Table::SourceFreshness => {
+                "dbt's sources.json of each step: one row per source whose freshness was checked"
             }
         }
     }
@@ -200,6 +263,7 @@ impl Table {
             Table::Run => "dbt_cloud_run",
             Table::RunSteps => "dbt_cloud_run_steps",
             Table::RunResults => "dbt_cloud_run_results",
+            Table::SourceFreshness => "dbt_cloud_source_freshness",
         }
     }
 
@@ -217,6 +281,7 @@ impl Table {
                 .collect(),
             Table::RunSteps => RUN_STEPS_COLUMNS.to_vec(),
             Table::RunResults => RUN_RESULTS_COLUMNS.to_vec(),
+            Table::SourceFreshness => SOURCE_FRESHNESS_COLUMNS.to_vec(),
         }
     }
 
@@ -224,7 +289,7 @@ impl Table {
         match self {
             Table::Trigger | Table::Run => &["id"],
             Table::RunSteps => &["run_id", "index"],
-            Table::RunResults => &["run_id", "unique_id"],
+            Table::RunResults | Table::SourceFreshness => &["run_id", "step_index", "unique_id"],
         }
     }
 
@@ -295,15 +360,26 @@ pub fn bucket_for(config_id: Option<&str>) -> String {
 }
 
 /// Rows of one table, checked against its columns.
-struct Rows<'a> {
+pub struct Rows<'a> {
     table: Table,
     width: usize,
     writer: csv::Writer<&'a mut dyn Write>,
     count: usize,
 }
 
-impl Rows<'_> {
-    fn row<I, S>(&mut self, cells: I) -> Result<()>
+impl<'a> Rows<'a> {
+    fn new(table: Table, out: &'a mut dyn Write) -> Rows<'a> {
+        Rows {
+            table,
+            width: table.columns().len(),
+            writer: csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(out),
+            count: 0,
+        }
+    }
+
+    pub fn row<I, S>(&mut self, cells: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
@@ -380,37 +456,85 @@ impl<'a> Writer<'a> {
         })
     }
 
-    /// A row per dbt node of `run_results`, read as it streams.
-    pub fn results(&self, run: &Run, run_results: impl Read) -> Result<usize> {
-        let run_id = run.id.to_string();
-        let count = self.write(Table::RunResults, |rows| {
-            run_results::for_each(run_results, |node| rows.row(result_row(&run_id, &node)))?;
-            Ok(())
+    /// A table whose rows come in parts (a run step's file each), every part kept whole or left
+    /// out: `fill` writes a part's rows and says whether to keep them (`None`: a part already
+    /// written under another name); a part whose `fill` fails (a file that is not what it should
+    /// be) is left out, its error returned in its place. Each part goes to a scratch file first,
+    /// so that memory stays flat however many rows it has. Returns the rows written and each
+    /// part's outcome; no table when no part was kept; `Err` when the table itself could not be
+    /// written.
+    #[allow(clippy::type_complexity)]
+    pub fn parts<P, T>(
+        &self,
+        table: Table,
+        parts: &[P],
+        mut fill: impl FnMut(&P, &mut Rows) -> Result<Option<T>>,
+    ) -> Result<(usize, Vec<Result<Option<T>>>)> {
+        let mut kept: Vec<(NamedTempFile, usize)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(parts.len());
+        for part in parts {
+            let scratch = self.folder.scratch_file()?;
+            let filled = {
+                let mut out = BufWriter::new(scratch.as_file());
+                let mut rows = Rows::new(table, &mut out);
+                fill(part, &mut rows).and_then(|value| {
+                    rows.writer.flush()?;
+                    Ok((value, rows.count))
+                })
+            };
+            outcomes.push(filled.map(|(value, count)| {
+                if value.is_some() {
+                    kept.push((scratch, count));
+                }
+                value
+            }));
+        }
+        if kept.is_empty() {
+            return Ok((0, outcomes));
+        }
+        let count = self.write_csv(table, |out| {
+            let mut count = 0;
+            for (part, rows) in &mut kept {
+                let part = part.as_file_mut();
+                part.seek(SeekFrom::Start(0))?;
+                std::io::copy(part, out)?;
+                count += *rows;
+            }
+            Ok(count)
         })?;
-        info!("Wrote table {} ({count} nodes)", Table::RunResults.name());
-        Ok(count)
+        Ok((count, outcomes))
     }
 
     /// `<table>.csv`, its rows given by `rows`, and its manifest. Returns the number of rows.
     fn write(&self, table: Table, rows: impl FnOnce(&mut Rows) -> Result<()>) -> Result<usize> {
+        self.write_csv(table, |out| {
+            let mut written = Rows::new(table, out);
+            rows(&mut written)?;
+            written.writer.flush()?;
+            Ok(written.count)
+        })
+    }
+
+    /// `<table>.csv`: its header, then what `body` writes (returning how many rows), and its
+    /// manifest.
+    fn write_csv(
+        &self,
+        table: Table,
+        body: impl FnOnce(&mut dyn Write) -> Result<usize>,
+    ) -> Result<usize> {
         let tables = self.folder.tables_dir();
         let columns = table.columns();
         let mut count = 0;
         self.folder
             .write_atomically(&tables.join(format!("{}.csv", table.name())), |out| {
-                let mut writer = csv::WriterBuilder::new()
-                    .terminator(csv::Terminator::Any(b'\n'))
-                    .from_writer(out);
-                writer.write_record(columns.iter().map(|column| column.name))?;
-                let mut written = Rows {
-                    table,
-                    width: columns.len(),
-                    writer,
-                    count: 0,
-                };
-                rows(&mut written)?;
-                written.writer.flush()?;
-                count = written.count;
+                {
+                    let mut header = Rows::new(table, &mut *out);
+                    header
+                        .writer
+                        .write_record(columns.iter().map(|column| column.name))?;
+                    header.writer.flush()?;
+                }
+                count = body(out)?;
                 Ok(())
             })?;
         let manifest = table.manifest(&self.bucket, self.typed);
@@ -449,14 +573,22 @@ fn step_row(run_id: &str, step: &Value) -> [String; 9] {
     ]
 }
 
+/// Which step of the run a file came from, as the rows name it.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCells<'a> {
+    pub run_id: &'a str,
+    pub index: u32,
+    pub name: &'a str,
+}
+
 /// A node, in the order of [`RUN_RESULTS_COLUMNS`]; numbers exactly as dbt wrote them.
-fn result_row(run_id: &str, node: &NodeResult) -> [String; 14] {
+pub fn result_row(step: StepCells, node: &NodeResult) -> [String; 16] {
     let (compile_started, compile_completed) = node.phase("compile");
     let (execute_started, execute_completed) = node.phase("execute");
     let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
     let number = |value: Option<String>| value.unwrap_or_default();
     [
-        run_id.to_owned(),
+        step.run_id.to_owned(),
         node.unique_id.clone(),
         node.resource_type().to_owned(),
         node.status.clone(),
@@ -470,6 +602,26 @@ fn result_row(run_id: &str, node: &NodeResult) -> [String; 14] {
         text(execute_started),
         text(execute_completed),
         cell(node.adapter_response.as_ref()),
+        step.index.to_string(),
+        step.name.to_owned(),
+    ]
+}
+
+/// A source's freshness, in the order of [`SOURCE_FRESHNESS_COLUMNS`].
+pub fn freshness_row(step: StepCells, source: &SourceResult) -> [String; 10] {
+    let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+    let number = |value: Option<f64>| value.map(|n| n.to_string()).unwrap_or_default();
+    [
+        step.run_id.to_owned(),
+        step.index.to_string(),
+        source.unique_id.clone(),
+        source.status.clone(),
+        text(source.max_loaded_at.as_deref()),
+        text(source.snapshotted_at.as_deref()),
+        number(source.max_loaded_at_time_ago_in_s),
+        cell(source.criteria.as_ref()),
+        text(source.error.as_deref()),
+        number(source.execution_time),
     ]
 }
 
@@ -513,8 +665,15 @@ mod tests {
     #[test]
     fn long_logs_keep_their_end() {
         assert_eq!(tail("short", 10), "short");
-        assert_eq!(tail("0123456789abc", 4), "[first 9 characters cut]\n9abc");
-        assert_eq!(tail("ééééé", 2), "[first 3 characters cut]\néé");
+        let long = "x".repeat(27_146);
+        let kept = tail(&long, STEP_LOG_CHARS);
+        assert_eq!(kept.chars().count(), STEP_LOG_CHARS, "the mark counts");
+        assert!(
+            kept.starts_with("[first 17175 characters cut]\nxxx"),
+            "{}",
+            &kept[..40]
+        );
+        assert_eq!(tail("short", 10), "short");
     }
 
     #[test]
@@ -588,6 +747,7 @@ mod tests {
             Table::Run,
             Table::RunSteps,
             Table::RunResults,
+            Table::SourceFreshness,
         ] {
             let mut names: Vec<&str> = table.columns().iter().map(|c| c.name).collect();
             names.sort_unstable();
@@ -600,9 +760,20 @@ mod tests {
         );
         let node: NodeResult =
             serde_json::from_value(json!({"unique_id": "model.a.b", "status": "success"})).unwrap();
+        let step = StepCells {
+            run_id: "1",
+            index: 4,
+            name: "Invoke dbt build",
+        };
         assert_eq!(
-            result_row("1", &node).len(),
+            result_row(step, &node).len(),
             Table::RunResults.columns().len()
+        );
+        let source: SourceResult =
+            serde_json::from_value(json!({"unique_id": "source.a.b.c", "status": "pass"})).unwrap();
+        assert_eq!(
+            freshness_row(step, &source).len(),
+            Table::SourceFreshness.columns().len()
         );
     }
 }

@@ -27,15 +27,37 @@ pub fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
-/// The end of `text`, at most `max_chars` characters, marked when cut: where a log says what
-/// failed.
+/// The end of `text` in at most `max_chars` characters, a first line `[first N characters cut]`
+/// included when it is cut: where a log says what failed.
 pub fn tail(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();
     if count <= max_chars {
         return text.to_owned();
     }
-    let kept: String = text.chars().skip(count - max_chars).collect();
-    format!("[first {} characters cut]\n{kept}", count - max_chars)
+    let mark = |cut: usize| format!("[first {cut} characters cut]\n");
+    // The mark's length depends on the number it states: settle both.
+    let mut cut = count - max_chars;
+    while cut < count && mark(cut).chars().count() + (count - cut) > max_chars {
+        cut += 1;
+    }
+    let mark = mark(cut);
+    if mark.chars().count() > max_chars {
+        return text.chars().skip(count - max_chars).collect();
+    }
+    let kept: String = text.chars().skip(cut).collect();
+    format!("{mark}{kept}")
+}
+
+/// A paragraph of a digest or report at most, in characters.
+const PARAGRAPH_CHARS: usize = 400;
+
+/// A paragraph on one line, control characters escaped, at most 400 characters.
+pub fn paragraph(text: &str) -> String {
+    let line = printable(text).into_owned();
+    match line.chars().count() > PARAGRAPH_CHARS {
+        true => format!("{}…", truncate(&line, PARAGRAPH_CHARS)),
+        false => line,
+    }
 }
 
 /// Text as one line that shows what it holds: dbt Cloud's strings (a status message, a step
@@ -66,6 +88,16 @@ pub fn elapsed(duration: Duration) -> String {
             seconds / 60 % 60,
             seconds % 60
         ),
+    }
+}
+
+/// How old something is: `26h 3m 0s` within two days, whole days past them (`766 days`), as a
+/// stale source's age reads best.
+pub fn age(duration: Duration) -> String {
+    const DAY: u64 = 86_400;
+    match duration.as_secs() {
+        seconds if seconds >= 2 * DAY => format!("{} days", seconds / DAY),
+        _ => elapsed(duration),
     }
 }
 
@@ -109,6 +141,8 @@ mod tests {
         assert_eq!(elapsed(Duration::from_secs(95)), "1m 35s");
         assert_eq!(elapsed(Duration::from_secs(3_725)), "1h 2m 5s");
         assert_eq!(minutes(Duration::from_secs(90)), "1.5");
+        assert_eq!(age(Duration::from_secs(93_600)), "26h 0m 0s");
+        assert_eq!(age(Duration::from_secs(66_237_246)), "766 days");
         assert_eq!(minutes(Duration::from_secs(3_600)), "60");
         assert_eq!(minutes(Duration::from_secs(8)), "0.13");
     }
@@ -128,8 +162,30 @@ mod tests {
             cut(&long),
             format!("{}… (250 characters in all)", "x".repeat(200))
         );
-        assert_eq!(tail("abcdef", 3), "[first 3 characters cut]\ndef");
         assert_eq!(tail("abc", 3), "abc");
+        assert_eq!(
+            tail("abcdef", 3),
+            "def",
+            "no room for the mark: the end alone"
+        );
+        let cut = tail(&"x".repeat(100), 40);
+        assert_eq!(
+            cut,
+            format!("[first 86 characters cut]\n{}", "x".repeat(14))
+        );
+        assert_eq!(cut.chars().count(), 40);
+        for length in [10_001, 10_025, 10_026, 27_146, 1_000_000] {
+            let cut = tail(&"é".repeat(length), 10_000);
+            assert_eq!(cut.chars().count(), 10_000, "{length}");
+            let stated: usize = cut["[first ".len()..cut.find(" characters").unwrap()]
+                .parse()
+                .unwrap();
+            assert_eq!(
+                stated + cut.chars().count() - cut.find('\n').unwrap() - 1,
+                length,
+                "{length}"
+            );
+        }
         assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
         assert_eq!(
             printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),

@@ -11,31 +11,28 @@ mod resolve;
 mod start;
 mod verdict;
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
-use crate::config::{ArtifactSettings, Config, JobRef, Wait, WaitSettings};
+use crate::config::{Config, JobRef, Wait, WaitSettings};
 use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
+use crate::findings::Findings;
+use crate::steps;
 use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
 use start::{Begun, Started};
-use tempfile::NamedTempFile;
-use verdict::{link, Artifacts, Ending};
+use verdict::{link, Artifacts, Ending, Strictness};
 
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
-const RUN_RESULTS: &str = "run_results.json";
 
 pub fn run(
     config: &Config,
@@ -250,7 +247,7 @@ impl Job<'_> {
         let settings = &self.config.artifacts;
         // The final run is recorded before anything else can stop the job.
         self.tables.run_and_steps(last)?;
-        // Also when artifacts are not wanted: the run results table reads run_results.json.
+        // Also when artifacts are not wanted: the results tables read the steps' files.
         let run = artifacts::wait_until_saved(self.client, last.clone())?;
         if run.artifacts_saved != last.artifacts_saved {
             self.tables.run_and_steps(&run)?;
@@ -259,31 +256,69 @@ impl Job<'_> {
         if !run.has_started {
             // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
             info!(
-                "Run {} never started: it has no artifacts and no {RUN_RESULTS}",
-                run.id
+                "Run {} never started: it has no artifacts and no {}",
+                run.id,
+                steps::RUN_RESULTS
             );
             let none = match settings.download {
                 true => Artifacts::Downloaded(Downloaded::default()),
                 false => Artifacts::Skipped,
             };
-            return self.conclude(&run, none, since, None);
+            return self.conclude(&run, none, since, None, &Findings::default());
         }
         let downloaded = match settings.download {
             false => Artifacts::Skipped,
-            true => match self.download(&run) {
-                Ok(done) => Artifacts::Downloaded(done),
-                Err(error) => Artifacts::NotDownloaded(error),
-            },
+            true => {
+                let other_steps = steps::other_steps_files(&run);
+                match artifacts::download_all(
+                    self.client,
+                    self.tables.folder(),
+                    &run,
+                    settings,
+                    &other_steps,
+                ) {
+                    Ok(done) => Artifacts::Downloaded(done),
+                    Err(error) => {
+                        self.client.termination().check()?;
+                        Artifacts::NotDownloaded(error)
+                    }
+                }
+            }
         };
-        let results = self.results_table(&run, &downloaded)?;
+        let findings = self.read_steps(&run, &downloaded)?;
         if let (true, Artifacts::Downloaded(done)) = (settings.zip, &downloaded) {
             zip(self.tables, &run, self.job_id, done)?;
         }
         let digest = match run.status {
             RunStatus::Success => None,
-            _ => why_it_failed(&run, results.as_ref()),
+            _ => digest::of_failure(&run, &findings),
         };
-        self.conclude(&run, downloaded, since, digest.as_ref())
+        self.conclude(&run, downloaded, since, digest.as_ref(), &findings)
+    }
+
+    /// Every dbt step's run_results.json and sources.json into their tables, and what they say.
+    /// A failure here is a warning: the run and its artifacts are what the job is for.
+    fn read_steps(&self, run: &Run, downloaded: &Artifacts) -> Result<Findings> {
+        let sources = steps::Sources {
+            client: self.client,
+            folder: self.tables.folder(),
+            downloaded: match downloaded {
+                Artifacts::Downloaded(done) => Some(done),
+                _ => None,
+            },
+            max_size: self.config.artifacts.max_size,
+        };
+        let read = sources
+            .gather(run)
+            .and_then(|files| steps::read(run, self.tables, &files));
+        match read {
+            Ok(findings) => Ok(findings),
+            Err(error) => {
+                self.client.termination().check()?;
+                warn!("The steps' results could not be read: {error:#}");
+                Ok(Findings::default())
+            }
+        }
     }
 
     fn conclude(
@@ -292,18 +327,28 @@ impl Job<'_> {
         downloaded: Artifacts,
         since: Instant,
         digest: Option<&Digest>,
+        findings: &Findings,
     ) -> Result<()> {
+        let report = findings.warnings();
+        for line in &report {
+            warn!("{line}");
+        }
         let ending = Ending {
             run,
             took: since.elapsed(),
             digest,
+            counts: findings.summary(),
+            warnings: &report,
         };
         let settings = &self.config.artifacts;
         let verdict = verdict::verdict(
             &ending,
             downloaded,
             settings.must_succeed,
-            self.config.fail_on_run_error,
+            Strictness {
+                fail_on_run_error: self.config.fail_on_run_error,
+                fail_on_warnings: self.config.fail_on_warnings,
+            },
         );
         for warning in &verdict.warnings {
             warn!("{warning}");
@@ -321,67 +366,6 @@ impl Job<'_> {
                     warn!("{line}");
                 }
                 Err(error)
-            }
-        }
-    }
-
-    fn download(&self, run: &Run) -> Result<Downloaded> {
-        let settings: &ArtifactSettings = &self.config.artifacts;
-        artifacts::download_all(
-            self.client,
-            self.tables.folder(),
-            run,
-            settings.concurrency,
-            settings.selection.as_ref(),
-            settings.max_size,
-        )
-    }
-
-    /// The results table, from the downloaded run_results.json or one fetched for it; a failure
-    /// is a warning, since the run and its artifacts are what the job is for. Returns the file,
-    /// which the failure digest reads too.
-    fn results_table(&self, run: &Run, downloaded: &Artifacts) -> Result<Option<ResultsFile>> {
-        let written = self.results_file(run, downloaded).and_then(|file| {
-            if let Some(file) = &file {
-                let path = file.path();
-                let reader = File::open(path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
-                self.tables.results(run, BufReader::new(reader))?;
-            }
-            Ok(file)
-        });
-        match written {
-            Ok(file) => Ok(file),
-            Err(error) => {
-                self.client.termination().check()?;
-                warn!(
-                    "The table {} could not be written: {error:#}",
-                    Table::RunResults.name()
-                );
-                Ok(None)
-            }
-        }
-    }
-
-    /// run_results.json: the downloaded copy, or one fetched for the purpose when the artifacts
-    /// are not wanted; `None`, with a note, when the run has none.
-    fn results_file(&self, run: &Run, downloaded: &Artifacts) -> Result<Option<ResultsFile>> {
-        if let Artifacts::Downloaded(done) = downloaded {
-            if done.paths.iter().any(|p| p == RUN_RESULTS) {
-                let path = self.tables.folder().artifacts_dir().join(RUN_RESULTS);
-                return Ok(Some(ResultsFile::Downloaded(path)));
-            }
-        }
-        let (folder, max_size) = (self.tables.folder(), self.config.artifacts.max_size);
-        match artifacts::fetch(self.client, folder, run, RUN_RESULTS, max_size)? {
-            Some(file) => Ok(Some(ResultsFile::Fetched(file))),
-            None => {
-                info!(
-                    "Run {} has no {RUN_RESULTS}: no table {}",
-                    run.id,
-                    Table::RunResults.name()
-                );
-                Ok(None)
             }
         }
     }
@@ -434,39 +418,6 @@ impl Job<'_> {
             link(&last)
         ))
     }
-}
-
-/// The run's run_results.json on disk.
-enum ResultsFile {
-    /// Among the artifacts.
-    Downloaded(PathBuf),
-    /// Fetched for the table alone, gone with the value.
-    Fetched(NamedTempFile),
-}
-
-impl ResultsFile {
-    fn path(&self) -> &Path {
-        match self {
-            ResultsFile::Downloaded(path) => path,
-            ResultsFile::Fetched(file) => file.path(),
-        }
-    }
-}
-
-/// The failure digest: from run_results.json when it shows failed nodes, else from dbt's error
-/// block in the failed step's log. `None` when neither says more than the failed step's name.
-fn why_it_failed(run: &Run, results: Option<&ResultsFile>) -> Option<Digest> {
-    let from_results = results.and_then(|file| {
-        let reader = BufReader::new(File::open(file.path()).ok()?);
-        match digest::from_run_results(reader) {
-            Ok(digest) => digest,
-            Err(error) => {
-                debug!("{RUN_RESULTS} could not be read for the digest: {error:#}");
-                None
-            }
-        }
-    });
-    from_results.or_else(|| digest::from_log(run.failed_step_log()?))
 }
 
 fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> {

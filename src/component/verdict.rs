@@ -99,39 +99,84 @@ fn weighed(note: String, error: Option<anyhow::Error>) -> Weighed {
     }
 }
 
-/// What the job knows of the run's end: the run, how long the job followed it, and why it
-/// failed when it did.
+/// What the job knows of the run's end: the run, how long the job followed it, what its steps'
+/// results count, what warned, and why it failed when it did.
 pub struct Ending<'a> {
     pub run: &'a Run,
     pub took: Duration,
     pub digest: Option<&'a Digest>,
+    /// Results per status, per step: `step 5 "Invoke dbt build": 40 success, 1 warn`.
+    pub counts: Option<String>,
+    /// The warnings report (its first line sums it up); empty when nothing warned.
+    pub warnings: &'a [String],
+}
+
+/// What fails the job beside its artifacts.
+#[derive(Debug, Clone, Copy)]
+pub struct Strictness {
+    /// A run that ended in Error or was cancelled.
+    pub fail_on_run_error: bool,
+    /// Any warned node or stale source.
+    pub fail_on_warnings: bool,
 }
 
 pub fn verdict(
     ending: &Ending,
     artifacts: Artifacts,
     must_succeed: bool,
-    fail_on_run_error: bool,
+    strictness: Strictness,
 ) -> Verdict {
     let run = ending.run;
     let weighed = weigh(artifacts, must_succeed, run);
     let warnings: Vec<String> = weighed.warning.clone().into_iter().collect();
     if run.status != RunStatus::Success {
-        return failed(ending, weighed, warnings, fail_on_run_error);
+        let verdict = failed(ending, weighed, warnings, strictness.fail_on_run_error);
+        return with_warnings_failing(verdict, ending, strictness);
     }
     let outcome = match weighed.error {
         None => Ok(Some(format!(
-            "Done: run {} succeeded in {}{}; {}",
+            "Done: run {} succeeded in {}{}; {}{}",
             run.id,
             elapsed(ending.took),
             queue_note(run)
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default(),
+            ending
+                .counts
+                .as_ref()
+                .map(|counts| format!("{counts}; "))
+                .unwrap_or_default(),
             weighed.note
         ))),
         Some(error) => Err(error),
     };
-    Verdict { warnings, outcome }
+    with_warnings_failing(Verdict { warnings, outcome }, ending, strictness)
+}
+
+/// `fail_on_warnings`: a job that would succeed fails when anything warned, with the report as
+/// its message.
+fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictness) -> Verdict {
+    let Some((head, lines)) = ending.warnings.split_first() else {
+        return verdict;
+    };
+    if !strictness.fail_on_warnings || verdict.outcome.is_err() {
+        return verdict;
+    }
+    let run = ending.run;
+    let message = format!(
+        "dbt Cloud run {} {} with warnings, and fail_on_warnings is true. {head}. The tables are \
+         written. See {}.",
+        run.id,
+        match run.status {
+            RunStatus::Success => "succeeded",
+            _ => "ended",
+        },
+        link(run)
+    );
+    Verdict {
+        warnings: verdict.warnings,
+        outcome: Err(UserError::with_details(message, lines.to_vec()).into()),
+    }
 }
 
 /// A run that ended in Error or was cancelled: exit 1 with why, after the message, a line each
@@ -252,6 +297,85 @@ mod tests {
         })
     }
 
+    #[test]
+    fn warnings_fail_the_job_only_when_asked_and_never_hide_a_failure() {
+        let report = [
+            "Warnings: 1 node warned".to_owned(),
+            "- test.p.t (warn): Got 3 results".to_owned(),
+        ];
+        fn ending<'a>(run: &'a Run, report: &'a [String]) -> Ending<'a> {
+            Ending {
+                run,
+                took: Duration::from_secs(95),
+                digest: None,
+                counts: Some("step 4 \"Invoke dbt build\": 36 success, 1 warn".into()),
+                warnings: report,
+            }
+        }
+        let strict = Strictness {
+            fail_on_run_error: true,
+            fail_on_warnings: true,
+        };
+        let lenient = Strictness {
+            fail_on_warnings: false,
+            ..strict
+        };
+        let success = run(10);
+        let summary = verdict(
+            &ending(&success, &report),
+            Artifacts::Skipped,
+            true,
+            lenient,
+        )
+        .outcome
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            summary,
+            "Done: run 7 succeeded in 1m 35s; step 4 \"Invoke dbt build\": 36 success, 1 warn; artifacts skipped (ignore_artifacts)"
+        );
+        let error = verdict(&ending(&success, &report), Artifacts::Skipped, true, strict)
+            .outcome
+            .unwrap_err();
+        assert!(is_user_error(&error));
+        assert_eq!(
+            error.to_string(),
+            "dbt Cloud run 7 succeeded with warnings, and fail_on_warnings is true. Warnings: 1 node warned. The tables are written. See https://x.dbt.com/runs/7/."
+        );
+        assert_eq!(
+            crate::error::details(&error),
+            ["- test.p.t (warn): Got 3 results"]
+        );
+        let failed = run(20);
+        let error = verdict(&ending(&failed, &report), Artifacts::Skipped, true, strict)
+            .outcome
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("dbt Cloud run 7 ended in Error"),
+            "{error}"
+        );
+        let tolerated = Strictness {
+            fail_on_run_error: false,
+            fail_on_warnings: true,
+        };
+        let error = verdict(
+            &ending(&failed, &report),
+            Artifacts::Skipped,
+            true,
+            tolerated,
+        )
+        .outcome
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("dbt Cloud run 7 ended with warnings"),
+            "{error}"
+        );
+    }
+
     /// Every way the job can end: (run status, artifacts, artifacts_must_succeed,
     /// fail_on_run_error) → exit code, the start of the message, and how many warnings.
     #[test]
@@ -278,8 +402,14 @@ mod tests {
                 run: &run,
                 took: Duration::from_secs(95),
                 digest: None,
+                counts: None,
+                warnings: &[],
             };
-            let verdict = verdict(&ending, artifacts, must_succeed, fail_on_run_error);
+            let strictness = Strictness {
+                fail_on_run_error,
+                fail_on_warnings: false,
+            };
+            let verdict = verdict(&ending, artifacts, must_succeed, strictness);
             assert_eq!(
                 verdict.warnings.len(),
                 warnings,

@@ -104,6 +104,8 @@ pub struct Config {
     pub artifacts: ArtifactSettings,
     /// When false, a run that ends in Error or Cancelled is a warning, and the exit code 0.
     pub fail_on_run_error: bool,
+    /// When true, a warned node or a stale source fails the job (after its tables).
+    pub fail_on_warnings: bool,
     /// Cancel the dbt run when SIGTERM or SIGINT comes while it is in progress.
     pub cancel_on_terminate: bool,
     /// The ceiling on this component's requests to dbt Cloud.
@@ -374,6 +376,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
             zip: ARTIFACTS_ZIP.read(p)?,
         },
         fail_on_run_error: FAIL_ON_RUN_ERROR.read(p)?,
+        fail_on_warnings: FAIL_ON_WARNINGS.read(p)?,
         // A followed run is not ours to cancel, unless the user says so.
         cancel_on_terminate: match follow.is_some() && !p.given(CANCEL_ON_TERMINATE.key) {
             true => false,
@@ -647,6 +650,7 @@ mod tests {
         assert_eq!(config.start.if_running, IfRunning::Trigger);
         assert!(!config.start.retry_failed);
         assert!(config.fail_on_run_error);
+        assert!(!config.fail_on_warnings);
         assert!(config.artifacts.selection.is_none());
         assert!(!config.artifacts.zip);
         assert!(!config.debug);

@@ -699,6 +699,7 @@ pub const IF_RUNNING: Defaulted<Choice<IfRunning>> = Defaulted {
 };
 pub const RETRY_FAILED: Defaulted<Flag> = flag("retry_failed", false);
 pub const FAIL_ON_RUN_ERROR: Defaulted<Flag> = flag("fail_on_run_error", true);
+pub const FAIL_ON_WARNINGS: Defaulted<Flag> = flag("fail_on_warnings", false);
 pub const ARTIFACTS_INCLUDE: Optional<Globs> = Optional {
     key: "artifacts_include",
     kind: Globs,
@@ -747,6 +748,7 @@ pub const PARAMETERS: &[&dyn Definition] = &[
     &IF_RUNNING,
     &RETRY_FAILED,
     &FAIL_ON_RUN_ERROR,
+    &FAIL_ON_WARNINGS,
     &ARTIFACTS_INCLUDE,
     &ARTIFACTS_ZIP,
     &DEBUG,

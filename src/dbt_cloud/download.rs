@@ -29,36 +29,57 @@ pub trait Destination {
     fn finish(&self, sink: Self::Sink) -> io::Result<Self::Done>;
 }
 
+/// One artifact of a run: its path below `target/`, and the step whose `target/` it is read
+/// from (the run's last step without one, as the API has it).
+#[derive(Debug, Clone, Copy)]
+pub struct ArtifactRef<'a> {
+    pub path: &'a str,
+    pub step: Option<u32>,
+}
+
+/// What a 404 means for an artifact.
+#[derive(Clone, Copy)]
+pub enum IfMissing<'a> {
+    /// Listed, so it exists or soon will (uploads lag the run): asked again, within this budget
+    /// that every listed artifact shares.
+    Wait(&'a SharedBudget),
+    /// Asked for on the chance (another step's `run_results.json`): the step wrote none.
+    Absent,
+}
+
 /// What a download may cost before it is given up.
 pub struct DownloadLimits<'a> {
     /// Bytes: a larger artifact fails rather than fill the disk.
     pub max_size: u64,
-    /// Listed artifacts that answer 404 share this budget.
-    pub missing: &'a SharedBudget,
+    pub missing: IfMissing<'a>,
 }
 
 impl DbtCloud {
     /// Streams an artifact into a fresh `destination` sink per attempt, bytes as served, retried
     /// like every other call: a short, broken or stalled body is tried again from the start, so
     /// that a broken attempt's bytes never mix with the next. Returns what the destination made
-    /// of the complete sink, and the bytes written.
+    /// of the complete sink, and the bytes written; `None` when an artifact asked for on the
+    /// chance ([`IfMissing::Absent`]) is not there.
     pub fn download_artifact<D: Destination>(
         &self,
         run: RunId,
-        path: &str,
+        artifact: ArtifactRef,
         limits: &DownloadLimits,
         destination: &D,
-    ) -> Result<(D::Done, u64)> {
+    ) -> Result<Option<(D::Done, u64)>> {
+        let path = artifact.path;
         let local = |error: io::Error| {
             AttemptError::Fatal(
                 UserError::new(format!("could not save artifact {path}: {error}")).into(),
             )
         };
-        let what = format!("Downloading artifact {path}");
+        let what = format!("Downloading artifact {}", subject_of(artifact));
         retry(&what, &self.timing.retry, &self.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
-            let bytes = self.download_attempt(run, path, &mut sink, limits)?;
-            Ok((destination.finish(sink).map_err(local)?, bytes))
+            match self.download_attempt(run, artifact, &mut sink, limits)? {
+                Some(bytes) => Ok(Some((destination.finish(sink).map_err(local)?, bytes))),
+                None => Ok(None),
+            }
         })
     }
 
@@ -68,17 +89,20 @@ impl DbtCloud {
     fn download_attempt(
         &self,
         run: RunId,
-        path: &str,
+        artifact: ArtifactRef,
         out: &mut dyn Write,
         limits: &DownloadLimits,
-    ) -> Result<u64, AttemptError> {
+    ) -> Result<Option<u64>, AttemptError> {
         let run_id = run.to_string();
         let segments: Vec<&str> = ["runs", run_id.as_str(), "artifacts"]
             .into_iter()
-            .chain(path.split('/'))
+            .chain(artifact.path.split('/'))
             .collect();
         let mut url = self.api_url(&segments);
-        let subject = format!("artifact {path} of run {run}");
+        if let Some(step) = artifact.step {
+            url.query_pairs_mut().append_pair("step", &step.to_string());
+        }
+        let subject = format!("artifact {} of run {run}", subject_of(artifact));
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
             if self.base.same_origin(&url) {
@@ -95,13 +119,18 @@ impl DbtCloud {
                 continue;
             }
             if status == StatusCode::NOT_FOUND {
-                return Err(not_there_yet(&subject, limits.missing));
+                return match limits.missing {
+                    IfMissing::Wait(budget) => Err(not_there_yet(&subject, budget)),
+                    IfMissing::Absent => Ok(None),
+                };
             }
             if !status.is_success() {
                 let body = read_limited(response, ERROR_BODY_LIMIT);
                 return Err(self.refusal(status, &headers, &body, &url, &subject));
             }
-            return self.save(response, out, &subject, limits.max_size);
+            return self
+                .save(response, out, &subject, limits.max_size)
+                .map(Some);
         }
         Err(AttemptError::Fatal(anyhow!(
             "{subject} was redirected more than {MAX_REDIRECTS} times"
@@ -130,6 +159,14 @@ impl DbtCloud {
             ))),
             _ => Ok(written),
         }
+    }
+}
+
+/// `run_results.json`, or `run_results.json of step 4`.
+fn subject_of(artifact: ArtifactRef) -> String {
+    match artifact.step {
+        Some(step) => format!("{} of step {step}", artifact.path),
+        None => artifact.path.to_owned(),
     }
 }
 

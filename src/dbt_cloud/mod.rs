@@ -10,7 +10,7 @@ mod run;
 mod url;
 
 pub use client::{Budget, DbtCloud, JobSummary, Start};
-pub use download::{Destination, DownloadLimits};
+pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
 
 use crate::secret::ApiToken;
 

@@ -93,6 +93,25 @@ pub struct RunStep {
     pub status: RunStatus,
 }
 
+impl RunStep {
+    /// dbt Cloud's own steps, before the job's commands: cloning the repository, writing the
+    /// profile, and `dbt deps` (named `Invoke dbt with \`dbt deps\``, or `Invoke dbt deps`
+    /// before).
+    fn is_built_in(&self) -> bool {
+        let name = self.name.trim().to_ascii_lowercase();
+        if name.starts_with("clone ") || name.starts_with("create profile") {
+            return true;
+        }
+        let command = name
+            .strip_prefix("invoke dbt with ")
+            .or_else(|| name.strip_prefix("invoke "))
+            .unwrap_or(&name)
+            .trim_matches('`');
+        let command = command.strip_prefix("dbt ").unwrap_or(command);
+        command == "deps" || command.starts_with("deps ")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Run {
     pub id: RunId,
@@ -456,13 +475,31 @@ impl Run {
             })
     }
 
+    /// The steps that ran the job's dbt commands (`dbt source freshness`, `dbt build`, `dbt docs
+    /// generate`, ...): those after dbt Cloud's own that started, in order.
+    pub fn command_steps(&self) -> Vec<&RunStep> {
+        let after = self
+            .steps
+            .iter()
+            .rposition(RunStep::is_built_in)
+            .map_or(0, |built_in| built_in + 1);
+        self.steps[after..]
+            .iter()
+            .filter(|step| step.status != RunStatus::Queued)
+            .collect()
+    }
+
+    /// The step whose `target/` the artifact endpoints read when no step is named.
+    pub fn last_step(&self) -> Option<&RunStep> {
+        self.steps.iter().max_by_key(|step| step.index)
+    }
+
     pub fn failed_step(&self) -> Option<&RunStep> {
         self.steps.iter().find(|s| s.status == RunStatus::Error)
     }
 
-    /// The log of the failed step, as the run's answer carries it (its end, when long).
-    pub fn failed_step_log(&self) -> Option<&str> {
-        let index = self.failed_step()?.index;
+    /// A step's log, as the run's answer carries it (its end, when long).
+    pub fn step_log(&self, index: i64) -> Option<&str> {
         self.field("run_steps")?
             .as_array()?
             .iter()
@@ -563,6 +600,47 @@ mod tests {
         let run = run_from(json!({"id": 1})).unwrap();
         assert_eq!(run.status, RunStatus::Unknown);
         assert_eq!(run.status.to_string(), "status unknown");
+    }
+
+    #[test]
+    fn the_command_steps_are_those_after_dbt_clouds_own_that_ran() {
+        let steps = |names: &[(&str, u64)]| {
+            let steps: Vec<Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, (name, status))| json!({"index": i + 1, "name": name, "status": status}))
+                .collect();
+            run_from(json!({"id": 1, "status": 20, "run_steps": steps})).unwrap()
+        };
+        let today = steps(&[
+            ("Clone git repository", 10),
+            ("Create profile from connection Postgres", 10),
+            ("Invoke dbt with `dbt deps`", 10),
+            ("Invoke dbt with `dbt source freshness`", 10),
+            ("Invoke dbt with `dbt build`", 20),
+            ("Invoke dbt with `dbt docs generate`", 10),
+        ]);
+        let indexes: Vec<i64> = today.command_steps().iter().map(|s| s.index).collect();
+        assert_eq!(indexes, [4, 5, 6]);
+        assert_eq!(today.last_step().unwrap().index, 6);
+        assert_eq!(today.failed_step().unwrap().index, 5);
+        let older = steps(&[
+            ("Clone Git Repository", 10),
+            ("Create Profile from Connection Bigquery ", 10),
+            ("Invoke dbt deps", 10),
+            ("Invoke dbt run", 10),
+            ("Invoke dbt test", 1),
+        ]);
+        let indexes: Vec<i64> = older.command_steps().iter().map(|s| s.index).collect();
+        assert_eq!(indexes, [4], "a step still Queued never ran");
+        let unknown = steps(&[("dbt build", 10)]);
+        assert_eq!(
+            unknown.command_steps().len(),
+            1,
+            "no built-in step: all are the job's"
+        );
+        let died = steps(&[("Clone git repository", 20)]);
+        assert!(died.command_steps().is_empty());
     }
 
     #[test]

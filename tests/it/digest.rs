@@ -41,7 +41,8 @@ fn a_failed_run_says_which_nodes_failed_from_its_real_run_results() {
     assert!(lines[0].starts_with("dbt Cloud run "), "{stderr}");
     assert!(lines[0].contains("ended in Error"), "{stderr}");
     assert!(
-        lines[1].starts_with("2 of ") && lines[1].ends_with(" nodes failed"),
+        lines[1].starts_with("step 4 \"Invoke dbt build\": 2 of ")
+            && lines[1].ends_with(" nodes failed"),
         "{stderr}"
     );
     assert!(
@@ -76,7 +77,7 @@ fn without_run_results_the_digest_comes_from_dbts_error_block_in_the_step_log() 
     let stderr = run.stderr();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
-        lines[1], "Done. PASS=0 WARN=0 ERROR=1 SKIP=0 TOTAL=1",
+        lines[1], "Log of step 4 \"Invoke dbt build\": Done. PASS=0 WARN=0 ERROR=1 SKIP=0 TOTAL=1",
         "{stderr}"
     );
     assert_eq!(
@@ -124,7 +125,8 @@ fn with_fail_on_run_error_false_the_digest_is_a_warning_and_the_job_succeeds() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.contains("WARN  2 of ") && l.ends_with(" nodes failed")),
+            .any(|l| l.contains("WARN  step 4 \"Invoke dbt build\": 2 of ")
+                && l.ends_with(" nodes failed")),
         "{stdout}"
     );
 }

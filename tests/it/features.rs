@@ -259,8 +259,14 @@ fn run_results_are_a_table_one_row_per_node() {
     assert_eq!(rows[2]["failures"], "3");
     assert_eq!(rows[2]["resource_type"], "test");
     assert_eq!(rows[3]["execute_started_at"], "");
+    assert!(rows
+        .iter()
+        .all(|r| r["step_index"] == "4" && r["step_name"] == "Invoke dbt build"));
     let manifest = run.manifest("dbt_cloud_run_results");
-    assert_eq!(manifest["primary_key"], json!(["run_id", "unique_id"]));
+    assert_eq!(
+        manifest["primary_key"],
+        json!(["run_id", "step_index", "unique_id"])
+    );
 
     // The real v4 file of a dbt 1.4 project, with the project's native types.
     let v4 = include_bytes!("../data/run_results/v4-billiam-database.json");
@@ -280,7 +286,8 @@ fn run_results_are_a_table_one_row_per_node() {
         .filter(|c| c["primary_key"] == true)
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(keys, ["run_id", "unique_id"]);
+    // In the schema's column order: step_index came after the earlier columns.
+    assert_eq!(keys, ["run_id", "unique_id", "step_index"]);
 }
 
 #[test]

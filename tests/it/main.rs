@@ -21,4 +21,5 @@ mod real_data;
 mod reliability;
 mod sample_configs;
 mod signals;
+mod steps;
 mod sync_actions;

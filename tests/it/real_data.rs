@@ -30,6 +30,11 @@ fn assert_results_table_is(artifact: &str) {
         let unique_id = node["unique_id"].as_str().unwrap();
         let at = format!("{artifact}: {unique_id}");
         assert_eq!(row["run_id"], "70403103000", "{at}");
+        assert_eq!(
+            (row["step_index"].as_str(), row["step_name"].as_str()),
+            ("4", "Invoke dbt build"),
+            "{at}"
+        );
         assert_eq!(row["unique_id"], unique_id, "{at}");
         assert_eq!(
             row["resource_type"],
@@ -73,9 +78,9 @@ fn assert_results_table_is(artifact: &str) {
 
 #[test]
 fn real_run_results_land_in_the_table_cell_for_cell() {
-    // Schemas v1 to v6, dbt 0.19 to dbt Fusion 2.0; Snowflake, Postgres, DuckDB,
-    // BigQuery and SQL Server; successes, errors without timings, a `rows_affected` of -1, and no
-    // nodes at all. (5 of the v4 file's 37 execution times came out one ulp off before
+    // Schemas v1 to v6, dbt 0.19 to dbt 1.11 and dbt Fusion 2.0; Snowflake, Postgres, DuckDB,
+    // BigQuery and SQL Server; successes, errors without timings, a `rows_affected` of -1, no
+    // nodes at all, warned tests, `no-op`, and the compile-only results of `dbt docs generate`. (5 of the v4 file's 37 execution times came out one ulp off before
     // float_roundtrip.)
     for artifact in [
         "real/run_results/v1-snowflake-dbt-learn.json",
@@ -88,6 +93,11 @@ fn real_run_results_land_in_the_table_cell_for_cell() {
         "real/run_results/v6-bigquery-sales-analytics.json",
         "real/run_results/v6-sqlserver-jaffle.json",
         "real/run_results/v6-fusion-2.0-preview-databricks-project.json",
+        "real/run_results/v6-1.10.13-build-warn-noop-scooters.json",
+        "real/run_results/v6-1.10.3-docs-generate-shopverse.json",
+        "real/run_results/v6-1.11.6-run-error-swans.json",
+        "real/run_results/v5-1.7.2-build-fail-warn-skipped-customer-case.json",
+        "real/run_results/v6-1.11.5-test-errors-spotify.json",
     ] {
         assert_results_table_is(artifact);
     }

@@ -1,6 +1,7 @@
 //! What a test tells the emulator: accounts, tokens, and jobs with the timeline, outcome and
 //! artifacts their runs will have.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -135,9 +136,16 @@ pub struct Job {
     pub steps: Vec<String>,
     pub timeline: Timeline,
     pub outcome: Outcome,
+    /// With [`Outcome::Error`], the step (1-based) that fails; `None`: the last. The steps after
+    /// it still run and succeed, as dbt Cloud's "Generate docs on run" step does.
+    pub failing_step: Option<usize>,
     /// The run's `status_message` when it ends in Error.
     pub error_message: String,
+    /// The last step's artifacts: what the artifact endpoints serve without `step`.
     pub artifacts: Vec<Artifact>,
+    /// Other steps' artifacts, by step index (1-based), served with `?step=N`; a step without
+    /// an entry has none (its downloads answer 404).
+    pub step_artifacts: BTreeMap<usize, Vec<Artifact>>,
     /// After the run is final, `artifacts_saved` stays false this long...
     pub artifacts_saved_after: Duration,
     /// ...and the artifact list stays empty (and downloads 404) this long.
@@ -169,8 +177,10 @@ impl Job {
             .to_vec(),
             timeline: Timeline::lasting(Duration::from_millis(1200)),
             outcome: Outcome::Success,
+            failing_step: None,
             error_message: "Job run failed: 1 error in step 'Invoke dbt build'.".to_owned(),
             artifacts: standard_artifacts(),
+            step_artifacts: BTreeMap::new(),
             artifacts_saved_after: Duration::ZERO,
             artifacts_listed_after: Duration::ZERO,
             failed_step_log: None,
@@ -223,6 +233,33 @@ impl Job {
         self
     }
 
+    /// The run's steps, by name, in order (dbt Cloud's own first).
+    pub fn steps(mut self, names: &[&str]) -> Job {
+        self.steps = names.iter().map(|name| (*name).to_owned()).collect();
+        self
+    }
+
+    /// What step `index` (1-based, not the last) leaves in its `target/` folder.
+    pub fn step_artifacts(mut self, index: usize, artifacts: Vec<Artifact>) -> Job {
+        self.step_artifacts.insert(index, artifacts);
+        self
+    }
+
+    /// With [`Outcome::Error`], step `index` (1-based) fails and the later ones still run.
+    pub fn failing_step(mut self, index: usize) -> Job {
+        self.failing_step = Some(index);
+        self
+    }
+
+    /// The artifacts of step `index` (1-based): the last step's for `None` or the last index.
+    pub fn artifacts_of_step(&self, index: Option<usize>) -> Option<&[Artifact]> {
+        match index {
+            None => Some(&self.artifacts),
+            Some(index) if index == self.steps.len() => Some(&self.artifacts),
+            Some(index) => self.step_artifacts.get(&index).map(Vec::as_slice),
+        }
+    }
+
     pub fn artifacts_delay(mut self, saved_after: Duration, listed_after: Duration) -> Job {
         self.artifacts_saved_after = saved_after;
         self.artifacts_listed_after = listed_after;
@@ -270,11 +307,50 @@ impl Demo {
         }
     }
 
+    /// A job as dbt Cloud runs one today: its own three steps, then `dbt source freshness`
+    /// (a stale source), `dbt build` (a warned test) and `dbt docs generate`, each with real
+    /// artifacts of dbt 1.10 (`tests/data/real/SOURCES.md`).
     pub fn job() -> Job {
-        Job::new(Demo::ACCOUNT_ID, Demo::JOB_ID).timeline(Timeline {
-            queued: Duration::from_millis(500),
-            starting: Duration::from_millis(500),
-            running: Duration::from_secs(3),
-        })
+        let mut last_step: Vec<Artifact> = standard_artifacts()
+            .into_iter()
+            .filter(|artifact| artifact.path != "run_results.json")
+            .collect();
+        last_step.push(Artifact::new(
+            "run_results.json",
+            include_bytes!("../../data/real/run_results/v6-1.10.3-docs-generate-shopverse.json")
+                .to_vec(),
+        ));
+        Job::new(Demo::ACCOUNT_ID, Demo::JOB_ID)
+            .steps(&[
+                "Clone git repository",
+                "Create profile from connection Snowflake",
+                "Invoke dbt with `dbt deps`",
+                "Invoke dbt with `dbt source freshness`",
+                "Invoke dbt with `dbt build`",
+                "Invoke dbt with `dbt docs generate`",
+            ])
+            .step_artifacts(
+                4,
+                vec![Artifact::new(
+                    "sources.json",
+                    include_bytes!("../../data/real/sources/v3-1.10.6-warn-scooters.json").to_vec(),
+                )],
+            )
+            .step_artifacts(
+                5,
+                vec![Artifact::new(
+                    "run_results.json",
+                    include_bytes!(
+                        "../../data/real/run_results/v6-1.10.13-build-warn-noop-scooters.json"
+                    )
+                    .to_vec(),
+                )],
+            )
+            .artifacts(last_step)
+            .timeline(Timeline {
+                queued: Duration::from_millis(500),
+                starting: Duration::from_millis(500),
+                running: Duration::from_secs(3),
+            })
     }
 }

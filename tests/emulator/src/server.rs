@@ -487,7 +487,7 @@ fn route(
                 let listed = state
                     .view(run_id, now)
                     .unwrap()
-                    .listed_artifacts()
+                    .listed_artifacts(query.step())
                     .map(|artifacts| {
                         artifacts
                             .iter()
@@ -502,7 +502,7 @@ fn route(
             let path = segments[4..].join("/");
             let found = run_of(state, account_id, id).and_then(|run_id| {
                 let view = state.view(run_id, now).unwrap();
-                view.listed_artifacts()?
+                view.listed_artifacts(query.step())?
                     .iter()
                     .find(|a| a.path == path)
                     .map(|a| a.content.clone())
@@ -868,5 +868,10 @@ impl Query {
 
     fn related(&self) -> Vec<String> {
         self.list("include_related")
+    }
+
+    /// `step`: which step's `target/` the artifact endpoints read (1-based; the last without it).
+    fn step(&self) -> Option<usize> {
+        self.first("step").and_then(|step| step.parse().ok())
     }
 }

@@ -95,7 +95,8 @@ fn phase(run: &RunRecord, job: &Job, age: Duration) -> Phase {
         Phase::Starting
     } else {
         let into = (age - t.queued - t.starting).as_secs_f64() / t.running.as_secs_f64().max(1e-9);
-        let steps_done = ((into * job.steps.len() as f64) as usize).min(job.steps.len() - 1);
+        let steps_done =
+            ((into * job.steps.len() as f64) as usize).min(job.steps.len().saturating_sub(1));
         Phase::Running { steps_done }
     }
 }
@@ -134,12 +135,14 @@ impl RunView<'_> {
         }
     }
 
-    /// `None`: the run produced none; `Some(empty)`: not uploaded yet.
-    pub fn listed_artifacts(&self) -> Option<&[Artifact]> {
+    /// The artifacts of `step` (the last step's for `None`). `None`: the run, or that step,
+    /// produced none; `Some(empty)`: not uploaded yet.
+    pub fn listed_artifacts(&self, step: Option<usize>) -> Option<&[Artifact]> {
         let end = self.finished_after()?;
         self.started_after()?;
+        let artifacts = self.job.artifacts_of_step(step)?;
         if self.age >= end + self.job.artifacts_listed_after {
-            Some(&self.job.artifacts)
+            Some(artifacts)
         } else {
             Some(&[])
         }
@@ -234,7 +237,7 @@ impl RunView<'_> {
         let job = self.job;
         let count = match self.phase {
             Phase::Queued | Phase::Starting => 0,
-            Phase::Running { steps_done } => steps_done + 1,
+            Phase::Running { steps_done } => (steps_done + 1).min(job.steps.len()),
             Phase::Final { .. } if self.started_after().is_none() => 0,
             Phase::Final { .. } => job.steps.len(),
         };
@@ -243,8 +246,11 @@ impl RunView<'_> {
             .enumerate()
             .map(|(i, name)| {
                 let last = i + 1 == count;
+                let failing = job.failing_step.unwrap_or(job.steps.len());
                 let status = match self.phase {
                     Phase::Running { .. } if last => 3,
+                    Phase::Final { status: 20, .. } if i + 1 == failing => 20,
+                    Phase::Final { status: 20, .. } => 10,
                     Phase::Final { status, .. } if last => status,
                     _ => 10,
                 };

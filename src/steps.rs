@@ -1,0 +1,387 @@
+//! A run's dbt steps and the files each left. A dbt Cloud job is a chain of steps (dbt Cloud's
+//! own, then the job's commands: often `dbt source freshness`, `dbt build`, `dbt docs generate`),
+//! and the artifact endpoints answer for the last step unless `?step=N` names another. So the
+//! last step's artifacts are listed and downloaded as they are, and each other command step's
+//! `run_results.json` and `sources.json` are asked for by name (a 404: the step wrote none) and
+//! kept as `steps/<N>/<file>` beside them. Then every step's files stream into the results and
+//! freshness tables, tallied on the way ([`Findings`]).
+//!
+//! dbt Cloud keeps `target/` across a run's steps, so a step that writes no file of its own shows
+//! an earlier step's: a file of an invocation already read is not read again.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use log::{debug, info, warn};
+use tempfile::NamedTempFile;
+
+use crate::artifacts::{self, Downloaded, StepArtifact};
+use crate::data_folder::DataFolder;
+use crate::dbt_cloud::{ArtifactRef, DbtCloud, Run};
+use crate::findings::{Findings, StepFindings, StepLabel, Tally};
+use crate::freshness;
+use crate::run_results;
+use crate::tables::{freshness_row, result_row, StepCells, Table, Writer};
+use crate::termination::is_terminated;
+
+pub const RUN_RESULTS: &str = "run_results.json";
+pub const SOURCES: &str = "sources.json";
+const STEP_FILES: [&str; 2] = [RUN_RESULTS, SOURCES];
+
+/// The files of the run's command steps other than the last, asked for by name beside the last
+/// step's listed artifacts.
+pub fn other_steps_files(run: &Run) -> Vec<StepArtifact> {
+    let last = run.last_step().map(|step| step.index);
+    run.command_steps()
+        .into_iter()
+        .filter(|step| Some(step.index) != last)
+        .filter_map(|step| u32::try_from(step.index).ok().filter(|index| *index > 0))
+        .flat_map(|step| STEP_FILES.map(|name| StepArtifact { step, name }))
+        .collect()
+}
+
+/// A step's file on disk.
+pub enum Located {
+    /// Among the downloaded artifacts.
+    Kept(PathBuf),
+    /// Fetched for the tables alone, gone with the value.
+    Fetched(NamedTempFile),
+}
+
+impl Located {
+    fn open(&self) -> Result<BufReader<File>> {
+        let path = match self {
+            Located::Kept(path) => path.as_path(),
+            Located::Fetched(file) => file.path(),
+        };
+        let file =
+            File::open(path).with_context(|| format!("could not read {}", path.display()))?;
+        Ok(BufReader::new(file))
+    }
+}
+
+/// What one step left: its `run_results.json` and `sources.json`, when it wrote them.
+pub struct StepFiles {
+    pub step: StepLabel,
+    pub run_results: Option<Located>,
+    pub sources: Option<Located>,
+}
+
+/// Where the step files come from: the downloaded artifacts, or dbt Cloud for those not
+/// downloaded (not wanted, or left out by `artifacts_include`).
+pub struct Sources<'a> {
+    pub client: &'a DbtCloud,
+    pub folder: &'a DataFolder,
+    pub downloaded: Option<&'a Downloaded>,
+    pub max_size: u64,
+}
+
+impl Sources<'_> {
+    /// Every command step's files in order, the last step's last. A file that cannot be had is a
+    /// warning naming its step; only a signal ends this early.
+    pub fn gather(&self, run: &Run) -> Result<Vec<StepFiles>> {
+        let mut gathered = Vec::new();
+        let other: Vec<StepArtifact> = other_steps_files(run);
+        for step in run.command_steps() {
+            let Some(index) = u32::try_from(step.index).ok() else {
+                continue;
+            };
+            if !other.iter().any(|file| file.step == index) {
+                continue;
+            }
+            let label = StepLabel {
+                index,
+                name: step.name.clone(),
+            };
+            let [run_results, sources] =
+                STEP_FILES.map(|name| self.other_step_file(run, &label, name));
+            gathered.push(StepFiles {
+                step: label,
+                run_results: run_results?,
+                sources: sources?,
+            });
+        }
+        let last = StepLabel {
+            index: run
+                .last_step()
+                .and_then(|step| u32::try_from(step.index).ok())
+                .unwrap_or(0),
+            name: run
+                .last_step()
+                .map(|step| step.name.clone())
+                .unwrap_or_default(),
+        };
+        let [run_results, sources] = self.last_step_files(run, &last)?;
+        gathered.push(StepFiles {
+            step: last,
+            run_results,
+            sources,
+        });
+        Ok(gathered)
+    }
+
+    fn other_step_file(
+        &self,
+        run: &Run,
+        step: &StepLabel,
+        name: &'static str,
+    ) -> Result<Option<Located>> {
+        let local = StepArtifact {
+            step: step.index,
+            name,
+        }
+        .local_path();
+        if let Some(downloaded) = self.downloaded {
+            if downloaded.paths.contains(&local) {
+                return Ok(Some(Located::Kept(self.folder.artifacts_dir().join(local))));
+            }
+            if downloaded.absent.contains(&local) {
+                return Ok(None);
+            }
+            if let Some((_, why)) = downloaded.failed.iter().find(|(path, _)| *path == local) {
+                warn!("{step}: its {name} could not be downloaded ({why}); its rows are left out");
+                return Ok(None);
+            }
+        }
+        let artifact = ArtifactRef {
+            path: name,
+            step: Some(step.index),
+        };
+        self.fetch(run, artifact, &[], step)
+    }
+
+    /// The last step's files: among the downloaded artifacts, or fetched when it lists them.
+    fn last_step_files(&self, run: &Run, step: &StepLabel) -> Result<[Option<Located>; 2]> {
+        let kept = |name: &str| {
+            self.downloaded
+                .filter(|downloaded| downloaded.paths.iter().any(|path| path == name))
+                .map(|_| Located::Kept(self.folder.artifacts_dir().join(name)))
+        };
+        let [mut run_results, mut sources] = STEP_FILES.map(kept);
+        if run_results.is_some() && sources.is_some() {
+            return Ok([run_results, sources]);
+        }
+        let listed = match artifacts::list(self.client, run) {
+            Ok(listed) => listed,
+            Err(error) if is_terminated(&error) => return Err(error),
+            Err(error) => {
+                warn!("{step}: the run's artifacts could not be listed ({error:#}); its rows are left out");
+                return Ok([run_results, sources]);
+            }
+        };
+        for (slot, name) in [(&mut run_results, RUN_RESULTS), (&mut sources, SOURCES)] {
+            if slot.is_none() {
+                let artifact = ArtifactRef {
+                    path: name,
+                    step: None,
+                };
+                *slot = self.fetch(run, artifact, &listed, step)?;
+            }
+        }
+        Ok([run_results, sources])
+    }
+
+    /// One file into a scratch file; a failure is a warning naming the step.
+    fn fetch(
+        &self,
+        run: &Run,
+        artifact: ArtifactRef,
+        listed: &[String],
+        step: &StepLabel,
+    ) -> Result<Option<Located>> {
+        match artifacts::fetch(
+            self.client,
+            self.folder,
+            run,
+            artifact,
+            listed,
+            self.max_size,
+        ) {
+            Ok(file) => Ok(file.map(Located::Fetched)),
+            Err(error) if is_terminated(&error) => Err(error),
+            Err(error) => {
+                warn!(
+                    "{step}: its {} could not be fetched ({error:#}); its rows are left out",
+                    artifact.path
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Streams every step's `run_results.json` into `dbt_cloud_run_results` and its `sources.json`
+/// into `dbt_cloud_source_freshness`, tallying both. A file that is not what it should be
+/// leaves out its step's rows, with a warning naming the step; the others are written.
+pub fn read(run: &Run, tables: &Writer, files: &[StepFiles]) -> Result<Findings> {
+    let run_id = run.id.to_string();
+    let results = read_table(&run_id, tables, files, ResultsTable)?;
+    let sources = read_table(&run_id, tables, files, FreshnessTable)?;
+    if files.iter().all(|file| file.run_results.is_none()) {
+        info!(
+            "Run {} has no {RUN_RESULTS}: no table {}",
+            run.id,
+            Table::RunResults.name()
+        );
+    }
+    let steps = files
+        .iter()
+        .map(|file| StepFindings {
+            step: file.step.clone(),
+            results: tally_of(&results, &file.step),
+            freshness: tally_of(&sources, &file.step),
+        })
+        .filter(|found| found.results.is_some() || found.freshness.is_some())
+        .collect();
+    Ok(Findings { steps })
+}
+
+fn tally_of(tallies: &[(StepLabel, Tally)], step: &StepLabel) -> Option<Tally> {
+    tallies
+        .iter()
+        .find(|(label, _)| label == step)
+        .map(|(_, tally)| tally.clone())
+}
+
+/// One of the two tables read from step files: which file, and how a row is made of it.
+trait StepTable {
+    const FILE: &'static str;
+    const TABLE: Table;
+    /// What the log calls one row, and many.
+    const ROWS: [&'static str; 2];
+    fn file(files: &StepFiles) -> Option<&Located>;
+    /// Streams `file`, writing a row and tallying each result.
+    fn stream(
+        file: BufReader<File>,
+        cells: StepCells,
+        rows: &mut crate::tables::Rows,
+        tally: &mut Tally,
+    ) -> Result<Option<String>>;
+}
+
+struct ResultsTable;
+
+impl StepTable for ResultsTable {
+    const FILE: &'static str = RUN_RESULTS;
+    const TABLE: Table = Table::RunResults;
+    const ROWS: [&'static str; 2] = ["node", "nodes"];
+    fn file(files: &StepFiles) -> Option<&Located> {
+        files.run_results.as_ref()
+    }
+    fn stream(
+        file: BufReader<File>,
+        cells: StepCells,
+        rows: &mut crate::tables::Rows,
+        tally: &mut Tally,
+    ) -> Result<Option<String>> {
+        let streamed = run_results::for_each(file, |node| {
+            rows.row(result_row(cells, &node))?;
+            tally.node(&node);
+            Ok(())
+        })?;
+        Ok(streamed.invocation)
+    }
+}
+
+struct FreshnessTable;
+
+impl StepTable for FreshnessTable {
+    const FILE: &'static str = SOURCES;
+    const TABLE: Table = Table::SourceFreshness;
+    const ROWS: [&'static str; 2] = ["source", "sources"];
+    fn file(files: &StepFiles) -> Option<&Located> {
+        files.sources.as_ref()
+    }
+    fn stream(
+        file: BufReader<File>,
+        cells: StepCells,
+        rows: &mut crate::tables::Rows,
+        tally: &mut Tally,
+    ) -> Result<Option<String>> {
+        let streamed = freshness::for_each(file, |source| {
+            rows.row(freshness_row(cells, &source))?;
+            tally.source(&source);
+            Ok(())
+        })?;
+        Ok(streamed.invocation)
+    }
+}
+
+/// One table from every step's file of its kind; each step's tally, for the steps read.
+fn read_table<T: StepTable>(
+    run_id: &str,
+    tables: &Writer,
+    files: &[StepFiles],
+    _table: T,
+) -> Result<Vec<(StepLabel, Tally)>> {
+    let parts: Vec<(&StepLabel, &Located)> = files
+        .iter()
+        .filter_map(|files| Some((&files.step, T::file(files)?)))
+        .collect();
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let written = tables.parts(T::TABLE, &parts, |(step, file), rows| {
+        let cells = StepCells {
+            run_id,
+            index: step.index,
+            name: &step.name,
+        };
+        let mut tally = Tally::default();
+        let invocation = T::stream(file.open()?, cells, rows, &mut tally)?;
+        match invocation {
+            Some(invocation) if seen.contains(&invocation) => {
+                debug!(
+                    "{step}: its {} is an earlier step's (dbt Cloud keeps target/ across steps); \
+                     not read twice",
+                    T::FILE
+                );
+                Ok(None)
+            }
+            invocation => {
+                seen.extend(invocation);
+                Ok(Some(tally))
+            }
+        }
+    });
+    let (count, outcomes) = match written {
+        Ok(written) => written,
+        Err(error) if is_terminated(&error) => return Err(error),
+        Err(error) => {
+            warn!(
+                "The table {} could not be written: {error:#}",
+                T::TABLE.name()
+            );
+            return Ok(Vec::new());
+        }
+    };
+    let mut tallies = Vec::new();
+    for ((step, _), outcome) in parts.iter().zip(outcomes) {
+        match outcome {
+            Ok(Some(tally)) => tallies.push(((*step).clone(), tally)),
+            Ok(None) => {}
+            Err(error) => warn!(
+                "{step}: its {} could not be read ({error:#}); its rows are left out of {}",
+                T::FILE,
+                T::TABLE.name()
+            ),
+        }
+    }
+    if !tallies.is_empty() {
+        let one = |count: usize, [one, many]: [&'static str; 2]| match count {
+            1 => one,
+            _ => many,
+        };
+        info!(
+            "Wrote table {} ({count} {} of {} {})",
+            T::TABLE.name(),
+            one(count, T::ROWS),
+            tallies.len(),
+            one(tallies.len(), ["step", "steps"])
+        );
+    }
+    Ok(tallies)
+}
