@@ -14,6 +14,7 @@ use crate::config::{self, Config, DataTypeSupport, Request};
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{Connection, DbtCloud};
 use crate::error::{details, is_user_error};
+use crate::keboola::KeboolaJob;
 use crate::sync_actions;
 use crate::tables::{self, Writer};
 use crate::termination::Termination;
@@ -36,6 +37,16 @@ struct Args {
     /// The configuration's id, which names the tables' bucket.
     #[arg(long, env = "KBC_CONFIGID", hide = true)]
     config_id: Option<String>,
+    /// The Keboola job running this component, for the run's cause.
+    #[arg(long, env = "KBC_RUNID", hide = true)]
+    keboola_job: Option<String>,
+    #[arg(long, env = "KBC_PROJECTID", hide = true)]
+    project_id: Option<String>,
+    #[arg(long, env = "KBC_PROJECTNAME", hide = true)]
+    project_name: Option<String>,
+    /// The Keboola stack's host, e.g. `connection.keboola.com`.
+    #[arg(long, env = "KBC_STACKID", hide = true)]
+    stack: Option<String>,
     /// The project's native data types: `authoritative`, `hints` or none.
     #[arg(long, env = "KBC_DATA_TYPE_SUPPORT", hide = true)]
     data_type_support: Option<String>,
@@ -45,6 +56,16 @@ struct Args {
 }
 
 impl Args {
+    fn keboola_job(&self) -> KeboolaJob {
+        KeboolaJob {
+            job_id: self.keboola_job.clone(),
+            project_id: self.project_id.clone(),
+            project_name: self.project_name.clone(),
+            config_id: self.config_id.clone(),
+            stack: self.stack.clone(),
+        }
+    }
+
     fn timing(&self) -> Timing {
         match self.test_timing.as_deref() {
             Some("fast") => Timing::fast(),
@@ -98,7 +119,8 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = config::load(&folder.config_file()).and_then(|request| match request {
         Request::Run(config) => run(&config, &args, &folder),
         Request::TestConnection(connection, job) => answer(&connection, timing, |client| {
-            sync_actions::test_connection(client, connection.account_id, job)
+            let retiring = config::retiring_url(&connection);
+            sync_actions::test_connection(client, connection.account_id, job, retiring)
         }),
         Request::ListJobs(connection) => answer(&connection, timing, sync_actions::list_jobs),
         Request::ListRecentRuns(connection, job) => answer(&connection, timing, |client| {
@@ -143,7 +165,8 @@ fn run(config: &Config, args: &Args, folder: &DataFolder) -> anyhow::Result<()> 
         tables::bucket_for(args.config_id.as_deref()),
         types.typed(),
     );
-    component::run(config, &tables, args.timing(), &termination)
+    let cause = args.keboola_job().cause(config.start.cause.as_deref());
+    component::run(config, &cause, &tables, args.timing(), &termination)
 }
 
 /// A synchronous action: no logs, so that stdout holds exactly the one JSON document.

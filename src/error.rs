@@ -78,6 +78,11 @@ pub fn is_not_found(error: &anyhow::Error) -> bool {
     refused_status(error) == Some(404)
 }
 
+/// True when dbt Cloud refused the request as invalid (HTTP 400), with its reasons.
+pub fn is_refused_as_invalid(error: &anyhow::Error) -> bool {
+    refused_status(error) == Some(400)
+}
+
 /// True when the error, or any error it wraps, is the user's to fix, or says that the platform
 /// stopped us: both are exit 1, whose message Keboola shows.
 pub fn is_user_error(error: &anyhow::Error) -> bool {

@@ -11,6 +11,7 @@ mod digest;
 pub mod error;
 mod findings;
 mod freshness;
+mod keboola;
 mod retry;
 mod run_results;
 pub mod secret;

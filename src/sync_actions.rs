@@ -16,17 +16,29 @@ const RECENT_RUNS: usize = 10;
 /// and what to do about it: dbt_cloud_url answers as dbt Cloud's API, the token is valid, the
 /// account is visible to it (these three with one request, told apart by how it is refused), and,
 /// when a job is given, the job is visible and its runs can be read. Success is
-/// `{"status": "success", "message": ...}` naming what was reached.
-pub fn test_connection(client: &DbtCloud, account: AccountId, job: Option<JobId>) -> Result<Value> {
+/// `{"status": "success", "message": ...}` naming what was reached, and `retiring` after it: the
+/// warning that `dbt_cloud_url` will stop working.
+pub fn test_connection(
+    client: &DbtCloud,
+    account: AccountId,
+    job: Option<JobId>,
+    retiring: Option<String>,
+) -> Result<Value> {
+    let success = |message: String| {
+        let message = match &retiring {
+            Some(warning) => format!("{message} Warning: {warning}"),
+            None => message,
+        };
+        json!({"status": "success", "message": message})
+    };
     let steps = Steps(if job.is_some() { 5 } else { 3 });
     if let Err(error) = client.list_jobs_page(1) {
         return Err(steps.first_three(error, account));
     }
     let Some(job) = job else {
-        return Ok(json!({
-            "status": "success",
-            "message": format!("Connected: the token reaches account {account}. No job was given to check."),
-        }));
+        return Ok(success(format!(
+            "Connected: the token reaches account {account}. No job was given to check."
+        )));
     };
     client.check_job(job).map_err(|error| {
         let advice = format!(
@@ -39,10 +51,9 @@ pub fn test_connection(client: &DbtCloud, account: AccountId, job: Option<JobId>
                       or Job Admin).";
         steps.failed(5, "reading the job's runs", error, advice)
     })?;
-    Ok(json!({
-        "status": "success",
-        "message": format!("Connected: the token reaches account {account}, job {job} and its runs."),
-    }))
+    Ok(success(format!(
+        "Connected: the token reaches account {account}, job {job} and its runs."
+    )))
 }
 
 /// The connection test's steps, of which there are this many.

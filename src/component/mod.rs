@@ -34,8 +34,10 @@ use verdict::{link, Artifacts, Ending, Strictness};
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
 
+/// `cause`: the one to send, configured or naming the Keboola job.
 pub fn run(
     config: &Config,
+    cause: &str,
     tables: &Writer,
     timing: Timing,
     termination: &Termination,
@@ -53,8 +55,8 @@ pub fn run(
         timing,
         termination.clone(),
     )?;
-    announce(config);
-    let (job_id, started, how) = match begun(&client, config, termination)? {
+    announce(config, cause);
+    let (job_id, started, how) = match begun(&client, config, cause, termination)? {
         Some(begun) => begun,
         None => return Ok(()),
     };
@@ -67,6 +69,7 @@ pub fn run(
         job_id,
         client: &client,
         tables,
+        how,
     };
     let result = tables
         .run(Table::Trigger, &last)
@@ -83,13 +86,14 @@ pub fn run(
 fn begun(
     client: &DbtCloud,
     config: &Config,
+    cause: &str,
     termination: &Termination,
 ) -> Result<Option<(JobId, Run, Started)>> {
     let begun = termination
         .check()
         .map_err(Into::into)
         .and_then(|()| resolve::job_id(client, &config.job))
-        .and_then(|job| Ok((job, begin(client, job, config)?)));
+        .and_then(|job| Ok((job, begin(client, job, config, cause)?)));
     match begun {
         Ok((_, Begun::Skipped(run))) => {
             info!(
@@ -111,18 +115,18 @@ fn begun(
 
 /// The run the job follows: the one `run_id` names, or one started as `if_running` and
 /// `retry_failed` say.
-fn begin(client: &DbtCloud, job: JobId, config: &Config) -> Result<Begun> {
+fn begin(client: &DbtCloud, job: JobId, config: &Config, cause: &str) -> Result<Begun> {
     match config.follow {
         Some(run) => Ok(Begun::Run(
             start::follow(client, job, run)?,
             Started::Followed,
         )),
-        None => start::start(client, job, &config.start),
+        None => start::start(client, job, &config.start, cause),
     }
 }
 
-/// The first line of the log: what the job will do.
-fn announce(config: &Config) {
+/// The first line of the log: what the job will do, and the cause it sends.
+fn announce(config: &Config, cause: &str) {
     let plan = match (config.wait, config.artifacts.download) {
         (Wait::No, _) => "not waiting for the result".to_owned(),
         (Wait::UpTo(wait), true) => format!(
@@ -138,8 +142,8 @@ fn announce(config: &Config) {
         JobRef::Name(name) => format!("{:?}", name.name),
     };
     info!(
-        "Job {job} of account {} at {}; {plan}; cause {:?}",
-        config.connection.account_id, config.connection.dbt_cloud_url, config.start.cause,
+        "Job {job} of account {} at {}; {plan}; cause {cause:?}",
+        config.connection.account_id, config.connection.dbt_cloud_url,
     );
 }
 
@@ -167,6 +171,8 @@ struct Job<'a> {
     job_id: JobId,
     client: &'a DbtCloud,
     tables: &'a Writer<'a>,
+    /// How the run came to be: a run we did not start may be cancelled by dbt Cloud's scheduler.
+    how: Started,
 }
 
 impl Job<'_> {
@@ -333,12 +339,19 @@ impl Job<'_> {
         for line in &report {
             warn!("{line}");
         }
+        let replaced_by = match self.how {
+            Started::Adopted | Started::Followed => {
+                start::replacement(self.client, self.job_id, run)
+            }
+            Started::Triggered | Started::Resumed => None,
+        };
         let ending = Ending {
             run,
             took: since.elapsed(),
             digest,
             counts: findings.summary(),
             warnings: &report,
+            replaced_by: replaced_by.as_ref(),
         };
         let settings = &self.config.artifacts;
         let verdict = verdict::verdict(

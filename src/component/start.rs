@@ -1,17 +1,23 @@
 //! How the run comes to be: followed when `run_id` names it, adopted when one is already going
 //! (`if_running: wait`), left alone or refused (`skip`, `fail`), triggered after cancelling those
-//! (`replace`), rerun from the point of failure (`retry_failed`, when dbt Cloud can), or triggered
-//! anew.
+//! (`replace`), resumed from the point of failure (`retry_failed`: the job's newest run, failed
+//! within `retry_failed_within`, when dbt Cloud can), or triggered anew.
+//!
+//! A resume rebuilds only what failed and was skipped: every model that succeeded in the failed
+//! run keeps that run's data. Resuming last night's failure tonight would serve yesterday's data,
+//! so a resume is bounded in time and bound to the failed run itself (`POST /runs/R/retry/`, not
+//! the job's rerun, which acts on whatever run is newest when it is called).
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use log::info;
 
 use crate::config::{IfRunning, RunRef, StartPolicy};
 use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus, Start};
-use crate::error::{user_error, UserError};
+use crate::error::{is_not_found, is_refused_as_invalid, user_error, UserError};
+use crate::text::{elapsed, minutes};
 
 /// How the run we follow came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +25,8 @@ pub enum Started {
     Triggered,
     /// Already in progress, and waited for instead of triggering.
     Adopted,
-    Rerun,
+    /// A failed run resumed from its point of failure.
+    Resumed,
     /// Named by `run_id`: followed, not started.
     Followed,
 }
@@ -36,7 +43,7 @@ impl fmt::Display for Started {
         f.write_str(match self {
             Started::Triggered => "Triggered",
             Started::Adopted => "Adopted",
-            Started::Rerun => "Started rerun",
+            Started::Resumed => "Resumed the failed run as",
             Started::Followed => "Following",
         })
     }
@@ -58,16 +65,20 @@ impl Started {
     }
 }
 
-pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<Begun> {
+/// `cause` is the one to send: configured, or naming the Keboola job.
+pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy, cause: &str) -> Result<Begun> {
     if let Some(in_progress) = apply_if_running(client, job, policy.if_running)? {
         return Ok(match policy.if_running {
             IfRunning::Skip => Begun::Skipped(in_progress),
             _ => Begun::Run(in_progress, Started::Adopted),
         });
     }
-    if policy.retry_failed && may_rerun(client, job)? {
-        let run = client.start_run(job, &Start::Rerun)?;
-        return Ok(Begun::Run(run, Started::Rerun));
+    if policy.retry_failed {
+        if let Some(failed) = resumable(client, job, policy.retry_within)? {
+            if let Some(run) = resume(client, job, &failed, policy, cause)? {
+                return Ok(Begun::Run(run, Started::Resumed));
+            }
+        }
     }
     if !policy.trigger_overrides.is_empty() {
         let keys: Vec<&str> = policy
@@ -78,7 +89,7 @@ pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy) -> Result<Begu
         info!("Trigger overrides: {}", keys.join(", "));
     }
     let trigger = Start::Trigger {
-        cause: policy.cause.clone(),
+        cause: cause.to_owned(),
         overrides: policy.trigger_overrides.clone(),
     };
     Ok(Begun::Run(
@@ -107,6 +118,42 @@ pub fn follow(client: &DbtCloud, job: JobId, run: RunRef) -> Result<Run> {
         ));
     }
     Ok(found)
+}
+
+/// The run that replaced `run` when dbt Cloud's scheduler cancelled it for a newer one: a queued
+/// scheduled run is cancelled when a newer scheduled run of the same job is queued (an
+/// over-scheduled job; runs triggered through the API are never cancelled so). Told by its
+/// status message, or by a scheduled run cancelled before it started; the newer run is the job's
+/// next scheduled one.
+pub fn replacement(client: &DbtCloud, job: JobId, run: &Run) -> Option<Run> {
+    if run.status != RunStatus::Cancelled {
+        return None;
+    }
+    let category = |run: &Run| {
+        run.field("trigger")
+            .and_then(|trigger| trigger.get("cause_category"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let message = run
+        .status_message
+        .as_deref()
+        .unwrap_or_default()
+        .to_lowercase();
+    let says_so = ["newer run", "over-scheduled", "overscheduled", "superseded"]
+        .iter()
+        .any(|words| message.contains(words));
+    let scheduled = category(run).as_deref() == Some("scheduled");
+    if !says_so && (!scheduled || run.has_started) {
+        return None;
+    }
+    client
+        .recent_runs(job, 20)
+        .ok()?
+        .into_iter()
+        .filter(|newer| newer.id > run.id)
+        .filter(|newer| category(newer).is_none_or(|c| c == "scheduled"))
+        .min_by_key(|newer| newer.id)
 }
 
 /// The run in progress to adopt (`wait`) or leave alone (`skip`), if the policy says so; cancels
@@ -147,36 +194,124 @@ fn apply_if_running(client: &DbtCloud, job: JobId, policy: IfRunning) -> Result<
     Ok(None)
 }
 
-/// Whether the job's newest run ended in Error and dbt Cloud says it can be retried; when it
-/// cannot, the log says why and a fresh run is triggered instead.
-fn may_rerun(client: &DbtCloud, job: JobId) -> Result<bool> {
+/// The job's newest run when `retry_failed` may resume it: it ended in Error less than
+/// `within` ago on dbt Cloud's clock, and dbt Cloud does not say it cannot be retried. Otherwise
+/// `None`, and the log says why a fresh run is triggered instead.
+fn resumable(client: &DbtCloud, job: JobId, within: Duration) -> Result<Option<Run>> {
+    let fresh = |why: String| {
+        info!("{why}: triggering a fresh run instead (retry_failed)");
+        Ok(None)
+    };
     let Some(newest) = client.newest_run(job)? else {
-        return Ok(false);
+        return fresh(format!("Job {job} has no run to resume"));
     };
     if newest.status != RunStatus::Error {
-        return Ok(false);
+        return fresh(format!(
+            "The job's newest run {} did not fail ({})",
+            newest.id, newest.status
+        ));
     }
-    let can_retry = newest
+    if newest
         .field("can_retry")
-        .and_then(serde_json::Value::as_bool);
-    if can_retry == Some(false) {
+        .and_then(serde_json::Value::as_bool)
+        == Some(false)
+    {
         let reason = newest
             .field("retry_not_supported_reason")
             .and_then(serde_json::Value::as_str);
-        info!(
-            "The job's newest run {} ended in Error, but dbt Cloud cannot rerun it from the point \
-             of failure: {}. Triggering a fresh run instead (retry_failed)",
+        return fresh(format!(
+            "The job's newest run {} ended in Error, but dbt Cloud cannot resume it from the point \
+             of failure: {}",
             newest.id,
             retry_refusal(reason)
-        );
-        return Ok(false);
+        ));
+    }
+    let Some(finished) = newest.timestamp("finished_at") else {
+        return fresh(format!(
+            "The job's newest run {} ended in Error, but dbt Cloud does not say when \
+             (finished_at), so how old the failure is cannot be told",
+            newest.id
+        ));
+    };
+    // On dbt Cloud's clock: this machine's may be off by hours.
+    let age = (client.now_on_dbt_cloud() - finished)
+        .to_std()
+        .unwrap_or_default();
+    if age >= within {
+        return fresh(format!(
+            "The job's newest run {} ended in Error {} ago, longer ago than retry_failed_within \
+             ({} minutes): resuming it would keep the data of every model that succeeded then",
+            newest.id,
+            elapsed(age),
+            minutes(within)
+        ));
     }
     info!(
-        "The job's newest run {} ended in Error: rerunning it from the point of failure (retry_failed)",
-        newest.id
+        "The job's newest run {} ended in Error {} ago: resuming it from the point of failure \
+         (retry_failed)",
+        newest.id,
+        elapsed(age)
     );
-    Ok(true)
+    Ok(Some(newest))
 }
+
+/// Resumes `failed` through its own retry endpoint, or through the job's rerun endpoint where
+/// that is absent (404). `None` when dbt Cloud refuses (another run came first, the command
+/// cannot be retried): the log says why, and a fresh run is triggered.
+fn resume(
+    client: &DbtCloud,
+    job: JobId,
+    failed: &Run,
+    policy: &StartPolicy,
+    cause: &str,
+) -> Result<Option<Run>> {
+    let overrides = match policy.trigger_overrides.is_empty() {
+        true => String::new(),
+        false => " and trigger_overrides".to_owned(),
+    };
+    info!(
+        "A resumed run keeps the failed run's own cause and settings: the cause {cause:?}{overrides} \
+         do not apply to it"
+    );
+    let resumed = match client.start_run(job, &Start::Retry(failed.id)) {
+        Err(error) if is_not_found(&error) => {
+            info!(
+                "dbt Cloud has no retry endpoint for run {} (HTTP 404): resuming it through the \
+                 job's rerun endpoint",
+                failed.id
+            );
+            client.start_run(job, &Start::Rerun)
+        }
+        other => other,
+    };
+    match resumed {
+        Ok(run) => Ok(Some(run)),
+        Err(error) if is_refused_as_invalid(&error) => {
+            let text = format!("{error:#}");
+            let reason = RETRY_REASONS
+                .iter()
+                .find(|code| text.contains(**code))
+                .map(|code| format!(": {}", retry_refusal(Some(code))))
+                .unwrap_or_default();
+            info!(
+                "dbt Cloud refused to resume run {}{reason} ({text}); triggering a fresh run \
+                 instead (retry_failed)",
+                failed.id
+            );
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The codes of `retry_not_supported_reason` this component words.
+const RETRY_REASONS: &[&str] = &[
+    "RETRY_UNSUPPORTED_CMD",
+    "RETRY_UNSUPPORTED_VERSION",
+    "RETRY_NOT_LATEST_RUN",
+    "RETRY_NOT_FAILED_RUN",
+    "RETRY_NO_RUN_RESULTS",
+];
 
 /// dbt Cloud's `retry_not_supported_reason`, in words.
 fn retry_refusal(reason: Option<&str>) -> String {
@@ -190,6 +325,9 @@ fn retry_refusal(reason: Option<&str>) -> String {
         Some("RETRY_NO_RUN_RESULTS") => {
             "the run left no run_results.json to resume from (it failed before dbt ran, e.g. in \
              dbt deps or while cloning)"
+        }
+        Some("RETRY_UNSUPPORTED_VERSION") => {
+            "the run's dbt version cannot be resumed (jobs on the Fusion engine cannot)"
         }
         Some(other) => return format!("dbt Cloud gives the reason {other}"),
         None => "dbt Cloud gives no reason",
@@ -215,5 +353,11 @@ mod tests {
             "dbt Cloud gives the reason RETRY_SOMETHING_NEW"
         );
         assert_eq!(retry_refusal(None), "dbt Cloud gives no reason (no code)");
+        for code in RETRY_REASONS {
+            assert!(
+                !retry_refusal(Some(code)).starts_with("dbt Cloud gives the reason"),
+                "{code} is worded"
+            );
+        }
     }
 }

@@ -109,6 +109,8 @@ pub struct Ending<'a> {
     pub counts: Option<String>,
     /// The warnings report (its first line sums it up); empty when nothing warned.
     pub warnings: &'a [String],
+    /// The newer run for which dbt Cloud's scheduler cancelled this one.
+    pub replaced_by: Option<&'a Run>,
 }
 
 /// What fails the job beside its artifacts.
@@ -200,9 +202,12 @@ fn failed(
         warnings.push(match error {
             None => format!(
                 "{} The tables are written; {note}. (fail_on_run_error is false)",
-                failure_message(run)
+                failure_message(run, ending.replaced_by)
             ),
-            Some(_) => format!("{} (fail_on_run_error is false)", failure_message(run)),
+            Some(_) => format!(
+                "{} (fail_on_run_error is false)",
+                failure_message(run, ending.replaced_by)
+            ),
         });
         warnings.extend(details);
         let outcome = error.map_or(Ok(None), Err);
@@ -213,7 +218,7 @@ fn failed(
             let also = format!("{error:#}");
             format!(
                 "{} Also, {}.",
-                failure_message(run),
+                failure_message(run, ending.replaced_by),
                 also.trim_end_matches('.')
             )
         }
@@ -224,7 +229,7 @@ fn failed(
             };
             format!(
                 "{} The tables are written; {note}{kept}.",
-                failure_message(run)
+                failure_message(run, ending.replaced_by)
             )
         }
     };
@@ -245,14 +250,23 @@ fn queue_note(run: &Run) -> Option<String> {
     Some(note)
 }
 
-/// Names the run, its status message, the failed step and where to look.
-fn failure_message(run: &Run) -> String {
+/// Names the run, its status message, the failed step and where to look; for a run dbt Cloud's
+/// scheduler cancelled for a newer one, that one.
+fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
     let verdict = match run.status {
         RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
         RunStatus::Cancelled => "was cancelled",
         _ => "ended in Error",
     };
     let mut message = format!("dbt Cloud run {} {verdict}", run.id);
+    if let Some(newer) = replaced_by {
+        message.push_str(&format!(
+            " by dbt Cloud's scheduler, which replaced it with a newer scheduled run of the job, \
+             run {} ({}): the job is scheduled more often than its runs finish",
+            newer.id,
+            link(newer)
+        ));
+    }
     if let Some(status_message) = &run.status_message {
         message.push_str(&format!(
             ": {}",
@@ -310,6 +324,7 @@ mod tests {
                 digest: None,
                 counts: Some("step 4 \"Invoke dbt build\": 36 success, 1 warn".into()),
                 warnings: report,
+                replaced_by: None,
             }
         }
         let strict = Strictness {
@@ -404,6 +419,7 @@ mod tests {
                 digest: None,
                 counts: None,
                 warnings: &[],
+                replaced_by: None,
             };
             let strictness = Strictness {
                 fail_on_run_error,

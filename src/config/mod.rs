@@ -121,15 +121,18 @@ pub struct Config {
     pub notes: Vec<String>,
 }
 
-/// How the run comes to be: triggered with these, or adopted, or rerun.
+/// How the run comes to be: triggered with these, or adopted, or resumed.
 #[derive(Debug, Clone)]
 pub struct StartPolicy {
-    pub cause: String,
+    /// The cause configured; `None`: one naming the Keboola job.
+    pub cause: Option<String>,
     /// Fields added to the trigger body, each checked against the API's definition.
     pub trigger_overrides: Map<String, Value>,
     pub if_running: IfRunning,
-    /// Rerun from the point of failure when the job's newest run ended in Error.
+    /// Resume the job's newest run from its point of failure when it ended in Error...
     pub retry_failed: bool,
+    /// ...less than this long ago.
+    pub retry_within: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -355,16 +358,21 @@ fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let located = locate(p, true)?;
     let follow = RUN_ID.read(p)?;
+    let warnings = retiring_url(&located.connection)
+        .into_iter()
+        .chain(parameters::unknown_keys(p))
+        .collect();
     Ok(Config {
         job: job_ref(p, located.job)?,
         follow,
         connection: located.connection,
         notes: located.notes,
         start: StartPolicy {
-            cause: CAUSE.read(p)?,
+            cause: cause(p)?,
             trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
             if_running: IF_RUNNING.read(p)?,
             retry_failed: RETRY_FAILED.read(p)?,
+            retry_within: Duration::from_secs_f64(RETRY_FAILED_WITHIN.read(p)? * 60.0),
         },
         wait: wait(p, follow.is_some())?,
         artifacts: ArtifactSettings {
@@ -387,7 +395,29 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         debug: DEBUG.read(p)?,
         data_type_support: data_type_support(root),
         process_timeout: process_timeout(root)?,
-        warnings: parameters::unknown_keys(p),
+        warnings,
+    })
+}
+
+/// `cause` as configured; empty, or the value the form saved before the cause named the Keboola
+/// job, is no cause: the run then gets one that names its job.
+fn cause(p: &Parameters) -> Result<Option<String>, String> {
+    if p.0.get(CAUSE.key).and_then(Value::as_str) == Some("") {
+        return Ok(None);
+    }
+    Ok(CAUSE.read(p)?.filter(|cause| cause != FORMER_DEFAULT_CAUSE))
+}
+
+/// The warning for a `dbt_cloud_url` that dbt Labs retires, before any request goes to it.
+pub fn retiring_url(connection: &Connection) -> Option<String> {
+    connection.dbt_cloud_url.is_retiring().then(|| {
+        format!(
+            "dbt_cloud_url {} is a getdbt.com region URL, which dbt Labs retires on {}: from then \
+             on it no longer serves API requests. Set dbt_cloud_url to your account's own access \
+             URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com).",
+            connection.dbt_cloud_url,
+            crate::dbt_cloud::RETIREMENT_DAY
+        )
     })
 }
 
@@ -458,7 +488,7 @@ mod tests {
     }
 
     fn minimal() -> Value {
-        json!({"account_id": 1, "job_id": 2, "#api_key": "dbtc_token"})
+        json!({"account_id": 1, "job_id": 2, "#api_key": "dbtc_token", "dbt_cloud_url": "https://ab123.us1.dbt.com"})
     }
 
     fn with(key: &str, value: Value) -> Value {
@@ -631,10 +661,20 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let config = parse_parameters(minimal()).unwrap();
+        let mut saved_before = minimal();
+        saved_before
+            .as_object_mut()
+            .unwrap()
+            .remove("dbt_cloud_url");
+        let config = parse_parameters(saved_before).unwrap();
+        assert_eq!(
+            config.warnings,
+            ["dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retires on February 3, 2027: from then on it no longer serves API requests. Set dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com)."]
+        );
         assert_eq!(config.connection.account_id.get(), 1);
         assert_eq!(config.job, JobRef::Id(JobId::new(2).unwrap()));
-        assert_eq!(config.start.cause, "Triggered from Keboola");
+        assert_eq!(config.start.cause, None, "a cause naming the Keboola job");
+        assert_eq!(config.start.retry_within, Duration::from_secs(3600));
         assert_eq!(config.wait, Wait::No);
         assert_eq!(
             config.connection.dbt_cloud_url.to_string(),
@@ -697,7 +737,15 @@ mod tests {
         let Request::Run(config) = parse(text.to_string().as_bytes()).unwrap() else {
             panic!("a run")
         };
-        assert_eq!(config.start.cause, "Triggered from Keboola");
+        assert_eq!(config.start.cause, None);
+        for (cause, expected) in [
+            (json!(""), None),
+            (json!("Triggered from Keboola"), None),
+            (json!("nightly"), Some("nightly".to_owned())),
+        ] {
+            let config = parse_parameters(with("cause", cause.clone())).unwrap();
+            assert_eq!(config.start.cause, expected, "{cause}");
+        }
     }
 
     #[test]
@@ -736,7 +784,14 @@ mod tests {
                 "#api_key must be a non-empty token",
             ),
             (with("#api_key", json!(42)), "#api_key must be a string"),
-            (with("cause", json!("")), "cause must not be empty"),
+            (with("cause", json!("  ")), "cause must not be empty"),
+            (
+                with("retry_failed_within", json!(0)),
+                "retry_failed_within must be a number of minutes greater than 0 and at most 43200",
+            ),
+            (with("retry_failed_within", json!(-5)), "got -5"),
+            (with("retry_failed_within", json!(1e9)), "at most 43200"),
+            (with("retry_failed_within", json!("60")), r#"got "60""#),
             (with("cause", json!(7)), "cause must be a string, got 7"),
             (
                 with("cause", json!("x".repeat(256))),

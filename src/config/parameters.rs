@@ -277,6 +277,7 @@ const OVERRIDES: &[(&str, Override)] = &[
     ("azure_pull_request_id", Override::Count { min: 1 }),
     ("github_pull_request_id", Override::Count { min: 1 }),
     ("gitlab_merge_request_id", Override::Count { min: 1 }),
+    ("non_native_pull_request_id", Override::Count { min: 1 }),
 ];
 
 impl Override {
@@ -477,6 +478,9 @@ pub struct Defaulted<K> {
     pub key: &'static str,
     pub kind: K,
     pub default: fn() -> Value,
+    /// Whether the form offers the default too; when not, only configurations saved without the
+    /// key get it (a default kept for them, that new configurations should not start from).
+    pub offered: bool,
 }
 
 impl<K: Kind> Defaulted<K> {
@@ -508,7 +512,8 @@ impl<K: Kind> Optional<K> {
 pub struct Described {
     pub key: &'static str,
     pub json_type: JsonType,
-    /// The JSON the form saves when the user leaves the field alone; `None` for no default.
+    /// The JSON the form saves when the user leaves the field alone; `None` for no default (also
+    /// when the parser keeps one for configurations saved without the key).
     pub default: Option<Value>,
     pub required: bool,
     /// Whether the default reads as a value (a unit test holds every definition to it).
@@ -538,7 +543,7 @@ impl<K: Kind + Sync> Definition for Defaulted<K> {
             key: self.key,
             json_type: K::JSON_TYPE,
             default_reads: self.kind.read(self.key, &default).is_ok(),
-            default: Some(default),
+            default: self.offered.then_some(default),
             required: false,
         }
     }
@@ -560,6 +565,8 @@ impl<K: Kind + Sync> Definition for Optional<K> {
 const MAX_CAUSE_CHARS: usize = 255;
 /// A wait longer than a year is a typo, and would overflow `Duration` arithmetic further on.
 pub const MAX_WAIT_MINUTES: f64 = 525_600.0;
+/// Thirty days: a resume is for a run that failed recently; past a month, run the job afresh.
+const MAX_RETRY_WINDOW_MINUTES: f64 = 43_200.0;
 /// A terabyte: past any artifact dbt writes, and within `u64` bytes.
 const MAX_ARTIFACT_SIZE_MB: f64 = 1_000_000.0;
 
@@ -570,6 +577,9 @@ pub const DBT_CLOUD_URL: Defaulted<Url> = Defaulted {
     key: "dbt_cloud_url",
     kind: Url,
     default: || json!(DEFAULT_BASE_URL),
+    // Retiring on February 3, 2027: kept for configurations saved without the key, who
+    // are warned; the form offers no default, so that new ones set their access URL.
+    offered: false,
 };
 pub const ACCOUNT_ID: Required<Count> = Required {
     key: "account_id",
@@ -609,13 +619,16 @@ pub const RUN_ID: Optional<RunChoice> = Optional {
     key: "run_id",
     kind: RunChoice,
 };
-pub const CAUSE: Defaulted<Text> = Defaulted {
+/// The reason dbt Cloud shows for the run; without it, one naming the Keboola job.
+pub const CAUSE: Optional<Text> = Optional {
     key: "cause",
     kind: Text {
         max_chars: MAX_CAUSE_CHARS,
     },
-    default: || json!("Triggered from Keboola"),
 };
+/// What the form saved as `cause` when the user left it alone, before the cause named the
+/// Keboola job: such a configuration gets the cause naming its job too.
+pub const FORMER_DEFAULT_CAUSE: &str = "Triggered from Keboola";
 pub const WAIT_FOR_RESULT: Defaulted<Flag> = flag("wait_for_result", false);
 pub const MAX_WAIT_TIME: Defaulted<Amount> = Defaulted {
     key: "max_wait_time",
@@ -628,6 +641,7 @@ pub const MAX_WAIT_TIME: Defaulted<Amount> = Defaulted {
         hint: " (fractions allowed, e.g. 0.5)",
     },
     default: || json!(60),
+    offered: true,
 };
 pub const IGNORE_ARTIFACTS: Defaulted<Flag> = flag("ignore_artifacts", false);
 pub const ARTIFACTS_MUST_SUCCEED: Defaulted<Flag> = flag("artifacts_must_succeed", true);
@@ -661,6 +675,7 @@ pub const ARTIFACT_CONCURRENCY: Defaulted<Count> = Defaulted {
     key: "artifact_concurrency",
     kind: Count { max: 32 },
     default: || json!(8),
+    offered: true,
 };
 pub const MAX_ARTIFACT_SIZE: Defaulted<Amount> = Defaulted {
     key: "max_artifact_size",
@@ -674,6 +689,7 @@ pub const MAX_ARTIFACT_SIZE: Defaulted<Amount> = Defaulted {
     },
     // Ten times the largest manifest.json we have seen, so that only a runaway answer meets it.
     default: || json!(10_000),
+    offered: true,
 };
 pub const MAX_REQUESTS_PER_MINUTE: Defaulted<Count> = Defaulted {
     key: "max_requests_per_minute",
@@ -681,6 +697,7 @@ pub const MAX_REQUESTS_PER_MINUTE: Defaulted<Count> = Defaulted {
     // A fifth of dbt Cloud's 5,000 requests a minute per account, which every other client of
     // the account (schedulers, the IDE, other pipelines) shares.
     default: || json!(1_000),
+    offered: true,
 };
 pub const TRIGGER_OVERRIDES: Optional<Overrides> = Optional {
     key: "trigger_overrides",
@@ -696,8 +713,23 @@ pub const IF_RUNNING: Defaulted<Choice<IfRunning>> = Defaulted {
         ("fail", IfRunning::Fail),
     ]),
     default: || json!("trigger"),
+    offered: true,
 };
 pub const RETRY_FAILED: Defaulted<Flag> = flag("retry_failed", false);
+/// How recently the failed run must have ended for `retry_failed` to resume it.
+pub const RETRY_FAILED_WITHIN: Defaulted<Amount> = Defaulted {
+    key: "retry_failed_within",
+    kind: Amount {
+        unit: "minutes",
+        range: Range::Positive {
+            max: MAX_RETRY_WINDOW_MINUTES,
+        },
+        strings: false,
+        hint: " (e.g. 60: only a run that failed within the last hour is resumed)",
+    },
+    default: || json!(60),
+    offered: true,
+};
 pub const FAIL_ON_RUN_ERROR: Defaulted<Flag> = flag("fail_on_run_error", true);
 pub const FAIL_ON_WARNINGS: Defaulted<Flag> = flag("fail_on_warnings", false);
 pub const ARTIFACTS_INCLUDE: Optional<Globs> = Optional {
@@ -716,6 +748,7 @@ const fn flag(key: &'static str, default: bool) -> Defaulted<Flag> {
         } else {
             || json!(false)
         },
+        offered: true,
     }
 }
 
@@ -747,6 +780,7 @@ pub const PARAMETERS: &[&dyn Definition] = &[
     &TRIGGER_OVERRIDES,
     &IF_RUNNING,
     &RETRY_FAILED,
+    &RETRY_FAILED_WITHIN,
     &FAIL_ON_RUN_ERROR,
     &FAIL_ON_WARNINGS,
     &ARTIFACTS_INCLUDE,
@@ -804,6 +838,45 @@ mod tests {
             let described = parameter.describe();
             assert!(described.default_reads, "{}", described.key);
         }
+    }
+
+    /// Every optional field of the API's trigger body (dbt Labs' spec), with its JSON type, and
+    /// nothing else: read from the spec, so that the two cannot drift.
+    #[test]
+    fn trigger_overrides_are_the_specs_optional_trigger_fields() {
+        let spec: Value =
+            serde_yaml_ng::from_str(include_str!("../../tests/data/dbt-cloud-openapi-v2.yaml"))
+                .unwrap();
+        let body = &spec["components"]["schemas"]["TriggerRunRequestRequest"];
+        let mut fields: Vec<(String, String)> = body["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| *name != "cause")
+            .map(|(name, field)| (name.clone(), field["type"].as_str().unwrap().to_owned()))
+            .collect();
+        fields.sort();
+        let mut ours: Vec<(String, String)> = OVERRIDES
+            .iter()
+            .map(|(name, kind)| {
+                let json_type = match kind {
+                    Override::Text => "string",
+                    Override::Count { .. } => "integer",
+                    Override::Flag => "boolean",
+                    Override::Commands => "array",
+                };
+                ((*name).to_owned(), json_type.to_owned())
+            })
+            .collect();
+        ours.sort();
+        assert_eq!(ours, fields);
+        let ids = Overrides
+            .read(
+                "trigger_overrides",
+                &json!({"non_native_pull_request_id": 42}),
+            )
+            .unwrap();
+        assert_eq!(ids["non_native_pull_request_id"], 42);
     }
 
     #[test]

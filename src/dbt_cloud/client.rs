@@ -29,7 +29,7 @@ use super::ids::{AccountId, JobId, RunId, WholeNumber};
 use super::rate_limit::{Answer, NoPermit, RateLimiter};
 use super::refusal::{Asked, Kind, Refusal};
 use super::run::{Run, RunStatus};
-use super::url::{is_safe_redirect, BaseUrl};
+use super::url::{is_safe_redirect, retirement, BaseUrl};
 use super::Connection;
 use crate::error::UserError;
 use crate::retry::{retry, AttemptError, DeadlineReached, Retry};
@@ -117,7 +117,10 @@ pub enum Start {
         cause: String,
         overrides: serde_json::Map<String, Value>,
     },
-    /// The job's rerun endpoint: from the point of failure of its newest run.
+    /// One failed run resumed from its point of failure (`POST /runs/R/retry/`).
+    Retry(RunId),
+    /// The job's rerun endpoint, which resumes whatever run is the job's newest when it is
+    /// called: only where the run's own retry endpoint is absent.
     Rerun,
 }
 
@@ -224,6 +227,10 @@ impl DbtCloud {
                 body.insert("cause".to_owned(), json!(cause));
                 let url = self.api_url(&["jobs", &job.to_string(), "run", ""]);
                 (url, Some(Value::Object(body)), Some(cause.as_str()))
+            }
+            Start::Retry(run) => {
+                let url = self.api_url(&["runs", &run.to_string(), "retry", ""]);
+                (url, None, None)
             }
             Start::Rerun => {
                 let url = self.api_url(&["jobs", &job.to_string(), "rerun", ""]);
@@ -747,6 +754,15 @@ impl DbtCloud {
         }
     }
 
+    /// Now, on dbt Cloud's clock as its answers' `Date` tells it (ours when none told it), so
+    /// that the age of a run does not depend on this machine's clock.
+    pub fn now_on_dbt_cloud(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        self.clock_offset()
+            .and_then(|offset| now.checked_add_signed(offset))
+            .unwrap_or(now)
+    }
+
     fn clock_offset(&self) -> Option<chrono::Duration> {
         *self
             .clock_offset
@@ -796,6 +812,7 @@ impl DbtCloud {
             account: self.account,
             base: &self.base,
             path: url.path(),
+            retired: self.base.is_retiring() && self.now_on_dbt_cloud() >= retirement(),
         });
         let error = UserError::refused(status.as_u16(), message);
         match refusal.kind() {

@@ -23,4 +23,4 @@ pub struct Connection {
 }
 pub use ids::{AccountId, JobId, RunId};
 pub use run::{Field, FieldType, Run, RunStatus, RUN_FIELDS};
-pub use url::{BaseUrl, PageIds, DEFAULT_BASE_URL};
+pub use url::{retirement, BaseUrl, PageIds, DEFAULT_BASE_URL, RETIREMENT_DAY};

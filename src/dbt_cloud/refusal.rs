@@ -8,7 +8,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
 use super::ids::AccountId;
-use super::url::BaseUrl;
+use super::url::{BaseUrl, RETIREMENT_DAY};
 use crate::text::truncate;
 
 /// The kinds of refusal, each with its own advice.
@@ -52,6 +52,8 @@ pub struct Asked<'a> {
     pub account: AccountId,
     pub base: &'a BaseUrl,
     pub path: &'a str,
+    /// `base` is a getdbt.com region URL, and dbt Cloud's clock is past the day it retired.
+    pub retired: bool,
 }
 
 impl Refusal {
@@ -96,15 +98,38 @@ impl Refusal {
     }
 
     pub fn message(&self, asked: &Asked) -> String {
+        let message = self.said(asked);
+        if asked.retired && self.may_be_retirement(asked.base) {
+            return format!(
+                "{message} Most likely cause: dbt_cloud_url {} is a getdbt.com region URL, which \
+                 dbt Labs retired on {RETIREMENT_DAY}; it no longer serves API requests. Set \
+                 dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → \
+                 Access URLs, e.g. https://ab123.us1.dbt.com).",
+                asked.base
+            );
+        }
+        message
+    }
+
+    /// How a retired host answers: a refused token, no such thing, gone, or away to another host.
+    fn may_be_retirement(&self, base: &BaseUrl) -> bool {
+        let elsewhere = self.location.as_ref().is_some_and(|to| !base.same_host(to));
+        matches!(self.kind(), Kind::TokenRefused | Kind::NotFound)
+            || self.status == StatusCode::GONE
+            || (self.status.is_redirection() && elsewhere)
+    }
+
+    fn said(&self, asked: &Asked) -> String {
         let detail = self.detail();
         let Asked {
             subject,
             account,
             base,
             path,
+            retired,
         } = asked;
         match self.kind() {
-            Kind::TokenRefused => token_refused(&detail, *account, base),
+            Kind::TokenRefused => token_refused(&detail, *account, base, *retired),
             Kind::Forbidden => format!(
                 "dbt Cloud denied access to {subject} of account {account} ({detail}). Check the \
                  token's permissions and the account's IP allow-list."
@@ -143,12 +168,12 @@ impl Refusal {
     }
 }
 
-fn token_refused(detail: &str, account: AccountId, base: &BaseUrl) -> String {
+fn token_refused(detail: &str, account: AccountId, base: &BaseUrl, retired: bool) -> String {
     let mut message = format!(
         "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a service token \
          or personal access token of account {account} (the API needs a Team or Enterprise plan)."
     );
-    if base.is_default() {
+    if base.is_default() && !retired {
         message.push_str(
             " Accounts on cell-based access URLs must use their own URL: set dbt_cloud_url to it \
              (Account settings → Access URLs, e.g. https://ab123.us1.dbt.com); cloud.getdbt.com \
@@ -188,6 +213,7 @@ mod tests {
             account: AccountId::new(7).unwrap(),
             base,
             path: "/api/v2/accounts/7/runs/9/",
+            retired: false,
         }
     }
 
@@ -198,11 +224,12 @@ mod tests {
             "HTTP 401: Invalid token.",
             account,
             &BaseUrl::parse(crate::dbt_cloud::DEFAULT_BASE_URL).unwrap(),
+            false,
         );
         assert!(default.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)"));
         assert!(default.contains("set dbt_cloud_url to it"), "{default}");
         let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
-        let other = token_refused("HTTP 401: Invalid token.", account, &cell);
+        let other = token_refused("HTTP 401: Invalid token.", account, &cell, false);
         assert!(!other.contains("dbt_cloud_url"), "{other}");
     }
 
@@ -222,6 +249,62 @@ mod tests {
         assert_eq!(
             api_field_errors(invalid).as_deref(),
             Some(r#"cause: ["This field is required."]"#)
+        );
+    }
+
+    /// After February 3, 2027, a getdbt.com URL answering as a retired host would is named as the
+    /// likely cause; other refusals, other hosts and earlier days are not.
+    #[test]
+    fn a_retired_url_is_named_as_the_likely_cause_of_how_it_refuses() {
+        let retiring = BaseUrl::parse("https://cloud.getdbt.com").unwrap();
+        let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
+        let asked = |base, retired| Asked {
+            retired,
+            ..asked(base)
+        };
+        let moved = |to: &str| {
+            Refusal::new(
+                StatusCode::MOVED_PERMANENTLY,
+                b"",
+                None,
+                Some(Url::parse(to).unwrap()),
+            )
+        };
+        let refusals = [
+            (
+                Refusal::new(StatusCode::UNAUTHORIZED, b"", None, None),
+                true,
+            ),
+            (Refusal::new(StatusCode::NOT_FOUND, b"", None, None), true),
+            (Refusal::new(StatusCode::GONE, b"", None, None), true),
+            (moved("https://www.getdbt.com/"), true),
+            (moved("https://cloud.getdbt.com/api/v2/x/"), false),
+            (
+                Refusal::new(StatusCode::BAD_GATEWAY, b"", None, None),
+                false,
+            ),
+            (Refusal::new(StatusCode::FORBIDDEN, b"", None, None), false),
+        ];
+        for (refusal, named) in refusals {
+            let after = refusal.message(&asked(&retiring, true));
+            assert_eq!(
+                after.contains("Most likely cause: dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retired on February 3, 2027"),
+                named,
+                "{}: {after}",
+                refusal.status
+            );
+            for not_retired in [
+                refusal.message(&asked(&retiring, false)),
+                refusal.message(&asked(&cell, false)),
+            ] {
+                assert!(!not_retired.contains("Most likely cause"), "{not_retired}");
+            }
+        }
+        let after = Refusal::new(StatusCode::UNAUTHORIZED, b"", None, None)
+            .message(&asked(&retiring, true));
+        assert!(
+            !after.contains("cell-based"),
+            "the retirement, not cell-based accounts: {after}"
         );
     }
 

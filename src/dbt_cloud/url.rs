@@ -5,8 +5,19 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-/// The legacy multi-tenant host; accounts on cell-based access URLs are refused there.
+/// The legacy multi-tenant host; accounts on cell-based access URLs are refused there. Kept as
+/// the default of configurations saved without `dbt_cloud_url`, which are warned that it retires.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.getdbt.com";
+
+/// When dbt Labs stops serving API integrations at the getdbt.com region URLs (dbt's account URL
+/// migration: "getdbt.com region URL deprecation: February 3, 2027 (previously November 1,
+/// 2026)").
+pub const RETIREMENT_DAY: &str = "February 3, 2027";
+
+/// [`RETIREMENT_DAY`], as a date.
+pub fn retirement() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_801_612_800, 0).unwrap_or_default()
+}
 
 /// The ids a page of dbt Cloud's UI names in its path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,6 +118,15 @@ impl BaseUrl {
         self.to_string() == DEFAULT_BASE_URL
     }
 
+    /// A getdbt.com region URL (`cloud.getdbt.com` and the like), which dbt Labs retires on
+    /// [`RETIREMENT_DAY`].
+    pub fn is_retiring(&self) -> bool {
+        self.0.host_str().is_some_and(|host| {
+            let host = host.to_ascii_lowercase();
+            host == "getdbt.com" || host.ends_with(".getdbt.com")
+        })
+    }
+
     /// The base joined with path segments; each segment is percent-encoded as needed.
     pub fn join<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
         let mut url = self.0.clone();
@@ -116,6 +136,11 @@ impl BaseUrl {
             path.pop_if_empty().extend(segments);
         }
         url
+    }
+
+    /// Whether `url` is on this host, whatever its scheme and port.
+    pub fn same_host(&self, url: &Url) -> bool {
+        self.0.host_str() == url.host_str()
     }
 
     /// Whether `url` is on this host (scheme, host and port): the only place the token may go.
@@ -175,6 +200,26 @@ mod tests {
         let cell = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
         assert_eq!(cell.to_string(), "https://ab123.us1.dbt.com");
         assert!(!cell.is_default());
+        assert!(!cell.is_retiring());
+        for retiring in ["cloud.getdbt.com", "https://emea.getdbt.com", "GETDBT.COM"] {
+            assert!(
+                BaseUrl::parse(retiring).unwrap().is_retiring(),
+                "{retiring}"
+            );
+        }
+        for staying in [
+            "emea.dbt.com",
+            "https://au.dbt.com",
+            "notgetdbt.com",
+            "http://127.0.0.1:9",
+        ] {
+            assert!(!BaseUrl::parse(staying).unwrap().is_retiring(), "{staying}");
+        }
+        assert_eq!(
+            retirement().to_rfc3339(),
+            "2027-02-03T00:00:00+00:00",
+            "{RETIREMENT_DAY}"
+        );
     }
 
     #[test]

@@ -179,6 +179,13 @@ pub fn binary() -> Command {
         .env_remove("KBC_DATADIR")
         .env_remove("KBC_CONFIGID")
         .env_remove("KBC_DATA_TYPE_SUPPORT")
+        .env_remove("KBC_RUNID")
+        .env_remove("KBC_PROJECTID")
+        .env_remove("KBC_PROJECTNAME")
+        .env_remove("KBC_STACKID")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("SSL_CERT_FILE")
         .env_remove("RUST_LOG")
         // Retries and timeouts in milliseconds, so that fault tests take seconds.
         .env("DBT_CLOUD_TRIGGER_TEST_TIMING", "fast")

@@ -150,3 +150,49 @@ fn the_form_follows_keboola_conventions() {
         );
     }
 }
+
+/// The optional fields of the API's trigger body, from dbt Labs' spec.
+fn spec_trigger_fields() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dbt-cloud-openapi-v2.yaml"
+    ))
+    .unwrap();
+    let spec: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let body = &spec["components"]["schemas"]["TriggerRunRequestRequest"];
+    let required: Vec<&str> = body["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let mut fields: Vec<(String, String)> = body["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| !required.contains(&name.as_str()))
+        .map(|(name, field)| (name.clone(), field["type"].as_str().unwrap().to_owned()))
+        .collect();
+    fields.sort();
+    fields
+}
+
+#[test]
+fn the_forms_trigger_overrides_are_every_optional_field_of_the_apis_trigger_body() {
+    let schema = schema();
+    let mut offered: Vec<(String, String)> = schema["properties"]["trigger_overrides"]
+        ["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, field)| (name.clone(), field["type"].as_str().unwrap().to_owned()))
+        .collect();
+    offered.sort();
+    let fields = spec_trigger_fields();
+    assert_eq!(
+        fields.len(),
+        13,
+        "the spec's optional trigger fields: {fields:?}"
+    );
+    assert_eq!(offered, fields);
+}

@@ -165,17 +165,17 @@ fn retry_failed_reruns_only_what_dbt_cloud_can_retry_and_says_why_not() {
     run.assert_code(0);
     assert!(
         run.stdout().contains(
-            "but dbt Cloud cannot rerun it from the point of failure: the job runs a command dbt cannot retry"
-        ) && run.stdout().contains("(RETRY_UNSUPPORTED_CMD). Triggering a fresh run instead"),
+            "but dbt Cloud cannot resume it from the point of failure: the job runs a command dbt cannot retry"
+        ) && run.stdout().contains("(RETRY_UNSUPPORTED_CMD): triggering a fresh run instead"),
         "{}",
         run.stdout()
     );
-    assert_eq!(count(&emulator, "POST", "/rerun/"), 0);
+    assert_eq!(count(&emulator, "POST", "/retry/"), 0);
     assert_eq!(count(&emulator, "POST", "/run/"), 2);
-    // One that can be retried is rerun.
+    // One that can be retried is resumed.
     let emulator = emulator_with(quick(Outcome::Error));
     run_component(parameters(&emulator, waiting())).assert_code(1);
     let run = run_component(parameters(&emulator, json!({"retry_failed": true})));
     run.assert_code(0);
-    assert_eq!(count(&emulator, "POST", "/rerun/"), 1, "{}", run.stdout());
+    assert_eq!(count(&emulator, "POST", "/retry/"), 1, "{}", run.stdout());
 }

@@ -494,7 +494,7 @@ fn each_invalid_config_value_is_refused_before_any_request() {
             "#api_key must be a non-empty token",
         ),
         (json!({"#api_key": null}), "#api_key is required"),
-        (json!({"cause": ""}), "cause must not be empty"),
+        (json!({"cause": " "}), "cause must not be empty"),
         (
             json!({"wait_for_result": "true"}),
             r#"wait_for_result must be true or false, got "true""#,

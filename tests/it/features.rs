@@ -138,11 +138,15 @@ fn retry_failed_reruns_from_the_point_of_failure_only_after_an_error() {
     run.assert_code(0);
     assert_eq!(
         posts(&emulator),
-        [format!("/api/v2/accounts/{ACCOUNT}/jobs/{JOB}/rerun/")]
+        [format!("/api/v2/accounts/{ACCOUNT}/runs/{failed}/retry/")]
     );
-    assert!(run.stdout().contains(&format!(
-        "The job's newest run {failed} ended in Error: rerunning it from the point of failure"
-    )));
+    assert!(
+        run.stdout()
+            .contains(&format!("The job's newest run {failed} ended in Error "))
+            && run
+                .stdout()
+                .contains("resuming it from the point of failure")
+    );
     let trigger: Value =
         serde_json::from_str(&run.table("dbt_cloud_trigger").1["trigger"]).unwrap();
     assert_eq!(trigger["cause_category"], "rerun");

@@ -15,6 +15,7 @@ mod features;
 mod hostile;
 mod job_selection;
 mod keboola;
+mod nightly;
 mod openapi;
 mod rate_and_polling;
 mod real_data;

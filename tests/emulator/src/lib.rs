@@ -176,6 +176,28 @@ impl Emulator {
         id
     }
 
+    /// dbt Cloud's scheduler at work on an over-scheduled job: a newer scheduled run of the job
+    /// is queued, and `queued`, a scheduled run still waiting, is cancelled for it. Returns the
+    /// newer run's id. (dbt's docs show the status message only as an image; this one is ours.)
+    pub fn replace_queued_scheduled_run(&self, queued: u64, timeline: Timeline) -> u64 {
+        let job_id = {
+            let mut state = self.shared.state.lock().unwrap();
+            let age = state
+                .view(queued, Instant::now())
+                .expect("the run exists")
+                .age;
+            let run = state.runs.get_mut(&queued).expect("the run exists");
+            run.cancelled_after = Some(age);
+            run.cancelled_because = Some(
+                "This run was cancelled because a newer run of this job was queued by the \
+                 scheduler (over-scheduled job)."
+                    .to_owned(),
+            );
+            run.job_id
+        };
+        self.add_scheduled_run(job_id, timeline, Outcome::Success)
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -212,10 +234,13 @@ impl Emulator {
         let mut state = self.shared.state.lock().unwrap();
         let job = state.jobs.get(&job_id).expect("add the job first").clone();
         let id = state.next_run_id();
-        let trigger = state::trigger_json(
+        let mut trigger = state::trigger_json(
             &job,
             &serde_json::Map::from_iter([("cause".to_owned(), cause.into())]),
         );
+        if cause == "scheduled" {
+            trigger["cause_category"] = "scheduled".into();
+        }
         state.runs.insert(
             id,
             state::RunRecord {
@@ -227,6 +252,7 @@ impl Emulator {
                 created_at: chrono::Utc::now() + skew
                     - chrono::Duration::from_std(age).unwrap_or_default(),
                 cancelled_after: None,
+                cancelled_because: None,
                 timeline,
                 outcome,
             },

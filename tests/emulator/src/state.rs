@@ -20,6 +20,8 @@ pub struct RunRecord {
     pub created: Instant,
     pub created_at: DateTime<Utc>,
     pub cancelled_after: Option<Duration>,
+    /// Who cancelled it, in `status_message` (`Cancelled by user.` when `None`).
+    pub cancelled_because: Option<String>,
     /// The job's, when the run was created (history runs have their own).
     pub timeline: Timeline,
     pub outcome: Outcome,
@@ -166,7 +168,10 @@ impl RunView<'_> {
         let is_final = finished_after.is_some();
         let status_message = match status {
             20 => json!(job.error_message),
-            30 => json!("Cancelled by user."),
+            30 => json!(run
+                .cancelled_because
+                .as_deref()
+                .unwrap_or("Cancelled by user.")),
             _ => Value::Null,
         };
         json!({
