@@ -496,6 +496,22 @@ fn each_invalid_config_value_is_refused_before_any_request() {
         (json!({"#api_key": null}), "#api_key is required"),
         (json!({"cause": " "}), "cause must not be empty"),
         (
+            json!({"retry_failed": true, "retry_failed_within": 0}),
+            "retry_failed_within must be a number of minutes greater than 0 and at most 43200",
+        ),
+        (
+            json!({"retry_failed": true, "retry_failed_within": -60}),
+            "retry_failed_within must be a number of minutes",
+        ),
+        (
+            json!({"retry_failed": true, "retry_failed_within": 1e12}),
+            "retry_failed_within must be a number of minutes",
+        ),
+        (
+            json!({"retry_failed": true, "retry_failed_within": "60"}),
+            r#"retry_failed_within must be a number of minutes greater than 0 and at most 43200 (e.g. 60: only a run that failed within the last hour is resumed), got "60""#,
+        ),
+        (
             json!({"wait_for_result": "true"}),
             r#"wait_for_result must be true or false, got "true""#,
         ),
