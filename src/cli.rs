@@ -10,10 +10,10 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::component;
-use crate::config::{self, Config, DataTypeSupport, Request};
+use crate::config::{self, Config, DataTypeSupport, Request, Wait};
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{Connection, DbtCloud};
-use crate::error::{details, is_user_error};
+use crate::error::{details, exit_code};
 use crate::keboola::KeboolaJob;
 use crate::sync_actions;
 use crate::tables::{self, Writer};
@@ -129,7 +129,7 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if is_user_error(&error) => {
+        Err(error) if exit_code(&error) == 1 => {
             // The message is one paragraph; each detail line (the failure digest) is its own,
             // every one escaped so that server text cannot add lines of its own.
             let mut stderr = std::io::stderr().lock();
@@ -160,6 +160,14 @@ fn run(config: &Config, args: &Args, folder: &DataFolder) -> anyhow::Result<()> 
     let types = config.data_type_support.unwrap_or_else(|| {
         DataTypeSupport::from_name(args.data_type_support.as_deref().unwrap_or_default())
     });
+    let mut places = vec![("its tables", folder.tables_dir())];
+    if config.artifacts.download && config.wait != Wait::No {
+        places.push(("the artifacts", folder.artifacts_dir()));
+    }
+    if config.artifacts.zip {
+        places.push(("the artifacts' zip", folder.files_dir()));
+    }
+    folder.check_writable(&places)?;
     let tables = Writer::new(
         folder,
         tables::bucket_for(args.config_id.as_deref()),

@@ -103,6 +103,35 @@ impl DataFolder {
         self.persist(file, destination)
     }
 
+    /// Checks, before anything is sent to dbt Cloud, that every place the job will write to is
+    /// there and writable (this process's scratch folder, and `places`, each a folder below the
+    /// data folder with what to call it): a run triggered and then not recorded would be an
+    /// orphan. The folders are made when missing; a probe file is made and removed in each.
+    pub fn check_writable(&self, places: &[(&str, PathBuf)]) -> Result<()> {
+        let unwritable = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
+            UserError::new(format!(
+                "The data folder cannot be written where the job writes {what} ({}): {error}. \
+                 Nothing was triggered. Keboola runs the container as the data folder's owner; \
+                 locally, run it as the folder's owner (docker run --user \"$(id -u):$(id -g)\") \
+                 or make the folder writable.",
+                path.display()
+            ))
+        };
+        drop(
+            self.scratch_file()
+                .map_err(|e| unwritable("its scratch files", &self.root, &format!("{e:#}")))?,
+        );
+        for (what, folder) in places {
+            self.real_folder(folder)
+                .map_err(|e| unwritable(what, folder, &format!("{e:#}")))?;
+            tempfile::Builder::new()
+                .prefix(".dbt-cloud-job-trigger-probe")
+                .tempfile_in(folder)
+                .map_err(|e| unwritable(what, folder, &e))?;
+        }
+        Ok(())
+    }
+
     /// Makes `folder` (below the data folder) a real folder, component by component.
     fn real_folder(&self, folder: &Path) -> Result<()> {
         let relative = folder.strip_prefix(&self.root).map_err(|_| {

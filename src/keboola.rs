@@ -3,7 +3,84 @@
 //! `KBC_PROJECTNAME` when token details are forwarded), and the trigger cause that names that job:
 //! a dbt Cloud user looking at a run can then find the Keboola job, flow and project behind it.
 
-use crate::text::{printable, truncate};
+use std::time::Duration;
+
+use crate::text::{minutes, printable, truncate};
+
+/// The component's `processTimeout`, in seconds, as this repository deploys it to the Developer
+/// Portal (`component_config/processTimeout`): when Keboola's runner kills the job with SIGKILL,
+/// counted from its start. Read when the binary is built, so that the two cannot disagree; a file
+/// that is not a number of seconds fails the build.
+const DEPLOYED_TIMEOUT: Duration =
+    Duration::from_secs(seconds(include_str!("../component_config/processTimeout")));
+
+/// Decimal seconds, then at most a line break.
+const fn seconds(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut value: u64 = 0;
+    let mut i = 0;
+    while i < bytes.len() && bytes[i].is_ascii_digit() {
+        value = value * 10 + (bytes[i] - b'0') as u64;
+        i += 1;
+    }
+    assert!(
+        i > 0,
+        "component_config/processTimeout is not a number of seconds"
+    );
+    while i < bytes.len() {
+        assert!(
+            bytes[i] == b'\n' || bytes[i] == b'\r',
+            "component_config/processTimeout is not a number of seconds"
+        );
+        i += 1;
+    }
+    value
+}
+
+/// When Keboola kills the job, counted from its start: SIGKILL, with no warning, so the job must
+/// be done before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLimit {
+    /// The component's `processTimeout`, which this repository deploys: the limit in Keboola. A
+    /// configuration's own timeout (`runtime.process_timeout`) is never passed to the container.
+    Deployed(Duration),
+    /// config.json's `runtime.process_timeout`: only a local run passes one.
+    Local(Duration),
+}
+
+impl JobLimit {
+    /// config.json's `runtime.process_timeout` when it gives one (a local run), else the
+    /// deployed limit.
+    pub fn of(local: Option<Duration>) -> JobLimit {
+        match local {
+            Some(limit) => JobLimit::Local(limit),
+            None => JobLimit::Deployed(DEPLOYED_TIMEOUT),
+        }
+    }
+
+    pub fn duration(self) -> Duration {
+        match self {
+            JobLimit::Deployed(limit) | JobLimit::Local(limit) => limit,
+        }
+    }
+}
+
+impl std::fmt::Display for JobLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobLimit::Deployed(limit) => write!(
+                f,
+                "Keboola's time limit on the job (the component's processTimeout, {} minutes)",
+                minutes(*limit)
+            ),
+            JobLimit::Local(limit) => write!(
+                f,
+                "the job's time limit config.json gives (runtime.process_timeout, {} minutes)",
+                minutes(*limit)
+            ),
+        }
+    }
+}
 
 /// dbt Cloud keeps at most this many characters of a cause.
 const MAX_CAUSE_CHARS: usize = 255;
@@ -112,6 +189,25 @@ mod tests {
             config_id: Some("998877".into()),
             stack: Some("connection.keboola.com".into()),
         }
+    }
+
+    #[test]
+    fn the_deployed_limit_is_the_portal_files_and_a_local_one_wins() {
+        let file = include_str!("../component_config/processTimeout");
+        assert_eq!(
+            JobLimit::of(None).duration().as_secs(),
+            file.trim().parse::<u64>().unwrap()
+        );
+        assert_eq!(JobLimit::of(None).duration(), Duration::from_secs(86_400));
+        assert_eq!(
+            JobLimit::of(Some(Duration::from_secs(600))),
+            JobLimit::Local(Duration::from_secs(600))
+        );
+        assert_eq!(
+            JobLimit::of(None).to_string(),
+            "Keboola's time limit on the job (the component's processTimeout, 1440 minutes)"
+        );
+        assert_eq!(seconds("3600\n"), 3600);
     }
 
     #[test]

@@ -45,6 +45,17 @@ impl RetryPolicy {
         }
     }
 
+    /// The same policy, its attempts and pauses also ending by `deadline` when there is one.
+    pub fn no_later_than(self, deadline: Option<Instant>) -> RetryPolicy {
+        let Some(deadline) = deadline else {
+            return self;
+        };
+        RetryPolicy {
+            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
+            ..self
+        }
+    }
+
     /// The pause before the next attempt, or `None` when the budget is spent. `jitter` in [0, 1)
     /// spreads clients that failed together; `retry_after` from the server wins when it asks
     /// for longer; `left` is the time until the deadline, when there is one.
@@ -264,16 +275,20 @@ impl<'a> Attempts<'a> {
     fn given_up(&self, failure: Retry) -> anyhow::Error {
         let (what, made) = (self.what, self.made);
         let took = self.started.elapsed().as_secs_f64();
+        let attempts = match made {
+            1 => "1 attempt".to_owned(),
+            made => format!("{made} attempts"),
+        };
         if failure.not_after.is_some() {
             // The caller's own budget ended: its error says why, not dbt Cloud's health.
             return failure.error.context(format!(
-                "{what}: given up after {made} attempts over {took:.1} s"
+                "{what}: given up after {attempts} over {took:.1} s"
             ));
         }
         let last = format!("{:#}", failure.error);
         UserError::new(format!(
-            "{what} kept failing: {made} attempts over {took:.1} s, the last one with: {}. dbt \
-             Cloud may be down or throttling this account; try again later.",
+            "{what} kept failing: {attempts} over {took:.1} s, the last one with: {}. dbt Cloud \
+             may be down or throttling this account; try again later.",
             last.trim_end_matches('.')
         ))
         .into()

@@ -40,15 +40,26 @@ pub fn test_connection(
             "Connected: the token reaches account {account}. No job was given to check."
         )));
     };
+    // Advice on ids and permissions only where dbt Cloud refused: a timeout or a 503 is dbt
+    // Cloud's, and its own message says so.
     client.check_job(job).map_err(|error| {
-        let advice = format!(
-            ". job_id {job} is wrong, or the token's permissions do not cover the job's project."
-        );
+        let advice = match refused_status(&error) {
+            Some(403 | 404) => format!(
+                ". job_id {job} is wrong, or the token's permissions do not cover the job's \
+                 project."
+            ),
+            _ => ".".to_owned(),
+        };
         steps.failed(4, "the job", error, &advice)
     })?;
     client.recent_runs(job, 1).map_err(|error| {
-        let advice = ". Give the token a permission that can read and trigger runs (Job Runner, \
-                      or Job Admin).";
+        let advice = match refused_status(&error) {
+            Some(401 | 403 | 404) => {
+                ". Give the token a permission that can read and trigger runs (Job Runner, or \
+                 Job Admin)."
+            }
+            _ => ".",
+        };
         steps.failed(5, "reading the job's runs", error, advice)
     })?;
     Ok(success(format!(
@@ -105,7 +116,8 @@ impl Steps {
 /// How long the job list may page: the UI gives up on an action after about 30 s.
 const LIST_JOBS_BUDGET: Duration = Duration::from_secs(20);
 
-/// The Job ID dropdown: `[{"value": 123, "label": "Nightly build (123) · Production"}]`, by label.
+/// The Job ID dropdown: `[{"value": "123", "label": "Nightly build (123) · Production"}]`, by
+/// label.
 /// When the list stopped early, a last option says so (its empty value is not a job id).
 pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
     let (jobs, note) = client.list_jobs(LIST_JOBS_BUDGET)?;
@@ -119,7 +131,8 @@ pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
                 Some(environment) => format!("{name} ({id}) · {environment}"),
                 None => format!("{name} ({id})"),
             };
-            (label, json!(id))
+            // The Job ID field is a string, as Keboola's dropdowns are.
+            (label, json!(id.to_string()))
         })
         .collect();
     options.sort_by(|a, b| {

@@ -15,6 +15,7 @@ use tempfile::NamedTempFile;
 
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{FieldType, Run, RunStatus, RUN_FIELDS};
+use crate::error::Bug;
 use crate::freshness::SourceResult;
 use crate::run_results::NodeResult;
 use crate::text::tail;
@@ -385,13 +386,15 @@ impl<'a> Rows<'a> {
         S: AsRef<[u8]>,
     {
         let record = csv::ByteRecord::from_iter(cells);
-        anyhow::ensure!(
-            record.len() == self.width,
-            "a row of {} has {} cells for {} columns",
-            self.table.name(),
-            record.len(),
-            self.width
-        );
+        if record.len() != self.width {
+            return Err(Bug(format!(
+                "a row of {} has {} cells for {} columns",
+                self.table.name(),
+                record.len(),
+                self.width
+            ))
+            .into());
+        }
         self.writer.write_byte_record(&record)?;
         self.count += 1;
         Ok(())

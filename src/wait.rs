@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use crate::dbt_cloud::{Budget, DbtCloud, Run};
+use crate::keboola::JobLimit;
 use crate::retry::DeadlineReached;
 use crate::termination::Terminated;
 use crate::text::{elapsed, minutes};
@@ -52,35 +53,28 @@ impl Polling {
     }
 }
 
-/// Keboola kills a job at its `process_timeout` with SIGKILL: nothing cancelled, no run row.
-/// The wait ends this long before (a quarter of a short timeout), which leaves time to cancel
-/// the run and write the tables.
+/// Keboola kills a job at its time limit with SIGKILL: nothing cancelled, no run row. The wait
+/// ends this long before (a quarter of a short limit), which leaves time to cancel the run and
+/// write the tables.
 const BEFORE_KILL: Duration = Duration::from_secs(120);
-/// Keboola's job timeout when the configuration sets none.
-const DEFAULT_PROCESS_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// What bounds the wait: the user's `max_wait_time`, or, when it would end later, Keboola's
-/// `process_timeout` less [`BEFORE_KILL`].
+/// What bounds the wait: the user's `max_wait_time`, or, when it would end later, the job's
+/// limit less [`BEFORE_KILL`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum WaitBound {
     MaxWaitTime(Duration),
-    ProcessTimeout { wait: Duration, timeout: Duration },
+    JobLimit { wait: Duration, limit: JobLimit },
 }
 
 impl WaitBound {
     /// The bound on a wait that starts `elapsed` after the job began.
-    pub fn new(max_wait: Duration, process_timeout: Option<Duration>, elapsed: Duration) -> Self {
-        let Some(timeout) = process_timeout else {
-            return Self::MaxWaitTime(max_wait);
-        };
+    pub fn new(max_wait: Duration, limit: JobLimit, elapsed: Duration) -> Self {
+        let timeout = limit.duration();
         let left = timeout
             .saturating_sub(elapsed)
             .saturating_sub(BEFORE_KILL.min(timeout / 4));
         if left < max_wait {
-            Self::ProcessTimeout {
-                wait: left,
-                timeout,
-            }
+            Self::JobLimit { wait: left, limit }
         } else {
             Self::MaxWaitTime(max_wait)
         }
@@ -88,35 +82,20 @@ impl WaitBound {
 
     pub fn wait(self) -> Duration {
         match self {
-            Self::MaxWaitTime(wait) | Self::ProcessTimeout { wait, .. } => wait,
+            Self::MaxWaitTime(wait) | Self::JobLimit { wait, .. } => wait,
         }
     }
 
-    /// Said in the log before the wait: why it may end early, or that the platform may end it
-    /// without a word.
-    pub fn announce(self, max_wait: Duration, process_timeout_known: bool) {
-        match self {
-            Self::ProcessTimeout { wait, timeout } => info!(
-                "Keboola ends this job at its process_timeout of {} minutes: the wait ends after \
-                 {} minutes instead of max_wait_time's {}, leaving time to write the tables (and \
-                 to cancel the run when cancel_on_timeout is true)",
-                minutes(timeout),
+    /// Said in the log before the wait, when it ends before `max_wait_time`.
+    pub fn announce(self, max_wait: Duration) {
+        if let Self::JobLimit { wait, limit } = self {
+            info!(
+                "The wait ends after {} minutes instead of max_wait_time's {}: {limit} comes \
+                 first, and the run must be recorded (and cancelled, with cancel_on_timeout) \
+                 before it",
                 minutes(wait),
                 minutes(max_wait),
-            ),
-            Self::MaxWaitTime(_)
-                if !process_timeout_known && max_wait + BEFORE_KILL > DEFAULT_PROCESS_TIMEOUT =>
-            {
-                warn!(
-                    "max_wait_time ({} minutes) may outlast Keboola's default job timeout of {} \
-                     minutes, which kills the job before the run is cancelled or recorded: keep \
-                     it under {}",
-                    minutes(max_wait),
-                    minutes(DEFAULT_PROCESS_TIMEOUT),
-                    minutes(DEFAULT_PROCESS_TIMEOUT - BEFORE_KILL)
-                )
-            }
-            Self::MaxWaitTime(_) => {}
+            );
         }
     }
 
@@ -126,11 +105,12 @@ impl WaitBound {
             Self::MaxWaitTime(limit) => {
                 format!("finish within max_wait_time ({} minutes)", minutes(limit))
             }
-            Self::ProcessTimeout { wait, timeout } => format!(
-                "finish in the {} minutes left before Keboola's job timeout (process_timeout, {} minutes)",
-                minutes(wait),
-                minutes(timeout)
-            ),
+            Self::JobLimit { wait, limit } => {
+                format!(
+                    "finish in the {} minutes left before {limit}",
+                    minutes(wait)
+                )
+            }
         }
     }
 }
@@ -315,35 +295,36 @@ mod tests {
 
     #[test]
     fn the_wait_ends_before_keboola_kills_the_job() {
-        // No timeout known: max_wait_time alone.
-        assert_eq!(
-            WaitBound::new(90 * MINUTE, None, MINUTE),
-            WaitBound::MaxWaitTime(90 * MINUTE)
-        );
+        let local = |limit| JobLimit::Local(limit);
         // A wait that ends well before the kill is the user's.
         assert_eq!(
-            WaitBound::new(30 * MINUTE, Some(60 * MINUTE), MINUTE),
+            WaitBound::new(30 * MINUTE, local(60 * MINUTE), MINUTE),
             WaitBound::MaxWaitTime(30 * MINUTE)
+        );
+        assert_eq!(
+            WaitBound::new(90 * MINUTE, JobLimit::of(None), MINUTE),
+            WaitBound::MaxWaitTime(90 * MINUTE),
+            "the deployed day is far"
         );
         // One that would not: cut to leave two minutes, counted from the job's start.
         assert_eq!(
-            WaitBound::new(60 * MINUTE, Some(60 * MINUTE), MINUTE),
-            WaitBound::ProcessTimeout {
+            WaitBound::new(60 * MINUTE, local(60 * MINUTE), MINUTE),
+            WaitBound::JobLimit {
                 wait: 57 * MINUTE,
-                timeout: 60 * MINUTE
+                limit: local(60 * MINUTE)
             }
         );
-        // A short timeout keeps a quarter of itself.
+        // A short limit keeps a quarter of itself.
         assert_eq!(
-            WaitBound::new(10 * MINUTE, Some(4 * MINUTE), Duration::ZERO),
-            WaitBound::ProcessTimeout {
+            WaitBound::new(10 * MINUTE, local(4 * MINUTE), Duration::ZERO),
+            WaitBound::JobLimit {
                 wait: 3 * MINUTE,
-                timeout: 4 * MINUTE
+                limit: local(4 * MINUTE)
             }
         );
         // Past the point already: no wait at all, rather than an overflow.
         assert_eq!(
-            WaitBound::new(10 * MINUTE, Some(MINUTE), 2 * MINUTE).wait(),
+            WaitBound::new(10 * MINUTE, local(MINUTE), 2 * MINUTE).wait(),
             Duration::ZERO
         );
     }

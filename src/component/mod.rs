@@ -11,7 +11,7 @@ mod resolve;
 mod start;
 mod verdict;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use log::{debug, info, warn};
@@ -22,6 +22,7 @@ use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
+use crate::keboola::JobLimit;
 use crate::steps;
 use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
@@ -33,6 +34,9 @@ use verdict::{link, Artifacts, Ending, Strictness};
 
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
+/// Requests end this long before the job's limit (an eighth of a short one): the tables and
+/// the verdict are written after them.
+const JOB_MARGIN: Duration = Duration::from_secs(30);
 
 /// `cause`: the one to send, configured or naming the Keboola job.
 pub fn run(
@@ -49,12 +53,19 @@ pub fn run(
     for note in &config.notes {
         info!("{note}");
     }
+    // No request goes on past the job's limit, less the time to record what the job has.
+    let limit = JobLimit::of(config.process_timeout);
+    let margin = JOB_MARGIN.min(limit.duration() / 8);
+    let deadline = began
+        .checked_add(limit.duration().saturating_sub(margin))
+        .unwrap_or(began);
     let client = DbtCloud::new(
         &config.connection,
         config.max_requests_per_minute,
         timing,
         termination.clone(),
-    )?;
+    )?
+    .until(deadline);
     announce(config, cause);
     let (job_id, started, how) = match begun(&client, config, cause, termination)? {
         Some(begun) => begun,
@@ -188,8 +199,9 @@ impl Job<'_> {
             );
             return Ok(());
         };
-        let bound = WaitBound::new(settings.max, self.config.process_timeout, began.elapsed());
-        bound.announce(settings.max, self.config.process_timeout.is_some());
+        let limit = JobLimit::of(self.config.process_timeout);
+        let bound = WaitBound::new(settings.max, limit, began.elapsed());
+        bound.announce(settings.max);
         let polling = self.polling(&settings);
         let bounds = Bounds {
             max_wait: bound.wait(),

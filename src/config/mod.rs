@@ -377,7 +377,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         wait: wait(p, follow.is_some())?,
         artifacts: ArtifactSettings {
             download: !IGNORE_ARTIFACTS.read(p)?,
-            selection: ARTIFACTS_INCLUDE.read(p)?,
+            selection: ARTIFACTS_INCLUDE.read(p)?.flatten(),
             must_succeed: ARTIFACTS_MUST_SUCCEED.read(p)?,
             concurrency: usize::try_from(ARTIFACT_CONCURRENCY.read(p)?.get()).unwrap_or(usize::MAX),
             max_size: (MAX_ARTIFACT_SIZE.read(p)? * 1e6).round() as u64,
@@ -399,12 +399,9 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     })
 }
 
-/// `cause` as configured; empty, or the value the form saved before the cause named the Keboola
-/// job, is no cause: the run then gets one that names its job.
+/// `cause` as configured; the value the form saved before the cause named the Keboola job is no
+/// cause: the run then gets one that names its job.
 fn cause(p: &Parameters) -> Result<Option<String>, String> {
-    if p.0.get(CAUSE.key).and_then(Value::as_str) == Some("") {
-        return Ok(None);
-    }
     Ok(CAUSE.read(p)?.filter(|cause| cause != FORMER_DEFAULT_CAUSE))
 }
 
@@ -777,10 +774,11 @@ mod tests {
             ),
             (
                 with("job_id", json!("")),
-                r#"job_id must be a positive integer, got """#,
+                "job_id is required (or job_name): a positive integer",
             ),
+            (with("#api_key", json!("")), "#api_key is required"),
             (
-                with("#api_key", json!("")),
+                with("#api_key", json!(" ")),
                 "#api_key must be a non-empty token",
             ),
             (with("#api_key", json!(42)), "#api_key must be a string"),
@@ -848,12 +846,11 @@ mod tests {
         );
         for (overrides, expected) in [
             (json!({"branch": "x"}), "trigger_overrides has an unknown key \"branch\"; the valid keys are git_sha, git_branch,"),
-            (json!({"git_branch": ""}), "trigger_overrides.git_branch must be a non-empty string, got \"\""),
+            (json!({"git_branch": " "}), "trigger_overrides.git_branch must be a non-empty string, got \" \""),
             (json!({"threads_override": 0}), "trigger_overrides.threads_override must be an integer of at least 1, got 0"),
             (json!({"threads_override": "8"}), "must be an integer of at least 1, got \"8\""),
             (json!({"generate_docs_override": "yes"}), "generate_docs_override must be true or false"),
             (json!({"steps_override": "dbt build"}), "steps_override must be a non-empty list of dbt commands"),
-            (json!({"steps_override": []}), "steps_override must be a non-empty list"),
             (json!({"steps_override": ["dbt run", ""]}), "steps_override must be a non-empty list"),
             (json!(["git_sha"]), "trigger_overrides must be an object"),
         ] {
@@ -891,11 +888,6 @@ mod tests {
             ),
             (
                 "artifacts_include",
-                json!([]),
-                "artifacts_include must hold at least one pattern",
-            ),
-            (
-                "artifacts_include",
                 json!(["run/[a"]),
                 "artifacts_include has an invalid pattern \"run/[a\"",
             ),
@@ -925,6 +917,12 @@ mod tests {
                 .to_string();
             assert!(message.contains(expected), "{key}={value}: {message}");
         }
+        // What the form saves for an emptied list, and emptied overrides: not set.
+        let config = parse_parameters(with("artifacts_include", json!([]))).unwrap();
+        assert!(config.artifacts.selection.is_none());
+        let emptied = json!({"git_branch": "", "steps_override": [], "threads_override": null});
+        let config = parse_parameters(with("trigger_overrides", emptied)).unwrap();
+        assert!(config.start.trigger_overrides.is_empty());
         let config =
             parse_parameters(with("artifacts_include", json!(["*.json", "run/**/*.sql"]))).unwrap();
         assert_eq!(

@@ -316,7 +316,10 @@ impl Kind for Overrides {
             return Err(format!("{key} must be an object, got {}", echo(value)));
         };
         let mut checked = Map::new();
-        for (name, value) in overrides.iter().filter(|(_, v)| !v.is_null()) {
+        // A field of the form's overrides left empty is not an override.
+        let given =
+            |value: &&Value| !is_unset(value) && value.as_array().is_none_or(|a| !a.is_empty());
+        for (name, value) in overrides.iter().filter(|(_, v)| given(v)) {
             let Some((_, kind)) = OVERRIDES.iter().find(|(known, _)| known == name) else {
                 let valid: Vec<&str> = OVERRIDES.iter().map(|(known, _)| *known).collect();
                 return Err(format!(
@@ -336,6 +339,19 @@ impl Kind for Overrides {
             checked.insert(name.clone(), value.clone());
         }
         Ok(checked)
+    }
+}
+
+/// An id picked from a dropdown the UI fills (or typed into it): the form saves it as a string,
+/// read as any other id.
+pub struct SelectedId;
+
+impl Kind for SelectedId {
+    type Value = NonZeroU64;
+    const JSON_TYPE: JsonType = JsonType::String;
+    const EXPECTED: &'static str = "a positive integer";
+    fn read(&self, key: &str, value: &Value) -> Result<NonZeroU64, String> {
+        ANY_ID.read(key, value)
     }
 }
 
@@ -398,10 +414,11 @@ impl Selection {
 pub struct Globs;
 
 impl Kind for Globs {
-    type Value = Selection;
+    /// `None`: every artifact (also for `[]`, which the form saves for an emptied list).
+    type Value = Option<Selection>;
     const JSON_TYPE: JsonType = JsonType::Array;
     const EXPECTED: &'static str = "a list of glob patterns";
-    fn read(&self, key: &str, value: &Value) -> Result<Selection, String> {
+    fn read(&self, key: &str, value: &Value) -> Result<Option<Selection>, String> {
         let Value::Array(patterns) = value else {
             return Err(format!(
                 "{key} must be a list of glob patterns, e.g. [\"*.json\", \"run/**/*.sql\"], got {}",
@@ -409,7 +426,7 @@ impl Kind for Globs {
             ));
         };
         if patterns.is_empty() {
-            return Err(format!("{key} must hold at least one pattern; leave it out to download every artifact (or set ignore_artifacts)"));
+            return Ok(None);
         }
         let mut builder = GlobSetBuilder::new();
         let mut texts = Vec::new();
@@ -430,24 +447,34 @@ impl Kind for Globs {
         let set = builder
             .build()
             .map_err(|e| format!("{key} cannot be compiled: {e}"))?;
-        Ok(Selection {
+        Ok(Some(Selection {
             patterns: texts,
             set,
-        })
+        }))
     }
 }
 
-/// `parameters`, where null means absent.
+/// `parameters`, where null and an empty string mean absent: the form saves a text field the
+/// user emptied as `""`, and that must never fail a job.
 pub struct Parameters<'a>(pub &'a Map<String, Value>);
 
 impl Parameters<'_> {
     fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
+        self.0.get(key).filter(|value| !is_unset(value))
     }
 
-    /// Whether config.json sets the key (null is not setting it).
+    /// Whether config.json sets the key (null and `""` are not setting it).
     pub fn given(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+}
+
+/// What the form saves for a field left empty.
+fn is_unset(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        _ => false,
     }
 }
 
@@ -590,9 +617,9 @@ pub const API_KEY: Required<Token> = Required {
     kind: Token,
 };
 /// One of `job_id` and `job_name` names the job.
-pub const JOB_ID: Optional<Count> = Optional {
+pub const JOB_ID: Optional<SelectedId> = Optional {
     key: "job_id",
-    kind: ANY_ID,
+    kind: SelectedId,
 };
 pub const JOB_NAME: Optional<Text> = Optional {
     key: "job_name",
@@ -893,6 +920,7 @@ mod tests {
             "compiled/x.sql",
             "run/c.json",
         ];
+        let selection = selection.unwrap();
         let (selected, unused) = selection.filter(paths.map(String::from).to_vec());
         assert_eq!(selected, ["manifest.json", "run/a/b.sql"]);
         assert_eq!(unused, ["*.csv"]);

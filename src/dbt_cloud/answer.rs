@@ -21,6 +21,20 @@ pub struct Envelope<T> {
     pub total_count: Option<u64>,
 }
 
+/// dbt Cloud's answer, in its envelope, holding a `data` unlike its API's: dbt Cloud's fault, told
+/// to the user (exit 1), and told apart from a refusal by those who may go on without the answer
+/// (the baseline read before a trigger).
+#[derive(Debug)]
+pub struct Unreadable(pub String);
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
 /// Why an answer could not be read.
 pub enum Undecodable {
     /// Past the ceiling on an answer's size.

@@ -24,15 +24,15 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::answer::{decode_envelope, read_limited, Envelope, Undecodable};
+use super::answer::{decode_envelope, read_limited, Envelope, Undecodable, Unreadable};
 use super::ids::{AccountId, JobId, RunId, WholeNumber};
 use super::rate_limit::{Answer, NoPermit, RateLimiter};
 use super::refusal::{Asked, Kind, Refusal};
 use super::run::{Run, RunStatus};
 use super::url::{is_safe_redirect, retirement, BaseUrl};
 use super::Connection;
-use crate::error::UserError;
-use crate::retry::{retry, AttemptError, DeadlineReached, Retry};
+use crate::error::{Bug, UserError};
+use crate::retry::{retry, AttemptError, DeadlineReached, Retry, RetryPolicy};
 use crate::secret::ApiToken;
 use crate::termination::Termination;
 use crate::text::truncate;
@@ -124,6 +124,29 @@ pub enum Start {
     Rerun,
 }
 
+/// One call's plan: see [`DbtCloud::plan`].
+struct Plan {
+    policy: RetryPolicy,
+    termination: Termination,
+    /// Each attempt's, unless the deadline is nearer.
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Plan {
+    /// The next attempt's timeout: cut to the deadline, but never below [`MIN_TIMEOUT`], so that
+    /// a last look can still be answered.
+    fn timeout_now(&self) -> Duration {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.timeout.min(left.max(MIN_TIMEOUT))
+            }
+            None => self.timeout,
+        }
+    }
+}
+
 /// How long a call may keep retrying.
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
@@ -169,6 +192,9 @@ pub struct DbtCloud {
     limiter: RateLimiter,
     /// dbt Cloud's clock minus ours, from the `Date` of its latest answer.
     clock_offset: Mutex<Option<chrono::Duration>>,
+    /// No request of the job goes on past this: Keboola's limit on the job, less what the job
+    /// needs to record what it has.
+    pub(super) deadline: Option<Instant>,
 }
 
 impl DbtCloud {
@@ -186,7 +212,7 @@ impl DbtCloud {
             // turn a POST into a GET. Downloads follow redirects themselves, see below.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .context("could not set up the HTTP client")?;
+            .map_err(|e| Bug(format!("could not set up the HTTP client: {e}")))?;
         Ok(DbtCloud {
             http,
             base: connection.dbt_cloud_url.clone(),
@@ -196,7 +222,17 @@ impl DbtCloud {
             termination,
             limiter: RateLimiter::per_minute(max_requests_per_minute, timing.cooldown),
             clock_offset: Mutex::new(None),
+            deadline: None,
         })
+    }
+
+    /// The same client, no request of which goes on past `deadline`: it bounds every call's
+    /// retries, pauses and timeouts, and every download.
+    pub fn until(self, deadline: Instant) -> DbtCloud {
+        DbtCloud {
+            deadline: Some(deadline),
+            ..self
+        }
     }
 
     pub fn termination(&self) -> &Termination {
@@ -239,10 +275,11 @@ impl DbtCloud {
         };
         let subject = format!("job {job}");
         let mut sent = Sent::default();
+        let plan = self.plan(Budget::Standard);
         let result = retry(
             &format!("POST {}", url.path()),
-            &self.timing.retry,
-            &self.termination,
+            &plan.policy,
+            &plan.termination,
             || {
                 let post = Post {
                     job,
@@ -296,8 +333,7 @@ impl DbtCloud {
             post.url,
             post.body,
             post.subject,
-            Budget::Standard,
-            &self.termination,
+            &self.plan(Budget::Standard),
         );
         answer.map(|answer| answer.data).inspect_err(|error| {
             if let AttemptError::Retryable(failure) = error {
@@ -568,20 +604,49 @@ impl DbtCloud {
         subject: &str,
         budget: Budget,
     ) -> Result<Envelope<T>> {
-        let policy = match budget {
-            Budget::Standard => self.timing.retry,
-            Budget::Until(deadline) => self.timing.retry.until(deadline),
-            Budget::AfterSignal => self.timing.after_signal,
-        };
+        let plan = self.plan(budget);
         let what = format!("{method} {}", url.path());
-        // After SIGTERM the calls must still go out: they are what records the cancel.
-        let termination = match budget {
-            Budget::AfterSignal => Termination::none(),
-            _ => self.termination.clone(),
-        };
-        retry(&what, &policy, &termination, || {
-            self.attempt(method.clone(), &url, None, subject, budget, &termination)
+        retry(&what, &plan.policy, &plan.termination, || {
+            self.attempt(method.clone(), &url, None, subject, &plan)
         })
+    }
+
+    /// How a call with `budget` goes, decided once: its retries, what stops them, each attempt's
+    /// timeout, and the moment that no attempt, pause or wait for the rate limit may cross (the
+    /// budget's own, and the job's, whichever comes first).
+    fn plan(&self, budget: Budget) -> Plan {
+        let (policy, timeout, deadline, termination) = match budget {
+            Budget::Standard => (
+                self.timing.retry,
+                self.timing.read_timeout,
+                None,
+                self.termination.clone(),
+            ),
+            Budget::Until(deadline) => (
+                self.timing.retry.until(deadline),
+                self.timing.read_timeout,
+                Some(deadline),
+                self.termination.clone(),
+            ),
+            // After SIGTERM the calls must still go out: they are what records the cancel. A
+            // cooldown in progress cannot be waited out in the grace period.
+            Budget::AfterSignal => (
+                self.timing.after_signal,
+                self.timing.after_signal_timeout,
+                Instant::now().checked_add(self.timing.after_signal.max_total),
+                Termination::none(),
+            ),
+        };
+        let deadline = match (deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Plan {
+            policy: policy.no_later_than(deadline),
+            termination,
+            timeout,
+            deadline,
+        }
     }
 
     fn attempt<T: DeserializeOwned + Send + 'static>(
@@ -590,31 +655,16 @@ impl DbtCloud {
         url: &Url,
         body: Option<&Value>,
         subject: &str,
-        budget: Budget,
-        termination: &Termination,
+        plan: &Plan,
     ) -> Result<Envelope<T>, AttemptError> {
         let what = format!("{method} {}", url.path());
-        let (timeout, deadline) = match budget {
-            Budget::Standard => (self.timing.read_timeout, None),
-            Budget::Until(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                (
-                    self.timing.read_timeout.min(left.max(MIN_TIMEOUT)),
-                    Some(deadline),
-                )
-            }
-            // A cooldown in progress cannot be waited out in the grace period.
-            Budget::AfterSignal => (
-                self.timing.after_signal_timeout,
-                Instant::now().checked_add(self.timing.after_signal.max_total),
-            ),
-        };
+        let (termination, deadline) = (&plan.termination, plan.deadline);
         let mut request = self
             .http
             .request(method, url.clone())
             .header(AUTHORIZATION, self.token.authorization_header())
             .header(ACCEPT, "application/json")
-            .timeout(timeout);
+            .timeout(plan.timeout_now());
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, "application/json")
@@ -664,10 +714,17 @@ impl DbtCloud {
                 ))
                 .into(),
             ),
-            // dbt Cloud's envelope, but its data is not what the API documents: ours to look at.
-            Undecodable::Data(error) => AttemptError::Fatal(anyhow!(
-                "dbt Cloud's answer to {what} could not be read: {error}"
-            )),
+            // dbt Cloud's envelope, but its data is not what the API documents: dbt Cloud's
+            // fault, which the user must see (and report).
+            Undecodable::Data(error) => AttemptError::Fatal(
+                Unreadable(format!(
+                    "dbt Cloud's answer to {what} is not what its API documents: {}. This is dbt \
+                     Cloud's answer, not your configuration; if it persists, please report it to \
+                     this component's authors (with this message) and to dbt Cloud support.",
+                    crate::text::cut(&error.to_string())
+                ))
+                .into(),
+            ),
         }
     }
 
@@ -682,7 +739,12 @@ impl DbtCloud {
         deadline: Option<Instant>,
         read: impl FnOnce(Response) -> T + Send + 'static,
     ) -> Result<(StatusCode, HeaderMap, T), AttemptError> {
-        let request = request.build().context("could not build the request")?;
+        let request = request.build().map_err(|e| {
+            Bug(format!(
+                "could not build the request for {}: {e}",
+                url.path()
+            ))
+        })?;
         let permit = self
             .limiter
             .acquire(termination, deadline)
@@ -849,9 +911,9 @@ impl DbtCloud {
         };
         AttemptError::Retryable(Retry {
             not_sent: error.is_connect() && !error.is_timeout(),
+            // Said once: when the retries run out, their message adds that dbt Cloud may be down.
             ..Retry::new(UserError::new(format!(
-                "dbt Cloud at {} {what} ({} {causes}). Check dbt_cloud_url and the network; if it \
-                 persists, dbt Cloud may be down.",
+                "dbt Cloud at {} {what} ({} {causes}). Check dbt_cloud_url and the network",
                 self.base,
                 url.path(),
             )))

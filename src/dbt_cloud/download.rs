@@ -74,7 +74,8 @@ impl DbtCloud {
             )
         };
         let what = format!("Downloading artifact {}", subject_of(artifact));
-        retry(&what, &self.timing.retry, &self.termination, || {
+        let policy = self.timing.retry.no_later_than(self.deadline);
+        retry(&what, &policy, &self.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
             match self.download_attempt(run, artifact, &mut sink, limits)? {
                 Some(bytes) => Ok(Some((destination.finish(sink).map_err(local)?, bytes))),
@@ -108,8 +109,13 @@ impl DbtCloud {
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
-            let (status, headers, response) =
-                self.send(request, &url, &self.termination, None, |response| response)?;
+            let (status, headers, response) = self.send(
+                request,
+                &url,
+                &self.termination,
+                self.deadline,
+                |response| response,
+            )?;
             if status.is_redirection() {
                 url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
                 debug!(
@@ -152,7 +158,12 @@ impl DbtCloud {
             return Err(AttemptError::Fatal(too_large(subject, size, max_size)));
         }
         let stall = self.timing.stall;
-        let written = copy_body(response, out, subject, max_size, stall, &self.termination)?;
+        let bounds = BodyBounds {
+            max_size,
+            stall,
+            deadline: self.deadline,
+        };
+        let written = copy_body(response, out, subject, &bounds, &self.termination)?;
         match expected {
             Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
                 "the download of {subject} ended after {written} of {expected} bytes"
@@ -189,21 +200,43 @@ fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
     })
 }
 
+/// What bounds a download's body: its size, its speed, and the job's deadline.
+struct BodyBounds {
+    max_size: u64,
+    stall: Stall,
+    deadline: Option<Instant>,
+}
+
 /// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
-/// `stall` allows, is the network's (retryable); a write that fails is ours (not retried).
+/// `stall` allows, is the network's (retryable); a write that fails is ours (not retried); past
+/// the job's deadline the download is given up.
 fn copy_body(
     mut body: Response,
     out: &mut dyn Write,
     subject: &str,
-    max_size: u64,
-    stall: Stall,
+    bounds: &BodyBounds,
     termination: &Termination,
 ) -> Result<u64, AttemptError> {
+    let BodyBounds {
+        max_size, stall, ..
+    } = *bounds;
     let mut buffer = [0u8; 8 * 1024];
     let mut written = 0u64;
     let mut window = (Instant::now(), 0u64);
     loop {
         termination.check()?;
+        if bounds
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(AttemptError::Fatal(
+                UserError::new(format!(
+                    "the download of {subject} was given up after {}: the job's time limit is near",
+                    crate::text::size(written)
+                ))
+                .into(),
+            ));
+        }
         let read = match body.read(&mut buffer) {
             Ok(0) => return Ok(written),
             Ok(read) => read,

@@ -80,7 +80,8 @@ impl BaseUrl {
             "http" if is_loopback(host) => {}
             "http" => {
                 return Err(
-                    "it must use https:// (plain http is allowed only for localhost and 127.0.0.1)"
+                    "it must use https:// (plain http is allowed only for loopback hosts: \
+                     localhost, 127.0.0.0/8 and [::1])"
                         .to_owned(),
                 )
             }

@@ -92,3 +92,68 @@ fn every_item_the_architecture_names_exists() {
         );
     }
 }
+
+/// A log line as it reads whatever the moment, the port and the speed: the timestamp dropped,
+/// every number `N`.
+fn shape(line: &str) -> String {
+    let line = line.split_once("Z ").map_or(line, |(_, rest)| rest);
+    let mut shaped = String::new();
+    let mut in_number = false;
+    for c in line.chars() {
+        match (c.is_ascii_digit(), in_number) {
+            (true, false) => {
+                shaped.push('N');
+                in_number = true;
+            }
+            (true, true) => {}
+            (false, _) => {
+                in_number = c == '.' && in_number;
+                if !in_number {
+                    shaped.push(c);
+                }
+            }
+        }
+    }
+    shaped
+}
+
+/// The README's quick start shows what `cargo run --example quickstart` prints: every log line of
+/// its sample comes, in its order, from a real run of the same job (the emulator's demo job and
+/// `data/config.json`). Only how many `Running` lines a run shows depends on the moments it looks.
+#[test]
+fn the_readmes_quickstart_sample_is_what_the_quickstart_prints() {
+    use dbt_cloud_emulator::{Demo, Emulator};
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let start = readme
+        .find("```text\ndbt Cloud emulator listening at")
+        .unwrap();
+    let sample = &readme[start + 8..];
+    let sample = &sample[..sample.find("```").unwrap()];
+    let shown: Vec<String> = sample
+        .lines()
+        .filter(|line| line.contains(" INFO  ") || line.contains(" WARN  "))
+        .filter(|line| !line.contains(": Running (step "))
+        .map(shape)
+        .collect();
+    assert!(shown.len() > 10, "{sample}");
+
+    let emulator = Emulator::start();
+    emulator.add_account(Demo::account(), &[Demo::TOKEN]);
+    emulator.add_job(Demo::job());
+    let data = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(ROOT).join("data/config.json")).unwrap())
+            .unwrap();
+    config["parameters"]["dbt_cloud_url"] = emulator.base_url().into();
+    std::fs::write(data.path().join("config.json"), config.to_string()).unwrap();
+    let output = crate::common::component(data.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let mut printed = stdout.lines().map(shape);
+    for line in &shown {
+        assert!(
+            printed.any(|printed| &printed == line),
+            "the README's quick start shows\n{line}\nwhich a real run does not print (in that order):\n{stdout}"
+        );
+    }
+}

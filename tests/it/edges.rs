@@ -423,7 +423,7 @@ fn a_disk_that_refuses_writes_is_named_as_local_and_not_retried() {
 }
 
 #[test]
-fn a_tables_folder_that_is_a_file_is_named_with_the_run() {
+fn a_tables_folder_that_is_a_file_is_named_and_nothing_is_triggered() {
     let emulator = emulator_with(quick(Outcome::Success));
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
@@ -432,13 +432,15 @@ fn a_tables_folder_that_is_a_file_is_named_with_the_run() {
     run.assert_code(1);
     let stderr = run.stderr();
     assert!(
-        stderr.starts_with("dbt Cloud run 70403103000 (http://127.0.0.1:"),
-        "the run and its link: {stderr}"
+        stderr.starts_with("The data folder cannot be written where the job writes its tables ("),
+        "{stderr}"
     );
     assert!(
         stderr.contains("out/tables: it is a file, not a folder"),
         "{stderr}"
     );
+    assert!(stderr.contains("Nothing was triggered."), "{stderr}");
+    assert_eq!(count(&emulator, "POST", "/run/"), 0);
     assert_eq!(scratch_folders(run.data()), Vec::<String>::new());
 }
 

@@ -154,7 +154,8 @@ fn hostile_sequences_never_panic_nor_leave_a_half_written_file() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let context = format!("{context}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
         let code = output.status.code();
-        assert!(matches!(code, Some(0..=2)), "exit {code:?}\n{context}");
+        // Whatever dbt Cloud does, exit 2 (a bug of ours) never comes of it.
+        assert!(matches!(code, Some(0..=1)), "exit {code:?}\n{context}");
         assert!(!stderr.contains("panicked"), "{context}");
         assert_eq!(
             files_under(outer.path())

@@ -70,15 +70,13 @@ fn the_wait_ends_before_keboolas_job_timeout_with_the_run_cancelled_and_recorded
     assert!(took < Duration::from_secs(8), "took {took:?}");
     assert!(took >= Duration::from_secs(5), "took {took:?}");
     assert!(
-        run.stdout().contains(
-            "Keboola ends this job at its process_timeout of 0.13 minutes: the wait ends after 0."
-        ),
+        run.stdout().contains("The wait ends after 0.1 minutes instead of max_wait_time's 60: the job's time limit config.json gives (runtime.process_timeout, 0.13 minutes) comes first"),
         "{}",
         run.stdout()
     );
     for expected in [
         "did not finish in the 0.",
-        " minutes left before Keboola's job timeout (process_timeout, 0.13 minutes). It was cancelled",
+        " minutes left before the job's time limit config.json gives (runtime.process_timeout, 0.13 minutes). It was cancelled",
     ] {
         assert!(run.stderr().contains(expected), "{}", run.stderr());
     }
@@ -89,27 +87,26 @@ fn the_wait_ends_before_keboolas_job_timeout_with_the_run_cancelled_and_recorded
     );
 }
 
+/// Keboola's runner never passes a configuration's timeout to the container: the limit the
+/// component keeps to is the one this repository deploys (a day), so a wait of 90 minutes is not
+/// cut, and not warned about as if the limit were Keboola's default hour.
 #[test]
-fn a_wait_past_the_default_job_timeout_is_warned_about() {
+fn the_deployed_limit_bounds_the_wait_not_keboolas_default_hour() {
     let emulator = emulator_with(job(Duration::from_millis(300), Outcome::Success));
     let run = run_component(parameters(
         &emulator,
         json!({"wait_for_result": true, "max_wait_time": 90, "ignore_artifacts": true}),
     ));
     run.assert_code(0);
+    assert!(!run.stdout().contains("WARN"), "{}", run.stdout());
     assert!(
-        run.stdout().contains(
-            "WARN  max_wait_time (90 minutes) may outlast Keboola's default job timeout of 60 minutes, which kills the job before the run is cancelled or recorded: keep it under 58"
-        ),
+        !run.stdout().contains("instead of max_wait_time"),
         "{}",
         run.stdout()
     );
-    let run = run_component(parameters(
-        &emulator,
-        json!({"wait_for_result": true, "max_wait_time": 30, "ignore_artifacts": true}),
-    ));
-    run.assert_code(0);
-    assert!(!run.stdout().contains("WARN"), "{}", run.stdout());
+    let deployed =
+        std::fs::read_to_string(Path::new(ROOT).join("component_config/processTimeout")).unwrap();
+    assert_eq!(deployed.trim(), "86400");
 }
 
 #[test]
@@ -163,28 +160,44 @@ fn properties_set() -> Vec<(String, String)> {
 fn every_property_the_deploy_sets_has_its_file_and_every_file_its_property() {
     let set = properties_set();
     let properties: Vec<&str> = set.iter().map(|(p, _)| p.as_str()).collect();
-    for expected in [
-        "shortDescription",
-        "longDescription",
-        "configurationDescription",
-        "configurationSchema",
-        "documentationUrl",
-        "sourceCodeUrl",
-        "licenseUrl",
-        "logger",
-        "stackParameters",
-        "actions",
-    ] {
-        assert!(properties.contains(&expected), "{expected} is not set");
-    }
+    assert_eq!(
+        properties,
+        [
+            "processTimeout",
+            "shortDescription",
+            "longDescription",
+            "configurationDescription",
+            "configurationSchema",
+            "documentationUrl",
+            "sourceCodeUrl",
+            "licenseUrl",
+            "logger",
+            "uiOptions",
+            "dataTypesConfiguration",
+            "actions",
+        ]
+    );
     for (property, file) in &set {
         let text = std::fs::read_to_string(Path::new(ROOT).join(file))
             .unwrap_or_else(|e| panic!("{property} reads {file}: {e}"));
         assert!(!text.trim().is_empty(), "{file} is empty");
-        if file.ends_with(".json") || property == "actions" {
+        if file.ends_with(".json") || ["actions", "uiOptions"].contains(&property.as_str()) {
             serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
     }
+    assert!(component_config("processTimeout")
+        .trim()
+        .bytes()
+        .all(|b| b.is_ascii_digit()));
+    assert_eq!(
+        serde_json::from_str::<Value>(&component_config("uiOptions.md")).unwrap(),
+        serde_json::json!(["genericDockerUI"])
+    );
+    // The manifests carry every column's type: typed tables where the project has native types.
+    assert_eq!(
+        serde_json::from_str::<Value>(&component_config("dataTypesConfiguration.json")).unwrap(),
+        serde_json::json!({"dataTypesSupport": "authoritative"})
+    );
     let files: Vec<&str> = set.iter().map(|(_, f)| f.as_str()).collect();
     for entry in std::fs::read_dir(Path::new(ROOT).join("component_config")).unwrap() {
         let entry = entry.unwrap();
@@ -221,6 +234,110 @@ fn every_property_the_deploy_sets_has_its_file_and_every_file_its_property() {
         );
         assert!(mode & 0o111 != 0, "{script} is not executable");
     }
+}
+
+/// The properties script as Keboola's template has it: a missing or empty file is skipped, not
+/// sent (an empty value would clear the portal's); with names, only those are set. Run against a
+/// stand-in `docker` that records what it was asked.
+#[test]
+fn the_properties_script_skips_missing_and_empty_files_and_sets_what_it_is_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = work.path().join("calls.txt");
+    let docker = bin.join("docker");
+    std::fs::write(
+        &docker,
+        // `docker run --rm -e U -e P IMAGE update-app-property VENDOR APP PROPERTY --value=..`
+        format!(
+            "#!/bin/sh\n[ \"$8\" = update-app-property ] && echo \"${{11}}\" >> {}\ntrue\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The repository's files, with one emptied and one missing.
+    let config = work.path().join("component_config");
+    std::fs::create_dir(&config).unwrap();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("component_config")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(config.join("uiOptions.md"), "").unwrap();
+    std::fs::remove_file(config.join("licenseUrl.md")).unwrap();
+    let run = |args: &[&str]| {
+        let _ = std::fs::remove_file(&calls);
+        let output = std::process::Command::new(
+            Path::new(ROOT).join("scripts/update_dev_portal_properties.sh"),
+        )
+        .args(args)
+        .current_dir(work.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("KBC_DEVELOPERPORTAL_VENDOR", "kds-team")
+        .env(
+            "KBC_DEVELOPERPORTAL_APP",
+            "kds-team.app-dbt-cloud-job-trigger",
+        )
+        .env("KBC_DEVELOPERPORTAL_USERNAME", "user")
+        .env("KBC_DEVELOPERPORTAL_PASSWORD", "secret")
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let set: Vec<String> = std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (set, String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (set, said) = run(&[]);
+    assert!(!set.contains(&"uiOptions".to_owned()), "{set:?}");
+    assert!(!set.contains(&"licenseUrl".to_owned()), "{set:?}");
+    assert!(
+        said.contains("component_config/uiOptions.md is empty: uiOptions left as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains("component_config/licenseUrl.md not found: licenseUrl left as it is"),
+        "{said}"
+    );
+    assert_eq!(set.len(), properties_set().len() - 2, "{set:?}");
+    let (set, _) = run(&["processTimeout"]);
+    assert_eq!(set, ["processTimeout"]);
+}
+
+/// A release tag is a version, with or without a leading `v`, as Keboola's deployment docs have
+/// it; anything else is pushed but not released.
+#[test]
+fn the_deploy_releases_version_tags_with_or_without_v() {
+    let deploy = std::fs::read_to_string(Path::new(ROOT).join("deploy.sh")).unwrap();
+    let pattern = deploy
+        .lines()
+        .find_map(|line| line.strip_prefix("VERSION="))
+        .unwrap()
+        .trim_matches('\'');
+    let released = |tag: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", "echo \"$1\" | grep -q \"$2\"", "sh", tag, pattern])
+            .status()
+            .unwrap()
+            .success()
+    };
+    for tag in ["1.2.3", "v1.2.3", "10.0.12"] {
+        assert!(released(tag), "{tag}");
+    }
+    for tag in ["1.2", "latest", "v1.2.3-rc1", "main", "x1.2.3"] {
+        assert!(!released(tag), "{tag}");
+    }
+    // The limit goes first: a release whose limit the portal refuses does not happen.
+    let limit = deploy
+        .find("update_dev_portal_properties.sh processTimeout")
+        .unwrap();
+    let release = deploy.find("portal update-app-repository").unwrap();
+    assert!(limit < release);
 }
 
 #[test]
@@ -290,4 +407,147 @@ fn the_logger_is_the_standard_one_and_the_descriptions_keep_keboolas_rules() {
         .starts_with("MIT License"));
     let long = component_config("component_long_description.md");
     assert!(!long.contains("also when the run failed"), "{long}");
+}
+
+/// The image run as the README once showed it: a data folder the container's user cannot
+/// write. Nothing may be sent to dbt Cloud before the outputs are known to be writable, or the run
+/// it starts is an orphan. (As root here, the component runs as `nobody`, for whom root's folders
+/// are read-only; as another user, the folder is made read-only.)
+#[test]
+fn a_data_folder_the_container_cannot_write_is_exit_1_before_anything_is_triggered() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let emulator = emulator_with(quick(Outcome::Success));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    write_config(
+        data,
+        parameters(&emulator, json!({"wait_for_result": true})),
+    );
+    std::fs::create_dir_all(data.join("out/tables")).unwrap();
+    let root = unsafe { libc::geteuid() } == 0;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(&data.join("config.json"), 0o644);
+    let read_only = if root { 0o755 } else { 0o555 };
+    for folder in [data.to_owned(), data.join("out"), data.join("out/tables")] {
+        mode(&folder, read_only);
+    }
+    let mut command = component(data);
+    if root {
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    for folder in [data.to_owned(), data.join("out"), data.join("out/tables")] {
+        mode(&folder, 0o755);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "The data folder cannot be written where the job writes its scratch files ("
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(stderr.contains("Nothing was triggered."), "{stderr}");
+    assert!(stderr.contains("docker run --user"), "{stderr}");
+    assert!(
+        emulator.requests().is_empty(),
+        "nothing sent to dbt Cloud: {:?}",
+        emulator.requests()
+    );
+}
+
+/// What the form saves for each field left empty or emptied: `""` for text, `null` or `""` for
+/// numbers, `[]` for lists, `{}` (or emptied fields) for objects. None of it may fail a job: an
+/// optional key left empty is a key not set. (The URL is left out here: empty, it is the retiring
+/// default, which `nightly.rs` serves locally.)
+#[test]
+fn every_form_field_left_empty_runs_the_job() {
+    let schema: Value = serde_json::from_str(&component_config("configSchema.json")).unwrap();
+    let properties = schema["properties"].as_object().unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let empties = |field: &Value| -> Vec<Value> {
+        match field["type"].as_str().unwrap() {
+            "string" => vec![json!("")],
+            "integer" | "number" => vec![Value::Null, json!("")],
+            "boolean" => vec![json!(false)],
+            "array" => vec![json!([])],
+            "object" => {
+                let emptied: serde_json::Map<String, Value> = field["properties"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(key, inner)| {
+                        let empty = match inner["type"].as_str().unwrap() {
+                            "array" => json!([]),
+                            "boolean" => Value::Null,
+                            "string" => json!(""),
+                            _ => Value::Null,
+                        };
+                        (key.clone(), empty)
+                    })
+                    .collect();
+                vec![json!({}), Value::Object(emptied)]
+            }
+            _ => vec![Value::Null], // buttons
+        }
+    };
+    let emulator = emulator_with(job(Duration::from_millis(300), Outcome::Success));
+    let mut all_empty = json!({});
+    for (key, field) in properties {
+        if required.contains(&key.as_str()) || key == "dbt_cloud_url" {
+            continue;
+        }
+        for empty in empties(field) {
+            all_empty[key] = empty.clone();
+            // Emptying the job id leaves the job to its name.
+            let mut extra = json!({ key.as_str(): empty.clone() });
+            if key == "job_id" {
+                extra["job_name"] = json!("Nightly build");
+            }
+            let mut parameters = parameters(&emulator, extra);
+            if key == "job_id" {
+                parameters["job_id"] = empty.clone();
+            }
+            let run = run_component(parameters);
+            assert_eq!(
+                run.code(),
+                0,
+                "{key}: {empty}\n{}\n{}",
+                run.stdout(),
+                run.stderr()
+            );
+        }
+    }
+    // Everything empty at once, the job named.
+    all_empty["job_name"] = json!("Nightly build");
+    let mut parameters = parameters(&emulator, all_empty);
+    parameters["job_id"] = json!("");
+    run_component(parameters).assert_code(0);
+    // A required field left empty is named, and nothing is sent.
+    let before = emulator.requests().len();
+    for key in required {
+        let run = run_component(parameters_with_empty(&emulator, key));
+        run.assert_code(1);
+        assert!(
+            run.stderr().starts_with(&format!("{key} is required")),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(emulator.requests().len(), before);
+}
+
+fn parameters_with_empty(emulator: &Emulator, key: &str) -> Value {
+    let mut parameters = parameters(emulator, json!({}));
+    parameters[key] = json!("");
+    parameters
 }

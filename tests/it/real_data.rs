@@ -472,7 +472,7 @@ fn a_real_list_of_jobs_fills_the_dropdown() {
     let answer: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
     assert_eq!(
         answer,
-        json!([{"value": 43167, "label": "Do nothing! (43167)"}])
+        json!([{"value": "43167", "label": "Do nothing! (43167)"}])
     );
 }
 

@@ -430,19 +430,26 @@ fn faults_on_the_other_endpoints_are_survived_too() {
     assert_artifacts(&run, &standard_artifacts());
 }
 
+/// dbt Cloud's envelope with a `data` unlike the API's is dbt Cloud's fault, which the user must
+/// see: exit 1 naming the call and what was unexpected, and asking for a report (exit 2 would show
+/// it to nobody but the component's authors).
 #[test]
-fn an_answer_we_cannot_read_is_our_fault_exit_2() {
+fn an_answer_we_cannot_read_is_told_to_the_user_exit_1() {
     let emulator = emulator_with(quick(Outcome::Success));
     let not_a_run = json!({"status": {"code": 200, "is_success": true}, "data": {"run": "?"}});
     emulator.inject(Endpoint::Trigger, [Fault::Json(200, not_a_run)]);
     let run = run_component(parameters(&emulator, json!({})));
-    run.assert_code(2);
+    run.assert_code(1);
     let stderr = run.stderr();
     assert!(
         stderr.starts_with(
-            "Internal error of dbt-cloud-job-trigger: dbt Cloud's answer to POST /api/v2/accounts/43786/jobs/567183/run/ could not be read"
+            "dbt Cloud's answer to POST /api/v2/accounts/43786/jobs/567183/run/ is not what its API documents: "
         ),
         "{stderr}"
     );
     assert!(stderr.contains("missing field `id`"), "{stderr}");
+    assert!(
+        stderr.contains("please report it to this component's authors"),
+        "{stderr}"
+    );
 }

@@ -167,15 +167,15 @@ fn list_jobs_pages_through_every_job_sorted_by_label() {
     assert_eq!(options.len(), 141);
     assert_eq!(
         options[0],
-        json!({"value": 1000, "label": "Job 000 (1000) · Production"})
+        json!({"value": "1000", "label": "Job 000 (1000) · Production"})
     );
     assert_eq!(
         options[1],
-        json!({"value": 1001, "label": "Job 001 (1001) · Staging"})
+        json!({"value": "1001", "label": "Job 001 (1001) · Staging"})
     );
     assert_eq!(
         options[140],
-        json!({"value": JOB, "label": format!("Nightly build ({JOB}) · Production")})
+        json!({"value": JOB.to_string(), "label": format!("Nightly build ({JOB}) · Production")})
     );
     let labels: Vec<&str> = options
         .iter()
