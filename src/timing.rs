@@ -29,6 +29,9 @@ pub struct Timing {
 /// dbt Cloud's 429: past 5,000 requests a minute the account answers 429 for five minutes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cooldown {
+    /// The window the account's limit counts requests in (a minute; shorter in the tests), in
+    /// which this component keeps to its share.
+    pub window: Duration,
     /// Without `Retry-After`, the first probe of whether the cooldown ended comes this late...
     pub first_probe: Duration,
     /// ...and the pause between probes doubles up to this.
@@ -83,6 +86,7 @@ impl Timing {
             after_signal_timeout: Duration::from_millis(1500),
             after_deadline: Duration::from_secs(20),
             cooldown: Cooldown {
+                window: Duration::from_secs(60),
                 first_probe: Duration::from_secs(5),
                 max_probe_interval: Duration::from_secs(30),
                 max: cooldown,
@@ -115,6 +119,7 @@ impl Timing {
             after_signal_timeout: Duration::from_millis(1500),
             after_deadline: Duration::from_secs(2),
             cooldown: Cooldown {
+                window: Duration::from_secs(2),
                 first_probe: Duration::from_millis(100),
                 max_probe_interval: Duration::from_millis(400),
                 max: cooldown,

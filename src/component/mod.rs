@@ -364,6 +364,7 @@ impl Job<'_> {
             counts: findings.summary(),
             warnings: &report,
             replaced_by: replaced_by.as_ref(),
+            throttling: self.client.throttling(),
         };
         let settings = &self.config.artifacts;
         let verdict = verdict::verdict(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
-use crate::dbt_cloud::{Run, RunStatus};
+use crate::dbt_cloud::{Run, RunStatus, Throttling};
 use crate::digest::Digest;
 use crate::error::UserError;
 use crate::text::{elapsed, size};
@@ -111,6 +111,8 @@ pub struct Ending<'a> {
     pub warnings: &'a [String],
     /// The newer run for which dbt Cloud's scheduler cancelled this one.
     pub replaced_by: Option<&'a Run>,
+    /// What dbt Cloud's account-wide rate limit cost the job.
+    pub throttling: Throttling,
 }
 
 /// What fails the job beside its artifacts.
@@ -137,7 +139,7 @@ pub fn verdict(
     }
     let outcome = match weighed.error {
         None => Ok(Some(format!(
-            "Done: run {} succeeded in {}{}; {}{}",
+            "Done: run {} succeeded in {}{}; {}{}{}",
             run.id,
             elapsed(ending.took),
             queue_note(run)
@@ -148,7 +150,10 @@ pub fn verdict(
                 .as_ref()
                 .map(|counts| format!("{counts}; "))
                 .unwrap_or_default(),
-            weighed.note
+            weighed.note,
+            throttle_note(ending.throttling)
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
         ))),
         Some(error) => Err(error),
     };
@@ -197,7 +202,11 @@ fn failed(
         ..
     } = weighed;
     let digest = ending.digest.map(Digest::lines).unwrap_or_default();
-    let details: Vec<String> = digest.into_iter().chain(queue_note(run)).collect();
+    let details: Vec<String> = digest
+        .into_iter()
+        .chain(queue_note(run))
+        .chain(throttle_note(ending.throttling))
+        .collect();
     if !fail_on_run_error {
         warnings.push(match error {
             None => format!(
@@ -235,6 +244,22 @@ fn failed(
     };
     let outcome = Err(UserError::with_details(message, details).into());
     Verdict { warnings, outcome }
+}
+
+/// `dbt Cloud's account-wide rate limit refused 12 requests; 5m 30s waited for the account`.
+fn throttle_note(throttling: Throttling) -> Option<String> {
+    (throttling.refused > 0).then(|| {
+        format!(
+            "dbt Cloud's account-wide rate limit refused {} {}; {} waited for the account",
+            throttling.refused,
+            if throttling.refused == 1 {
+                "request"
+            } else {
+                "requests"
+            },
+            elapsed(throttling.waited)
+        )
+    })
 }
 
 /// `queued 12m 3s, ran 5s`, and why a run may wait longer than it runs.
@@ -325,6 +350,7 @@ mod tests {
                 counts: Some("step 4 \"Invoke dbt build\": 36 success, 1 warn".into()),
                 warnings: report,
                 replaced_by: None,
+                throttling: Throttling::default(),
             }
         }
         let strict = Strictness {
@@ -420,6 +446,7 @@ mod tests {
                 counts: None,
                 warnings: &[],
                 replaced_by: None,
+                throttling: Throttling::default(),
             };
             let strictness = Strictness {
                 fail_on_run_error,

@@ -358,8 +358,11 @@ fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let located = locate(p, true)?;
     let follow = RUN_ID.read(p)?;
+    let max_requests_per_minute =
+        u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get()).unwrap_or(u32::MAX);
     let warnings = retiring_url(&located.connection)
         .into_iter()
+        .chain(past_the_accounts_limit(max_requests_per_minute))
         .chain(parameters::unknown_keys(p))
         .collect();
     Ok(Config {
@@ -390,8 +393,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
             true => false,
             false => CANCEL_ON_TERMINATE.read(p)?,
         },
-        max_requests_per_minute: u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get())
-            .unwrap_or(u32::MAX),
+        max_requests_per_minute,
         debug: DEBUG.read(p)?,
         data_type_support: data_type_support(root),
         process_timeout: process_timeout(root)?,
@@ -403,6 +405,18 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
 /// cause: the run then gets one that names its job.
 fn cause(p: &Parameters) -> Result<Option<String>, String> {
     Ok(CAUSE.read(p)?.filter(|cause| cause != FORMER_DEFAULT_CAUSE))
+}
+
+/// The warning for a share above what dbt Cloud allows the whole account.
+fn past_the_accounts_limit(per_minute: u32) -> Option<String> {
+    (u64::from(per_minute) > ACCOUNT_REQUESTS_PER_MINUTE).then(|| {
+        format!(
+            "max_requests_per_minute is {per_minute}, above the {ACCOUNT_REQUESTS_PER_MINUTE} \
+             requests a minute dbt Cloud allows the whole account: past that it refuses every \
+             request of the account, this job's and others', for five minutes. Keep it below, \
+             and lower still when other configurations or tools use the account at once."
+        )
+    })
 }
 
 /// The warning for a `dbt_cloud_url` that dbt Labs retires, before any request goes to it.
@@ -682,7 +696,12 @@ mod tests {
         assert!(config.cancel_on_terminate);
         assert_eq!(config.artifacts.concurrency, 8);
         assert_eq!(config.artifacts.max_size, 10_000_000_000);
-        assert_eq!(config.max_requests_per_minute, 1_000);
+        assert_eq!(config.max_requests_per_minute, 550);
+        let config = parse_parameters(with("max_requests_per_minute", json!(6000))).unwrap();
+        assert_eq!(
+            config.warnings,
+            ["max_requests_per_minute is 6000, above the 5000 requests a minute dbt Cloud allows the whole account: past that it refuses every request of the account, this job's and others', for five minutes. Keep it below, and lower still when other configurations or tools use the account at once."]
+        );
         assert!(config.start.trigger_overrides.is_empty());
         assert_eq!(config.start.if_running, IfRunning::Trigger);
         assert!(!config.start.retry_failed);

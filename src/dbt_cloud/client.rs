@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use super::answer::{decode_envelope, read_limited, Envelope, Undecodable, Unreadable};
 use super::ids::{AccountId, JobId, RunId, WholeNumber};
-use super::rate_limit::{Answer, NoPermit, RateLimiter};
+use super::rate_limit::{Answer, NoPermit, RateLimiter, Throttling};
 use super::refusal::{Asked, Kind, Refusal};
 use super::run::{Run, RunStatus};
 use super::url::{is_safe_redirect, retirement, BaseUrl};
@@ -233,6 +233,11 @@ impl DbtCloud {
             deadline: Some(deadline),
             ..self
         }
+    }
+
+    /// What dbt Cloud's account-wide rate limit has cost the job so far.
+    pub fn throttling(&self) -> Throttling {
+        self.limiter.throttling()
     }
 
     pub fn termination(&self) -> &Termination {

@@ -11,6 +11,7 @@ mod url;
 
 pub use client::{Budget, DbtCloud, JobSummary, Start};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
+pub use rate_limit::Throttling;
 
 use crate::secret::ApiToken;
 

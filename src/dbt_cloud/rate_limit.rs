@@ -1,16 +1,22 @@
-//! One request-rate ceiling for everything this component asks dbt Cloud, and one way through
-//! dbt Cloud's 429 cooldown.
+//! One request budget for everything this component asks dbt Cloud, and one way through dbt
+//! Cloud's 429 cooldown.
 //!
 //! dbt Cloud allows 5,000 requests a minute per account, shared with every other client of the
-//! account, and past it answers every request 429 for five minutes, usually without `Retry-After`.
-//! A token bucket keeps us under our share however many downloads are in flight. The first 429
-//! starts a cooldown: every caller waits, and one probe at a time (after `Retry-After`, or at
-//! growing intervals) asks whether it has ended, so that a cooldown costs a handful of 429s and not
-//! one per worker and attempt. When a probe is answered, everyone goes on at half the rate, which
-//! then climbs back by a twentieth of the ceiling every ten seconds (additive increase,
-//! multiplicative decrease). (A crate such as `governor` gives the bucket, but neither the shared
-//! cooldown nor a rate that changes while in use.)
+//! account (other configurations of this component in the same flow among them), and past it
+//! answers every request of the account 429 for five minutes, usually without `Retry-After`. So
+//! this component keeps to a share of that minute: at most `max_requests_per_minute` requests in
+//! any 60 s, counted as the account's limit counts them (a sliding window of the requests sent).
+//! A window rather than a steady rate lets one run alone spend its share at once, and still keeps
+//! eight runs together under the account's limit in every minute. The first 429 starts a
+//! cooldown: every caller waits, and one probe at a time (after `Retry-After`, or at growing
+//! intervals) asks whether it has ended, so that a cooldown costs a handful of 429s and not one per
+//! worker and attempt. When a probe is answered, everyone goes on at half of what this run sent in
+//! the refused window for a whole window, then climbs back to the share over the next three
+//! (additive increase, multiplicative decrease). (A
+//! crate such as `governor` gives a rate, but neither the shared cooldown nor a budget that changes
+//! while in use.)
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,26 +25,35 @@ use log::{info, warn};
 use crate::termination::{Terminated, Termination};
 use crate::timing::Cooldown;
 
-/// The rate is never lowered below this many requests a second.
-const MIN_PER_SECOND: f64 = 0.5;
-/// After a cooldown the rate climbs back by this share of the ceiling each second.
-const INCREASE_PER_SECOND: f64 = 1.0 / 200.0;
+/// The share is never lowered below this many requests a minute.
+const MIN_PER_MINUTE: f64 = 30.0;
+/// After a cooldown and a window at the lowered share, the share climbs back by this part of the
+/// ceiling each window.
+const INCREASE_PER_WINDOW: f64 = 1.0 / 3.0;
 /// How often a caller looks again while a probe is in flight.
 const PROBE_CHECK: Duration = Duration::from_millis(50);
 
 pub struct RateLimiter {
+    /// `max_requests_per_minute`.
     ceiling: f64,
     cooldown: Cooldown,
     state: Mutex<State>,
 }
 
 struct State {
-    per_second: f64,
-    /// One second's worth of requests may go at once.
-    capacity: f64,
-    tokens: f64,
-    refilled: Instant,
+    /// The share now: the ceiling, or less after a cooldown.
+    per_minute: f64,
+    /// From when `per_minute` climbs back (later than now while it holds after a cooldown).
+    raised: Instant,
+    /// Requests sent and not yet answered: each holds a place in the window.
+    in_flight: usize,
+    /// When each request of the last window was answered, oldest first. A request counts from
+    /// its answer, which comes after dbt Cloud counted it: so no window of dbt Cloud's can hold
+    /// more than the share, however long a request took to get there.
+    answered: VecDeque<Instant>,
     cooling: Option<Cooling>,
+    /// What the account's limit cost this run.
+    throttling: Throttling,
 }
 
 struct Cooling {
@@ -46,6 +61,14 @@ struct Cooling {
     next_probe: Instant,
     interval: Duration,
     probing: bool,
+}
+
+/// What dbt Cloud's account-wide rate limit cost the run: how many requests it refused, and how
+/// long every request waited for the account to cool down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttling {
+    pub refused: usize,
+    pub waited: Duration,
 }
 
 /// Leave to send one request. Say how it was answered with [`Permit::answered`]; a permit
@@ -84,19 +107,30 @@ pub enum NoPermit {
 
 impl RateLimiter {
     pub fn per_minute(requests: u32, cooldown: Cooldown) -> RateLimiter {
-        let per_second = f64::from(requests.max(1)) / 60.0;
-        let capacity = per_second.max(1.0);
+        let per_minute = f64::from(requests.max(1));
         RateLimiter {
-            ceiling: per_second,
+            ceiling: per_minute,
             cooldown,
             state: Mutex::new(State {
-                per_second,
-                capacity,
-                tokens: capacity,
-                refilled: Instant::now(),
+                per_minute,
+                raised: Instant::now(),
+                in_flight: 0,
+                answered: VecDeque::new(),
                 cooling: None,
+                throttling: Throttling::default(),
             }),
         }
+    }
+
+    /// What the account's limit has cost so far: refused requests, and the time waited, a
+    /// cooldown still going included.
+    pub fn throttling(&self) -> Throttling {
+        let state = self.lock();
+        let mut throttling = state.throttling;
+        if let Some(cooling) = &state.cooling {
+            throttling.waited += cooling.since.elapsed();
+        }
+        throttling
     }
 
     /// Waits until a request may go, but not past `deadline`.
@@ -144,24 +178,47 @@ impl RateLimiter {
             cooling.probing = true;
             return Ok(Ok(true));
         }
-        let elapsed = now.saturating_duration_since(state.refilled).as_secs_f64();
-        state.per_second =
-            (state.per_second + self.ceiling * INCREASE_PER_SECOND * elapsed).min(self.ceiling);
-        state.capacity = state.per_second.max(1.0);
-        state.tokens = (state.tokens + elapsed * state.per_second).min(state.capacity);
-        state.refilled = now;
-        if state.tokens >= 1.0 {
-            state.tokens -= 1.0;
+        let window = self.cooldown.window;
+        if now > state.raised {
+            let windows = (now - state.raised).as_secs_f64() / window.as_secs_f64();
+            state.per_minute =
+                (state.per_minute + self.ceiling * INCREASE_PER_WINDOW * windows).min(self.ceiling);
+            state.raised = now;
+        }
+        while state
+            .answered
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            state.answered.pop_front();
+        }
+        // At least one request a window, whatever the share.
+        let share = (state.per_minute.floor() as usize).max(1);
+        let held = state.in_flight + state.answered.len();
+        if held < share {
+            state.in_flight += 1;
             return Ok(Ok(false));
         }
-        Ok(Err(Duration::from_secs_f64(
-            (1.0 - state.tokens) / state.per_second,
-        )))
+        // The next goes when enough answered requests have left the window; while requests in
+        // flight hold every place, look again shortly.
+        let leaves = state
+            .answered
+            .get(held - share)
+            .map_or(now, |at| *at + window);
+        Ok(Err(leaves.saturating_duration_since(now).max(PROBE_CHECK)))
     }
 
     fn answer(&self, probe: bool, answer: Answer, now: Instant) {
         let mut state = self.lock();
+        // Every request dbt Cloud may have counted takes a place in the window, from now.
+        if !probe {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+        state.answered.push_back(now);
         let cap = |pause: Duration| pause.min(self.cooldown.max);
+        if let Answer::Throttled { .. } = answer {
+            state.throttling.refused += 1;
+        }
         match (answer, state.cooling.as_mut()) {
             (Answer::Throttled { retry_after }, None) => {
                 let first = retry_after.map_or(self.cooldown.first_probe, cap);
@@ -171,20 +228,34 @@ impl RateLimiter {
                     interval: self.cooldown.first_probe,
                     probing: false,
                 });
-                state.per_second = (state.per_second / 2.0).max(MIN_PER_SECOND.min(self.ceiling));
-                state.capacity = state.per_second.max(1.0);
-                state.tokens = state.tokens.min(state.capacity);
+                // Half of what this run really sent in the refused window: halving a share it
+                // was not using would leave the account just as full.
+                let sent = (state.answered.len() + state.in_flight) as f64;
+                state.per_minute =
+                    (state.per_minute.min(sent) / 2.0).max(MIN_PER_MINUTE.min(self.ceiling));
+                state.raised = now;
+                let first_time = state.throttling.refused == 1;
                 warn!(
-                    "dbt Cloud's rate limit was reached (HTTP 429{}): every request waits, and \
-                     one at a time asks whether the cooldown has ended (up to {:.0} s); then at \
-                     most {:.0} requests a minute, climbing back",
+                    "dbt Cloud refused a request for its rate limit (HTTP 429{}): every request \
+                     waits, and one at a time asks whether the cooldown has ended (up to {:.0} s); \
+                     then at most {:.0} requests a minute, climbing back",
                     retry_after.map_or(String::new(), |after| format!(
                         ", Retry-After {:.0} s",
                         after.as_secs_f64()
                     )),
                     self.cooldown.max.as_secs_f64(),
-                    state.per_second * 60.0
+                    state.per_minute
                 );
+                if first_time {
+                    warn!(
+                        "The limit is the account's, not this run's: 5,000 requests a minute for \
+                         everything that uses the dbt Cloud account (the other configurations of \
+                         this component, other jobs and integrations), which then all wait five \
+                         minutes. This configuration's share is max_requests_per_minute ({:.0}): \
+                         lower it when several of them run at once",
+                        self.ceiling
+                    );
+                }
             }
             (Answer::Throttled { retry_after }, Some(cooling)) if probe => {
                 cooling.probing = false;
@@ -193,13 +264,15 @@ impl RateLimiter {
                 cooling.next_probe = now.checked_add(pause).unwrap_or(now);
             }
             (Answer::Answered, Some(cooling)) if probe => {
+                let cooled = now.saturating_duration_since(cooling.since);
                 info!(
                     "dbt Cloud's rate limit cooldown ended after {:.0} s; going on at {:.0} requests a minute",
-                    now.saturating_duration_since(cooling.since).as_secs_f64(),
-                    state.per_second * 60.0
+                    cooled.as_secs_f64(),
+                    state.per_minute
                 );
+                state.throttling.waited += cooled;
                 state.cooling = None;
-                state.refilled = now;
+                state.raised = now.checked_add(self.cooldown.window).unwrap_or(now);
             }
             (Answer::None, Some(cooling)) if probe => {
                 cooling.probing = false;
@@ -238,14 +311,22 @@ mod tests {
     use super::*;
 
     const COOLDOWN: Cooldown = Cooldown {
+        window: Duration::from_secs(60),
         first_probe: Duration::from_secs(5),
         max_probe_interval: Duration::from_secs(30),
         max: Duration::from_secs(330),
     };
 
+    /// How many of `tries` requests at `at` may go, each answered at once.
     fn granted(limiter: &RateLimiter, at: Instant, tries: usize) -> usize {
         (0..tries)
-            .filter(|_| matches!(limiter.try_acquire(at), Ok(Ok(_))))
+            .filter(|_| match limiter.try_acquire(at) {
+                Ok(Ok(probe)) => {
+                    limiter.answer(probe, Answer::Answered, at);
+                    true
+                }
+                _ => false,
+            })
             .count()
     }
 
@@ -257,25 +338,54 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_one_second_then_the_steady_rate() {
+    fn requests_in_flight_hold_their_places_until_answered() {
+        let limiter = RateLimiter::per_minute(3, COOLDOWN);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(matches!(limiter.try_acquire(start), Ok(Ok(false))));
+        }
+        assert_eq!(wait(&limiter, start + Duration::from_secs(90)), PROBE_CHECK);
+        // Answered late: each counts from its answer, a minute on.
+        let answered = start + Duration::from_secs(100);
+        for _ in 0..3 {
+            limiter.answer(false, Answer::Answered, answered);
+        }
+        assert_eq!(
+            wait(&limiter, answered + Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(granted(&limiter, answered + Duration::from_secs(60), 5), 3);
+    }
+
+    #[test]
+    fn a_minutes_share_at_once_then_as_the_window_slides() {
         let limiter = RateLimiter::per_minute(600, COOLDOWN);
         let start = Instant::now();
         assert_eq!(
-            granted(&limiter, start, 30),
-            10,
-            "one second's worth at once"
+            granted(&limiter, start, 700),
+            600,
+            "the minute's share at once"
         );
-        let pause = wait(&limiter, start);
-        assert!(
-            pause > Duration::from_millis(90) && pause <= Duration::from_millis(100),
-            "{pause:?}"
+        let pause = wait(&limiter, start + Duration::from_secs(10));
+        assert_eq!(
+            pause,
+            Duration::from_secs(50),
+            "until the first leaves the window"
         );
-        assert_eq!(granted(&limiter, start + Duration::from_millis(100), 1), 1);
         let later = start + Duration::from_secs(60);
         assert_eq!(
-            granted(&limiter, later, 30),
-            10,
-            "the bucket holds no more than its capacity"
+            granted(&limiter, later, 700),
+            600,
+            "the next minute's share, never more in any 60 s"
+        );
+        let limiter = RateLimiter::per_minute(600, COOLDOWN);
+        for second in 0..120u64 {
+            granted(&limiter, start + Duration::from_secs(second), 10);
+        }
+        assert_eq!(
+            granted(&limiter, start + Duration::from_millis(119_500), 10),
+            0,
+            "600 in the last minute already"
         );
     }
 
@@ -283,6 +393,7 @@ mod tests {
     fn a_cooldown_holds_everyone_and_lets_one_probe_through_at_growing_intervals() {
         let limiter = RateLimiter::per_minute(600, COOLDOWN);
         let start = Instant::now();
+        assert_eq!(granted(&limiter, start, 399), 399);
         limiter.answer(false, Answer::Throttled { retry_after: None }, start);
         // Other 429s of requests already in flight change nothing.
         limiter.answer(false, Answer::Throttled { retry_after: None }, start);
@@ -311,9 +422,17 @@ mod tests {
         assert!(matches!(limiter.try_acquire(fourth), Ok(Ok(true))));
         limiter.answer(true, Answer::Answered, fourth);
         assert_eq!(
-            granted(&limiter, fourth, 30),
-            5,
-            "the cooldown is over, at half the rate"
+            granted(&limiter, fourth, 700),
+            197,
+            "the cooldown is over, at half of the 400 sent in the refused minute, less the three \
+             probes of the last minute"
+        );
+        assert_eq!(
+            limiter.throttling(),
+            Throttling {
+                refused: 5,
+                waited: Duration::from_secs(65)
+            }
         );
     }
 
@@ -359,47 +478,52 @@ mod tests {
     }
 
     #[test]
-    fn after_a_cooldown_the_rate_climbs_back_to_the_ceiling() {
+    fn after_a_cooldown_the_share_climbs_back_to_the_ceiling() {
         let limiter = RateLimiter::per_minute(600, COOLDOWN);
         let start = Instant::now();
+        assert_eq!(granted(&limiter, start, 599), 599);
         limiter.answer(false, Answer::Throttled { retry_after: None }, start);
         let probe = start + Duration::from_secs(5);
         assert!(matches!(limiter.try_acquire(probe), Ok(Ok(true))));
         limiter.answer(true, Answer::Answered, probe);
-        assert_eq!(limiter.lock().per_second, 5.0);
-        let later = probe + Duration::from_secs(50);
+        assert_eq!(limiter.lock().per_minute, 300.0);
+        let held = probe + Duration::from_secs(59);
+        granted(&limiter, held, 1);
+        assert_eq!(limiter.lock().per_minute, 300.0, "held for a window");
+        let later = probe + Duration::from_secs(90);
         granted(&limiter, later, 1);
-        let rate = limiter.lock().per_second;
+        let share = limiter.lock().per_minute;
         assert!(
-            (rate - 7.5).abs() < 1e-9,
-            "a quarter of the ceiling in 50 s: {rate}"
+            (share - 400.0).abs() < 1e-6,
+            "a third of the ceiling a window, after the first: {share}"
         );
         granted(&limiter, later + Duration::from_secs(500), 1);
-        assert_eq!(limiter.lock().per_second, 10.0, "never above the ceiling");
+        assert_eq!(limiter.lock().per_minute, 600.0, "never above the ceiling");
     }
 
     #[test]
-    fn acquire_waits_for_the_next_token_and_not_past_a_deadline() {
-        let limiter = RateLimiter::per_minute(1200, COOLDOWN);
+    fn acquire_waits_for_the_window_and_not_past_a_deadline() {
+        let limiter = RateLimiter::per_minute(20, COOLDOWN);
         let termination = Termination::none();
-        let start = Instant::now();
-        for _ in 0..25 {
+        for _ in 0..20 {
             limiter
                 .acquire(&termination, None)
                 .unwrap()
                 .answered(Answer::Answered);
         }
-        let took = start.elapsed();
+        let soon = Instant::now() + Duration::from_secs(1);
         assert!(
-            took >= Duration::from_millis(240),
-            "20 at once, then 5 at 20 a second: {took:?}"
+            matches!(
+                limiter.acquire(&termination, Some(soon)),
+                Err(NoPermit::PastDeadline { .. })
+            ),
+            "the 21st waits a minute, past the deadline"
         );
         limiter.answer(
             false,
             Answer::Throttled { retry_after: None },
             Instant::now(),
         );
-        let soon = Instant::now() + Duration::from_secs(1);
         assert!(matches!(
             limiter.acquire(&termination, Some(soon)),
             Err(NoPermit::PastDeadline { .. })
