@@ -1,7 +1,8 @@
-//! The benchmark of issues 4, 9, 10, 18 and 21: artifact throughput and memory against `curl
+//! The benchmark of issues 4, 9, 10, 18, 21 and 23: artifact throughput and memory against `curl
 //! --parallel`, how late the component notices that a run finished, how it gets through dbt
-//! Cloud's 429 cooldown, its memory when dbt Cloud's answers are huge, a run of several dbt
-//! steps, and several components sharing one account. Prints its figures; asserts nothing.
+//! Cloud's 429 cooldown, its memory when dbt Cloud's answers (or a node's message) are huge, a run
+//! of several dbt steps, and several components sharing one account. Prints its figures; asserts
+//! nothing.
 //!
 //! `cargo run --release --example benchmark` (about ten minutes; needs curl); name sections
 //! (`artifacts`, `polling`, `cooldown`, `answers`, `steps`, `account`) after `--` to run only
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dbt_cloud_emulator::{
-    Account, Artifact, Emulator, Endpoint, Fault, Job, Outcome, RateLimit, Timeline,
+    Account, Artifact, Bloat, Emulator, Endpoint, Fault, Job, Outcome, RateLimit, Timeline,
 };
 use serde_json::json;
 
@@ -398,40 +399,142 @@ fn cooldown(binary: &Path, work: &Path) {
 /// Every get-run answer carries a field nothing reads: an array of 200 MB, then of 300 MB (past
 /// the 256 MB ceiling on an answer).
 fn answers(binary: &Path, work: &Path) {
-    println!("== Huge answers: every get-run answer with an array of 200 MB (then 300 MB) in a field nothing reads");
-    println!("{:<44} {:>6} {:>8} {:>8}", "", "exit", "wall s", "peak MB");
-    for (mb, job) in [(200u64, 400u64), (300, 401)] {
+    println!("== Huge answers: every answer that carries it holds a huge field the component reads, or one it does not");
+    println!(
+        "{:<52} {:>6} {:>8} {:>8} {:>11}",
+        "", "exit", "wall s", "peak MB", "largest cell"
+    );
+    let bloated = |endpoint, bloat| vec![(endpoint, Fault::Bloated(bloat)); 8];
+    let cases: Vec<HugeAnswer> = vec![
+        (
+            "get-run with 1,000,000 steps (57 MB)",
+            bloated(Endpoint::GetRun, Bloat::Steps(1_000_000)),
+            None,
+        ),
+        (
+            "trigger answer with a 100 MB trigger",
+            bloated(
+                Endpoint::Trigger,
+                Bloat::Field {
+                    name: "trigger".into(),
+                    bytes: 100 * MB as usize,
+                },
+            ),
+            None,
+        ),
+        (
+            "get-run with 253 MB of step logs",
+            bloated(Endpoint::GetRun, Bloat::StepLogs(253 * MB as usize)),
+            None,
+        ),
+        (
+            "get-run with a 13 MB job",
+            bloated(
+                Endpoint::GetRun,
+                Bloat::Field {
+                    name: "job".into(),
+                    bytes: 13 * MB as usize,
+                },
+            ),
+            None,
+        ),
+        (
+            "run_results.json with a 200 MB node message",
+            Vec::new(),
+            Some(Artifact::new(
+                "run_results.json",
+                huge_message(200 * MB as usize),
+            )),
+        ),
+        (
+            "get-run padded with 200 MB nothing reads",
+            vec![(Endpoint::GetRun, Fault::Padded { bytes: 200 * MB }); 8],
+            None,
+        ),
+        (
+            "get-run padded with 300 MB (past the ceiling)",
+            vec![(Endpoint::GetRun, Fault::Padded { bytes: 300 * MB }); 8],
+            None,
+        ),
+    ];
+    for (number, (name, faults, artifact)) in cases.into_iter().enumerate() {
+        let job = 400 + number as u64;
         let emulator = Emulator::start();
         emulator.add_account(Account::new(ACCOUNT), &[TOKEN]);
-        emulator
-            .add_job(Job::new(ACCOUNT, job).timeline(Timeline::lasting(Duration::from_secs(3))));
-        emulator.inject(
-            Endpoint::GetRun,
-            std::iter::repeat_n(Fault::Padded { bytes: mb * MB }, 100),
-        );
+        let mut definition =
+            Job::new(ACCOUNT, job).timeline(Timeline::lasting(Duration::from_secs(3)));
+        if let Some(artifact) = artifact {
+            definition = definition.outcome(Outcome::Error).artifacts(vec![artifact]);
+        }
+        emulator.add_job(definition);
+        for (endpoint, fault) in faults {
+            emulator.inject(endpoint, [fault]);
+        }
         let data = fresh_dir(work, "answers");
         let command = component(
             binary,
             &data,
             json!({
                 "account_id": ACCOUNT, "job_id": job, "#api_key": TOKEN, "dbt_cloud_url": emulator.base_url(),
-                "wait_for_result": true, "ignore_artifacts": true, "poll_interval": 1,
+                "wait_for_result": true, "poll_interval": 1,
             }),
         );
         let ((_, code, stderr), wall, peak_kb) = run_measured(command);
         println!(
-            "{:<44} {code:>6} {:>8.2} {:>8.1}",
-            format!("get-run answers of {mb} MB"),
+            "{name:<52} {code:>6} {:>8.2} {:>8.1} {:>11}",
             wall.as_secs_f64(),
-            peak_kb as f64 / 1024.0
+            peak_kb as f64 / 1024.0,
+            largest_cell(&data.join("out/tables"))
         );
         let stderr = String::from_utf8_lossy(&stderr);
         if !stderr.trim().is_empty() {
-            println!("  stderr: {}", stderr.trim());
+            let first: String = stderr.trim().chars().take(300).collect();
+            println!("  stderr: {first}");
         }
         let _ = std::fs::remove_dir_all(&data);
     }
-    println!("target: peak at most 64 MB with 200 MB answers; past the ceiling, exit 1 naming the call and the size\n");
+    println!("target: peak at most 64 MB for any answer up to the 256 MB ceiling and any run_results node; past the ceiling, exit 1 naming the call and the size\n");
+}
+
+/// A case of `answers`: its name, the faults that make its answers huge, and the artifact that
+/// is huge when it is one.
+type HugeAnswer = (&'static str, Vec<(Endpoint, Fault)>, Option<Artifact>);
+
+/// A run_results.json of one failed node whose message is `bytes` long, and one more node.
+fn huge_message(bytes: usize) -> Vec<u8> {
+    let node = |id: &str, message: &str| {
+        json!({"unique_id": id, "status": "error", "message": message, "execution_time": 1.5,
+               "thread_id": "Thread-1", "timing": [], "adapter_response": {}, "failures": null})
+    };
+    json!({
+        "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+                     "invocation_id": "bench"},
+        "results": [node("model.bench.huge", &"m".repeat(bytes)), node("model.bench.small", "boom")],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The largest cell of the tables written, in bytes: the bound the tables keep to.
+fn largest_cell(tables: &Path) -> String {
+    let mut largest = 0;
+    for entry in std::fs::read_dir(tables).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "csv") {
+            let mut reader = csv::Reader::from_path(entry.path()).expect("a table");
+            for record in reader.byte_records().flatten() {
+                largest = record
+                    .iter()
+                    .map(<[u8]>::len)
+                    .max()
+                    .unwrap_or(0)
+                    .max(largest);
+            }
+        }
+    }
+    match largest {
+        0 => "-".to_owned(),
+        bytes => format!("{:.1} KB", bytes as f64 / 1e3),
+    }
 }
 
 /// A real-shaped run_results.json of about `bytes`: the nodes of a real dbt 1.4 file, repeated

@@ -171,6 +171,7 @@ pub fn download_all(
         run,
         max_size: settings.max_size,
         missing: &missing,
+        absent_in_a_row: AtomicUsize::new(0),
     };
     let mut done = pool.download(&queue, settings.concurrency, done, started);
     client.termination().check()?;
@@ -237,7 +238,14 @@ struct Pool<'a> {
     max_size: u64,
     /// The listed artifacts' 404s share this.
     missing: &'a SharedBudget,
+    /// Listed artifacts answered 404 in a row once the budget above was spent.
+    absent_in_a_row: AtomicUsize,
 }
+
+/// Past its budget, a listed artifact that answers 404 costs one request; a list of thousands
+/// that all answer 404 (artifacts dbt Cloud lists but never saved) is not asked through: after
+/// this many in a row, the rest are not asked for.
+const ABSENT_IN_A_ROW: usize = 100;
 
 impl Pool<'_> {
     /// Downloads the queue with `concurrency` workers, each taking the next path until none is
@@ -263,7 +271,21 @@ impl Pool<'_> {
                         if self.client.termination().check().is_err() {
                             return;
                         }
-                        let result = self.one(item, destination);
+                        let result = match self.absent_in_a_row.load(Ordering::Relaxed) {
+                            ABSENT_IN_A_ROW.. => Err(anyhow::anyhow!(
+                                "not asked for: the last {ABSENT_IN_A_ROW} artifacts asked for \
+                                 answered 404 after the {:.0} s that all missing artifacts share",
+                                self.missing.length().as_secs_f64()
+                            )),
+                            _ => self.one(item, destination),
+                        };
+                        match &result {
+                            Err(error) if is_not_found(error) && self.missing.has_ended() => {
+                                self.absent_in_a_row.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(Some(_)) => self.absent_in_a_row.store(0, Ordering::Relaxed),
+                            _ => {}
+                        }
                         progress.lock().unwrap_or_else(|p| p.into_inner()).record(
                             &item.local,
                             result,
@@ -341,7 +363,10 @@ impl Progress {
             }
             Ok(None) => self.done.absent.push(path.to_owned()),
             Err(error) => {
-                warn!("Artifact {path} could not be downloaded: {error:#}");
+                // The first few one by one; all of them in the closing summary.
+                if self.done.failed.len() < NAMED {
+                    warn!("Artifact {path} could not be downloaded: {error:#}");
+                }
                 self.done
                     .failed
                     .push((path.to_owned(), format!("{error:#}")));

@@ -120,11 +120,11 @@ fn run_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Request::Run(config) => run(&config, &args, &folder),
         Request::TestConnection(connection, job) => answer(&connection, timing, |client| {
             let retiring = config::retiring_url(&connection);
-            sync_actions::test_connection(client, connection.account_id, job, retiring)
+            sync_actions::test_connection(client, connection.account_id, job.as_ref(), retiring)
         }),
         Request::ListJobs(connection) => answer(&connection, timing, sync_actions::list_jobs),
         Request::ListRecentRuns(connection, job) => answer(&connection, timing, |client| {
-            sync_actions::list_recent_runs(client, job)
+            sync_actions::list_recent_runs(client, &job)
         }),
     });
     match result {

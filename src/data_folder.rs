@@ -158,8 +158,13 @@ impl DataFolder {
                         "{} is a symbolic link; replacing it with a folder rather than writing through it",
                         path.display()
                     );
-                    fs::remove_file(&path)
-                        .map_err(|e| local_failure("could not remove the link", &path, &e))?;
+                    match fs::remove_file(&path) {
+                        // Another download removed it meanwhile.
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                            return Err(local_failure("could not remove the link", &path, &e))
+                        }
+                        _ => {}
+                    }
                 }
                 Ok(_) => {
                     return Err(UserError::new(format!(
@@ -283,6 +288,33 @@ mod link_tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    /// Eight downloads into one folder that is a link: each replaces it or finds it replaced.
+    #[test]
+    fn downloads_racing_to_replace_one_link_all_succeed() {
+        for _ in 0..100 {
+            let root = tempfile::tempdir().unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            let folder = DataFolder::new(root.path().to_owned());
+            fs::create_dir_all(folder.artifacts_dir()).unwrap();
+            std::os::unix::fs::symlink(outside.path(), folder.artifacts_dir().join("compiled"))
+                .unwrap();
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for i in 0..8 {
+                    let (folder, start) = (&folder, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        let destination = folder.artifacts_dir().join(format!("compiled/m{i}.sql"));
+                        folder
+                            .write_atomically(&destination, |w| Ok(w.write_all(b"select 1")?))
+                            .unwrap();
+                    });
+                }
+            });
+            assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 mod findings;
 mod freshness;
 mod keboola;
+mod long_strings;
 mod retry;
 mod run_results;
 pub mod secret;

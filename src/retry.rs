@@ -7,7 +7,9 @@
 //! A 429 is not an ordinary failure: the rate limiter makes every caller wait out dbt Cloud's
 //! cooldown together, so a throttled attempt spends none of the attempts and none of the time
 //! budget. It has a budget of its own, [`RetryPolicy::max_throttled`], which covers the
-//! documented five-minute cooldown. A deadline, when set, bounds everything.
+//! documented five-minute cooldown. A deadline, when set, bounds everything: a call that is still
+//! failing when it comes has reached the deadline ([`DeadlineReached`]), after pausing up to it
+//! and never past it, so that a long `Retry-After` does not end a wait early.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -56,16 +58,15 @@ impl RetryPolicy {
         }
     }
 
-    /// The pause before the next attempt, or `None` when the budget is spent. `jitter` in [0, 1)
-    /// spreads clients that failed together; `retry_after` from the server wins when it asks
-    /// for longer; `left` is the time until the deadline, when there is one.
+    /// The pause before the next attempt, or `None` when the attempts or the total time are
+    /// spent. `jitter` in [0, 1) spreads clients that failed together; `retry_after` from the
+    /// server wins when it asks for longer. Deadlines are the caller's to apply.
     fn next_delay(
         &self,
         attempts_made: u32,
         elapsed: Duration,
         retry_after: Option<Duration>,
         jitter: f64,
-        left: Option<Duration>,
     ) -> Option<Duration> {
         if self.max_attempts.is_some_and(|max| attempts_made >= max) {
             return None;
@@ -80,8 +81,7 @@ impl RetryPolicy {
         let within_total = elapsed
             .checked_add(delay)
             .is_some_and(|end| end <= self.max_total);
-        let within_deadline = left.is_none_or(|left| delay < left);
-        (within_total && within_deadline).then_some(delay)
+        within_total.then_some(delay)
     }
 }
 
@@ -129,6 +129,13 @@ impl SharedBudget {
         self.length
     }
 
+    /// Whether the budget has been started and has ended.
+    pub fn has_ended(&self) -> bool {
+        self.started
+            .get()
+            .is_some_and(|started| started.elapsed() >= self.length)
+    }
+
     /// When the budget ends; the first call starts it.
     pub fn ends(&self) -> Instant {
         let started = *self.started.get_or_init(Instant::now);
@@ -136,14 +143,20 @@ impl SharedBudget {
     }
 }
 
-/// A call could not be made before its deadline (`max_wait_time`).
+/// A call could not be answered before its deadline: a failure or a pause of the rate limit
+/// reached it. The caller says which limit that was; the error's context says what was failing.
 #[derive(Debug)]
-pub struct DeadlineReached;
+pub struct DeadlineReached(pub String);
 
 impl std::fmt::Display for DeadlineReached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("no time was left")
+        f.write_str(&self.0)
     }
+}
+
+/// Whether `error` is a deadline reached, not a failure of its own.
+pub fn is_deadline(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<DeadlineReached>())
 }
 
 impl std::error::Error for DeadlineReached {}
@@ -185,12 +198,26 @@ pub fn retry<T>(
             Ok(value) => return Ok(value),
             Err(AttemptError::Fatal(error)) => return Err(error),
             Err(AttemptError::Throttled(error)) => attempts.throttled(error)?,
-            Err(AttemptError::Retryable(failure)) => {
-                let pause = attempts.failed(failure)?;
-                termination.sleep(pause)?;
-            }
+            Err(AttemptError::Retryable(failure)) => match attempts.failed(failure)? {
+                Next::Pause(pause) => termination.sleep(pause)?,
+                Next::Deadline { left, last } => {
+                    termination.sleep(left)?;
+                    return Err(last);
+                }
+            },
         }
     }
+}
+
+/// What follows a failed attempt.
+enum Next {
+    Pause(Duration),
+    /// The next attempt would come after the deadline: wait `left` for it, then give up with
+    /// the failure.
+    Deadline {
+        left: Duration,
+        last: anyhow::Error,
+    },
 }
 
 /// The attempts of one call so far, against its policy.
@@ -217,11 +244,18 @@ impl<'a> Attempts<'a> {
         }
     }
 
-    /// A 429: the rate limiter holds the next attempt; this only bounds how long that goes on.
+    /// A 429: the rate limiter holds the next attempt (up to the deadline, see
+    /// [`crate::dbt_cloud`]); this only bounds how long that goes on.
     fn throttled(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
         let since = *self.throttled_since.get_or_insert_with(Instant::now);
-        let past_deadline = self.policy.deadline.is_some_and(|d| Instant::now() >= d);
-        if since.elapsed() >= self.policy.max_throttled || past_deadline {
+        if self.policy.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(DeadlineReached(format!(
+                "{} was still refused by dbt Cloud's rate limit: {error:#}",
+                self.what
+            ))
+            .into());
+        }
+        if since.elapsed() >= self.policy.max_throttled {
             return Err(UserError::new(format!(
                 "{} was refused by dbt Cloud's rate limit for {:.0} s: {error:#}. Other clients of \
                  the account may be using its 5,000 requests a minute; lower \
@@ -238,24 +272,45 @@ impl<'a> Attempts<'a> {
         Ok(())
     }
 
-    /// A failure worth another attempt: the pause before it, or the error that gives up.
-    fn failed(&mut self, failure: Retry) -> anyhow::Result<Duration> {
+    /// A failure worth another attempt: the pause before it, the wait for the deadline, or the
+    /// error that gives up.
+    fn failed(&mut self, failure: Retry) -> anyhow::Result<Next> {
         self.made += 1;
         if let Some(since) = self.throttled_since.take() {
             self.excused += since.elapsed();
         }
-        let deadline = match (self.policy.deadline, failure.not_after) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let Some(pause) = self.policy.next_delay(
             self.made,
             self.started.elapsed().saturating_sub(self.excused),
             failure.retry_after,
             fastrand::f64(),
-            deadline.map(|d| d.saturating_duration_since(Instant::now())),
         ) else {
             return Err(self.given_up(failure));
+        };
+        let now = Instant::now();
+        let crosses =
+            |deadline: Instant| now.checked_add(pause).is_none_or(|then| then >= deadline);
+        if failure.not_after.is_some_and(crosses) {
+            return Err(self.given_up(failure));
+        }
+        if let Some(deadline) = self.policy.deadline.filter(|d| crosses(*d)) {
+            debug!(
+                "{} failed ({:#}); the deadline comes before another attempt",
+                self.what, failure.error
+            );
+            let last = DeadlineReached(format!(
+                "{} was still failing: {:#}",
+                self.what, failure.error
+            ))
+            .into();
+            return Ok(Next::Deadline {
+                left: deadline.saturating_duration_since(now),
+                last,
+            });
+        }
+        let deadline = match (self.policy.deadline, failure.not_after) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         let line = format!(
             "{} failed ({:#}); retrying in {:.1} s ({})",
@@ -269,7 +324,7 @@ impl<'a> Attempts<'a> {
         } else {
             warn!("{line}");
         }
-        Ok(pause)
+        Ok(Next::Pause(pause))
     }
 
     fn given_up(&self, failure: Retry) -> anyhow::Error {
@@ -329,7 +384,7 @@ mod tests {
 
     #[test]
     fn backs_off_exponentially_with_jitter_up_to_the_cap() {
-        let at = |attempts, jitter| POLICY.next_delay(attempts, Duration::ZERO, None, jitter, None);
+        let at = |attempts, jitter| POLICY.next_delay(attempts, Duration::ZERO, None, jitter);
         assert_eq!(at(1, 0.0), Some(Duration::from_millis(500)));
         assert_eq!(
             at(1, 0.999_999),
@@ -345,56 +400,67 @@ mod tests {
     fn honours_retry_after_and_the_total_time() {
         let asked = Some(Duration::from_secs(30));
         assert_eq!(
-            POLICY.next_delay(1, Duration::ZERO, asked, 0.5, None),
+            POLICY.next_delay(1, Duration::ZERO, asked, 0.5),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            POLICY.next_delay(1, Duration::from_secs(31), asked, 0.5, None),
+            POLICY.next_delay(1, Duration::from_secs(31), asked, 0.5),
             None,
             "30 s more would pass 60 s"
         );
         let absurd = Some(Duration::from_secs(u64::MAX));
         assert_eq!(
-            POLICY.next_delay(1, Duration::from_secs(1), absurd, 0.5, None),
+            POLICY.next_delay(1, Duration::from_secs(1), absurd, 0.5),
             None,
             "no overflow"
         );
     }
 
     #[test]
-    fn a_deadline_bounds_every_pause_and_the_attempts() {
+    fn a_deadline_replaces_the_attempts_and_the_total_time() {
         let waiting = POLICY.until(Instant::now() + Duration::from_secs(3600));
         assert_eq!(waiting.max_attempts, None);
-        let left = Some(Duration::from_secs(10));
         assert_eq!(
-            waiting.next_delay(40, Duration::from_secs(5000), None, 0.0, left),
+            waiting.next_delay(40, Duration::from_secs(5000), None, 0.0),
             Some(Duration::from_secs(4)),
             "attempts and total time no longer count"
-        );
-        assert_eq!(
-            waiting.next_delay(1, Duration::ZERO, Some(Duration::from_secs(300)), 0.5, left),
-            None,
-            "a pause that would cross the deadline is not taken"
         );
         let sooner = Instant::now() + Duration::from_secs(1);
         assert_eq!(waiting.until(sooner).deadline, Some(sooner));
     }
 
+    /// A call still failing at its deadline has reached the deadline, at the deadline: not
+    /// earlier because the next pause (a `Retry-After`) would cross it, and not as "kept failing".
     #[test]
-    fn a_deadline_ends_the_retries_in_time() {
+    fn a_deadline_crossed_by_failures_is_reached_at_the_deadline() {
         let termination = Termination::none();
-        let quick = RetryPolicy {
-            first_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(40),
-            ..POLICY
+        for retry_after in [None, Some(Duration::from_secs(300))] {
+            let quick = RetryPolicy {
+                first_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(40),
+                ..POLICY
+            }
+            .until(Instant::now() + Duration::from_millis(300));
+            let started = Instant::now();
+            let result: anyhow::Result<()> = retry("GET /x/", &quick, &termination, || {
+                Err(AttemptError::Retryable(Retry {
+                    retry_after,
+                    ..Retry::new(anyhow::anyhow!("HTTP 503"))
+                }))
+            });
+            let error = result.unwrap_err();
+            assert!(is_deadline(&error), "{retry_after:?}: {error:#}");
+            assert_eq!(
+                error.to_string(),
+                "GET /x/ was still failing: HTTP 503",
+                "{retry_after:?}"
+            );
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(300) && took < Duration::from_millis(400),
+                "{retry_after:?}: {took:?}"
+            );
         }
-        .until(Instant::now() + Duration::from_millis(300));
-        let started = Instant::now();
-        let result: anyhow::Result<()> = retry("GET /x/", &quick, &termination, || {
-            Err(AttemptError::retryable(anyhow::anyhow!("HTTP 503")))
-        });
-        assert!(result.unwrap_err().to_string().contains("kept failing"));
-        assert!(started.elapsed() < Duration::from_millis(400));
     }
 
     #[test]

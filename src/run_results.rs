@@ -10,6 +10,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use crate::long_strings::CutLongStrings;
+
 /// One node's result, as far as the table needs it. Fields that newer schemas add are ignored;
 /// fields that older ones lack are empty.
 #[derive(Debug, Deserialize)]
@@ -87,6 +89,8 @@ pub fn stream<T: DeserializeOwned>(
     reader: impl Read,
     each: impl FnMut(T) -> Result<()>,
 ) -> Result<Streamed> {
+    // A node's message may be hundreds of megabytes (a compiled query in an error): cut.
+    let reader = std::io::BufReader::new(CutLongStrings::new(reader));
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     let mut artifact = Artifact {
         each,

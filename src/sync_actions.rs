@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::dbt_cloud::{AccountId, DbtCloud, JobId, Run};
+use crate::component::resolve;
+use crate::config::JobRef;
+use crate::dbt_cloud::{AccountId, DbtCloud, Run};
 use crate::error::{refused_status, UserError};
 
 /// How many runs the validation button shows.
@@ -21,7 +23,7 @@ const RECENT_RUNS: usize = 10;
 pub fn test_connection(
     client: &DbtCloud,
     account: AccountId,
-    job: Option<JobId>,
+    job: Option<&JobRef>,
     retiring: Option<String>,
 ) -> Result<Value> {
     let success = |message: String| {
@@ -40,6 +42,8 @@ pub fn test_connection(
             "Connected: the token reaches account {account}. No job was given to check."
         )));
     };
+    let job = resolve::job_id(client, job, LIST_JOBS_BUDGET)
+        .map_err(|error| steps.failed(4, "the job", error, "."))?;
     // Advice on ids and permissions only where dbt Cloud refused: a timeout or a 503 is dbt
     // Cloud's, and its own message says so.
     client.check_job(job).map_err(|error| {
@@ -150,7 +154,8 @@ pub fn list_jobs(client: &DbtCloud) -> Result<Value> {
 }
 
 /// The job's last runs as a markdown table, for a validation button.
-pub fn list_recent_runs(client: &DbtCloud, job: JobId) -> Result<Value> {
+pub fn list_recent_runs(client: &DbtCloud, job: &JobRef) -> Result<Value> {
+    let job = resolve::job_id(client, job, LIST_JOBS_BUDGET)?;
     let runs = client.recent_runs(job, RECENT_RUNS)?;
     let message = if runs.is_empty() {
         format!("Job {job} has no runs yet.")

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tempfile::NamedTempFile;
 
 use crate::data_folder::DataFolder;
-use crate::dbt_cloud::{FieldType, Run, RunStatus, RUN_FIELDS};
+use crate::dbt_cloud::{FieldType, Run, RunStep, RUN_FIELDS};
 use crate::error::Bug;
 use crate::freshness::SourceResult;
 use crate::run_results::NodeResult;
@@ -385,7 +385,9 @@ impl<'a> Rows<'a> {
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
     {
-        let record = csv::ByteRecord::from_iter(cells);
+        // The sink of every cell: the token masked where a server echoed it, and no cell past
+        // Keboola's limit.
+        let record: csv::ByteRecord = cells.into_iter().map(|cell| kept(cell.as_ref())).collect();
         if record.len() != self.width {
             return Err(Bug(format!(
                 "a row of {} has {} cells for {} columns",
@@ -399,6 +401,27 @@ impl<'a> Rows<'a> {
         self.count += 1;
         Ok(())
     }
+}
+
+/// Keboola refuses a cell larger than 16 MB; the fields are bounded far below that already
+/// ([`crate::dbt_cloud::FIELD_BUDGET`]), so this only guards what nothing else bounds.
+const CELL_LIMIT: usize = 4_000_000;
+
+/// A cell as written: the token masked, and cut when longer than [`CELL_LIMIT`].
+fn kept(cell: &[u8]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(cell) else {
+        return cell.to_vec();
+    };
+    let text = crate::secret::mask(text);
+    if text.len() <= CELL_LIMIT {
+        return text.into_owned().into_bytes();
+    }
+    let mut end = CELL_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[end..].chars().count();
+    format!("{}{}", &text[..end], crate::long_strings::mark(cut as u64)).into_bytes()
 }
 
 /// Writes the tables of one job into `out/tables`: each CSV and its manifest whole or not at all,
@@ -427,7 +450,11 @@ impl<'a> Writer<'a> {
     pub fn run(&self, table: Table, run: &Run) -> Result<()> {
         let columns = table.columns();
         self.write(table, |rows| {
-            rows.row(columns.iter().map(|column| cell(run.field(column.name))))
+            rows.row(
+                columns
+                    .iter()
+                    .map(|column| cell(run.cell(column.name).as_deref())),
+            )
         })?;
         info!(
             "Wrote table {} (run {}, {})",
@@ -448,14 +475,11 @@ impl<'a> Writer<'a> {
 
     /// A row per step the run reported (none when it has not started).
     fn steps(&self, run: &Run) -> Result<usize> {
-        let steps = match run.field("run_steps") {
-            Some(Value::Array(steps)) => steps.as_slice(),
-            _ => &[],
-        };
+        let run_id = run.id.to_string();
         self.write(Table::RunSteps, |rows| {
-            steps
+            run.steps
                 .iter()
-                .try_for_each(|step| rows.row(step_row(&run.id.to_string(), step)))
+                .try_for_each(|step| rows.row(step_row(&run_id, step)))
         })
     }
 
@@ -553,26 +577,27 @@ impl<'a> Writer<'a> {
 }
 
 /// A step, in the order of [`RUN_STEPS_COLUMNS`].
-fn step_row(run_id: &str, step: &Value) -> [String; 9] {
-    let field = |name: &str| cell(step.get(name));
-    let status_humanized = match step.get("status_humanized") {
-        Some(Value::String(s)) => s.clone(),
-        _ => step
-            .get("status")
-            .and_then(Value::as_i64)
-            .map(|code| RunStatus::from_code(code).to_string())
+fn step_row(run_id: &str, step: &RunStep) -> [String; 9] {
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let status_humanized = match &step.status_humanized {
+        Some(humanized) => humanized.clone(),
+        None => step
+            .status_code
+            .map(|_| step.status.to_string())
             .unwrap_or_default(),
     };
     [
         run_id.to_owned(),
-        field("index"),
-        field("name"),
-        field("status"),
+        step.index.to_string(),
+        step.name.clone(),
+        step.status_code
+            .map(|code| code.to_string())
+            .unwrap_or_default(),
         status_humanized,
-        field("started_at"),
-        field("finished_at"),
-        field("duration"),
-        tail(&field("logs"), STEP_LOG_CHARS),
+        text(&step.started_at),
+        text(&step.finished_at),
+        text(&step.duration),
+        tail(step.logs.as_deref().unwrap_or_default(), STEP_LOG_CHARS),
     ]
 }
 
@@ -758,7 +783,7 @@ mod tests {
             assert_eq!(names.len(), table.columns().len(), "{table:?}");
         }
         assert_eq!(
-            step_row("1", &json!({})).len(),
+            step_row("1", &RunStep::default()).len(),
             Table::RunSteps.columns().len()
         );
         let node: NodeResult =

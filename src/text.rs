@@ -60,20 +60,34 @@ pub fn paragraph(text: &str) -> String {
     }
 }
 
-/// Text as one line that shows what it holds: dbt Cloud's strings (a status message, a step
-/// name, a cause) reach our log and errors, and a newline or a terminal escape in them must not
-/// forge a line of ours or break the one-paragraph error.
+/// Text as one line that shows what it holds, and never the token: dbt Cloud's strings (a status
+/// message, a step name, a cause, an error page) reach our log and errors, and a newline or a
+/// terminal escape in them must not forge a line of ours or break the one-paragraph error.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return text.into();
+    let masked = crate::secret::mask(text);
+    if !masked.chars().any(is_unsafe) {
+        return masked;
     }
-    text.chars()
+    masked
+        .chars()
         .map(|c| match c {
-            c if c.is_control() => c.escape_default().to_string(),
+            c if is_unsafe(c) => c.escape_default().to_string(),
             c => c.to_string(),
         })
         .collect::<String>()
         .into()
+}
+
+/// Characters that would let text from a server start a line of its own or reorder what a reader
+/// sees: control characters, the Unicode line and paragraph separators, and the bidirectional
+/// embeddings, overrides, isolates and marks.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+                | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
 }
 
 /// `95 s` as `1m 35s`: what a person reads in a log.
@@ -190,6 +204,11 @@ mod tests {
         assert_eq!(
             printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),
             "Failed.\\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\\u{1b}[2K"
+        );
+        assert_eq!(
+            printable("a\u{2028}b\u{2029}c \u{202E}txt.exe\u{202C} \u{2066}x\u{2069}\u{200F}"),
+            "a\\u{2028}b\\u{2029}c \\u{202e}txt.exe\\u{202c} \\u{2066}x\\u{2069}\\u{200f}",
+            "line separators and bidirectional controls are shown, not obeyed"
         );
         assert_eq!(first_few(["a", "b", "c"].into_iter(), 2), "a, b and 1 more");
         assert_eq!(first_few(["a"].into_iter(), 2), "a");

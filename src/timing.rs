@@ -17,6 +17,11 @@ pub struct Timing {
     pub after_signal_timeout: Duration,
     /// For the last look and the cancel once `max_wait_time` has passed.
     pub after_deadline: Duration,
+    /// Each phase of the job before and after the wait ends within `max_wait_time` and this.
+    pub phase_margin: Duration,
+    /// No trigger is sent with less time than this before the job's deadline: half for its
+    /// answer, half to look for the run a lost answer may hide and record it.
+    pub trigger_need: Duration,
     pub cooldown: Cooldown,
     /// A download slower than `min_bytes` per `window` is broken off and tried again.
     pub stall: Stall,
@@ -85,6 +90,8 @@ impl Timing {
             after_signal: AFTER_SIGNAL,
             after_signal_timeout: Duration::from_millis(1500),
             after_deadline: Duration::from_secs(20),
+            phase_margin: Duration::from_secs(30),
+            trigger_need: Duration::from_secs(20),
             cooldown: Cooldown {
                 window: Duration::from_secs(60),
                 first_probe: Duration::from_secs(5),
@@ -118,6 +125,8 @@ impl Timing {
             after_signal: AFTER_SIGNAL,
             after_signal_timeout: Duration::from_millis(1500),
             after_deadline: Duration::from_secs(2),
+            phase_margin: Duration::from_secs(2),
+            trigger_need: Duration::from_secs(2),
             cooldown: Cooldown {
                 window: Duration::from_secs(2),
                 first_probe: Duration::from_millis(100),

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::dbt_cloud::{Budget, DbtCloud, Run};
+use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus};
 use crate::keboola::JobLimit;
-use crate::retry::DeadlineReached;
+use crate::retry::is_deadline;
 use crate::termination::Terminated;
 use crate::text::{elapsed, minutes};
 
@@ -126,8 +126,9 @@ pub struct Bounds {
 pub enum WaitOutcome {
     /// The run reached Success, Error or Cancelled.
     Final(Run),
-    /// `max_wait_time` passed with the run still in progress.
-    TimedOut { run: Run },
+    /// `max_wait_time` passed with the run still in progress; `failing` says what dbt Cloud
+    /// answered when the last looks failed up to the deadline.
+    TimedOut { run: Run, failing: Option<String> },
     /// `max_queue_time` passed with the run still Queued or Starting.
     QueuedTooLong { run: Run },
     /// SIGTERM or SIGINT came.
@@ -157,7 +158,10 @@ pub fn until_final(
     loop {
         let now = Instant::now();
         if now >= deadline && !last.status.is_final() {
-            return WaitOutcome::TimedOut { run: last };
+            return WaitOutcome::TimedOut {
+                run: last,
+                failing: None,
+            };
         }
         let queued = last.status.is_queued();
         if queued && queue_deadline.is_some_and(|end| now >= end) {
@@ -195,8 +199,11 @@ fn failed(last: Run, error: anyhow::Error) -> WaitOutcome {
     {
         return WaitOutcome::Terminated { run: last, signal };
     }
-    if error.chain().any(|cause| cause.is::<DeadlineReached>()) {
-        return WaitOutcome::TimedOut { run: last };
+    if is_deadline(&error) {
+        return WaitOutcome::TimedOut {
+            run: last,
+            failing: Some(error.to_string()),
+        };
     }
     WaitOutcome::Failed { run: last, error }
 }
@@ -221,7 +228,8 @@ impl Narrator {
     fn saw(&mut self, run: &Run) {
         let seen = describe(run);
         let took = elapsed(self.since.elapsed());
-        if seen != self.last_seen && run.status.is_unknown() {
+        // A status that is no code at all is said once by the client, as it is read.
+        if seen != self.last_seen && matches!(run.status, RunStatus::Other(_)) {
             warn!(
                 "Run {}: dbt Cloud answered with {seen}; taking the run as still in progress",
                 run.id

@@ -7,7 +7,7 @@
 //! in [`Job::stopped`]: the run cancelled unless it is final or the user said not to, its tables
 //! written, exit 1.
 
-mod resolve;
+pub(crate) mod resolve;
 mod start;
 mod verdict;
 
@@ -17,8 +17,8 @@ use anyhow::Result;
 use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
-use crate::config::{Config, JobRef, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus};
+use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
+use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
@@ -65,14 +65,16 @@ pub fn run(
         timing,
         termination.clone(),
     )?
-    .until(deadline);
+    .until(JobBound { deadline, limit });
     announce(config, cause);
+    let before = phase(&client, config, "before the run was started");
     let (job_id, started, how) = match begun(&client, config, cause, termination)? {
         Some(begun) => begun,
         None => return Ok(()),
     };
+    drop(before);
     // Polling and the log count from when the run began.
-    let since = how.since(&started);
+    let since = how.since(&started, client.now_on_dbt_cloud());
     info!("{how} run {}: {}", started.id, link(&started));
     let mut last = started;
     let job = Job {
@@ -103,7 +105,7 @@ fn begun(
     let begun = termination
         .check()
         .map_err(Into::into)
-        .and_then(|()| resolve::job_id(client, &config.job))
+        .and_then(|()| resolve::job_id(client, &config.job, resolve::LIST_BUDGET))
         .and_then(|job| Ok((job, begin(client, job, config, cause)?)));
     match begun {
         Ok((_, Begun::Skipped(run))) => {
@@ -158,14 +160,51 @@ fn announce(config: &Config, cause: &str) {
     );
 }
 
+/// Each phase of the job before and after the wait ends within `max_wait_time` and a margin, so
+/// that the job as a whole is bounded by what the user set, not by dbt Cloud's retries; downloads
+/// aside, which have their throughput floor. Without a wait there is no such bound.
+fn phase<'a>(client: &'a DbtCloud, config: &Config, when: &str) -> Option<Phase<'a>> {
+    let Wait::UpTo(settings) = config.wait else {
+        return None;
+    };
+    let margin = client.timing().phase_margin;
+    let length = settings.max.saturating_add(margin);
+    let until = Instant::now().checked_add(length)?;
+    Some(client.phase(
+        until,
+        format!(
+            "max_wait_time + {} ({}) passed {when}",
+            span(margin),
+            span(length)
+        ),
+    ))
+}
+
+/// Seconds while they read well, minutes beyond.
+fn span(duration: Duration) -> String {
+    match duration.as_secs_f64() {
+        seconds if seconds < 120.0 => {
+            let text = format!("{seconds:.1}");
+            format!("{} s", text.trim_end_matches(".0"))
+        }
+        _ => format!("{} minutes", minutes(duration)),
+    }
+}
+
 fn signal_of(termination: &Termination) -> &'static str {
     termination.check().err().map_or("a signal", |t| t.signal)
 }
 
-/// Every failure after the trigger names the run, so that the user can find it: a full disk
-/// after a successful run still leaves a run to look at.
+/// Every failure after the trigger names the run and links it, so that the user can find it: a
+/// full disk after a successful run still leaves a run to look at. A message that names the run
+/// but has no link to it gets the link all the same.
 fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
-    if format!("{error:#}").contains(&run.id.to_string()) {
+    let said = format!("{error:#}");
+    let found = match &run.href {
+        Some(href) => said.contains(href.as_str()),
+        None => said.contains(&run.id.to_string()),
+    };
+    if found {
         return error;
     }
     error.context(format!(
@@ -212,9 +251,16 @@ impl Job<'_> {
                 *last = run;
                 self.finished(last, since)
             }
-            WaitOutcome::TimedOut { run } => {
+            WaitOutcome::TimedOut { run, failing } => {
                 *last = run.clone();
-                self.timed_out(run, &settings, bound.describe())
+                let within = match failing {
+                    None => bound.describe(),
+                    Some(failing) => format!(
+                        "{}, and the last looks at it failed ({failing})",
+                        bound.describe()
+                    ),
+                };
+                self.timed_out(run, &settings, within)
             }
             WaitOutcome::QueuedTooLong { run } => {
                 *last = run.clone();
@@ -262,6 +308,7 @@ impl Job<'_> {
     }
 
     fn finished(&self, last: &mut Run, since: Instant) -> Result<()> {
+        let _after = phase(self.client, self.config, "after the run ended");
         let settings = &self.config.artifacts;
         // The final run is recorded before anything else can stop the job.
         self.tables.run_and_steps(last)?;
@@ -428,13 +475,21 @@ impl Job<'_> {
                 link(&run)
             ));
         }
-        let (last, fate) = if self.config.cancel_on_terminate {
-            cancel(self.client, run, Budget::AfterSignal)
-        } else {
-            (
+        let ours = matches!(self.how, Started::Triggered | Started::Resumed);
+        let (last, fate) = match (self.config.on_stop, ours) {
+            (OnStop::Cancel, _) | (OnStop::CancelOwnRuns, true) => {
+                cancel(self.client, run, Budget::AfterSignal)
+            }
+            (OnStop::Leave, _) => (
                 run,
                 "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned(),
-            )
+            ),
+            (OnStop::CancelOwnRuns, false) => (
+                run,
+                "It goes on in dbt Cloud: this job did not start it (set cancel_on_terminate to \
+                 cancel it all the same)"
+                    .to_owned(),
+            ),
         };
         self.tables.run_and_steps(&last)?;
         user_error(format!(

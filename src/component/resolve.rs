@@ -11,17 +11,19 @@ use crate::config::{EnvironmentType, JobName, JobRef};
 use crate::dbt_cloud::{DbtCloud, JobId, JobSummary};
 use crate::error::{user_error, UserError};
 
-/// How long the account's jobs may page while a job is looked up by name.
-const LIST_BUDGET: Duration = Duration::from_secs(120);
+/// How long the account's jobs may page while a job is looked up by name, in a job.
+pub const LIST_BUDGET: Duration = Duration::from_secs(120);
 /// Names or candidates a message lists.
 const LISTED: usize = 5;
 
-pub fn job_id(client: &DbtCloud, job: &JobRef) -> Result<JobId> {
+/// The job's id: the one given, or the one job of the account `job`'s name and narrowing match,
+/// looking through the account's jobs for at most `budget`.
+pub fn job_id(client: &DbtCloud, job: &JobRef, budget: Duration) -> Result<JobId> {
     let wanted = match job {
         JobRef::Id(id) => return Ok(*id),
         JobRef::Name(wanted) => wanted,
     };
-    let (jobs, incomplete) = client.list_jobs(LIST_BUDGET)?;
+    let (jobs, incomplete) = client.list_jobs(budget)?;
     if let Some(note) = incomplete {
         return user_error(format!(
             "The job named {:?} cannot be looked up: {note}. Give job_id instead.",
@@ -58,12 +60,21 @@ pub fn job_id(client: &DbtCloud, job: &JobRef) -> Result<JobId> {
     }
 }
 
+/// The same name, but for spaces around it, which neither a form nor the dbt Cloud UI shows.
+fn named(job: &JobSummary, wanted: &JobName) -> bool {
+    job.name.as_deref().map(str::trim) == Some(wanted.name.trim())
+}
+
 fn matching<'a>(jobs: &'a [JobSummary], wanted: &JobName) -> Vec<&'a JobSummary> {
     jobs.iter()
-        .filter(|job| job.name.as_deref() == Some(wanted.name.as_str()))
+        .filter(|job| named(job, wanted))
         .filter(|job| {
             wanted.environment_name.as_deref().is_none_or(|name| {
-                job.environment.as_ref().and_then(|e| e.name.as_deref()) == Some(name)
+                job.environment
+                    .as_ref()
+                    .and_then(|e| e.name.as_deref())
+                    .map(str::trim)
+                    == Some(name.trim())
             })
         })
         .filter(|job| {
@@ -123,8 +134,24 @@ fn narrowed(wanted: &JobName) -> String {
     }
 }
 
-/// No job has the name (where it was looked for): the closest names the account has.
+/// No job has the name (where it was looked for): the jobs of that name elsewhere, when the
+/// narrowing is what left them out, else the closest names the account has.
 fn not_found(jobs: &[JobSummary], wanted: &JobName) -> String {
+    let elsewhere: Vec<String> = jobs
+        .iter()
+        .filter(|job| named(job, wanted))
+        .take(LISTED)
+        .map(|job| format!("{} ({})", job.id.0, place(job)))
+        .collect();
+    if !elsewhere.is_empty() {
+        return format!(
+            "No job named {:?} is{}; jobs of that name are {}. Change environment_name, \
+             environment_type or project_id, or give job_id; nothing was triggered.",
+            wanted.name.trim(),
+            narrowed(wanted),
+            elsewhere.join(", ")
+        );
+    }
     let mut names: Vec<(f64, &str)> = jobs
         .iter()
         .filter_map(|job| job.name.as_deref())

@@ -51,15 +51,16 @@ impl fmt::Display for Started {
 
 impl Started {
     /// When the run began, in our clock: an adopted or followed run began before us, at its
-    /// `created_at` (now when that is unknown or ahead); the others just now.
-    pub fn since(self, run: &Run) -> Instant {
+    /// `created_at` (now when that is unknown or ahead), which is dbt Cloud's clock's, so its age
+    /// is counted on that clock (`now_on_dbt_cloud`); the others just now.
+    pub fn since(self, run: &Run, now_on_dbt_cloud: chrono::DateTime<chrono::Utc>) -> Instant {
         let now = Instant::now();
         if !matches!(self, Started::Adopted | Started::Followed) {
             return now;
         }
         let age = run
             .timestamp("created_at")
-            .and_then(|created| (chrono::Utc::now() - created).to_std().ok())
+            .and_then(|created| (now_on_dbt_cloud - created).to_std().ok())
             .unwrap_or_default();
         now.checked_sub(age).unwrap_or(now)
     }

@@ -82,12 +82,12 @@ pub enum RunRef {
 #[derive(Debug, Clone)]
 pub enum Request {
     Run(Box<Config>),
-    /// Checks the URL, the token, the account and, when given, the job.
-    TestConnection(Connection, Option<JobId>),
+    /// Checks the URL, the token, the account and, when given (by id or name), the job.
+    TestConnection(Connection, Option<JobRef>),
     /// Every job of the account, for the Job ID dropdown.
     ListJobs(Connection),
     /// The job's last runs, for a validation button.
-    ListRecentRuns(Connection, JobId),
+    ListRecentRuns(Connection, JobRef),
 }
 
 pub const ACTIONS: &[&str] = &["run", "testConnection", "listJobs", "listRecentRuns"];
@@ -106,8 +106,8 @@ pub struct Config {
     pub fail_on_run_error: bool,
     /// When true, a warned node or a stale source fails the job (after its tables).
     pub fail_on_warnings: bool,
-    /// Cancel the dbt run when SIGTERM or SIGINT comes while it is in progress.
-    pub cancel_on_terminate: bool,
+    /// Whether to cancel the dbt run when SIGTERM or SIGINT comes while it is in progress.
+    pub on_stop: OnStop,
     /// The ceiling on this component's requests to dbt Cloud.
     pub max_requests_per_minute: u32,
     pub debug: bool,
@@ -141,6 +141,17 @@ pub enum Wait {
     No,
     /// Poll until the run is final, within these bounds.
     UpTo(WaitSettings),
+}
+
+/// `cancel_on_terminate`: what a stop does to a run in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// Set to true: cancel it, whoever started it.
+    Cancel,
+    /// Set to false: leave it going.
+    Leave,
+    /// Not set: cancel a run this job started, leave one it followed or adopted.
+    CancelOwnRuns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,12 +244,16 @@ pub fn parse(text: &[u8]) -> Result<Request> {
         "run" => job(&p, &root).map(|config| Request::Run(Box::new(config))),
         // The UI calls these with the form as it is, perhaps half filled: only what the action
         // needs is read.
-        "testConnection" => {
-            locate(&p, true).map(|located| Request::TestConnection(located.connection, located.job))
-        }
+        "testConnection" => locate(&p, true).and_then(|located| {
+            let job = match located.job.is_some() || p.given(JOB_NAME.key) {
+                true => Some(job_ref(&p, located.job)?),
+                false => None,
+            };
+            Ok(Request::TestConnection(located.connection, job))
+        }),
         "listJobs" => connection(&p).map(Request::ListJobs),
         "listRecentRuns" => locate(&p, true).and_then(|located| {
-            let job = required_job(&located)?;
+            let job = job_ref(&p, located.job)?;
             Ok(Request::ListRecentRuns(located.connection, job))
         }),
         other => Err(format!(
@@ -317,12 +332,6 @@ fn connection(p: &Parameters) -> Result<Connection, String> {
 }
 
 /// The job's id, given or taken from the pasted URL.
-fn required_job(located: &Located) -> Result<JobId, String> {
-    located
-        .job
-        .ok_or_else(|| format!("{} is required: a positive integer", JOB_ID.key))
-}
-
 /// Exactly one of `job_id` (or a job page's URL) and `job_name`; the environment and project
 /// narrow a name only.
 fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
@@ -355,14 +364,43 @@ fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
     }
 }
 
+/// `run_id` follows a run that exists: what only starting one uses is said to be unused, when it
+/// is set to anything but its default.
+fn unused_by_a_followed_run(start: &StartPolicy) -> Option<String> {
+    let set: Vec<&str> = [
+        (start.if_running != IfRunning::Trigger, IF_RUNNING.key),
+        (start.retry_failed, RETRY_FAILED.key),
+        (start.cause.is_some(), CAUSE.key),
+        (!start.trigger_overrides.is_empty(), TRIGGER_OVERRIDES.key),
+    ]
+    .into_iter()
+    .filter_map(|(set, key)| set.then_some(key))
+    .collect();
+    (!set.is_empty()).then(|| {
+        format!(
+            "run_id follows a run that exists, so nothing is started: {} {} not used",
+            set.join(", "),
+            if set.len() == 1 { "is" } else { "are" }
+        )
+    })
+}
+
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let located = locate(p, true)?;
     let follow = RUN_ID.read(p)?;
     let max_requests_per_minute =
         u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get()).unwrap_or(u32::MAX);
+    let start = StartPolicy {
+        cause: cause(p)?,
+        trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
+        if_running: IF_RUNNING.read(p)?,
+        retry_failed: RETRY_FAILED.read(p)?,
+        retry_within: Duration::from_secs_f64(RETRY_FAILED_WITHIN.read(p)? * 60.0),
+    };
     let warnings = retiring_url(&located.connection)
         .into_iter()
         .chain(past_the_accounts_limit(max_requests_per_minute))
+        .chain(follow.and_then(|_| unused_by_a_followed_run(&start)))
         .chain(parameters::unknown_keys(p))
         .collect();
     Ok(Config {
@@ -370,13 +408,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         follow,
         connection: located.connection,
         notes: located.notes,
-        start: StartPolicy {
-            cause: cause(p)?,
-            trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
-            if_running: IF_RUNNING.read(p)?,
-            retry_failed: RETRY_FAILED.read(p)?,
-            retry_within: Duration::from_secs_f64(RETRY_FAILED_WITHIN.read(p)? * 60.0),
-        },
+        start,
         wait: wait(p, follow.is_some())?,
         artifacts: ArtifactSettings {
             download: !IGNORE_ARTIFACTS.read(p)?,
@@ -388,10 +420,15 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         },
         fail_on_run_error: FAIL_ON_RUN_ERROR.read(p)?,
         fail_on_warnings: FAIL_ON_WARNINGS.read(p)?,
-        // A followed run is not ours to cancel, unless the user says so.
-        cancel_on_terminate: match follow.is_some() && !p.given(CANCEL_ON_TERMINATE.key) {
-            true => false,
-            false => CANCEL_ON_TERMINATE.read(p)?,
+        // A run this job did not start (followed, or adopted with `if_running: wait`) is not
+        // ours to cancel, unless the user says so.
+        on_stop: match (
+            p.given(CANCEL_ON_TERMINATE.key),
+            CANCEL_ON_TERMINATE.read(p)?,
+        ) {
+            (false, _) => OnStop::CancelOwnRuns,
+            (true, true) => OnStop::Cancel,
+            (true, false) => OnStop::Leave,
         },
         max_requests_per_minute,
         debug: DEBUG.read(p)?,
@@ -530,6 +567,17 @@ mod tests {
             "{:?}",
             config.warnings
         );
+        // Twenty thousand of them: ten named, then a count.
+        let mut many = with("colour", json!("blue"));
+        for i in 0..20_000 {
+            many[format!("stray_{i:05}")] = json!(i);
+        }
+        let warnings = parse_parameters(many).unwrap().warnings;
+        assert_eq!(warnings.len(), 11);
+        assert_eq!(
+            warnings[10],
+            "parameters has 19991 more unknown keys, which are ignored"
+        );
     }
 
     #[test]
@@ -605,13 +653,28 @@ mod tests {
                 .to_string();
             assert!(message.starts_with(expected), "{parameters}: {message}");
         }
+        // What only starting a run uses is said to be unused by a followed one.
+        let mut unused = with("run_id", json!("latest"));
+        unused["if_running"] = json!("wait");
+        unused["cause"] = json!("nightly");
+        unused["retry_failed"] = json!(false);
+        assert_eq!(
+            parse_parameters(unused).unwrap().warnings,
+            ["run_id follows a run that exists, so nothing is started: if_running, cause are not used"]
+        );
+        assert_eq!(
+            parse_parameters(with("run_id", json!("latest")))
+                .unwrap()
+                .warnings,
+            Vec::<String>::new()
+        );
         // A followed run is not ours to cancel, unless the config says so.
         let mut follow = with("run_id", json!("latest"));
         follow["wait_for_result"] = json!(true);
         follow["max_queue_time"] = json!("12");
         let config = parse_parameters(follow.clone()).unwrap();
         assert_eq!(config.follow, Some(RunRef::Latest));
-        assert!(!config.cancel_on_terminate);
+        assert_eq!(config.on_stop, OnStop::CancelOwnRuns);
         let Wait::UpTo(wait) = config.wait else {
             panic!("waiting")
         };
@@ -624,7 +687,7 @@ mod tests {
             config.follow,
             Some(RunRef::Id(RunId::new(70403103000).unwrap()))
         );
-        assert!(config.cancel_on_terminate);
+        assert_eq!(config.on_stop, OnStop::Cancel);
         assert_eq!(
             parse_parameters(json!({"account_id": 1, "#api_key": "t"}))
                 .unwrap_err()
@@ -693,7 +756,7 @@ mod tests {
         );
         assert!(config.artifacts.download);
         assert!(config.artifacts.must_succeed);
-        assert!(config.cancel_on_terminate);
+        assert_eq!(config.on_stop, OnStop::CancelOwnRuns);
         assert_eq!(config.artifacts.concurrency, 8);
         assert_eq!(config.artifacts.max_size, 10_000_000_000);
         assert_eq!(config.max_requests_per_minute, 550);
@@ -1003,7 +1066,7 @@ mod tests {
         ));
         let with_job = json!({"account_id": 1, "#api_key": "t", "job_id": "7"});
         match request("testConnection", with_job.clone()).unwrap() {
-            Request::TestConnection(_, Some(job)) => assert_eq!(job.get(), 7),
+            Request::TestConnection(_, Some(JobRef::Id(job))) => assert_eq!(job.get(), 7),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
@@ -1013,7 +1076,18 @@ mod tests {
         let error = request("listRecentRuns", no_job.clone())
             .unwrap_err()
             .to_string();
-        assert_eq!(error, "job_id is required: a positive integer");
+        assert_eq!(
+            error,
+            "job_id is required (or job_name): a positive integer"
+        );
+        let named = json!({"account_id": 1, "#api_key": "t", "job_name": "Nightly"});
+        for action in ["testConnection", "listRecentRuns"] {
+            match request(action, named.clone()).unwrap() {
+                Request::TestConnection(_, Some(JobRef::Name(job)))
+                | Request::ListRecentRuns(_, JobRef::Name(job)) => assert_eq!(job.name, "Nightly"),
+                other => panic!("{action}: {other:?}"),
+            }
+        }
         let error = request("listJobs", json!({"#api_key": "t"}))
             .unwrap_err()
             .to_string();

@@ -47,9 +47,26 @@ pub trait Kind {
     fn read(&self, key: &str, value: &Value) -> Result<Self::Value, String>;
 }
 
-/// A value as config.json holds it, cut for an error message.
+/// A value as config.json holds it, cut for an error message; what a key starting with `#` holds
+/// (a value Keboola encrypts, at any depth) as `***`.
 pub fn echo(value: &Value) -> String {
-    cut(&value.to_string())
+    cut(&redacted(value).to_string())
+}
+
+fn redacted(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| match key.starts_with('#') {
+                    true => (key.clone(), Value::String("***".to_owned())),
+                    false => (key.clone(), redacted(value)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// `true` or `false`.
@@ -823,16 +840,31 @@ pub const FORM_ONLY_KEYS: &[&str] = &["test_connection", "recent_runs"];
 
 /// A warning for each key of `parameters` nobody reads, with the known key it most likely meant.
 pub fn unknown_keys(p: &Parameters) -> Vec<String> {
-    p.0.keys()
-        .filter(|key| {
-            !PARAMETERS
-                .iter()
-                .any(|known| known.describe().key == key.as_str())
-                && !FORM_ONLY_KEYS.contains(&key.as_str())
-        })
+    let unknown: Vec<&String> =
+        p.0.keys()
+            .filter(|key| {
+                !PARAMETERS
+                    .iter()
+                    .any(|known| known.describe().key == key.as_str())
+                    && !FORM_ONLY_KEYS.contains(&key.as_str())
+            })
+            .collect();
+    let mut warnings: Vec<String> = unknown
+        .iter()
+        .take(UNKNOWN_KEYS_NAMED)
         .map(|key| unknown_key(key))
-        .collect()
+        .collect();
+    if unknown.len() > UNKNOWN_KEYS_NAMED {
+        warnings.push(format!(
+            "parameters has {} more unknown keys, which are ignored",
+            unknown.len() - UNKNOWN_KEYS_NAMED
+        ));
+    }
+    warnings
 }
+
+/// Unknown keys named one by one; past these, a count.
+const UNKNOWN_KEYS_NAMED: usize = 10;
 
 fn unknown_key(key: &str) -> String {
     let closest = PARAMETERS
@@ -861,6 +893,21 @@ fn unknown_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_at_any_depth_are_not_echoed() {
+        let value =
+            serde_json::json!({"a": {"#password": "hunter2", "b": [{"#key": "s3cr3t"}]}, "n": 1});
+        let echoed = echo(&value);
+        assert!(
+            !echoed.contains("hunter2") && !echoed.contains("s3cr3t"),
+            "{echoed}"
+        );
+        assert_eq!(
+            echoed,
+            r##"{"a":{"#password":"***","b":[{"#key":"***"}]},"n":1}"##
+        );
+    }
 
     #[test]
     fn every_default_reads_as_a_value() {

@@ -1,11 +1,15 @@
 //! Reading dbt Cloud's answers: the envelope decoded while it streams in, `data` as the caller's
-//! type and the rest skipped, never more than a ceiling read; and the detail of an error answer.
+//! type and the rest skipped, long strings cut ([`crate::long_strings`]), never more than a
+//! ceiling read; and the detail of an error answer.
 
 use std::io::{self, Read};
 
 use reqwest::blocking::Response;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+
+use super::bounded::Bounded;
+use crate::long_strings::CutLongStrings;
 
 /// At most `limit` bytes of an answer that only adds detail to a message.
 pub fn read_limited(response: Response, limit: u64) -> Vec<u8> {
@@ -15,10 +19,9 @@ pub fn read_limited(response: Response, limit: u64) -> Vec<u8> {
     body
 }
 
-/// An answer's envelope: its `data`, and for lists the `total_count` of `extra.pagination`.
+/// An answer's envelope: its `data`.
 pub struct Envelope<T> {
     pub data: T,
-    pub total_count: Option<u64>,
 }
 
 /// dbt Cloud's answer, in its envelope, holding a `data` unlike its API's: dbt Cloud's fault, told
@@ -61,8 +64,8 @@ pub fn decode_envelope<T: DeserializeOwned>(
     };
     let in_data = std::cell::Cell::new(false);
     let decoded = {
-        let mut deserializer =
-            serde_json::Deserializer::from_reader(io::BufReader::new(&mut capped));
+        let reader = io::BufReader::new(CutLongStrings::new(&mut capped));
+        let mut deserializer = serde_json::Deserializer::from_reader(reader);
         serde::de::DeserializeSeed::deserialize(
             EnvelopeSeed::<T> {
                 in_data: &in_data,
@@ -135,16 +138,7 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<T>, A::Error> {
-        #[derive(Deserialize)]
-        struct Extra {
-            pagination: Option<Pagination>,
-        }
-        #[derive(Deserialize)]
-        struct Pagination {
-            total_count: Option<u64>,
-        }
         let mut data = None;
-        let mut total_count = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "data" if data.is_none() => {
@@ -152,17 +146,62 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
                     data = Some(map.next_value::<T>()?);
                     self.in_data.set(false);
                 }
-                "extra" => {
-                    let extra = map.next_value::<Option<Extra>>()?;
-                    total_count = extra.and_then(|extra| extra.pagination?.total_count);
-                }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
         let data = data.ok_or_else(|| serde::de::Error::missing_field("data"))?;
-        Ok(Envelope { data, total_count })
+        Ok(Envelope { data })
+    }
+}
+
+/// A list of dbt Cloud's (`data: null` is an empty one) whose items are read one by one: an item
+/// that cannot be read as `T` is left out and said in `unread`, rather than failing the list.
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    /// Why each item left out could not be read.
+    pub unread: Vec<String>,
+}
+
+/// The most one item of a [`Listed`] may take while it is read.
+const ITEM_BUDGET: usize = 256 * 1024;
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Listed<T>, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+        impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Items<T> {
+            type Value = Listed<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_unit<E>(self) -> Result<Listed<T>, E> {
+                Ok(Listed {
+                    items: Vec::new(),
+                    unread: Vec::new(),
+                })
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Listed<T>, E> {
+                self.visit_unit()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listed<T>, A::Error> {
+                let (mut items, mut unread) = (Vec::new(), Vec::new());
+                loop {
+                    let left = std::cell::Cell::new(ITEM_BUDGET);
+                    let Some(item) = seq.next_element_seed(Bounded { left: &left })? else {
+                        return Ok(Listed { items, unread });
+                    };
+                    match T::deserialize(&item) {
+                        Ok(item) => items.push(item),
+                        Err(error) => unread.push(error.to_string()),
+                    }
+                }
+            }
+        }
+        deserializer.deserialize_any(Items(std::marker::PhantomData))
     }
 }
 

@@ -24,15 +24,16 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::answer::{decode_envelope, read_limited, Envelope, Undecodable, Unreadable};
+use super::answer::{decode_envelope, read_limited, Envelope, Listed, Undecodable, Unreadable};
 use super::ids::{AccountId, JobId, RunId, WholeNumber};
 use super::rate_limit::{Answer, NoPermit, RateLimiter, Throttling};
 use super::refusal::{Asked, Kind, Refusal};
-use super::run::{Run, RunStatus};
+use super::run::{Run, RunStatus, Runs};
 use super::url::{is_safe_redirect, retirement, BaseUrl};
 use super::Connection;
 use crate::error::{Bug, UserError};
-use crate::retry::{retry, AttemptError, DeadlineReached, Retry, RetryPolicy};
+use crate::keboola::JobLimit;
+use crate::retry::{is_deadline, retry, AttemptError, DeadlineReached, Retry, RetryPolicy};
 use crate::secret::ApiToken;
 use crate::termination::Termination;
 use crate::text::truncate;
@@ -84,6 +85,8 @@ const ADOPTION_WINDOW: usize = 20;
 const CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
 /// A request's timeout is never cut below this by a deadline: a last look must be able to answer.
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// A job's or an environment's name is kept this long at most.
+const NAME_CHARS: usize = 1_000;
 /// How many candidate runs an ambiguous lost trigger names.
 const CANDIDATES_NAMED: usize = 5;
 
@@ -131,6 +134,9 @@ struct Plan {
     /// Each attempt's, unless the deadline is nearer.
     timeout: Duration,
     deadline: Option<Instant>,
+    /// The words for the deadline when it is a bound of the job's (a phase's, the job's limit)
+    /// rather than the call's own, which its caller names.
+    bound: Option<String>,
 }
 
 impl Plan {
@@ -144,6 +150,53 @@ impl Plan {
             }
             None => self.timeout,
         }
+    }
+
+    /// The same plan, ending by `deadline` too.
+    fn no_later_than(self, deadline: Instant, bound: String) -> Plan {
+        if self.deadline.is_some_and(|own| own <= deadline) {
+            return self;
+        }
+        Plan {
+            policy: self.policy.no_later_than(Some(deadline)),
+            deadline: Some(deadline),
+            bound: Some(bound),
+            ..self
+        }
+    }
+
+    /// A deadline reached, named when it is the job's.
+    fn named(&self, error: anyhow::Error) -> anyhow::Error {
+        match &self.bound {
+            Some(bound) if is_deadline(&error) => error.context(bound.clone()),
+            _ => error,
+        }
+    }
+}
+
+/// Keboola's limit on the job, as the client keeps to it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobBound {
+    /// No request goes on past this: the limit, less the time to record what the job has.
+    pub deadline: Instant,
+    pub limit: JobLimit,
+}
+
+/// A bound on one phase of the job (the calls before the run is started, or after it ended).
+struct PhaseBound {
+    until: Instant,
+    /// What passed, in the words of the error that says so.
+    passed: String,
+}
+
+/// The calls of a phase end by its bound until this is dropped; see [`DbtCloud::phase`].
+pub struct Phase<'a> {
+    client: &'a DbtCloud,
+}
+
+impl Drop for Phase<'_> {
+    fn drop(&mut self) {
+        *self.client.phase_bound() = None;
     }
 }
 
@@ -192,9 +245,14 @@ pub struct DbtCloud {
     limiter: RateLimiter,
     /// dbt Cloud's clock minus ours, from the `Date` of its latest answer.
     clock_offset: Mutex<Option<chrono::Duration>>,
-    /// No request of the job goes on past this: Keboola's limit on the job, less what the job
-    /// needs to record what it has.
-    pub(super) deadline: Option<Instant>,
+    /// No request of the job goes on past Keboola's limit on it, less what the job needs to
+    /// record what it has.
+    pub(super) job: Option<JobBound>,
+    /// The phase of the job under way, when it has a bound: calls with [`Budget::Standard`] end
+    /// by it. Downloads do not: they have their throughput floor.
+    phase: Mutex<Option<PhaseBound>>,
+    /// What dbt Cloud sent that could only be read leniently, said once each.
+    said: Mutex<std::collections::HashSet<String>>,
 }
 
 impl DbtCloud {
@@ -222,17 +280,37 @@ impl DbtCloud {
             termination,
             limiter: RateLimiter::per_minute(max_requests_per_minute, timing.cooldown),
             clock_offset: Mutex::new(None),
-            deadline: None,
+            job: None,
+            phase: Mutex::new(None),
+            said: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
-    /// The same client, no request of which goes on past `deadline`: it bounds every call's
-    /// retries, pauses and timeouts, and every download.
-    pub fn until(self, deadline: Instant) -> DbtCloud {
+    /// The same client, no request of which goes on past the job's deadline: it bounds every
+    /// call's retries, pauses and timeouts, and every download.
+    pub fn until(self, job: JobBound) -> DbtCloud {
         DbtCloud {
-            deadline: Some(deadline),
+            job: Some(job),
             ..self
         }
+    }
+
+    /// Until the returned guard is dropped, every call with [`Budget::Standard`] ends by `until`
+    /// (and its retries with it); `passed` names that bound in the error when it is reached.
+    pub fn phase(&self, until: Instant, passed: String) -> Phase<'_> {
+        *self.phase_bound() = Some(PhaseBound { until, passed });
+        Phase { client: self }
+    }
+
+    fn phase_bound(&self) -> std::sync::MutexGuard<'_, Option<PhaseBound>> {
+        self.phase
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The job's deadline, when it has one.
+    pub(super) fn job_deadline(&self) -> Option<Instant> {
+        self.job.map(|job| job.deadline)
     }
 
     /// What dbt Cloud's account-wide rate limit has cost the job so far.
@@ -280,7 +358,7 @@ impl DbtCloud {
         };
         let subject = format!("job {job}");
         let mut sent = Sent::default();
-        let plan = self.plan(Budget::Standard);
+        let plan = self.trigger_plan();
         let result = retry(
             &format!("POST {}", url.path()),
             &plan.policy,
@@ -294,28 +372,60 @@ impl DbtCloud {
                     body: body.as_ref(),
                     subject: &subject,
                 };
-                self.start_attempt(&post, &mut sent)
+                self.start_attempt(&post, &plan, &mut sent)
             },
-        );
-        let first_send = sent.first;
-        match result {
-            Err(error) if crate::termination::is_terminated(&error) && first_send.is_some() => {
-                // The POST was in flight: dbt Cloud may have created the run all the same.
-                match self.find_started(job, cause, baseline, first_send, Budget::AfterSignal) {
-                    Ok(Some(run)) => {
-                        info!("The trigger was interrupted, but it started run {}", run.id);
-                        Ok(run)
-                    }
-                    _ => Err(error),
-                }
+        )
+        .map_err(|error| plan.named(error));
+        let error = match result {
+            Ok(run) => return self.of_the_job(job, run),
+            Err(error) => error,
+        };
+        let in_flight = crate::termination::is_terminated(&error) && sent.first.is_some();
+        if !sent.maybe_created && !in_flight {
+            return Err(error);
+        }
+        // An attempt may have created a run, and whatever ended the attempts (a signal, the
+        // deadline, lookups that kept failing) the run must not be left behind without a row:
+        // one more, brief, look for it.
+        match self.find_started(job, cause, baseline, sent.first, Budget::AfterSignal) {
+            Ok(Some(run)) if crate::termination::is_terminated(&error) => {
+                info!("The trigger was interrupted, but it started run {}", run.id);
+                Ok(run)
             }
-            other => other,
+            Ok(Some(run)) => {
+                info!(
+                    "The trigger's answer was lost, but it started run {}: adopting it",
+                    run.id
+                );
+                Ok(run)
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// The trigger's plan: its attempts end early enough before the job's deadline to look for
+    /// the run a lost answer may hide, and record it.
+    fn trigger_plan(&self) -> Plan {
+        let plan = self.plan(Budget::Standard);
+        match self.job {
+            Some(job) => {
+                let reserve = self.timing.trigger_need / 2;
+                let until = job.deadline.checked_sub(reserve).unwrap_or(job.deadline);
+                plan.no_later_than(until, format!("{} is near", job.limit))
+            }
+            None => plan,
         }
     }
 
     /// One attempt at the trigger's POST; after an attempt that may have created a run, first a
-    /// look for that run.
-    fn start_attempt(&self, post: &Post, sent: &mut Sent) -> Result<Run, AttemptError> {
+    /// look for that run. Nothing is sent when the job's limit is too near for a trigger and its
+    /// row.
+    fn start_attempt(
+        &self,
+        post: &Post,
+        plan: &Plan,
+        sent: &mut Sent,
+    ) -> Result<Run, AttemptError> {
         if sent.maybe_created {
             let found = self.find_started(
                 post.job,
@@ -332,14 +442,25 @@ impl DbtCloud {
                 return Ok(run);
             }
         }
+        if let Some(job) = self.job {
+            let left = job.deadline.saturating_duration_since(Instant::now());
+            if left < self.timing.trigger_need {
+                let again = if sent.first.is_some() { " again" } else { "" };
+                return Err(AttemptError::Fatal(
+                    UserError::new(format!(
+                        "Not triggering{again}: {} is near, {:.0} s away, and a trigger and the \
+                         record of its run need {:.0} s; nothing was sent{again}. The log above \
+                         says what took the job's time.",
+                        job.limit,
+                        left.as_secs_f64(),
+                        self.timing.trigger_need.as_secs_f64()
+                    ))
+                    .into(),
+                ));
+            }
+        }
         sent.first.get_or_insert_with(Utc::now);
-        let answer = self.attempt::<Run>(
-            Method::POST,
-            post.url,
-            post.body,
-            post.subject,
-            &self.plan(Budget::Standard),
-        );
+        let answer = self.attempt::<Run>(Method::POST, post.url, post.body, post.subject, plan);
         answer.map(|answer| answer.data).inspect_err(|error| {
             if let AttemptError::Retryable(failure) = error {
                 sent.maybe_created |= !failure.not_sent;
@@ -356,7 +477,8 @@ impl DbtCloud {
                 Ok(newest) => return Ok(Baseline::Known(newest.map(|run| run.id))),
                 Err(error)
                     if crate::termination::is_terminated(&error)
-                        || crate::error::is_user_error(&error) =>
+                        || crate::error::is_user_error(&error)
+                        || is_deadline(&error) =>
                 {
                     return Err(error)
                 }
@@ -386,12 +508,65 @@ impl DbtCloud {
         let mut url = self.api_url(&["runs", &run.to_string(), ""]);
         url.query_pairs_mut()
             .append_pair("include_related", &Related::param(RUN_RELATED));
-        self.call(Method::GET, url, &format!("run {run}"), budget)
+        let answer = self.call(Method::GET, url, &format!("run {run}"), budget)?;
+        self.the_run_asked(run, answer)
     }
 
     pub fn cancel_run(&self, run: RunId, budget: Budget) -> Result<Run> {
         let url = self.api_url(&["runs", &run.to_string(), "cancel", ""]);
-        self.call(Method::POST, url, &format!("run {run}"), budget)
+        let answer = self.call(Method::POST, url, &format!("run {run}"), budget)?;
+        self.the_run_asked(run, answer)
+    }
+
+    /// `answer`, when it is the run asked for, of our account: another is dbt Cloud's error,
+    /// which nothing may be decided on.
+    fn the_run_asked(&self, asked: RunId, answer: Run) -> Result<Run> {
+        self.note_oddities(&answer);
+        let account = self.account.get();
+        if answer.id == asked && answer.account.is_none_or(|of| of == account) {
+            return Ok(answer);
+        }
+        Err(Unreadable(format!(
+            "dbt Cloud answered for run {asked} with run {} of account {}, not the run asked for in \
+             account {account}; nothing is decided on that answer. If it persists, please report \
+             it to dbt Cloud support.",
+            answer.id,
+            answer.account.map_or("unknown".to_owned(), |of| of.to_string()),
+        ))
+        .into())
+    }
+
+    /// A run dbt Cloud started for `job`, when it says so: a run of another job or account is
+    /// dbt Cloud's error, and nothing is followed on it.
+    fn of_the_job(&self, job: JobId, run: Run) -> Result<Run> {
+        self.note_oddities(&run);
+        let account = self.account.get();
+        if run.job.is_none_or(|of| of == job.get()) && run.account.is_none_or(|of| of == account) {
+            return Ok(run);
+        }
+        Err(Unreadable(format!(
+            "dbt Cloud answered the start of job {job} in account {account} with run {} of job {} \
+             in account {}; it is not followed. If it persists, please report it to dbt Cloud \
+             support.",
+            run.id,
+            run.job.map_or("unknown".to_owned(), |of| of.to_string()),
+            run.account
+                .map_or("unknown".to_owned(), |of| of.to_string()),
+        ))
+        .into())
+    }
+
+    /// Says once what dbt Cloud sent that could only be read leniently.
+    fn note_oddities(&self, run: &Run) {
+        let mut said = self
+            .said
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for oddity in run.oddities() {
+            if said.insert(oddity.clone()) {
+                warn!("{oddity}");
+            }
+        }
     }
 
     /// Artifact paths relative to the run's `target/` folder; empty when there are none (yet).
@@ -419,17 +594,30 @@ impl DbtCloud {
             .collect())
     }
 
-    /// Every job of the account, all pages, each with its environment.
-    /// Every job of the account, page by page, until a page is short or empty, the `total_count`
-    /// dbt Cloud gave is reached, a page repeats one already seen (a server that ignores the
-    /// offset), or `budget` has passed: then what came, and why it stopped early.
+    /// Every job of the account, page by page, until a page is short or empty, a page repeats
+    /// one already seen (a server that ignores the offset), or `budget` has passed: then what
+    /// came, and why it stopped early. `total_count` is not trusted to end the list (dbt Cloud's
+    /// may be understated); a page that fails after the first keeps the pages already read.
     pub fn list_jobs(&self, budget: Duration) -> Result<(Vec<JobSummary>, Option<String>)> {
         const PAGE: usize = 100;
         let started = Instant::now();
         let mut jobs: Vec<JobSummary> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         loop {
-            let (page, total) = self.jobs_page(PAGE, jobs.len())?;
+            let page = match self.jobs_page(PAGE, jobs.len()) {
+                Ok(page) => page,
+                Err(error) if jobs.is_empty() || crate::termination::is_terminated(&error) => {
+                    return Err(error)
+                }
+                Err(error) => {
+                    let note = format!(
+                        "dbt Cloud stopped answering after {} jobs ({}); those are listed",
+                        jobs.len(),
+                        crate::text::cut(&format!("{error:#}"))
+                    );
+                    return Ok((jobs, Some(note)));
+                }
+            };
             let short = page.len() < PAGE;
             let new: Vec<JobSummary> = page
                 .into_iter()
@@ -437,7 +625,7 @@ impl DbtCloud {
                 .collect();
             let repeated = new.is_empty();
             jobs.extend(new);
-            if short || repeated || total.is_some_and(|total| jobs.len() as u64 >= total) {
+            if short || repeated {
                 let note = (repeated && !short).then(|| {
                     format!(
                         "dbt Cloud sent a page of jobs again after {}; the list may be incomplete",
@@ -459,19 +647,41 @@ impl DbtCloud {
 
     /// The first `limit` jobs: the cheapest call that proves the URL, the token and the account.
     pub fn list_jobs_page(&self, limit: usize) -> Result<Vec<JobSummary>> {
-        Ok(self.jobs_page(limit, 0)?.0)
+        self.jobs_page(limit, 0)
     }
 
-    /// A page of jobs, and how many the account has when dbt Cloud says.
-    fn jobs_page(&self, limit: usize, offset: usize) -> Result<(Vec<JobSummary>, Option<u64>)> {
+    /// A page of jobs. A job that cannot be read (an id that is not a number, say) is left out,
+    /// with a warning.
+    fn jobs_page(&self, limit: usize, offset: usize) -> Result<Vec<JobSummary>> {
         let mut url = self.api_url(&["jobs", ""]);
         url.query_pairs_mut()
             .append_pair("include_related", &Related::param(&[Related::Environment]))
             .append_pair("order_by", "id")
             .append_pair("limit", &limit.to_string())
             .append_pair("offset", &offset.to_string());
-        let answer = self.call_envelope(Method::GET, url, "jobs", Budget::Standard)?;
-        Ok((answer.data, answer.total_count))
+        let Listed::<JobSummary> { mut items, unread } =
+            self.call(Method::GET, url, "jobs", Budget::Standard)?;
+        // A name is a label: a long one costs memory for every job of the account, and helps no
+        // one read the dropdown.
+        let shorten = |name: &mut Option<String>| {
+            if let Some(name) = name {
+                *name = truncate(name, NAME_CHARS).to_owned();
+            }
+        };
+        for job in &mut items {
+            shorten(&mut job.name);
+            if let Some(environment) = &mut job.environment {
+                shorten(&mut environment.name);
+            }
+        }
+        if let Some(first) = unread.first() {
+            warn!(
+                "dbt Cloud listed {} job(s) that could not be read, left out (the first: {})",
+                unread.len(),
+                crate::text::cut(first)
+            );
+        }
+        Ok(items)
     }
 
     /// Whether the job exists: an error naming it when it does not.
@@ -579,7 +789,54 @@ impl DbtCloud {
                 query.append_pair("include_related", &Related::param(related));
             }
         }
-        self.call(Method::GET, url, &format!("runs of job {job}"), budget)
+        let Runs(listed) = self.call(Method::GET, url, &format!("runs of job {job}"), budget)?;
+        Ok(self.only_asked(listed, job, statuses))
+    }
+
+    /// The listed runs that are what was asked for: of the job, in our account, in one of
+    /// `statuses` when some were given. dbt Cloud's filters are not in its own spec, and a run
+    /// that slipped through one (a finished run among those in progress, another job's) must not
+    /// be skipped for, waited on, cancelled or adopted: it is left out, with a warning.
+    fn only_asked(&self, listed: Vec<Run>, job: JobId, statuses: &[RunStatus]) -> Vec<Run> {
+        let account = self.account.get();
+        let (asked, strays): (Vec<Run>, Vec<Run>) = listed.into_iter().partition(|run| {
+            run.account == Some(account)
+                && run.job == Some(job.get())
+                && (statuses.is_empty() || statuses.contains(&run.status))
+        });
+        for run in &asked {
+            self.note_oddities(run);
+        }
+        if !strays.is_empty() {
+            let named: Vec<String> = strays
+                .iter()
+                .take(CANDIDATES_NAMED)
+                .map(|run| {
+                    let id = |id: Option<u64>| id.map_or("unknown".to_owned(), |id| id.to_string());
+                    format!(
+                        "run {} (job {}, account {}, {})",
+                        run.id,
+                        id(run.job),
+                        id(run.account),
+                        run.status
+                    )
+                })
+                .collect();
+            let wanted = match statuses {
+                [] => String::new(),
+                statuses => {
+                    let names: Vec<String> = statuses.iter().map(ToString::to_string).collect();
+                    format!(", {}", names.join(" or "))
+                }
+            };
+            warn!(
+                "dbt Cloud listed {} run(s) that are not what was asked for (runs of job {job} in \
+                 account {account}{wanted}), left out: {}",
+                strays.len(),
+                named.join(", ")
+            );
+        }
+        asked
     }
 
     pub(super) fn api_url(&self, tail: &[&str]) -> Url {
@@ -599,26 +856,18 @@ impl DbtCloud {
         subject: &str,
         budget: Budget,
     ) -> Result<T> {
-        Ok(self.call_envelope(method, url, subject, budget)?.data)
-    }
-
-    fn call_envelope<T: DeserializeOwned + Send + 'static>(
-        &self,
-        method: Method,
-        url: Url,
-        subject: &str,
-        budget: Budget,
-    ) -> Result<Envelope<T>> {
         let plan = self.plan(budget);
         let what = format!("{method} {}", url.path());
         retry(&what, &plan.policy, &plan.termination, || {
             self.attempt(method.clone(), &url, None, subject, &plan)
         })
+        .map(|envelope: Envelope<T>| envelope.data)
+        .map_err(|error| plan.named(error))
     }
 
     /// How a call with `budget` goes, decided once: its retries, what stops them, each attempt's
     /// timeout, and the moment that no attempt, pause or wait for the rate limit may cross (the
-    /// budget's own, and the job's, whichever comes first).
+    /// budget's own, the phase's and the job's, whichever comes first).
     fn plan(&self, budget: Budget) -> Plan {
         let (policy, timeout, deadline, termination) = match budget {
             Budget::Standard => (
@@ -642,16 +891,20 @@ impl DbtCloud {
                 Termination::none(),
             ),
         };
-        let deadline = match (deadline, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Plan {
+        let mut plan = Plan {
             policy: policy.no_later_than(deadline),
             termination,
             timeout,
             deadline,
+            bound: None,
+        };
+        if let (Budget::Standard, Some(phase)) = (budget, self.phase_bound().as_ref()) {
+            plan = plan.no_later_than(phase.until, phase.passed.clone());
         }
+        if let Some(job) = self.job {
+            plan = plan.no_later_than(job.deadline, format!("{} is near", job.limit));
+        }
+        plan
     }
 
     fn attempt<T: DeserializeOwned + Send + 'static>(
@@ -841,10 +1094,11 @@ impl DbtCloud {
         match refusal {
             NoPermit::Terminated(terminated) => AttemptError::Fatal(terminated.into()),
             NoPermit::PastDeadline { wait } => AttemptError::Fatal(
-                anyhow::Error::new(DeadlineReached).context(format!(
-                    "dbt Cloud's rate limit holds requests for {:.0} s more, past the time left",
+                DeadlineReached(format!(
+                    "dbt Cloud's rate limit holds requests for {:.0} s more",
                     wait.as_secs_f64()
-                )),
+                ))
+                .into(),
             ),
             NoPermit::CooledTooLong { since } => AttemptError::Fatal(
                 UserError::new(format!(
@@ -907,6 +1161,15 @@ impl DbtCloud {
                 .into(),
             );
         }
+        if error.is_connect() && names_no_host(&causes) {
+            return AttemptError::Fatal(
+                UserError::new(format!(
+                    "The host {host} of dbt_cloud_url could not be found ({causes}). Check \
+                     dbt_cloud_url for a typo: it must be your dbt Cloud account's access URL."
+                ))
+                .into(),
+            );
+        }
         let what = if error.is_timeout() {
             "did not answer in time"
         } else if error.is_connect() {
@@ -938,6 +1201,15 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     causes.join(": ")
+}
+
+/// Whether a connection failed because its host name names no host: not a valid DNS name, or
+/// one the resolver says does not exist. That is a typo in dbt_cloud_url, not an outage; a
+/// resolver that cannot answer now ("Temporary failure in name resolution") is one, and retried.
+/// hyper's and rustls's errors are only text by then.
+fn names_no_host(causes: &str) -> bool {
+    causes.contains("invalid dns name")
+        || (causes.contains("dns error") && !causes.contains("Temporary failure"))
 }
 
 /// A failed TLS handshake (an untrusted certificate, a wrong name, a server that does not speak
@@ -1018,6 +1290,22 @@ pub mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_is_not_there_is_told_from_a_resolver_that_is_down() {
+        let sending =
+            "error sending request for url (https://x.dbt.com/api/v2/): client error (Connect)";
+        assert!(names_no_host(&format!(
+            "{sending}: dns error: failed to lookup address information: Name or service not known"
+        )));
+        assert!(names_no_host(&format!("{sending}: invalid dns name")));
+        assert!(!names_no_host(&format!(
+            "{sending}: dns error: failed to lookup address information: Temporary failure in name resolution"
+        )));
+        assert!(!names_no_host(&format!(
+            "{sending}: tcp connect error: Connection refused"
+        )));
+    }
 
     #[test]
     fn related_records_are_asked_for_as_the_api_spells_them() {

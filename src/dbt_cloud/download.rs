@@ -14,7 +14,7 @@ use super::answer::read_limited;
 use super::client::{redirect_target, DbtCloud, ERROR_BODY_LIMIT, MAX_REDIRECTS};
 use super::ids::RunId;
 use crate::error::UserError;
-use crate::retry::{retry, AttemptError, Retry, SharedBudget};
+use crate::retry::{is_deadline, retry, AttemptError, Retry, SharedBudget};
 use crate::termination::Termination;
 use crate::timing::Stall;
 
@@ -74,13 +74,17 @@ impl DbtCloud {
             )
         };
         let what = format!("Downloading artifact {}", subject_of(artifact));
-        let policy = self.timing.retry.no_later_than(self.deadline);
+        let policy = self.timing.retry.no_later_than(self.job_deadline());
         retry(&what, &policy, &self.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
             match self.download_attempt(run, artifact, &mut sink, limits)? {
                 Some(bytes) => Ok(Some((destination.finish(sink).map_err(local)?, bytes))),
                 None => Ok(None),
             }
+        })
+        .map_err(|error| match self.job {
+            Some(job) if is_deadline(&error) => error.context(format!("{} is near", job.limit)),
+            _ => error,
         })
     }
 
@@ -113,7 +117,7 @@ impl DbtCloud {
                 request,
                 &url,
                 &self.termination,
-                self.deadline,
+                self.job_deadline(),
                 |response| response,
             )?;
             if status.is_redirection() {
@@ -161,7 +165,7 @@ impl DbtCloud {
         let bounds = BodyBounds {
             max_size,
             stall,
-            deadline: self.deadline,
+            deadline: self.job_deadline(),
         };
         let written = copy_body(response, out, subject, &bounds, &self.termination)?;
         match expected {
@@ -185,11 +189,15 @@ fn subject_of(artifact: ArtifactRef) -> String {
 /// it is asked again, within the time all missing artifacts share.
 fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
     let ends = missing.ends();
-    let error = anyhow!(
-        "{subject} is listed but not there (HTTP 404), within the {:.0} s that all missing \
-         artifacts share",
-        missing.length().as_secs_f64()
-    );
+    let error: anyhow::Error = UserError::refused(
+        404,
+        format!(
+            "{subject} is listed but not there (HTTP 404), within the {:.0} s that all missing \
+             artifacts share",
+            missing.length().as_secs_f64()
+        ),
+    )
+    .into();
     if Instant::now() >= ends {
         return AttemptError::Fatal(error);
     }

@@ -1,6 +1,7 @@
 //! dbt Cloud: its ids, its Run, its URL, and the HTTP client. Nothing else in the crate talks HTTP.
 
 mod answer;
+mod bounded;
 pub(crate) mod client;
 mod download;
 mod ids;
@@ -9,7 +10,7 @@ mod refusal;
 mod run;
 mod url;
 
-pub use client::{Budget, DbtCloud, JobSummary, Start};
+pub use client::{Budget, DbtCloud, JobBound, JobSummary, Phase, Start};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
 pub use rate_limit::Throttling;
 
@@ -23,5 +24,5 @@ pub struct Connection {
     pub api_token: ApiToken,
 }
 pub use ids::{AccountId, JobId, RunId};
-pub use run::{Field, FieldType, Run, RunStatus, RUN_FIELDS};
+pub use run::{Field, FieldType, Run, RunStatus, RunStep, FIELD_BUDGET, RUN_FIELDS};
 pub use url::{retirement, BaseUrl, PageIds, DEFAULT_BASE_URL, RETIREMENT_DAY};

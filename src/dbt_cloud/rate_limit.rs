@@ -133,7 +133,8 @@ impl RateLimiter {
         throttling
     }
 
-    /// Waits until a request may go, but not past `deadline`.
+    /// Waits until a request may go, but not past `deadline`: when the wait would cross it, waits
+    /// until it and says so.
     pub fn acquire(
         &self,
         termination: &Termination,
@@ -153,7 +154,12 @@ impl RateLimiter {
             };
             if let Some(deadline) = deadline {
                 if now.checked_add(wait).is_none_or(|then| then > deadline) {
-                    return Err(NoPermit::PastDeadline { wait });
+                    // Up to the deadline, not less: a pause never ends a wait early.
+                    let left = deadline.saturating_duration_since(now);
+                    termination.sleep(left).map_err(NoPermit::Terminated)?;
+                    return Err(NoPermit::PastDeadline {
+                        wait: wait.saturating_sub(left),
+                    });
                 }
             }
             termination.sleep(wait).map_err(NoPermit::Terminated)?;
@@ -511,7 +517,8 @@ mod tests {
                 .unwrap()
                 .answered(Answer::Answered);
         }
-        let soon = Instant::now() + Duration::from_secs(1);
+        let started = Instant::now();
+        let soon = started + Duration::from_millis(200);
         assert!(
             matches!(
                 limiter.acquire(&termination, Some(soon)),
@@ -519,14 +526,21 @@ mod tests {
             ),
             "the 21st waits a minute, past the deadline"
         );
+        assert!(
+            Instant::now() >= soon,
+            "held until the deadline, not given up before it"
+        );
         limiter.answer(
             false,
             Answer::Throttled { retry_after: None },
             Instant::now(),
         );
+        let soon = Instant::now() + Duration::from_millis(200);
         assert!(matches!(
             limiter.acquire(&termination, Some(soon)),
             Err(NoPermit::PastDeadline { .. })
         ));
+        assert!(Instant::now() >= soon);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

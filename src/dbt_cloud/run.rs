@@ -1,18 +1,35 @@
 //! A dbt Cloud Run: the few fields our logic reads, typed, plus the fields the output tables
-//! write, untouched. Anything else in the answer is skipped while it streams in, so that a huge
-//! field we do not read costs no memory.
+//! write. Nothing of an answer costs more memory than a budget: a field nothing reads is skipped
+//! while it streams in, a field the tables write is kept up to [`FIELD_BUDGET`] ([`bounded`]),
+//! the steps are read into typed values (never their `debug_logs`), at most [`MAX_STEPS`] of
+//! them, and the run is shared rather than copied. What dbt Cloud sent that cannot be read as
+//! its API documents, but need not stop the job (a status that is not a code, steps that are not
+//! a list), is read leniently and said in [`Run::oddities`].
+//!
+//! [`bounded`]: super::bounded
 
+use std::cell::Cell;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
 
+use super::bounded::Bounded;
 use super::ids::{RunId, WholeNumber};
 
+/// The most memory one field of a run may take (its `trigger`, its `job`).
+pub const FIELD_BUDGET: usize = 1_000_000;
+/// The most all the fields of a run may take together.
+const RUN_BUDGET: usize = 4_000_000;
+/// Steps read of a run; real jobs have a dozen.
+pub const MAX_STEPS: usize = 200;
+
 /// The run status codes of the API: 1, 2, 3 in progress; 10, 20, 30 final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunStatus {
     Queued,
     Starting,
@@ -22,7 +39,9 @@ pub enum RunStatus {
     Cancelled,
     /// A code this component does not know; treated as still in progress.
     Other(i64),
-    /// The answer had no status (null or absent); treated as still in progress.
+    /// The answer had no status code (none, or something else than a code); treated as still in
+    /// progress.
+    #[default]
     Unknown,
 }
 
@@ -58,11 +77,6 @@ impl RunStatus {
         matches!(self, RunStatus::Queued | RunStatus::Starting)
     }
 
-    /// Neither a status this component knows, nor final: worth a warning.
-    pub fn is_unknown(self) -> bool {
-        matches!(self, RunStatus::Other(_) | RunStatus::Unknown)
-    }
-
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -86,11 +100,20 @@ impl fmt::Display for RunStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A step of the run, as the steps table writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RunStep {
     pub index: i64,
     pub name: String,
     pub status: RunStatus,
+    /// The code as sent, for the table (`None` when absent or not a code).
+    pub status_code: Option<i64>,
+    pub status_humanized: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration: Option<String>,
+    /// The step's log: its head and end when long (see `long_strings`).
+    pub logs: Option<String>,
 }
 
 impl RunStep {
@@ -110,8 +133,23 @@ impl RunStep {
         let command = command.strip_prefix("dbt ").unwrap_or(command);
         command == "deps" || command.starts_with("deps ")
     }
+
+    /// The step as the trigger table's `run_steps` column writes it.
+    fn to_json(&self) -> Value {
+        json!({
+            "index": self.index,
+            "name": self.name,
+            "status": self.status_code,
+            "status_humanized": self.status_humanized,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+            "logs": self.logs,
+        })
+    }
 }
 
+/// A run as dbt Cloud answered it. Cloning one is cheap: its fields and steps are shared.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub id: RunId,
@@ -121,9 +159,16 @@ pub struct Run {
     pub href: Option<String>,
     pub artifacts_saved: bool,
     pub has_started: bool,
+    /// `account_id`, when it is a whole number.
+    pub account: Option<u64>,
+    /// `job_definition_id` (or `job_id`), when it is a whole number.
+    pub job: Option<u64>,
     /// Empty unless the answer included `run_steps`.
-    pub steps: Vec<RunStep>,
-    fields: Map<String, Value>,
+    pub steps: Arc<[RunStep]>,
+    /// Whether the answer had `run_steps` at all (an empty list is not a missing one).
+    steps_sent: bool,
+    oddities: Arc<[String]>,
+    fields: Arc<Map<String, Value>>,
 }
 
 /// What a run field holds, for the tables' column types.
@@ -368,83 +413,440 @@ pub const RUN_FIELDS: &[Field] = &[
     ),
 ];
 
-/// The typed part of a Run. Missing and null optional fields are tolerated: real answers carry
-/// many nulls, and new fields appear over time.
-#[derive(Deserialize)]
-struct RunHead {
-    id: WholeNumber,
-    status: Option<WholeNumber>,
-    status_message: Option<String>,
-    href: Option<String>,
-    artifacts_saved: Option<bool>,
-    started_at: Option<Value>,
-    run_steps: Option<Vec<StepHead>>,
-}
-
-#[derive(Deserialize)]
-struct StepHead {
-    index: Option<i64>,
-    name: Option<String>,
-    status: Option<i64>,
-}
-
 impl<'de> Deserialize<'de> for Run {
-    /// Streams the run in, keeping [`RUN_FIELDS`] and skipping the rest unread.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Run, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = Map<String, Value>;
+    /// Streams the run in, keeping [`RUN_FIELDS`] within their budget, reading the steps, and
+    /// skipping the rest unread.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Run, D::Error> {
+        let left = Cell::new(RUN_BUDGET);
+        RunSeed { left: &left }.deserialize(deserializer)
+    }
+}
+
+/// A list of runs, which share one budget: a list of a hundred runs costs no more than
+/// [`LIST_BUDGET`], whatever each holds.
+pub struct Runs(pub Vec<Run>);
+
+/// The most all the runs of a list may take together.
+const LIST_BUDGET: usize = 16_000_000;
+
+impl<'de> Deserialize<'de> for Runs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Runs, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Runs;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a run: a JSON object")
+                f.write_str("a list of runs")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut fields = Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if RUN_FIELDS.iter().any(|field| field.name == key) {
-                        let value = map.next_value()?;
-                        fields.insert(key, value);
-                    } else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Runs, A::Error> {
+                let left = Cell::new(LIST_BUDGET);
+                let mut runs = Vec::new();
+                while let Some(run) = seq.next_element_seed(RunSeed { left: &left })? {
+                    runs.push(run);
                 }
-                Ok(fields)
+                Ok(Runs(runs))
             }
         }
-        let fields = deserializer.deserialize_map(Fields)?;
-        Run::from_fields(fields).map_err(serde::de::Error::custom)
+        deserializer.deserialize_seq(List)
+    }
+}
+
+/// Reads one run, spending what it keeps (its fields, its steps' logs) from `left`.
+struct RunSeed<'a> {
+    left: &'a Cell<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for RunSeed<'_> {
+    type Value = Run;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Run, D::Error> {
+        let read = deserializer.deserialize_map(self)?;
+        Run::from_read(read).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a run's answer held, before it is typed.
+#[derive(Default)]
+struct Read {
+    fields: Map<String, Value>,
+    steps: Option<Steps>,
+}
+
+impl<'de> Visitor<'de> for RunSeed<'_> {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a run: a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        let mut read = Read::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "run_steps" {
+                read.steps = Some(map.next_value_seed(StepsSeed { left: self.left })?);
+            } else if RUN_FIELDS.iter().any(|field| field.name == key) {
+                let budget = FIELD_BUDGET.min(self.left.get());
+                let field = Cell::new(budget);
+                let value = map.next_value_seed(Bounded { left: &field })?;
+                self.left.set(self.left.get() - (budget - field.get()));
+                read.fields.insert(key, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// The steps of a run as sent: the first [`MAX_STEPS`] read, and how many there were; `None` in
+/// `read` when `run_steps` was not a list (what it was instead).
+struct Steps {
+    read: Result<Vec<RunStep>, &'static str>,
+    sent: usize,
+}
+
+/// Reads the steps, spending their logs from `left`.
+struct StepsSeed<'a> {
+    left: &'a Cell<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for StepsSeed<'_> {
+    type Value = Steps;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Steps, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StepsSeed<'_> {
+    type Value = Steps;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of steps")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Steps, A::Error> {
+        let mut steps = Vec::new();
+        let mut sent = 0;
+        while sent < MAX_STEPS {
+            match seq.next_element::<StepHead>()? {
+                Some(step) => {
+                    sent += 1;
+                    steps.extend(step.typed(self.left));
+                }
+                None => break,
+            }
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            sent += 1;
+        }
+        Ok(Steps {
+            read: Ok(steps),
+            sent,
+        })
+    }
+
+    fn visit_unit<E>(self) -> Result<Steps, E> {
+        Ok(Steps {
+            read: Ok(Vec::new()),
+            sent: 0,
+        })
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Steps, E> {
+        self.visit_unit()
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Steps, A::Error> {
+        IgnoredAny.visit_map(map)?;
+        Ok(Steps {
+            read: Err("an object"),
+            sent: 0,
+        })
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Steps, E> {
+        Ok(Steps {
+            read: Err("a string"),
+            sent: 0,
+        })
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Steps, E> {
+        Ok(Steps {
+            read: Err("true or false"),
+            sent: 0,
+        })
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Steps, E> {
+        Ok(Steps {
+            read: Err("a number"),
+            sent: 0,
+        })
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Steps, E> {
+        self.visit_i64(0)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Steps, E> {
+        self.visit_i64(0)
+    }
+}
+
+/// A step as sent: whatever each field holds, read as leniently as it can be; `debug_logs` and
+/// everything else skipped unread.
+#[derive(Deserialize)]
+struct StepHead {
+    #[serde(default)]
+    index: Lenient,
+    #[serde(default)]
+    name: Lenient,
+    #[serde(default)]
+    status: Lenient,
+    #[serde(default)]
+    status_humanized: Lenient,
+    #[serde(default)]
+    started_at: Lenient,
+    #[serde(default)]
+    finished_at: Lenient,
+    #[serde(default)]
+    duration: Lenient,
+    #[serde(default)]
+    logs: Lenient,
+}
+
+impl StepHead {
+    /// The step, its log spent from `left`: past it, the log is cut to what is left.
+    fn typed(self, left: &Cell<usize>) -> Option<RunStep> {
+        let status_code = self.status.code();
+        let logs = self.logs.text().map(|log| {
+            let budget = left.get();
+            left.set(budget.saturating_sub(log.len()));
+            if log.len() <= budget {
+                return log;
+            }
+            // Its end, where dbt says what failed.
+            let mut start = log.len() - budget;
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
+            let cut = log[..start].chars().count() as u64;
+            format!("{}{}", crate::long_strings::mark(cut), &log[start..])
+        });
+        Some(RunStep {
+            index: self.index.code().unwrap_or_default(),
+            name: self.name.text().unwrap_or_default(),
+            status: status_code.map_or(RunStatus::Unknown, RunStatus::from_code),
+            status_code,
+            status_humanized: self.status_humanized.text(),
+            started_at: self.started_at.text(),
+            finished_at: self.finished_at.text(),
+            duration: self.duration.text(),
+            logs,
+        })
+    }
+}
+
+/// A scalar read whatever its type; lists and objects skipped.
+#[derive(Debug, Default)]
+enum Lenient {
+    #[default]
+    Absent,
+    Text(String),
+    Integer(i64),
+    Other,
+}
+
+impl Lenient {
+    fn text(self) -> Option<String> {
+        match self {
+            Lenient::Text(text) => Some(text),
+            Lenient::Integer(n) => Some(n.to_string()),
+            Lenient::Absent | Lenient::Other => None,
+        }
+    }
+
+    /// A whole number, or a string of digits.
+    fn code(&self) -> Option<i64> {
+        match self {
+            Lenient::Integer(n) => Some(*n),
+            Lenient::Text(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Lenient, E> {
+                Ok(Lenient::Text(text.to_owned()))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Lenient, E> {
+                Ok(Lenient::Text(text))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Lenient, E> {
+                Ok(Lenient::Integer(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Lenient, E> {
+                Ok(i64::try_from(n).map_or(Lenient::Other, Lenient::Integer))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+                Ok(Lenient::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+                Ok(Lenient::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient::Absent)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Lenient, D::Error> {
+                Lenient::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Lenient, A::Error> {
+                IgnoredAny.visit_seq(seq)?;
+                Ok(Lenient::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Lenient, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(Lenient::Other)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A whole number among the fields, as dbt Cloud sends ids: a number or a string of digits.
+fn whole(fields: &Map<String, Value>, name: &str) -> Option<u64> {
+    match fields.get(name)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// The run's status from what was sent: a code (a number or a string of digits) is read as one;
+/// anything else (a name, a fraction, an object) is unknown, taken as still in progress.
+fn status_of(sent: Option<&Value>) -> (RunStatus, Option<String>) {
+    let code = match sent {
+        None | Some(Value::Null) => {
+            return (
+                RunStatus::Unknown,
+                Some(
+                    "dbt Cloud sent no status for the run; it is taken as still in progress"
+                        .to_owned(),
+                ),
+            )
+        }
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_u64().map(|_| i64::MAX)),
+        Some(Value::String(text))
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(text.parse().unwrap_or(i64::MAX))
+        }
+        Some(_) => None,
+    };
+    match code {
+        Some(code) => (RunStatus::from_code(code), None),
+        None => {
+            let shown = crate::text::truncate(&sent.map(Value::to_string).unwrap_or_default(), 40)
+                .to_owned();
+            (
+                RunStatus::Unknown,
+                Some(format!(
+                    "dbt Cloud sent the run's status as {shown}, which is not a status code; \
+                     the run is taken as still in progress"
+                )),
+            )
+        }
     }
 }
 
 impl Run {
-    fn from_fields(fields: Map<String, Value>) -> Result<Run, String> {
-        let head =
-            RunHead::deserialize(&Value::Object(fields.clone())).map_err(|e| e.to_string())?;
-        let id = RunId::new(head.id.0).ok_or("the run has id 0")?;
-        let steps = head
-            .run_steps
-            .unwrap_or_default()
-            .into_iter()
-            .map(|step| RunStep {
-                index: step.index.unwrap_or_default(),
-                name: step.name.unwrap_or_default(),
-                status: RunStatus::from_code(step.status.unwrap_or_default()),
-            })
-            .collect();
+    fn from_read(read: Read) -> Result<Run, String> {
+        let Read { fields, steps } = read;
+        let id = match fields.get("id") {
+            Some(id) => WholeNumber::deserialize(id).map_err(|e| e.to_string())?,
+            None => return Err("missing field `id`".to_owned()),
+        };
+        let id = RunId::new(id.0).ok_or("the run has id 0")?;
+        let (status, odd_status) = status_of(fields.get("status"));
+        let mut oddities: Vec<String> = odd_status.into_iter().collect();
+        let steps_sent = steps.is_some();
+        let steps = match steps {
+            None => Vec::new(),
+            Some(Steps {
+                read: Ok(read),
+                sent,
+            }) => {
+                if sent > read.len() {
+                    oddities.push(format!(
+                        "dbt Cloud listed {sent} steps for run {id}; the first {} are read",
+                        read.len()
+                    ));
+                }
+                read
+            }
+            Some(Steps {
+                read: Err(what), ..
+            }) => {
+                oddities.push(format!(
+                    "dbt Cloud sent run {id}'s steps as {what}, not a list: no steps are read"
+                ));
+                Vec::new()
+            }
+        };
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|text| !text.trim().is_empty())
+                .map(str::to_owned)
+        };
         Ok(Run {
             id,
-            status: head.status.map_or(RunStatus::Unknown, |code| {
-                i64::try_from(code.0).map_or(RunStatus::Other(i64::MAX), RunStatus::from_code)
-            }),
-            status_message: head.status_message.filter(|m| !m.trim().is_empty()),
-            href: head.href.filter(|h| !h.trim().is_empty()),
-            artifacts_saved: head.artifacts_saved.unwrap_or(false),
-            has_started: head.started_at.is_some_and(|v| !v.is_null()),
-            steps,
-            fields,
+            status,
+            status_message: text("status_message"),
+            href: text("href"),
+            artifacts_saved: fields.get("artifacts_saved").and_then(Value::as_bool) == Some(true),
+            has_started: fields.get("started_at").is_some_and(|v| !v.is_null()),
+            account: whole(&fields, "account_id"),
+            job: whole(&fields, "job_definition_id").or_else(|| whole(&fields, "job_id")),
+            steps: steps.into(),
+            steps_sent,
+            oddities: oddities.into(),
+            fields: Arc::new(fields),
         })
+    }
+
+    /// What dbt Cloud sent that could not be read as its API documents, read leniently instead.
+    pub fn oddities(&self) -> &[String] {
+        &self.oddities
+    }
+
+    /// A table's cell: the field as kept, the steps as JSON.
+    pub fn cell(&self, name: &str) -> Option<std::borrow::Cow<'_, Value>> {
+        if name == "run_steps" {
+            return self.steps_sent.then(|| {
+                std::borrow::Cow::Owned(Value::Array(
+                    self.steps.iter().map(RunStep::to_json).collect(),
+                ))
+            });
+        }
+        self.fields.get(name).map(std::borrow::Cow::Borrowed)
     }
 
     /// A field as the API sent it, `None` when it was absent.
@@ -498,14 +900,13 @@ impl Run {
         self.steps.iter().find(|s| s.status == RunStatus::Error)
     }
 
-    /// A step's log, as the run's answer carries it (its end, when long).
+    /// A step's log, as the run's answer carries it (its head and end, when long).
     pub fn step_log(&self, index: i64) -> Option<&str> {
-        self.field("run_steps")?
-            .as_array()?
+        self.steps
             .iter()
-            .find(|step| step.get("index").and_then(Value::as_i64) == Some(index))?
-            .get("logs")?
-            .as_str()
+            .find(|step| step.index == index)?
+            .logs
+            .as_deref()
     }
 
     /// How long the run waited in the queue and how long it ran, from `queued_duration` and
@@ -516,7 +917,10 @@ impl Run {
     }
 }
 
-/// `01:02:03` as a duration; hours may pass 24 (`24:00:36`).
+/// A run lasts days at most; a duration past this is not one dbt Cloud measured.
+const MAX_HOURS: u64 = 24 * 366;
+
+/// `01:02:03` as a duration; hours may pass 24 (`24:00:36`), not a year.
 fn hms(text: &str) -> Option<Duration> {
     let parts: Vec<u64> = text
         .trim()
@@ -524,7 +928,9 @@ fn hms(text: &str) -> Option<Duration> {
         .map(|part| part.parse().ok())
         .collect::<Option<_>>()?;
     match parts.as_slice() {
-        [h, m, s] if *m < 60 && *s < 60 => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
+        [h, m, s] if *h <= MAX_HOURS && *m < 60 && *s < 60 => {
+            Some(Duration::from_secs(h * 3600 + m * 60 + s))
+        }
         _ => None,
     }
 }
@@ -593,7 +999,8 @@ mod tests {
         for status in [json!(null), json!(99)] {
             let run = run_from(json!({"id": 1, "status": status})).unwrap();
             assert!(
-                run.status.is_unknown() && !run.status.is_final(),
+                matches!(run.status, RunStatus::Unknown | RunStatus::Other(99))
+                    && !run.status.is_final(),
                 "{status}"
             );
         }
@@ -641,6 +1048,21 @@ mod tests {
         );
         let died = steps(&[("Clone git repository", 20)]);
         assert!(died.command_steps().is_empty());
+    }
+
+    #[test]
+    fn durations_are_read_as_dbt_cloud_writes_them_and_absurd_ones_are_not() {
+        assert_eq!(hms("24:00:36"), Some(Duration::from_secs(86_436)));
+        assert_eq!(hms(" 00:01:02 "), Some(Duration::from_secs(62)));
+        for absurd in [
+            "5000000000000000:00:00",
+            "18446744073709551615:59:59",
+            "1:60:00",
+            "1:2",
+            "x:0:0",
+        ] {
+            assert_eq!(hms(absurd), None, "{absurd}");
+        }
     }
 
     #[test]

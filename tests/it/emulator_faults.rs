@@ -133,3 +133,44 @@ fn served_files_need_no_token() {
         "{answer}"
     );
 }
+
+#[test]
+fn unavailable_sends_its_retry_after_and_bloated_answers_grow_what_they_say() {
+    use dbt_cloud_emulator::Bloat;
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    emulator.inject(
+        Endpoint::GetJob,
+        [
+            Fault::Unavailable { retry_after: 300 },
+            Fault::Bloated(Bloat::Steps(3)),
+            Fault::Bloated(Bloat::StepLogs(8_000)),
+            Fault::Bloated(Bloat::Field {
+                name: "job".into(),
+                bytes: 5_000,
+            }),
+        ],
+    );
+    let answer = String::from_utf8_lossy(&raw_get(&emulator, &job_path())).to_ascii_lowercase();
+    assert!(
+        answer.starts_with("http/1.1 503") && answer.contains("retry-after: 300"),
+        "{answer}"
+    );
+    let data = |bytes: Vec<u8>| -> serde_json::Value {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["data"].clone()
+    };
+    let steps = data(raw_get(&emulator, &job_path()));
+    assert_eq!(steps["run_steps"].as_array().unwrap().len(), 3);
+    let logs = data(raw_get(&emulator, &job_path()));
+    let logs = logs["run_steps"].as_array().unwrap();
+    assert_eq!(logs.len(), 4);
+    assert_eq!(logs[0]["logs"].as_str().unwrap().len(), 1_000);
+    assert_eq!(logs[0]["debug_logs"].as_str().unwrap().len(), 1_000);
+    let job = data(raw_get(&emulator, &job_path()));
+    assert_eq!(
+        job["job"].as_object().unwrap().len(),
+        6,
+        "the cause and five strings of 1 KB"
+    );
+}

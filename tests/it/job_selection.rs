@@ -83,16 +83,31 @@ fn an_ambiguous_or_missing_name_triggers_nothing_and_says_what_the_account_has()
         json!({"job_name": "Nightly build", "environment_type": "development"}),
     ));
     run.assert_code(1);
+    // Only the narrowing differs: the jobs of that name are listed, not offered as "closest".
     assert!(
-        run.stderr()
-            .contains("named \"Nightly build\" in environment type development"),
+        run.stderr().starts_with(&format!(
+            "No job named \"Nightly build\" is in environment type development; jobs of that \
+             name are 777 (environment Staging, project 99), {JOB} (environment Production, \
+             project 270542)."
+        )),
         "{}",
         run.stderr()
     );
+    assert!(!run.stderr().contains("closest"), "{}", run.stderr());
+    // Spaces around a name are not part of it.
+    let run = run_component(by_name(
+        &emulator,
+        json!({"job_name": "  Nightly build ", "environment_name": "Production"}),
+    ));
+    run.assert_code(0);
+    assert_eq!(
+        run.table("dbt_cloud_trigger").1["job_definition_id"],
+        JOB.to_string()
+    );
     assert_eq!(
         count(&emulator, "POST", "/run/"),
-        0,
-        "nothing was triggered"
+        1,
+        "nothing was triggered but for the one name that matched"
     );
 }
 

@@ -116,7 +116,7 @@ fn a_failure_of_unknown_age_gets_a_fresh_run() {
     let (emulator, failed) = failed_ago(Duration::from_secs(60));
     let list = json!({
         "status": {"code": 200, "is_success": true, "user_message": "Success!", "developer_message": ""},
-        "data": [{"id": failed, "status": 20, "finished_at": null, "can_retry": null, "job_definition_id": JOB}],
+        "data": [{"id": failed, "status": 20, "finished_at": null, "can_retry": null, "job_definition_id": JOB, "account_id": ACCOUNT}],
     });
     emulator.inject_where(Endpoint::ListRuns, ("limit", "1"), [Fault::Json(200, list)]);
     let run = run_component(parameters(&emulator, resuming(json!({}))));

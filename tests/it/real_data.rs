@@ -126,16 +126,12 @@ fn ids_as_strings_and_a_missing_or_unknown_status_are_survived() {
     ));
     run.assert_code(0);
     let stdout = run.stdout();
-    for status in ["status unknown", "status 99"] {
-        assert!(
-            stdout.contains(&format!("dbt Cloud answered with {status}")),
-            "{stdout}"
-        );
+    for warned in [
+        "WARN  dbt Cloud sent no status for the run; it is taken as still in progress",
+        "dbt Cloud answered with status 99 (step 4 \"Invoke dbt build\"); taking the run as still in progress",
+    ] {
+        assert!(stdout.contains(warned), "{stdout}");
     }
-    assert!(
-        stdout.contains("taking the run as still in progress"),
-        "{stdout}"
-    );
     assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
 }
 
@@ -387,6 +383,37 @@ fn expected_cell(value: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// An emulator serving the account and job that `run`, a real answer's run, belongs to, and the
+/// parameters that reach it: the component checks that a run is the one it asked for, in the
+/// account it asked for.
+fn replaying(run: &serde_json::Value) -> (Emulator, serde_json::Value) {
+    let account = run["account_id"].as_u64().unwrap();
+    let job_id = run["job_definition_id"].as_u64().unwrap();
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(account), &[TOKEN]);
+    emulator.add_job(
+        Job::new(account, job_id).timeline(Timeline::lasting(Duration::from_millis(1200))),
+    );
+    let parameters = json!({
+        "account_id": account, "job_id": job_id, "#api_key": TOKEN,
+        "dbt_cloud_url": emulator.base_url(),
+    });
+    (emulator, parameters)
+}
+
+/// `answer` as the answer about run `id`: a real answer's run replayed as the run asked for.
+fn as_run(mut answer: serde_json::Value, id: &serde_json::Value) -> serde_json::Value {
+    answer["data"]["id"] = id.clone();
+    answer
+}
+
+fn with(mut parameters: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    for (key, value) in extra.as_object().unwrap() {
+        parameters[key] = value.clone();
+    }
+    parameters
+}
+
 fn assert_row_is(run: &Run, table: &str, source: &serde_json::Value) {
     let (header, row) = run.table(table);
     for column in header {
@@ -401,9 +428,13 @@ fn assert_row_is(run: &Run, table: &str, source: &serde_json::Value) {
 #[test]
 fn real_trigger_and_get_run_answers_land_in_the_tables_cell_for_cell() {
     let trigger = real("dbt-cloud-cli/job_run_response.json");
-    let get_run = real("dbt-cloud-cli/run_get_response.json");
+    // Another run of the same job in the recording: replayed as the run triggered.
+    let get_run = as_run(
+        real("dbt-cloud-cli/run_get_response.json"),
+        &trigger["data"]["id"],
+    );
     let listed = real("dbt-cloud-cli/run_list_artifacts_response.json");
-    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    let (emulator, parameters) = replaying(&trigger["data"]);
     emulator.inject(Endpoint::Trigger, [Fault::Json(200, trigger.clone())]);
     emulator.inject(
         Endpoint::GetRun,
@@ -413,8 +444,8 @@ fn real_trigger_and_get_run_answers_land_in_the_tables_cell_for_cell() {
         Endpoint::ListArtifacts,
         std::iter::repeat_n(Fault::Json(200, listed), 5),
     );
-    let run = run_component(parameters(
-        &emulator,
+    let run = run_component(with(
+        parameters,
         json!({"wait_for_result": true, "ignore_artifacts": true}),
     ));
     run.assert_code(0);
@@ -428,7 +459,7 @@ fn real_trigger_and_get_run_answers_land_in_the_tables_cell_for_cell() {
     assert!(
         emulator.requests().iter().any(|r| r
             .path
-            .ends_with("/runs/36053848/artifacts/run_results.json")),
+            .ends_with("/runs/34929305/artifacts/run_results.json")),
         "the listed run_results.json was asked for"
     );
 }
@@ -436,12 +467,15 @@ fn real_trigger_and_get_run_answers_land_in_the_tables_cell_for_cell() {
 #[test]
 fn a_real_run_cancelled_before_it_started() {
     let cancelled = real("dbt-cloud-cli/run_cancel_response.json");
-    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    let (emulator, parameters) = replaying(&cancelled["data"]);
     emulator.inject(
         Endpoint::GetRun,
         std::iter::repeat_n(Fault::Json(200, cancelled.clone()), 10),
     );
-    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    let run = run_component(with(
+        parameters,
+        json!({"wait_for_result": true, "run_id": "36053848"}),
+    ));
     run.assert_code(1);
     assert!(
         run.stderr().starts_with(
@@ -484,10 +518,9 @@ fn enveloped(list: &serde_json::Value, index: usize) -> serde_json::Value {
 #[test]
 fn a_real_list_of_runs_fills_the_recent_runs_table() {
     let runs = real("metamart/list_runs_response.json");
-    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    let (emulator, parameters) = replaying(&runs["data"][0]);
     emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs)]);
-    let config =
-        json!({"action": "listRecentRuns", "parameters": parameters(&emulator, json!({}))});
+    let config = json!({"action": "listRecentRuns", "parameters": parameters});
     let run = run_component_with(Some(config.to_string()), &[]);
     run.assert_code(0);
     let answer: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
@@ -514,14 +547,14 @@ fn a_real_list_of_runs_fills_the_recent_runs_table() {
 fn a_real_queued_run_is_waited_for_until_max_wait_time() {
     let runs = real("metamart/list_runs_response.json");
     let queued = enveloped(&runs, 1);
-    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    let (emulator, parameters) = replaying(&queued["data"]);
     emulator.inject(Endpoint::Trigger, [Fault::Json(200, queued.clone())]);
     emulator.inject(
         Endpoint::GetRun,
         std::iter::repeat_n(Fault::Json(200, queued.clone()), 100),
     );
-    let run = run_component(parameters(
-        &emulator,
+    let run = run_component(with(
+        parameters,
         json!({"wait_for_result": true, "max_wait_time": 0.01}),
     ));
     run.assert_code(1);
@@ -543,8 +576,9 @@ fn a_real_queued_run_is_waited_for_until_max_wait_time() {
 fn a_real_run_that_dbt_cloud_cancelled_for_its_timeout() {
     let runs = real("metamart/list_runs_response.json");
     let queued = enveloped(&runs, 1);
-    let cancelled = enveloped(&runs, 0);
-    let emulator = emulator_with(job(Duration::from_millis(1200), Outcome::Success));
+    // The recording's other run, which dbt Cloud cancelled for its timeout: replayed as this one.
+    let cancelled = as_run(enveloped(&runs, 0), &queued["data"]["id"]);
+    let (emulator, parameters) = replaying(&queued["data"]);
     emulator.inject(Endpoint::Trigger, [Fault::Json(200, queued.clone())]);
     emulator.inject(
         Endpoint::GetRun,
@@ -555,7 +589,7 @@ fn a_real_run_that_dbt_cloud_cancelled_for_its_timeout() {
             Fault::Json(200, cancelled.clone()),
         ],
     );
-    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    let run = run_component(with(parameters, json!({"wait_for_result": true})));
     run.assert_code(1);
     assert!(
         run.stderr().contains("cancelled")

@@ -370,7 +370,8 @@ fn a_spent_retry_budget_is_a_clear_exit_1_not_a_hang() {
     );
     assert_eq!(emulator.runs_created(), 0);
 
-    // While waiting, the budget runs to max_wait_time; then the last state is recorded.
+    // While waiting, the budget runs to max_wait_time: a timeout that says what kept failing;
+    // then the last state is recorded.
     let emulator = emulator_with(quick(Outcome::Success));
     emulator.inject(
         Endpoint::GetRun,
@@ -381,7 +382,15 @@ fn a_spent_retry_budget_is_a_clear_exit_1_not_a_hang() {
         json!({"wait_for_result": true, "max_wait_time": 0.05}),
     ));
     run.assert_code(1);
-    assert!(run.stderr().contains("kept failing"), "{}", run.stderr());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(
+            "did not finish within max_wait_time (0.05 minutes), and the last looks at it failed \
+             (GET /api/v2/accounts/43786/runs/70403103000/ was still failing: dbt Cloud failed to \
+             answer the request for run 70403103000 (HTTP 502"
+        ),
+        "{stderr}"
+    );
     assert_eq!(run.table("dbt_cloud_run").1["status"], "1");
 }
 

@@ -122,6 +122,41 @@ fn a_signal_with_cancel_on_terminate_false_leaves_the_run_going() {
     assert_ne!(run.table("dbt_cloud_run").1["status"], "30");
 }
 
+/// A run adopted with `if_running: wait` is the scheduler's, like a followed one: a stop leaves
+/// it going unless the config sets `cancel_on_terminate`.
+#[test]
+fn a_signal_leaves_an_adopted_run_going_unless_the_config_says_cancel() {
+    for (setting, cancelled) in [(None, 0), (Some(true), 1)] {
+        let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+        let adopted = emulator.add_scheduled_run(
+            JOB,
+            Timeline::lasting(Duration::from_secs(120)),
+            Outcome::Success,
+        );
+        let mut extra = json!({"wait_for_result": true, "if_running": "wait"});
+        if let Some(setting) = setting {
+            extra["cancel_on_terminate"] = json!(setting);
+        }
+        let (run, took) = signal_when(parameters(&emulator, extra), polling());
+        assert_clean_stop(&run, took);
+        assert_eq!(run.table("dbt_cloud_trigger").1["id"], adopted.to_string());
+        assert_eq!(
+            count(&emulator, "POST", "/cancel/"),
+            cancelled,
+            "{setting:?}: {}",
+            run.stderr()
+        );
+        if setting.is_none() {
+            assert!(
+                run.stderr()
+                    .contains("It goes on in dbt Cloud: this job did not start it"),
+                "{}",
+                run.stderr()
+            );
+        }
+    }
+}
+
 #[test]
 fn a_signal_before_the_trigger_means_no_trigger() {
     for wait_for_result in [true, false] {

@@ -282,3 +282,74 @@ fn list_jobs_ends_when_the_pages_never_get_shorter() {
     );
     assert_eq!(emulator.requests().len(), 2);
 }
+
+/// A configuration that names its job rather than giving its id: both buttons find it.
+#[test]
+fn the_buttons_find_a_job_by_its_name() {
+    let emulator = emulator_with(quick(Outcome::Success).named("Nightly build", "Production"));
+    emulator.add_run_by_another_client(JOB, "scheduled", Duration::from_secs(30));
+    let by_name = |action_name: &str| {
+        let mut parameters = parameters(&emulator, json!({"job_name": "Nightly build"}));
+        parameters.as_object_mut().unwrap().remove("job_id");
+        let config = json!({"action": action_name, "parameters": parameters});
+        answer(&run_component_with(Some(config.to_string()), &[]))
+    };
+    assert_eq!(
+        by_name("testConnection")["message"],
+        format!("Connected: the token reaches account {ACCOUNT}, job {JOB} and its runs.")
+    );
+    let table = by_name("listRecentRuns");
+    assert!(
+        table["message"].as_str().unwrap().contains("| scheduled |"),
+        "{table}"
+    );
+    assert_nothing_triggered(&emulator);
+}
+
+/// The job list keeps what it read: a page that fails after the first leaves the pages before it
+/// listed with a note, and a `total_count` smaller than the account's jobs does not end the list.
+#[test]
+fn list_jobs_keeps_the_pages_it_read_and_reads_past_an_understated_total() {
+    let accounts_jobs = |emulator: &Emulator| {
+        for i in 0..140u64 {
+            emulator
+                .add_job(Job::new(ACCOUNT, 1000 + i).named(&format!("Job {i:03}"), "Production"));
+        }
+    };
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB).named("Nightly build", "Production"));
+    accounts_jobs(&emulator);
+    emulator.inject_where(
+        Endpoint::ListJobs,
+        ("offset", "100"),
+        std::iter::repeat_n(Fault::Status(500), 100),
+    );
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    let options = options.as_array().unwrap();
+    assert_eq!(options.len(), 100 + 1, "the first page, and a note");
+    let note = options[100]["label"].as_str().unwrap();
+    assert!(
+        note.starts_with("(dbt Cloud stopped answering after 100 jobs ("),
+        "{note}"
+    );
+
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB).named("Nightly build", "Production"));
+    accounts_jobs(&emulator);
+    let jobs: Vec<Value> = (0..100u64)
+        .map(|i| json!({"id": 1000 + i, "name": format!("Job {i:03}"), "environment": {"name": "Production"}}))
+        .collect();
+    emulator.inject_where(
+        Endpoint::ListJobs,
+        ("offset", "0"),
+        [Fault::Json(
+            200,
+            json!({"status": {"code": 200, "is_success": true}, "data": jobs,
+                   "extra": {"pagination": {"count": 100, "total_count": 100}}}),
+        )],
+    );
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    assert_eq!(
+        options.as_array().unwrap().len(),
+        141,
+        "every job: the 140 and the nightly build"
+    );
+}

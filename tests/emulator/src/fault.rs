@@ -9,6 +9,8 @@ pub enum Fault {
     Status(u16),
     /// 429 with the rate-limit envelope, and `Retry-After: <seconds>` when given.
     TooManyRequests { retry_after: Option<u64> },
+    /// 503 with the error envelope and `Retry-After: <seconds>`: dbt Cloud in maintenance.
+    Unavailable { retry_after: u64 },
     /// An HTML error page with this status, as proxies answer.
     HtmlPage(u16),
     /// Do the work at once but send the answer this late (longer than the client's timeout, say):
@@ -34,4 +36,18 @@ pub enum Fault {
     /// The normal answer with a field nothing reads added to its `data`: an array of about
     /// `bytes` bytes, generated while it is sent.
     Padded { bytes: u64 },
+    /// The normal answer with a field the component does read grown huge (made for each answer,
+    /// never kept in the queue).
+    Bloated(Bloat),
+}
+
+/// How [`Fault::Bloated`] grows an answer's `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bloat {
+    /// `run_steps` of this many small steps (id, index, name and status).
+    Steps(usize),
+    /// `run_steps` of four steps whose `logs` and `debug_logs` hold about this many bytes in all.
+    StepLogs(usize),
+    /// This field (`trigger`, `job`) as an object of about this many bytes, in strings of 1 KB.
+    Field { name: String, bytes: usize },
 }

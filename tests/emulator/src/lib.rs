@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use fault::Fault;
+pub use fault::{Bloat, Fault};
 pub use record::RecordedRequest;
 pub use scenario::{
     generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, RateLimit,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
-use crate::fault::Fault;
+use crate::fault::{Bloat, Fault};
 use crate::record::RecordedRequest;
 use crate::scenario::{generated_byte, Content, Job, RateLimit};
 use crate::state::{job_json, trigger_json, RunRecord, State};
@@ -213,6 +213,14 @@ async fn answer_with_faults(
             error(status, status_message(status), Value::Null)
         }
         Some(Fault::TooManyRequests { retry_after }) => too_many_requests(retry_after),
+        Some(Fault::Unavailable { retry_after }) => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let mut response = error(status, status_message(status), Value::Null);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+        }
         Some(Fault::HtmlPage(code)) => {
             let status = StatusCode::from_u16(code).expect("a valid status code");
             let page = format!("<html><head><title>{status}</title></head><body><center><h1>{status}</h1></center><hr><center>nginx</center></body></html>\n");
@@ -240,6 +248,7 @@ async fn answer_with_faults(
         Some(Fault::Trickle { bytes, tick }) => trickle(answer(), bytes.max(1), tick).await,
         Some(Fault::Patch(fields)) => patched(answer(), fields).await,
         Some(Fault::Padded { bytes }) => padded(answer(), bytes).await,
+        Some(Fault::Bloated(bloat)) => patched(answer(), bloated(&bloat)).await,
         Some(Fault::NoLength) => {
             let (mut parts, body) = answer().into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -260,6 +269,44 @@ async fn patched(response: Response, fields: Map<String, Value>) -> Response {
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The fields [`Fault::Bloated`] puts in an answer's `data`.
+fn bloated(bloat: &Bloat) -> Map<String, Value> {
+    let step = |index: usize, log: &str| {
+        json!({
+            "id": index, "run_id": 1, "account_id": 1, "index": index,
+            "name": "Invoke dbt with `dbt build`", "status": 10, "status_humanized": "Success",
+            "logs": log, "debug_logs": log, "duration": "00:00:01",
+            "started_at": "2026-11-28 10:00:00.000000+00:00",
+            "finished_at": "2026-11-28 10:00:01.000000+00:00",
+        })
+    };
+    let mut fields = Map::new();
+    match bloat {
+        Bloat::Steps(count) => {
+            // Small steps: a million of them are about 57 MB.
+            let steps: Vec<Value> = (1..=*count)
+                .map(|i| json!({"id": i, "index": i, "name": "dbt build", "status": 10}))
+                .collect();
+            fields.insert("run_steps".into(), Value::Array(steps));
+        }
+        Bloat::StepLogs(bytes) => {
+            let log = "x".repeat(bytes / 8);
+            let steps: Vec<Value> = (1..=4).map(|i| step(i, &log)).collect();
+            fields.insert("run_steps".into(), Value::Array(steps));
+        }
+        Bloat::Field { name, bytes } => {
+            let kilobyte = "k".repeat(1000);
+            let mut object = Map::new();
+            object.insert("cause".into(), json!("Triggered from Keboola"));
+            for i in 0..bytes / 1000 {
+                object.insert(format!("k{i}"), json!(kilobyte));
+            }
+            fields.insert(name.clone(), Value::Object(object));
+        }
+    }
+    fields
 }
 
 /// The answer with `"padding": [0, 0, ...]` of about `bytes` bytes first in its `data`, made

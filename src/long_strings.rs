@@ -1,0 +1,348 @@
+//! JSON read with its long strings cut while it streams in, so that no string of an answer or a
+//! file costs more memory than [`KEPT`], however long it is: a step's log of 250 MB, a node's
+//! message of 200 MB. A string longer than that keeps its first [`HEAD`] and its last [`TAIL`]
+//! bytes (where dbt says what failed), joined by a mark that says how many characters were cut.
+//!
+//! serde_json reads a whole string into memory before anyone sees it, so the cut has to come
+//! before it, on the JSON text: [`CutLongStrings`] is a reader that passes JSON through and
+//! rewrites only the strings that are too long. It never splits a character, an escape or a
+//! surrogate pair, so what it gives is JSON whenever what it reads is; a secret of the process
+//! cut in two at the mark is masked on both sides ([`crate::secret::mask_partial`]).
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+/// The bytes of a string kept from its start...
+pub const HEAD: usize = 16 * 1024;
+/// ...and from its end.
+pub const TAIL: usize = 48 * 1024;
+/// A string at most this long (in bytes of JSON text) passes whole.
+pub const KEPT: usize = HEAD + TAIL;
+
+/// The mark in place of what was cut.
+pub fn mark(cut: u64) -> String {
+    format!("…[{cut} characters cut]…")
+}
+
+/// A reader of JSON that cuts every string longer than [`KEPT`] bytes to its head and tail.
+pub struct CutLongStrings<R> {
+    inner: R,
+    state: State,
+    /// Ready to be read.
+    out: VecDeque<u8>,
+    /// The string being read, while it may still pass whole: at most [`KEPT`] bytes.
+    string: Vec<u8>,
+    /// The units of `string`'s end, once it is too long; each unit's length beside.
+    tail: VecDeque<u8>,
+    tail_units: VecDeque<u8>,
+    /// The escape or character being read, which is never split.
+    unit: Vec<u8>,
+    /// Characters dropped from the string being read.
+    cut: u64,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Outside,
+    /// Inside a string; `long` once it passed [`KEPT`] and is being cut.
+    Inside {
+        long: bool,
+    },
+}
+
+impl<R: Read> CutLongStrings<R> {
+    pub fn new(inner: R) -> CutLongStrings<R> {
+        CutLongStrings {
+            inner,
+            state: State::Outside,
+            out: VecDeque::new(),
+            string: Vec::new(),
+            tail: VecDeque::new(),
+            tail_units: VecDeque::new(),
+            unit: Vec::new(),
+            cut: 0,
+            done: false,
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(&byte) = bytes.first() {
+            match self.state {
+                State::Outside => match bytes.iter().position(|&b| b == b'"') {
+                    Some(quote) => {
+                        self.out.extend(&bytes[..=quote]);
+                        self.state = State::Inside { long: false };
+                        bytes = &bytes[quote + 1..];
+                    }
+                    None => {
+                        self.out.extend(bytes);
+                        return;
+                    }
+                },
+                // Plain ASCII while the string may pass whole: taken in one go.
+                State::Inside { long: false } if self.unit.is_empty() => {
+                    let plain = bytes
+                        .iter()
+                        .position(|&b| b == b'"' || b == b'\\' || b >= 0x80)
+                        .unwrap_or(bytes.len())
+                        .min(KEPT - self.string.len());
+                    if plain > 0 {
+                        self.string.extend_from_slice(&bytes[..plain]);
+                        bytes = &bytes[plain..];
+                    } else {
+                        self.in_string(byte);
+                        bytes = &bytes[1..];
+                    }
+                }
+                State::Inside { .. } => {
+                    self.in_string(byte);
+                    bytes = &bytes[1..];
+                }
+            }
+        }
+    }
+
+    fn in_string(&mut self, byte: u8) {
+        if self.unit.is_empty() && byte == b'"' {
+            self.end_string();
+            return;
+        }
+        self.unit.push(byte);
+        if unit_complete(&self.unit) {
+            let unit = std::mem::take(&mut self.unit);
+            self.push_unit(&unit);
+        }
+    }
+
+    fn push_unit(&mut self, unit: &[u8]) {
+        let State::Inside { long } = self.state else {
+            return;
+        };
+        if !long {
+            if self.string.len() + unit.len() <= KEPT {
+                self.string.extend_from_slice(unit);
+                return;
+            }
+            // Too long: the head stays, the rest of what was read becomes the tail. A head that
+            // would end between the two halves of a surrogate pair ends before it.
+            self.state = State::Inside { long: true };
+            let (mut split, mut last) = (0, 0);
+            let mut at = 0;
+            while at < self.string.len() {
+                let len = unit_len(&self.string[at..]);
+                if at + len > HEAD {
+                    break;
+                }
+                (last, split) = (at, at + len);
+                at += len;
+            }
+            if split > 0 && is_surrogate(&self.string[last..split], HIGH) {
+                split = last;
+            }
+            let rest: Vec<u8> = self.string.drain(split..).collect();
+            let mut at = 0;
+            while at < rest.len() {
+                let len = unit_len(&rest[at..]);
+                self.tail_units.push_back(len as u8);
+                at += len;
+            }
+            self.tail.extend(rest);
+        }
+        self.tail.extend(unit.iter().copied());
+        self.tail_units.push_back(unit.len() as u8);
+        while self.tail.len() > TAIL {
+            self.drop_front();
+            self.cut += 1;
+            // The second half of a pair goes with the first.
+            while self.front_is(LOW) {
+                self.drop_front();
+            }
+        }
+    }
+
+    fn drop_front(&mut self) {
+        let len = usize::from(self.tail_units.pop_front().unwrap_or(1));
+        self.tail.drain(..len.min(self.tail.len()));
+    }
+
+    fn front_is(&self, half: std::ops::Range<u16>) -> bool {
+        let len = usize::from(self.tail_units.front().copied().unwrap_or(0));
+        len == 6 && {
+            let unit: Vec<u8> = self.tail.iter().take(6).copied().collect();
+            is_surrogate(&unit, half)
+        }
+    }
+
+    fn end_string(&mut self) {
+        // An unfinished unit at the end (a malformed escape) goes as it is: serde_json says what
+        // is wrong with it.
+        let unit = std::mem::take(&mut self.unit);
+        match self.state {
+            State::Inside { long: false } => {
+                self.out.extend(self.string.drain(..));
+                self.out.extend(unit);
+            }
+            _ => {
+                let head = String::from_utf8_lossy(&self.string).into_owned();
+                let tail = String::from_utf8_lossy(self.tail.make_contiguous()).into_owned();
+                let (head, tail) = crate::secret::mask_partial(&head, &tail);
+                self.out.extend(head.as_bytes());
+                self.out.extend(mark(self.cut).as_bytes());
+                self.out.extend(tail.as_bytes());
+                self.out.extend(unit);
+                self.string.clear();
+                self.tail.clear();
+                self.tail_units.clear();
+                self.cut = 0;
+            }
+        }
+        self.out.push_back(b'"');
+        self.state = State::Outside;
+    }
+}
+
+/// The first halves of surrogate pairs, and the second.
+const HIGH: std::ops::Range<u16> = 0xD800..0xDC00;
+const LOW: std::ops::Range<u16> = 0xDC00..0xE000;
+
+/// Whether `unit` is a whole character or escape: an ASCII byte, a UTF-8 sequence, `\x` or
+/// `\uXXXX`.
+fn unit_complete(unit: &[u8]) -> bool {
+    unit.len() >= unit_len_of(unit[0], unit.get(1).copied())
+}
+
+/// The length of the unit at the start of `bytes`, which holds whole units only.
+fn unit_len(bytes: &[u8]) -> usize {
+    unit_len_of(bytes[0], bytes.get(1).copied()).min(bytes.len())
+}
+
+fn unit_len_of(first: u8, second: Option<u8>) -> usize {
+    match (first, second) {
+        (b'\\', Some(b'u')) => 6,
+        (b'\\', _) => 2,
+        (0xF0..=0xFF, _) => 4,
+        (0xE0..=0xEF, _) => 3,
+        (0xC0..=0xDF, _) => 2,
+        _ => 1,
+    }
+}
+
+/// Whether `unit` is a `\uXXXX` escape in `half`.
+fn is_surrogate(unit: &[u8], half: std::ops::Range<u16>) -> bool {
+    unit.len() == 6
+        && unit.starts_with(b"\\u")
+        && std::str::from_utf8(&unit[2..])
+            .ok()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            .is_some_and(|code| half.contains(&code))
+}
+
+impl<R: Read> Read for CutLongStrings<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut chunk = [0u8; 8 * 1024];
+        while self.out.is_empty() && !self.done {
+            let read = self.inner.read(&mut chunk)?;
+            if read == 0 {
+                self.done = true;
+                // Whatever is left of an unfinished string: the JSON is cut short, as it came.
+                self.out.extend(self.string.drain(..));
+                self.out.extend(self.tail.drain(..));
+                self.out.extend(self.unit.drain(..));
+            } else {
+                self.feed(&chunk[..read]);
+            }
+        }
+        let (front, _) = self.out.as_slices();
+        let n = front.len().min(buf.len());
+        buf[..n].copy_from_slice(&front[..n]);
+        self.out.drain(..n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn through(json: &str) -> String {
+        let mut out = String::new();
+        CutLongStrings::new(json.as_bytes())
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Reads through a reader that gives one byte at a time, as a slow network would.
+    fn trickled(json: &str) -> Value {
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.split_first() {
+                    Some((first, rest)) if !buf.is_empty() => {
+                        buf[0] = *first;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        serde_json::from_reader(CutLongStrings::new(OneByte(json.as_bytes()))).unwrap()
+    }
+
+    #[test]
+    fn short_strings_and_everything_else_pass_unchanged() {
+        let text = r#"{"a": "x\"y\\z\u00e9é😀", "b": [1, 2.5e3, true, null, {"c": ""}], "\ud83d\ude00": 7}"#;
+        assert_eq!(through(text), text);
+        let at_most = format!("[\"{}\"]", "y".repeat(KEPT));
+        assert_eq!(through(&at_most), at_most, "exactly KEPT bytes pass whole");
+    }
+
+    #[test]
+    fn a_long_string_keeps_its_head_and_tail_with_a_mark() {
+        let long = format!(
+            "{}{}{}",
+            "h".repeat(HEAD),
+            "m".repeat(1_000_000),
+            "t".repeat(TAIL)
+        );
+        let value: Value =
+            serde_json::from_str(&through(&json!({"log": long, "n": 1}).to_string())).unwrap();
+        let log = value["log"].as_str().unwrap();
+        assert_eq!(
+            log,
+            format!(
+                "{}{}{}",
+                "h".repeat(HEAD),
+                mark(1_000_000),
+                "t".repeat(TAIL)
+            )
+        );
+        assert_eq!(value["n"], 1, "the JSON after it is read as usual");
+    }
+
+    #[test]
+    fn the_cut_never_splits_a_character_an_escape_or_a_surrogate_pair() {
+        for unit in ["é", "😀", "\\n", "\\u00e9", "\\ud83d\\ude00", "\\\""] {
+            for shift in 0..3 {
+                let body = format!("{}{}", "x".repeat(shift), unit.repeat(40_000));
+                let value = trickled(&format!("[\"{body}\", \"after\"]"));
+                let text = value[0].as_str().unwrap();
+                assert!(text.contains("characters cut]…"), "{unit}");
+                assert_eq!(value[1], "after", "{unit}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_strings_too_and_a_cut_short_answer_stays_cut_short() {
+        let key = "k".repeat(KEPT + 10);
+        let value: Value = serde_json::from_str(&through(&format!("{{\"{key}\": 1}}"))).unwrap();
+        let (only, _) = value.as_object().unwrap().iter().next().unwrap();
+        assert!(only.ends_with(&format!("{}{}", mark(10), "k".repeat(TAIL))));
+        let broken = format!("{{\"log\": \"{}", "x".repeat(KEPT * 2));
+        assert!(serde_json::from_str::<Value>(&through(&broken)).is_err());
+    }
+}
