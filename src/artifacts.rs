@@ -20,9 +20,9 @@ use tempfile::NamedTempFile;
 use crate::config::{ArtifactSettings, Selection};
 use crate::data_folder::{DataFolder, Labelled};
 use crate::dbt_cloud::{
-    ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, Run, RunStatus,
+    ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, RefusalKind, Run,
+    RunStatus,
 };
-use crate::error::is_not_found;
 use crate::retry::SharedBudget;
 use crate::text::{first_few, size};
 
@@ -117,36 +117,7 @@ pub fn download_all(
     steps: &[StepArtifact],
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let mut wanted: Vec<String> = listed.clone();
-    // A project's own `target/steps/...` is listed, and wins over our copies of other steps.
-    let listed_set: std::collections::HashSet<&String> = listed.iter().collect();
-    let steps: Vec<StepArtifact> = steps
-        .iter()
-        .copied()
-        .filter(|file| !listed_set.contains(&file.local_path()))
-        .collect();
-    wanted.extend(steps.iter().map(|file| file.local_path()));
-    let chosen = select(wanted, settings.selection.as_ref());
-    let mut done = Downloaded {
-        listed: listed.len() + steps.len(),
-        excluded: listed.len() + steps.len() - chosen.len(),
-        ..Downloaded::default()
-    };
-    let items =
-        chosen.into_iter().map(
-            |path| match steps.iter().find(|file| file.local_path() == path) {
-                Some(file) => Item {
-                    local: path,
-                    remote: file.name.to_owned(),
-                    step: Some(file.step),
-                },
-                None => Item {
-                    remote: path.clone(),
-                    local: path,
-                    step: None,
-                },
-            },
-        );
+    let (items, mut done) = wanted(listed, steps, settings);
     let queue = destinations(folder, items, &mut done.skipped);
     if queue.is_empty() {
         info!("Run {} has no artifacts to download", run.id);
@@ -176,6 +147,55 @@ pub fn download_all(
     let mut done = pool.download(&queue, settings.concurrency, done, started);
     client.termination().check()?;
     done.failed.sort();
+    summarize(&done, started);
+    Ok(done)
+}
+
+/// What to download: the listed artifacts and the other steps' files, as `artifacts_include`
+/// selects them; the counts so far. A project's own `target/steps/...` is listed, and wins over
+/// our copies of other steps.
+fn wanted(
+    listed: Vec<String>,
+    steps: &[StepArtifact],
+    settings: &ArtifactSettings,
+) -> (Vec<Item>, Downloaded) {
+    let listed_set: std::collections::HashSet<&String> = listed.iter().collect();
+    let steps: Vec<StepArtifact> = steps
+        .iter()
+        .copied()
+        .filter(|file| !listed_set.contains(&file.local_path()))
+        .collect();
+    let count = listed.len() + steps.len();
+    let mut wanted = listed;
+    wanted.extend(steps.iter().map(|file| file.local_path()));
+    let chosen = select(wanted, settings.selection.as_ref());
+    let done = Downloaded {
+        listed: count,
+        excluded: count - chosen.len(),
+        ..Downloaded::default()
+    };
+    let items = chosen
+        .into_iter()
+        .map(
+            |path| match steps.iter().find(|file| file.local_path() == path) {
+                Some(file) => Item {
+                    local: path,
+                    remote: file.name.to_owned(),
+                    step: Some(file.step),
+                },
+                None => Item {
+                    remote: path.clone(),
+                    local: path,
+                    step: None,
+                },
+            },
+        )
+        .collect();
+    (items, done)
+}
+
+/// The closing line of the downloads, and a warning past what Keboola keeps.
+fn summarize(done: &Downloaded, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     info!(
         "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s){}",
@@ -191,7 +211,6 @@ pub fn download_all(
     if let Some(warning) = past_keboolas_limit(done.bytes) {
         warn!("{warning}");
     }
-    Ok(done)
 }
 
 /// The listed paths `artifacts_include` selects (all without it); a pattern that matched none is
@@ -280,7 +299,10 @@ impl Pool<'_> {
                             _ => self.one(item, destination),
                         };
                         match &result {
-                            Err(error) if is_not_found(error) && self.missing.has_ended() => {
+                            Err(error)
+                                if RefusalKind::of(error) == Some(RefusalKind::NotFound)
+                                    && self.missing.has_ended() =>
+                            {
                                 self.absent_in_a_row.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(Some(_)) => self.absent_in_a_row.store(0, Ordering::Relaxed),
@@ -465,7 +487,7 @@ pub fn list(client: &DbtCloud, run: &Run) -> Result<Vec<String>> {
     loop {
         let paths = match client.list_artifacts(run.id) {
             Err(error)
-                if is_not_found(&error)
+                if RefusalKind::of(&error) == Some(RefusalKind::NotFound)
                     && matches!(run.status, RunStatus::Error | RunStatus::Cancelled) =>
             {
                 info!(

@@ -366,7 +366,12 @@ fn read_log(log: &str) -> Option<(Option<String>, Vec<String>)> {
         }
     }
     close(&mut open, &mut blocks);
-    let blocks = with_fusion_errors_on_their_nodes(blocks);
+    worded(with_fusion_errors_on_their_nodes(blocks), summary)
+}
+
+/// The log's summary line and its first [`SHOWN`] error blocks, one paragraph each; `None` when
+/// the log had neither.
+fn worded(blocks: Vec<Block>, summary: Option<String>) -> Option<(Option<String>, Vec<String>)> {
     if blocks.is_empty() && summary.is_none() {
         return None;
     }
@@ -389,9 +394,10 @@ fn with_fusion_errors_on_their_nodes(blocks: Vec<Block>) -> Vec<Block> {
     let mut kept: Vec<Block> = Vec::with_capacity(blocks.len());
     let mut errors: Vec<Block> = Vec::new();
     for block in blocks {
-        match block.is_fusion_error() {
-            true => errors.push(block),
-            false => kept.push(block),
+        if block.is_fusion_error() {
+            errors.push(block)
+        } else {
+            kept.push(block)
         }
     }
     for error in errors {

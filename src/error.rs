@@ -15,9 +15,6 @@ use crate::termination::Terminated;
 #[derive(Debug)]
 pub struct UserError {
     message: String,
-    /// The HTTP status dbt Cloud refused with, when it did: some callers expect a 404 (a failed
-    /// run may have no artifacts), and the connection test names the step that failed by it.
-    status: Option<u16>,
     /// Lines printed after the message, each on its own (the failure digest).
     details: Vec<String>,
 }
@@ -26,16 +23,7 @@ impl UserError {
     pub fn new(message: impl Into<String>) -> UserError {
         UserError {
             message: message.into(),
-            status: None,
             details: Vec::new(),
-        }
-    }
-
-    /// dbt Cloud refused the request with `status`.
-    pub fn refused(status: u16, message: impl Into<String>) -> UserError {
-        UserError {
-            status: Some(status),
-            ..UserError::new(message)
         }
     }
 
@@ -69,23 +57,6 @@ pub fn user_error<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(UserError::new(message).into())
 }
 
-/// The HTTP status dbt Cloud refused with, when the error is such a refusal.
-pub fn refused_status(error: &anyhow::Error) -> Option<u16> {
-    error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<UserError>()?.status)
-}
-
-/// True when dbt Cloud answered that the thing asked for does not exist (HTTP 404).
-pub fn is_not_found(error: &anyhow::Error) -> bool {
-    refused_status(error) == Some(404)
-}
-
-/// True when dbt Cloud refused the request as invalid (HTTP 400), with its reasons.
-pub fn is_refused_as_invalid(error: &anyhow::Error) -> bool {
-    refused_status(error) == Some(400)
-}
-
 /// True when the error, or any error it wraps, is worded for the user, or says that the platform
 /// stopped us.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
@@ -111,9 +82,10 @@ impl std::error::Error for Bug {}
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let bug = error.chain().any(|cause| cause.is::<Bug>());
     let stopped = error.chain().any(|cause| cause.is::<Terminated>());
-    match bug && !stopped {
-        true => 2,
-        false => 1,
+    if bug && !stopped {
+        2
+    } else {
+        1
     }
 }
 

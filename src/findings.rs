@@ -272,9 +272,10 @@ pub fn node_paragraph(node: &NodeResult) -> String {
         about.push(format!("relation {relation}"));
     }
     let message = node.message.as_deref().map(essence).unwrap_or_default();
-    let text = match message.is_empty() {
-        true => format!("- {} ({})", node.unique_id, about.join(", ")),
-        false => format!("- {} ({}): {message}", node.unique_id, about.join(", ")),
+    let text = if message.is_empty() {
+        format!("- {} ({})", node.unique_id, about.join(", "))
+    } else {
+        format!("- {} ({}): {message}", node.unique_id, about.join(", "))
     };
     paragraph(&text)
 }

@@ -171,9 +171,10 @@ fn clean(value: Option<&str>) -> Option<String> {
         return None;
     }
     let shown = printable(value);
-    Some(match shown.chars().count() > ECHOED_CHARS {
-        true => format!("{}…", truncate(&shown, ECHOED_CHARS)),
-        false => shown.into_owned(),
+    Some(if shown.chars().count() > ECHOED_CHARS {
+        format!("{}…", truncate(&shown, ECHOED_CHARS))
+    } else {
+        shown.into_owned()
     })
 }
 

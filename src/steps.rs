@@ -277,7 +277,7 @@ impl StepTable for ResultsTable {
         tally: &mut Tally,
     ) -> Result<Option<String>> {
         let streamed = run_results::for_each(file, |node| {
-            rows.row(result_row(cells, &node))?;
+            rows.row(result_row(&cells, &node))?;
             tally.node(&node);
             Ok(())
         })?;
@@ -301,7 +301,7 @@ impl StepTable for FreshnessTable {
         tally: &mut Tally,
     ) -> Result<Option<String>> {
         let streamed = freshness::for_each(file, |source| {
-            rows.row(freshness_row(cells, &source))?;
+            rows.row(freshness_row(&cells, &source))?;
             tally.source(&source);
             Ok(())
         })?;
@@ -358,6 +358,15 @@ fn read_table<T: StepTable>(
             return Ok(Vec::new());
         }
     };
+    Ok(tallies::<T>(&parts, outcomes, count))
+}
+
+/// Each step's tally, of the parts kept; a part that could not be read is warned about.
+fn tallies<T: StepTable>(
+    parts: &[(&StepLabel, &Located)],
+    outcomes: Vec<Result<Option<Tally>>>,
+    count: usize,
+) -> Vec<(StepLabel, Tally)> {
     let mut tallies = Vec::new();
     for ((step, _), outcome) in parts.iter().zip(outcomes) {
         match outcome {
@@ -383,5 +392,5 @@ fn read_table<T: StepTable>(
             one(tallies.len(), ["step", "steps"])
         );
     }
-    Ok(tallies)
+    tallies
 }

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use crate::component::resolve;
 use crate::config::JobRef;
-use crate::dbt_cloud::{AccountId, DbtCloud, Run};
-use crate::error::{refused_status, UserError};
+use crate::dbt_cloud::{AccountId, DbtCloud, RefusalKind, Run};
+use crate::error::UserError;
 
 /// How many runs the validation button shows.
 const RECENT_RUNS: usize = 10;
@@ -47,8 +47,8 @@ pub fn test_connection(
     // Advice on ids and permissions only where dbt Cloud refused: a timeout or a 503 is dbt
     // Cloud's, and its own message says so.
     client.check_job(job).map_err(|error| {
-        let advice = match refused_status(&error) {
-            Some(403 | 404) => format!(
+        let advice = match RefusalKind::of(&error) {
+            Some(RefusalKind::Forbidden | RefusalKind::NotFound) => format!(
                 ". job_id {job} is wrong, or the token's permissions do not cover the job's \
                  project."
             ),
@@ -57,8 +57,8 @@ pub fn test_connection(
         steps.failed(4, "the job", error, &advice)
     })?;
     client.recent_runs(job, 1).map_err(|error| {
-        let advice = match refused_status(&error) {
-            Some(401 | 403 | 404) => {
+        let advice = match RefusalKind::of(&error) {
+            Some(RefusalKind::TokenRefused | RefusalKind::Forbidden | RefusalKind::NotFound) => {
                 ". Give the token a permission that can read and trigger runs (Job Runner, or \
                  Job Admin)."
             }
@@ -92,9 +92,9 @@ impl Steps {
 
     /// The URL, the token and the account share one request: how it was refused tells which.
     fn first_three(&self, error: anyhow::Error, account: AccountId) -> anyhow::Error {
-        match refused_status(&error) {
-            Some(401) => self.failed(2, "the token", error, "."),
-            Some(403) => self.failed(
+        match RefusalKind::of(&error) {
+            Some(RefusalKind::TokenRefused) => self.failed(2, "the token", error, "."),
+            Some(RefusalKind::Forbidden) => self.failed(
                 3,
                 "the account",
                 error,
@@ -103,7 +103,7 @@ impl Steps {
                  outgoing addresses in its IP allow-list."
                 ),
             ),
-            Some(404) => self.failed(
+            Some(RefusalKind::NotFound) => self.failed(
                 3,
                 "the account",
                 error,

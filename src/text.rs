@@ -54,9 +54,10 @@ const PARAGRAPH_CHARS: usize = 400;
 /// A paragraph on one line, control characters escaped, at most 400 characters.
 pub fn paragraph(text: &str) -> String {
     let line = printable(text).into_owned();
-    match line.chars().count() > PARAGRAPH_CHARS {
-        true => format!("{}…", truncate(&line, PARAGRAPH_CHARS)),
-        false => line,
+    if line.chars().count() > PARAGRAPH_CHARS {
+        format!("{}…", truncate(&line, PARAGRAPH_CHARS))
+    } else {
+        line
     }
 }
 

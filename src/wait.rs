@@ -171,11 +171,12 @@ pub fn until_final(
             (true, Some(end)) => end.min(deadline),
             _ => deadline,
         };
-        let pause = match last.status.is_final() {
-            true => Duration::ZERO,
-            false => polling
+        let pause = if last.status.is_final() {
+            Duration::ZERO
+        } else {
+            polling
                 .interval(now.saturating_duration_since(since))
-                .min(until.saturating_duration_since(now)),
+                .min(until.saturating_duration_since(now))
         };
         if let Err(Terminated { signal }) = client.termination().sleep(pause) {
             return WaitOutcome::Terminated { run: last, signal };

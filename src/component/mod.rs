@@ -29,7 +29,7 @@ use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
-use start::{Begun, Started};
+use start::{Decision, Origin};
 use verdict::{link, Artifacts, Ending, Strictness};
 
 /// How many of the job's last successful runs set the expected duration.
@@ -46,7 +46,7 @@ pub fn run(
     timing: Timing,
     termination: &Termination,
 ) -> Result<()> {
-    let began = Instant::now();
+    let job_start = Instant::now();
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -56,9 +56,9 @@ pub fn run(
     // No request goes on past the job's limit, less the time to record what the job has.
     let limit = JobLimit::of(config.process_timeout);
     let margin = JOB_MARGIN.min(limit.duration() / 8);
-    let deadline = began
+    let deadline = job_start
         .checked_add(limit.duration().saturating_sub(margin))
-        .unwrap_or(began);
+        .unwrap_or(job_start);
     let client = DbtCloud::new(
         &config.connection,
         config.max_requests_per_minute,
@@ -68,47 +68,55 @@ pub fn run(
     .until(JobBound { deadline, limit });
     announce(config, cause);
     let before = phase(&client, config, "before the run was started");
-    let (job_id, started, how) = match begun(&client, config, cause, termination)? {
-        Some(begun) => begun,
-        None => return Ok(()),
+    let Some((job_id, run, origin)) = start_the_run(&client, config, cause, termination)? else {
+        return Ok(());
     };
     drop(before);
     // Polling and the log count from when the run began.
-    let since = how.since(&started, client.now_on_dbt_cloud());
-    info!("{how} run {}: {}", started.id, link(&started));
-    let mut last = started;
-    let job = Job {
+    let since = origin.since(&run, client.now_on_dbt_cloud());
+    info!("{origin} run {}: {}", run.id, link(&run));
+    let mut job = Job {
         config,
         job_id,
         client: &client,
         tables,
-        how,
+        origin,
+        run,
     };
     let result = tables
-        .run(Table::Trigger, &last)
-        .and_then(|()| job.follow(&mut last, since, began));
+        .run(Table::Trigger, &job.run)
+        .and_then(|()| job.follow(since, job_start));
     match result {
-        Err(error) if is_terminated(&error) => job.stopped(last, signal_of(termination)),
-        Err(error) => Err(name_the_run(error, &last)),
+        Err(error) if is_terminated(&error) => job.stopped(signal_of(termination)),
+        Err(error) => Err(name_the_run(error, &job.run)),
         Ok(()) => Ok(()),
     }
 }
 
-/// The job, and the run it follows with how that run came to be; `None` when `if_running: skip`
-/// found one in progress and left it alone.
-fn begun(
+/// The job, and the run it follows with how that run came to be: the one `run_id` names, or
+/// one started as `if_running` and `retry_failed` say; `None` when `if_running: skip` found one
+/// in progress and left it alone.
+fn start_the_run(
     client: &DbtCloud,
     config: &Config,
     cause: &str,
     termination: &Termination,
-) -> Result<Option<(JobId, Run, Started)>> {
-    let begun = termination
+) -> Result<Option<(JobId, Run, Origin)>> {
+    let decided = termination
         .check()
         .map_err(Into::into)
         .and_then(|()| resolve::job_id(client, &config.job, resolve::LIST_BUDGET))
-        .and_then(|job| Ok((job, begin(client, job, config, cause)?)));
-    match begun {
-        Ok((_, Begun::Skipped(run))) => {
+        .and_then(|job| {
+            let decision = match config.follow {
+                Some(run) => {
+                    Decision::Follow(start::named_run(client, job, run)?, Origin::Followed)
+                }
+                None => start::start(client, job, &config.start, cause)?,
+            };
+            Ok((job, decision))
+        });
+    match decided {
+        Ok((_, Decision::Skip(run))) => {
             info!(
                 "Run {} of the job is already {}: nothing was triggered (if_running: skip). {}",
                 run.id,
@@ -117,24 +125,12 @@ fn begun(
             );
             Ok(None)
         }
-        Ok((job, Begun::Run(run, how))) => Ok(Some((job, run, how))),
+        Ok((job, Decision::Follow(run, origin))) => Ok(Some((job, run, origin))),
         Err(error) if is_terminated(&error) => user_error(format!(
             "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
             signal_of(termination)
         )),
         Err(error) => Err(error),
-    }
-}
-
-/// The run the job follows: the one `run_id` names, or one started as `if_running` and
-/// `retry_failed` say.
-fn begin(client: &DbtCloud, job: JobId, config: &Config, cause: &str) -> Result<Begun> {
-    match config.follow {
-        Some(run) => Ok(Begun::Run(
-            start::follow(client, job, run)?,
-            Started::Followed,
-        )),
-        None => start::start(client, job, &config.start, cause),
     }
 }
 
@@ -214,7 +210,7 @@ fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
     ))
 }
 
-/// What every step after the start uses.
+/// What every step after the start uses, and the run as last seen, which only the job updates.
 struct Job<'a> {
     config: &'a Config,
     /// The job's id, resolved from its name when the config gave one.
@@ -222,37 +218,39 @@ struct Job<'a> {
     client: &'a DbtCloud,
     tables: &'a Writer<'a>,
     /// How the run came to be: a run we did not start may be cancelled by dbt Cloud's scheduler.
-    how: Started,
+    origin: Origin,
+    /// The run as last seen: what the tables record and the error names, however the job ends.
+    run: Run,
 }
 
 impl Job<'_> {
-    /// Everything after the trigger table; `last` follows the run as it is seen.
-    fn follow(&self, last: &mut Run, since: Instant, began: Instant) -> Result<()> {
+    /// Everything after the trigger table.
+    fn follow(&mut self, since: Instant, job_start: Instant) -> Result<()> {
         self.client.termination().check()?;
         let Wait::UpTo(settings) = self.config.wait else {
-            *last = self.client.get_run(last.id, Budget::Standard)?;
-            self.tables.run_and_steps(last)?;
+            self.run = self.client.get_run(self.run.id, Budget::Standard)?;
+            self.tables.run_and_steps(&self.run)?;
             info!(
                 "Not waiting for the result: run {} is {}",
-                last.id, last.status
+                self.run.id, self.run.status
             );
             return Ok(());
         };
         let limit = JobLimit::of(self.config.process_timeout);
-        let bound = WaitBound::new(settings.max, limit, began.elapsed());
+        let bound = WaitBound::new(settings.max, limit, job_start.elapsed());
         bound.announce(settings.max);
         let polling = self.polling(&settings);
         let bounds = Bounds {
             max_wait: bound.wait(),
             max_queue: settings.max_queue,
         };
-        match wait::until_final(self.client, last.clone(), polling, bounds, since) {
+        match wait::until_final(self.client, self.run.clone(), polling, bounds, since) {
             WaitOutcome::Final(run) => {
-                *last = run;
-                self.finished(last, since)
+                self.run = run;
+                self.finished(since)
             }
             WaitOutcome::TimedOut { run, failing } => {
-                *last = run.clone();
+                self.run = run;
                 let within = match failing {
                     None => bound.describe(),
                     Some(failing) => format!(
@@ -260,24 +258,24 @@ impl Job<'_> {
                         bound.describe()
                     ),
                 };
-                self.timed_out(run, &settings, within)
+                self.timed_out(&settings, within)
             }
             WaitOutcome::QueuedTooLong { run } => {
-                *last = run.clone();
+                self.run = run;
                 let within = format!(
                     "leave the queue within max_queue_time ({} minutes): it was queued for {}",
                     settings.max_queue.map(minutes).unwrap_or_default(),
                     elapsed(since.elapsed())
                 );
-                self.timed_out(run, &settings, within)
+                self.timed_out(&settings, within)
             }
             WaitOutcome::Terminated { run, signal } => {
-                *last = run;
+                self.run = run;
                 Err(Terminated { signal }.into())
             }
             WaitOutcome::Failed { run, error } => {
                 self.tables.run_and_steps(&run)?;
-                *last = run;
+                self.run = run;
                 Err(error)
             }
         }
@@ -307,17 +305,17 @@ impl Job<'_> {
         }
     }
 
-    fn finished(&self, last: &mut Run, since: Instant) -> Result<()> {
+    fn finished(&mut self, since: Instant) -> Result<()> {
         let _after = phase(self.client, self.config, "after the run ended");
         let settings = &self.config.artifacts;
         // The final run is recorded before anything else can stop the job.
-        self.tables.run_and_steps(last)?;
+        self.tables.run_and_steps(&self.run)?;
         // Also when artifacts are not wanted: the results tables read the steps' files.
-        let run = artifacts::wait_until_saved(self.client, last.clone())?;
-        if run.artifacts_saved != last.artifacts_saved {
+        let run = artifacts::wait_until_saved(self.client, self.run.clone())?;
+        if run.artifacts_saved != self.run.artifacts_saved {
             self.tables.run_and_steps(&run)?;
         }
-        *last = run.clone();
+        self.run = run.clone();
         if !run.has_started {
             // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
             info!(
@@ -325,30 +323,30 @@ impl Job<'_> {
                 run.id,
                 steps::RUN_RESULTS
             );
-            let none = match settings.download {
-                true => Artifacts::Downloaded(Downloaded::default()),
-                false => Artifacts::Skipped,
+            let none = if settings.download {
+                Artifacts::Downloaded(Downloaded::default())
+            } else {
+                Artifacts::Skipped
             };
             return self.conclude(&run, none, since, None, &Findings::default());
         }
-        let downloaded = match settings.download {
-            false => Artifacts::Skipped,
-            true => {
-                let other_steps = steps::other_steps_files(&run);
-                match artifacts::download_all(
-                    self.client,
-                    self.tables.folder(),
-                    &run,
-                    settings,
-                    &other_steps,
-                ) {
-                    Ok(done) => Artifacts::Downloaded(done),
-                    Err(error) => {
-                        self.client.termination().check()?;
-                        Artifacts::NotDownloaded(error)
-                    }
+        let downloaded = if settings.download {
+            let other_steps = steps::other_steps_files(&run);
+            match artifacts::download_all(
+                self.client,
+                self.tables.folder(),
+                &run,
+                settings,
+                &other_steps,
+            ) {
+                Ok(done) => Artifacts::Downloaded(done),
+                Err(error) => {
+                    self.client.termination().check()?;
+                    Artifacts::NotDownloaded(error)
                 }
             }
+        } else {
+            Artifacts::Skipped
         };
         let findings = self.read_steps(&run, &downloaded)?;
         if let (true, Artifacts::Downloaded(done)) = (settings.zip, &downloaded) {
@@ -398,11 +396,9 @@ impl Job<'_> {
         for line in &report {
             warn!("{line}");
         }
-        let replaced_by = match self.how {
-            Started::Adopted | Started::Followed => {
-                start::replacement(self.client, self.job_id, run)
-            }
-            Started::Triggered | Started::Resumed => None,
+        let replaced_by = match self.origin {
+            Origin::Adopted | Origin::Followed => start::replacement(self.client, self.job_id, run),
+            Origin::Triggered | Origin::Resumed => None,
         };
         let ending = Ending {
             run,
@@ -444,60 +440,72 @@ impl Job<'_> {
     }
 
     /// The wait ended before the run did: `within` says which bound passed.
-    fn timed_out(&self, run: Run, settings: &WaitSettings, within: String) -> Result<()> {
+    fn timed_out(&mut self, settings: &WaitSettings, within: String) -> Result<()> {
         // Past max_wait_time only a brief budget is left for the cancel and the look after it.
         let budget = self.client.after_deadline();
-        let (last, fate) = if settings.cancel_on_timeout {
-            cancel(self.client, run, budget)
+        let fate = if settings.cancel_on_timeout {
+            self.cancel(budget)
         } else {
-            (run, "It goes on in dbt Cloud".to_owned())
+            "It goes on in dbt Cloud".to_owned()
         };
-        self.tables.run_and_steps(&last)?;
+        let last = &self.run;
+        self.tables.run_and_steps(last)?;
         user_error(format!(
             "dbt Cloud run {} did not {within}. {fate}: {}. \
              dbt_cloud_run.csv holds its last state ({}).",
             last.id,
-            link(&last),
+            link(last),
             last.status
         ))
     }
 
     /// SIGTERM or SIGINT once a run exists: cancel it unless it is final or the user said not
     /// to, record it, and go.
-    fn stopped(&self, run: Run, signal: &str) -> Result<()> {
+    fn stopped(mut self, signal: &str) -> Result<()> {
+        let run = &self.run;
         if run.status.is_final() {
-            self.tables.run_and_steps(&run)?;
+            self.tables.run_and_steps(run)?;
             return user_error(format!(
                 "Stopped by {signal} after dbt Cloud run {} ended ({}); its tables are written, its \
                  artifacts may be incomplete: {}.",
                 run.id,
                 run.status,
-                link(&run)
+                link(run)
             ));
         }
-        let ours = matches!(self.how, Started::Triggered | Started::Resumed);
-        let (last, fate) = match (self.config.on_stop, ours) {
-            (OnStop::Cancel, _) | (OnStop::CancelOwnRuns, true) => {
-                cancel(self.client, run, Budget::AfterSignal)
+        let ours = matches!(self.origin, Origin::Triggered | Origin::Resumed);
+        let fate = match (self.config.on_stop, ours) {
+            (OnStop::Cancel, _) | (OnStop::CancelOwnRuns, true) => self.cancel(Budget::AfterSignal),
+            (OnStop::Leave, _) => {
+                "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned()
             }
-            (OnStop::Leave, _) => (
-                run,
-                "It goes on in dbt Cloud (cancel_on_terminate is false)".to_owned(),
-            ),
-            (OnStop::CancelOwnRuns, false) => (
-                run,
-                "It goes on in dbt Cloud: this job did not start it (set cancel_on_terminate to \
-                 cancel it all the same)"
-                    .to_owned(),
-            ),
+            (OnStop::CancelOwnRuns, false) => "It goes on in dbt Cloud: this job did not start it \
+                 (set cancel_on_terminate to cancel it all the same)"
+                .to_owned(),
         };
-        self.tables.run_and_steps(&last)?;
+        let last = &self.run;
+        self.tables.run_and_steps(last)?;
         user_error(format!(
             "Stopped by {signal} while waiting for dbt Cloud run {} ({}). {fate}: {}.",
             last.id,
             last.status,
-            link(&last)
+            link(last)
         ))
+    }
+
+    /// Cancels the run and keeps its state afterwards; a sentence saying what happened.
+    fn cancel(&mut self, budget: Budget) -> String {
+        info!("Cancelling run {}", self.run.id);
+        match self.client.cancel_run(self.run.id, budget) {
+            Ok(cancelled) => {
+                self.run = self
+                    .client
+                    .get_run(self.run.id, budget)
+                    .unwrap_or(cancelled);
+                "It was cancelled".to_owned()
+            }
+            Err(error) => format!("Cancelling it failed ({error:#}); it may go on in dbt Cloud"),
+        }
     }
 }
 
@@ -508,19 +516,4 @@ fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> 
         done.paths.len()
     );
     Ok(())
-}
-
-/// Cancels the run and returns its state afterwards, with a sentence saying what happened.
-fn cancel(client: &DbtCloud, run: Run, budget: Budget) -> (Run, String) {
-    info!("Cancelling run {}", run.id);
-    match client.cancel_run(run.id, budget) {
-        Ok(cancelled) => {
-            let last = client.get_run(run.id, budget).unwrap_or(cancelled);
-            (last, "It was cancelled".to_owned())
-        }
-        Err(error) => (
-            run,
-            format!("Cancelling it failed ({error:#}); it may go on in dbt Cloud"),
-        ),
-    }
 }

@@ -128,9 +128,10 @@ fn narrowed(wanted: &JobName) -> String {
     if let Some(project) = wanted.project_id {
         by.push(format!("project {project}"));
     }
-    match by.is_empty() {
-        true => String::new(),
-        false => format!(" in {}", by.join(", ")),
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!(" in {}", by.join(", "))
     }
 }
 
@@ -164,9 +165,10 @@ fn not_found(jobs: &[JobSummary], wanted: &JobName) -> String {
         .take(LISTED)
         .map(|(_, name)| format!("{name:?}"))
         .collect();
-    let among = match closest.is_empty() {
-        true => "the account has no jobs".to_owned(),
-        false => format!("the closest names are {}", closest.join(", ")),
+    let among = if closest.is_empty() {
+        "the account has no jobs".to_owned()
+    } else {
+        format!("the closest names are {}", closest.join(", "))
     };
     format!(
         "No job of the account is named {:?}{} (names must match exactly): {among}. Nothing was \

@@ -15,13 +15,13 @@ use anyhow::Result;
 use log::info;
 
 use crate::config::{IfRunning, RunRef, StartPolicy};
-use crate::dbt_cloud::{Budget, DbtCloud, JobId, Run, RunStatus, Start};
-use crate::error::{is_not_found, is_refused_as_invalid, user_error, UserError};
+use crate::dbt_cloud::{Budget, DbtCloud, JobId, RefusalKind, Refused, Run, RunStatus, Start};
+use crate::error::{user_error, UserError};
 use crate::text::{elapsed, minutes};
 
-/// How the run we follow came to be.
+/// How the run the job follows came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
+pub enum Origin {
     Triggered,
     /// Already in progress, and waited for instead of triggering.
     Adopted,
@@ -31,31 +31,31 @@ pub enum Started {
     Followed,
 }
 
-/// What the start came to: a run to follow, or one already in progress that `if_running: skip`
-/// leaves alone.
-pub enum Begun {
-    Run(Run, Started),
-    Skipped(Run),
+/// What the start came to: a run to follow, and how it came to be; or one already in progress
+/// that `if_running: skip` leaves alone.
+pub enum Decision {
+    Follow(Run, Origin),
+    Skip(Run),
 }
 
-impl fmt::Display for Started {
+impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Started::Triggered => "Triggered",
-            Started::Adopted => "Adopted",
-            Started::Resumed => "Resumed the failed run as",
-            Started::Followed => "Following",
+            Origin::Triggered => "Triggered",
+            Origin::Adopted => "Adopted",
+            Origin::Resumed => "Resumed the failed run as",
+            Origin::Followed => "Following",
         })
     }
 }
 
-impl Started {
+impl Origin {
     /// When the run began, in our clock: an adopted or followed run began before us, at its
     /// `created_at` (now when that is unknown or ahead), which is dbt Cloud's clock's, so its age
     /// is counted on that clock (`now_on_dbt_cloud`); the others just now.
     pub fn since(self, run: &Run, now_on_dbt_cloud: chrono::DateTime<chrono::Utc>) -> Instant {
         let now = Instant::now();
-        if !matches!(self, Started::Adopted | Started::Followed) {
+        if !matches!(self, Origin::Adopted | Origin::Followed) {
             return now;
         }
         let age = run
@@ -67,17 +67,17 @@ impl Started {
 }
 
 /// `cause` is the one to send: configured, or naming the Keboola job.
-pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy, cause: &str) -> Result<Begun> {
+pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy, cause: &str) -> Result<Decision> {
     if let Some(in_progress) = apply_if_running(client, job, policy.if_running)? {
         return Ok(match policy.if_running {
-            IfRunning::Skip => Begun::Skipped(in_progress),
-            _ => Begun::Run(in_progress, Started::Adopted),
+            IfRunning::Skip => Decision::Skip(in_progress),
+            _ => Decision::Follow(in_progress, Origin::Adopted),
         });
     }
     if policy.retry_failed {
         if let Some(failed) = resumable(client, job, policy.retry_within)? {
             if let Some(run) = resume(client, job, &failed, policy, cause)? {
-                return Ok(Begun::Run(run, Started::Resumed));
+                return Ok(Decision::Follow(run, Origin::Resumed));
             }
         }
     }
@@ -93,14 +93,14 @@ pub fn start(client: &DbtCloud, job: JobId, policy: &StartPolicy, cause: &str) -
         cause: cause.to_owned(),
         overrides: policy.trigger_overrides.clone(),
     };
-    Ok(Begun::Run(
+    Ok(Decision::Follow(
         client.start_run(job, &trigger)?,
-        Started::Triggered,
+        Origin::Triggered,
     ))
 }
 
 /// The run `run_id` names: that run, which must be of the job, or the job's newest.
-pub fn follow(client: &DbtCloud, job: JobId, run: RunRef) -> Result<Run> {
+pub fn named_run(client: &DbtCloud, job: JobId, run: RunRef) -> Result<Run> {
     let found = match run {
         RunRef::Latest => client.newest_run(job)?.ok_or_else(|| {
             UserError::new(format!("Job {job} has no runs to follow (run_id: latest)."))
@@ -266,16 +266,17 @@ fn resume(
     policy: &StartPolicy,
     cause: &str,
 ) -> Result<Option<Run>> {
-    let overrides = match policy.trigger_overrides.is_empty() {
-        true => String::new(),
-        false => " and trigger_overrides".to_owned(),
+    let overrides = if policy.trigger_overrides.is_empty() {
+        String::new()
+    } else {
+        " and trigger_overrides".to_owned()
     };
     info!(
         "A resumed run keeps the failed run's own cause and settings: the cause {cause:?}{overrides} \
          do not apply to it"
     );
     let resumed = match client.start_run(job, &Start::Retry(failed.id)) {
-        Err(error) if is_not_found(&error) => {
+        Err(error) if RefusalKind::of(&error) == Some(RefusalKind::NotFound) => {
             info!(
                 "dbt Cloud has no retry endpoint for run {} (HTTP 404): resuming it through the \
                  job's rerun endpoint",
@@ -287,15 +288,15 @@ fn resume(
     };
     match resumed {
         Ok(run) => Ok(Some(run)),
-        Err(error) if is_refused_as_invalid(&error) => {
-            let text = format!("{error:#}");
+        Err(error) if RefusalKind::of(&error) == Some(RefusalKind::Invalid) => {
+            let said = Refused::of(&error).map_or("", |refused| refused.api_said.as_str());
             let reason = RETRY_REASONS
                 .iter()
-                .find(|code| text.contains(**code))
+                .find(|code| said.contains(**code))
                 .map(|code| format!(": {}", retry_refusal(Some(code))))
                 .unwrap_or_default();
             info!(
-                "dbt Cloud refused to resume run {}{reason} ({text}); triggering a fresh run \
+                "dbt Cloud refused to resume run {}{reason} ({error:#}); triggering a fresh run \
                  instead (retry_failed)",
                 failed.id
             );

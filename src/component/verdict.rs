@@ -232,9 +232,10 @@ fn failed(
             )
         }
         None => {
-            let kept = match some_came {
-                true => ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)",
-                false => "",
+            let kept = if some_came {
+                ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)"
+            } else {
+                ""
             };
             format!(
                 "{} The tables are written; {note}{kept}.",

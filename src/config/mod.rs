@@ -2,10 +2,11 @@
 //!
 //! The rules follow the earlier Python component's configs, so that they keep working: ids may be
 //! numbers or strings of digits, `max_wait_time` a number of minutes or a string holding one.
-//! Each key of `parameters` is defined once, in [`parameters`]; here they are read and grouped into
+//! Each key of `parameters` is defined once, in `parameters.rs`; here they are read and grouped into
 //! the settings each part of the job takes.
 
-pub mod parameters;
+mod kinds;
+mod parameters;
 
 use std::path::Path;
 use std::time::Duration;
@@ -245,9 +246,10 @@ pub fn parse(text: &[u8]) -> Result<Request> {
         // The UI calls these with the form as it is, perhaps half filled: only what the action
         // needs is read.
         "testConnection" => locate(&p, true).and_then(|located| {
-            let job = match located.job.is_some() || p.given(JOB_NAME.key) {
-                true => Some(job_ref(&p, located.job)?),
-                false => None,
+            let job = if located.job.is_some() || p.given(JOB_NAME.key) {
+                Some(job_ref(&p, located.job)?)
+            } else {
+                None
             };
             Ok(Request::TestConnection(located.connection, job))
         }),
@@ -308,9 +310,10 @@ fn locate(p: &Parameters, with_job: bool) -> Result<Located, String> {
         ACCOUNT_ID.read_if_given(p)?.map(|n| n.get()),
         page.account,
     )?;
-    let job = match with_job {
-        true => pick(JOB_ID.key, JOB_ID.read(p)?.map(|n| n.get()), page.job)?,
-        false => None,
+    let job = if with_job {
+        pick(JOB_ID.key, JOB_ID.read(p)?.map(|n| n.get()), page.job)?
+    } else {
+        None
     };
     let required = |key: &str| format!("{key} is required: a positive integer");
     let account_id = account
@@ -474,17 +477,19 @@ fn wait(p: &Parameters, following: bool) -> Result<Wait, String> {
     let settings = WaitSettings {
         max: Duration::from_secs_f64(MAX_WAIT_TIME.read(p)? * 60.0),
         poll_interval: POLL_INTERVAL.read(p)?.map(Duration::from_secs_f64),
-        cancel_on_timeout: match following && !p.given(CANCEL_ON_TIMEOUT.key) {
-            true => false,
-            false => CANCEL_ON_TIMEOUT.read(p)?,
+        cancel_on_timeout: if following && !p.given(CANCEL_ON_TIMEOUT.key) {
+            false
+        } else {
+            CANCEL_ON_TIMEOUT.read(p)?
         },
         max_queue: MAX_QUEUE_TIME
             .read(p)?
             .map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
     };
-    Ok(match WAIT_FOR_RESULT.read(p)? {
-        true => Wait::UpTo(settings),
-        false => Wait::No,
+    Ok(if WAIT_FOR_RESULT.read(p)? {
+        Wait::UpTo(settings)
+    } else {
+        Wait::No
     })
 }
 
@@ -1007,10 +1012,11 @@ mod tests {
         assert!(config.start.trigger_overrides.is_empty());
         let config =
             parse_parameters(with("artifacts_include", json!(["*.json", "run/**/*.sql"]))).unwrap();
-        assert_eq!(
-            config.artifacts.selection.unwrap().patterns(),
-            ["*.json", "run/**/*.sql"]
-        );
+        let paths = ["manifest.json", "run/a.sql", "compiled/a.sql"].map(String::from);
+        let selection = config.artifacts.selection.unwrap();
+        let (selected, unused) = selection.filter(paths.to_vec());
+        assert_eq!(selected, ["manifest.json", "run/a.sql"]);
+        assert!(unused.is_empty());
     }
 
     #[test]

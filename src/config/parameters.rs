@@ -3,473 +3,12 @@
 //! reads every value through these definitions, and a test walks [`PARAMETERS`] against the UI
 //! form (`configSchema.json`), so that the two cannot disagree.
 
-use std::num::NonZeroU64;
-
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Map, Value};
 
-use crate::config::{EnvironmentType, IfRunning, RunRef};
-use crate::dbt_cloud::{BaseUrl, PageIds, DEFAULT_BASE_URL};
-use crate::secret::ApiToken;
+pub use super::kinds::*;
+use crate::config::{EnvironmentType, IfRunning};
+use crate::dbt_cloud::DEFAULT_BASE_URL;
 use crate::text::cut;
-
-/// The form's JSON Schema type of a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonType {
-    Integer,
-    Number,
-    String,
-    Boolean,
-    Object,
-    Array,
-}
-
-impl JsonType {
-    pub fn name(self) -> &'static str {
-        match self {
-            JsonType::Integer => "integer",
-            JsonType::Number => "number",
-            JsonType::String => "string",
-            JsonType::Boolean => "boolean",
-            JsonType::Object => "object",
-            JsonType::Array => "array",
-        }
-    }
-}
-
-/// What a parameter holds: how its JSON becomes a typed value. The error is the whole message,
-/// naming the key.
-pub trait Kind {
-    type Value;
-    const JSON_TYPE: JsonType;
-    /// What a missing required value should have been.
-    const EXPECTED: &'static str;
-    fn read(&self, key: &str, value: &Value) -> Result<Self::Value, String>;
-}
-
-/// A value as config.json holds it, cut for an error message; what a key starting with `#` holds
-/// (a value Keboola encrypts, at any depth) as `***`.
-pub fn echo(value: &Value) -> String {
-    cut(&redacted(value).to_string())
-}
-
-fn redacted(value: &Value) -> Value {
-    match value {
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(key, value)| match key.starts_with('#') {
-                    true => (key.clone(), Value::String("***".to_owned())),
-                    false => (key.clone(), redacted(value)),
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `true` or `false`.
-pub struct Flag;
-
-impl Kind for Flag {
-    type Value = bool;
-    const JSON_TYPE: JsonType = JsonType::Boolean;
-    const EXPECTED: &'static str = "true or false";
-    fn read(&self, key: &str, value: &Value) -> Result<bool, String> {
-        value
-            .as_bool()
-            .ok_or_else(|| format!("{key} must be true or false, got {}", echo(value)))
-    }
-}
-
-/// A positive whole number, given as a number or a string of digits (the earlier component's
-/// configs have both), at most `max`.
-pub struct Count {
-    pub max: u64,
-}
-
-impl Kind for Count {
-    type Value = NonZeroU64;
-    const JSON_TYPE: JsonType = JsonType::Integer;
-    const EXPECTED: &'static str = "a positive integer";
-    fn read(&self, key: &str, value: &Value) -> Result<NonZeroU64, String> {
-        let parsed = match value {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => {
-                let s = s.trim();
-                let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-                digits.then(|| s.parse().ok()).flatten()
-            }
-            _ => None,
-        };
-        let n = parsed
-            .and_then(NonZeroU64::new)
-            .ok_or_else(|| format!("{key} must be a positive integer, got {}", echo(value)))?;
-        if n.get() > self.max {
-            return Err(format!("{key} must be at most {}, got {n}", self.max));
-        }
-        Ok(n)
-    }
-}
-
-/// A number of some unit, fractions allowed, within a range; written as a number, or also as a
-/// string holding one where `strings` (the earlier component's `max_wait_time` was one).
-pub struct Amount {
-    pub unit: &'static str,
-    pub range: Range,
-    pub strings: bool,
-    /// Said after the range in the error, e.g. `(fractions allowed, e.g. 0.5)`.
-    pub hint: &'static str,
-}
-
-/// The values an [`Amount`] accepts.
-pub enum Range {
-    /// Greater than 0, at most the bound.
-    Positive { max: f64 },
-    /// From one bound to the other, both included.
-    Between { min: f64, max: f64 },
-}
-
-impl Kind for Amount {
-    type Value = f64;
-    const JSON_TYPE: JsonType = JsonType::Number;
-    const EXPECTED: &'static str = "a number";
-    fn read(&self, key: &str, value: &Value) -> Result<f64, String> {
-        let number = match value {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) if self.strings => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        let (within, range) = match self.range {
-            Range::Positive { max } => (
-                number.filter(|n| n.is_finite() && *n > 0.0 && *n <= max),
-                format!("greater than 0 and at most {max}"),
-            ),
-            Range::Between { min, max } => (
-                number.filter(|n| (min..=max).contains(n)),
-                format!("from {min} to {max}"),
-            ),
-        };
-        within.ok_or_else(|| {
-            format!(
-                "{key} must be a number of {} {range}{}, got {}",
-                self.unit,
-                self.hint,
-                echo(value)
-            )
-        })
-    }
-}
-
-/// A string, not blank, of at most `max_chars` characters.
-pub struct Text {
-    pub max_chars: usize,
-}
-
-impl Kind for Text {
-    type Value = String;
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "a string";
-    fn read(&self, key: &str, value: &Value) -> Result<String, String> {
-        let text = string(key, value)?;
-        if text.trim().is_empty() {
-            return Err(format!("{key} must not be empty"));
-        }
-        let chars = text.chars().count();
-        if chars > self.max_chars {
-            return Err(format!(
-                "{key} must be at most {} characters, got {chars}",
-                self.max_chars
-            ));
-        }
-        Ok(text.to_owned())
-    }
-}
-
-fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, String> {
-    value
-        .as_str()
-        .ok_or_else(|| format!("{key} must be a string, got {}", echo(value)))
-}
-
-/// One of a few words.
-pub struct Choice<T: 'static>(pub &'static [(&'static str, T)]);
-
-impl<T: Copy> Kind for Choice<T> {
-    type Value = T;
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "one of the listed words";
-    fn read(&self, key: &str, value: &Value) -> Result<T, String> {
-        let word = string(key, value)?;
-        self.0
-            .iter()
-            .find(|(name, _)| *name == word)
-            .map(|(_, choice)| *choice)
-            .ok_or_else(|| {
-                let names: Vec<String> = self.0.iter().map(|(n, _)| format!("{n:?}")).collect();
-                let words = match names.split_last() {
-                    Some((last, rest)) if !rest.is_empty() => {
-                        format!("{} or {last}", rest.join(", "))
-                    }
-                    _ => names.concat(),
-                };
-                format!("{key} must be {words}, got {}", echo(value))
-            })
-    }
-}
-
-/// The dbt Cloud access URL. Only its scheme and host are ever echoed: users paste tokens into URLs.
-pub struct Url;
-
-impl Kind for Url {
-    /// The origin, and the ids of a page URL pasted from dbt Cloud.
-    type Value = (BaseUrl, PageIds);
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "a URL";
-    fn read(&self, key: &str, value: &Value) -> Result<(BaseUrl, PageIds), String> {
-        let text = string(key, value)?;
-        BaseUrl::parse_page(text)
-            .map_err(|why| format!("{key} ({}) is not usable: {why}", scheme_and_host(text)))
-    }
-}
-
-/// `https://host` of what the user gave, or a placeholder: never a user name, password, path or
-/// query, where a token may have been pasted.
-fn scheme_and_host(input: &str) -> String {
-    let trimmed = input.trim();
-    let with_scheme = if trimmed.contains("://") {
-        trimmed.to_owned()
-    } else {
-        format!("https://{trimmed}")
-    };
-    match reqwest::Url::parse(&with_scheme) {
-        Ok(url) => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
-        Err(_) => "not a URL".to_owned(),
-    }
-}
-
-/// The API token. Never echoed, even when mistyped.
-pub struct Token;
-
-impl Kind for Token {
-    type Value = ApiToken;
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "a dbt Cloud service token or personal access token";
-    fn read(&self, key: &str, value: &Value) -> Result<ApiToken, String> {
-        let Value::String(token) = value else {
-            return Err(format!("{key} must be a string"));
-        };
-        ApiToken::new(token)
-            .ok_or_else(|| format!("{key} must be a non-empty token without spaces or line breaks"))
-    }
-}
-
-/// Fields for the trigger body (`TriggerRunRequestRequest` of the API), each checked by kind.
-pub struct Overrides;
-
-#[derive(Debug, Clone, Copy)]
-enum Override {
-    /// A non-empty string.
-    Text,
-    /// An integer of at least `min`.
-    Count {
-        min: u64,
-    },
-    Flag,
-    /// A non-empty list of non-empty dbt commands.
-    Commands,
-}
-
-const OVERRIDES: &[(&str, Override)] = &[
-    ("git_sha", Override::Text),
-    ("git_branch", Override::Text),
-    ("schema_override", Override::Text),
-    ("dbt_version_override", Override::Text),
-    ("threads_override", Override::Count { min: 1 }),
-    ("target_name_override", Override::Text),
-    ("generate_docs_override", Override::Flag),
-    ("timeout_seconds_override", Override::Count { min: 0 }),
-    ("steps_override", Override::Commands),
-    ("azure_pull_request_id", Override::Count { min: 1 }),
-    ("github_pull_request_id", Override::Count { min: 1 }),
-    ("gitlab_merge_request_id", Override::Count { min: 1 }),
-    ("non_native_pull_request_id", Override::Count { min: 1 }),
-];
-
-impl Override {
-    fn accepts(self, value: &Value) -> bool {
-        match self {
-            Override::Text => value.as_str().is_some_and(|s| !s.trim().is_empty()),
-            Override::Count { min } => value.as_u64().is_some_and(|n| n >= min),
-            Override::Flag => value.is_boolean(),
-            Override::Commands => value.as_array().is_some_and(|commands| {
-                !commands.is_empty()
-                    && commands
-                        .iter()
-                        .all(|c| c.as_str().is_some_and(|c| !c.trim().is_empty()))
-            }),
-        }
-    }
-
-    fn expected(self) -> String {
-        match self {
-            Override::Text => "a non-empty string".to_owned(),
-            Override::Count { min } => format!("an integer of at least {min}"),
-            Override::Flag => "true or false".to_owned(),
-            Override::Commands => {
-                "a non-empty list of dbt commands, e.g. [\"dbt build -s orders+\"]".to_owned()
-            }
-        }
-    }
-}
-
-impl Kind for Overrides {
-    type Value = Map<String, Value>;
-    const JSON_TYPE: JsonType = JsonType::Object;
-    const EXPECTED: &'static str = "an object";
-    fn read(&self, key: &str, value: &Value) -> Result<Map<String, Value>, String> {
-        let Value::Object(overrides) = value else {
-            return Err(format!("{key} must be an object, got {}", echo(value)));
-        };
-        let mut checked = Map::new();
-        // A field of the form's overrides left empty is not an override.
-        let given =
-            |value: &&Value| !is_unset(value) && value.as_array().is_none_or(|a| !a.is_empty());
-        for (name, value) in overrides.iter().filter(|(_, v)| given(v)) {
-            let Some((_, kind)) = OVERRIDES.iter().find(|(known, _)| known == name) else {
-                let valid: Vec<&str> = OVERRIDES.iter().map(|(known, _)| *known).collect();
-                return Err(format!(
-                    "{key} has an unknown key \"{}\"; the valid keys are {}",
-                    cut(name),
-                    valid.join(", ")
-                ));
-            };
-            if !kind.accepts(value) {
-                return Err(format!(
-                    "{key}.{} must be {}, got {}",
-                    cut(name),
-                    kind.expected(),
-                    echo(value)
-                ));
-            }
-            checked.insert(name.clone(), value.clone());
-        }
-        Ok(checked)
-    }
-}
-
-/// An id picked from a dropdown the UI fills (or typed into it): the form saves it as a string,
-/// read as any other id.
-pub struct SelectedId;
-
-impl Kind for SelectedId {
-    type Value = NonZeroU64;
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "a positive integer";
-    fn read(&self, key: &str, value: &Value) -> Result<NonZeroU64, String> {
-        ANY_ID.read(key, value)
-    }
-}
-
-/// `run_id`: a run's id (a number or a string of digits), or `latest`, the job's newest run.
-pub struct RunChoice;
-
-impl Kind for RunChoice {
-    type Value = RunRef;
-    const JSON_TYPE: JsonType = JsonType::String;
-    const EXPECTED: &'static str = "a run id, or \"latest\"";
-    fn read(&self, key: &str, value: &Value) -> Result<RunRef, String> {
-        if value.as_str().map(str::trim) == Some("latest") {
-            return Ok(RunRef::Latest);
-        }
-        ANY_ID
-            .read(key, value)
-            .map(|id| RunRef::Id(id.into()))
-            .map_err(|_| format!("{key} must be a run id or \"latest\", got {}", echo(value)))
-    }
-}
-
-/// Which artifacts to download: glob patterns over their paths, compiled once.
-#[derive(Debug, Clone)]
-pub struct Selection {
-    patterns: Vec<String>,
-    set: GlobSet,
-}
-
-impl Selection {
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
-    }
-
-    /// The paths selected, in order, and the patterns that matched none of them.
-    pub fn filter(&self, paths: Vec<String>) -> (Vec<String>, Vec<&str>) {
-        let mut used = vec![false; self.patterns.len()];
-        let selected = paths
-            .into_iter()
-            .filter(|path| {
-                let matches = self.set.matches(path);
-                for &i in &matches {
-                    used[i] = true;
-                }
-                !matches.is_empty()
-            })
-            .collect();
-        let unused = self
-            .patterns
-            .iter()
-            .zip(used)
-            .filter(|(_, used)| !used)
-            .map(|(pattern, _)| pattern.as_str())
-            .collect();
-        (selected, unused)
-    }
-}
-
-/// Glob patterns: `*` stays within a folder and `**` crosses folders, as in a shell: `*.json` is
-/// the top-level JSON files, `run/**/*.sql` every SQL file below `run/`.
-pub struct Globs;
-
-impl Kind for Globs {
-    /// `None`: every artifact (also for `[]`, which the form saves for an emptied list).
-    type Value = Option<Selection>;
-    const JSON_TYPE: JsonType = JsonType::Array;
-    const EXPECTED: &'static str = "a list of glob patterns";
-    fn read(&self, key: &str, value: &Value) -> Result<Option<Selection>, String> {
-        let Value::Array(patterns) = value else {
-            return Err(format!(
-                "{key} must be a list of glob patterns, e.g. [\"*.json\", \"run/**/*.sql\"], got {}",
-                echo(value)
-            ));
-        };
-        if patterns.is_empty() {
-            return Ok(None);
-        }
-        let mut builder = GlobSetBuilder::new();
-        let mut texts = Vec::new();
-        for pattern in patterns {
-            let Some(text) = pattern.as_str().filter(|t| !t.trim().is_empty()) else {
-                return Err(format!(
-                    "{key} must hold non-empty strings, got {}",
-                    echo(pattern)
-                ));
-            };
-            let glob = GlobBuilder::new(text)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| format!("{key} has an invalid pattern {text:?}: {e}"))?;
-            builder.add(glob);
-            texts.push(text.to_owned());
-        }
-        let set = builder
-            .build()
-            .map_err(|e| format!("{key} cannot be compiled: {e}"))?;
-        Ok(Some(Selection {
-            patterns: texts,
-            set,
-        }))
-    }
-}
 
 /// `parameters`, where null and an empty string mean absent: the form saves a text field the
 /// user emptied as `""`, and that must never fail a job.
@@ -486,18 +25,12 @@ impl Parameters<'_> {
     }
 }
 
-/// What the form saves for a field left empty.
-fn is_unset(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(text) => text.is_empty(),
-        _ => false,
-    }
-}
-
 /// A parameter that must be given.
 pub struct Required<K> {
     pub key: &'static str,
+    /// The form's title and help for the field.
+    pub title: &'static str,
+    pub help: &'static str,
     pub kind: K,
 }
 
@@ -520,6 +53,9 @@ impl<K: Kind> Required<K> {
 /// A parameter with a default, given as the JSON the form saves, and read like a user's value.
 pub struct Defaulted<K> {
     pub key: &'static str,
+    /// The form's title and help for the field.
+    pub title: &'static str,
+    pub help: &'static str,
     pub kind: K,
     pub default: fn() -> Value,
     /// Whether the form offers the default too; when not, only configurations saved without the
@@ -540,6 +76,9 @@ impl<K: Kind> Defaulted<K> {
 /// A parameter whose absence means something of its own (e.g. the adaptive poll schedule).
 pub struct Optional<K> {
     pub key: &'static str,
+    /// The form's title and help for the field.
+    pub title: &'static str,
+    pub help: &'static str,
     pub kind: K,
 }
 
@@ -555,6 +94,9 @@ impl<K: Kind> Optional<K> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Described {
     pub key: &'static str,
+    pub title: &'static str,
+    pub help: &'static str,
+    pub form: Form,
     pub json_type: JsonType,
     /// The JSON the form saves when the user leaves the field alone; `None` for no default (also
     /// when the parser keeps one for configurations saved without the key).
@@ -572,6 +114,9 @@ impl<K: Kind + Sync> Definition for Required<K> {
     fn describe(&self) -> Described {
         Described {
             key: self.key,
+            title: self.title,
+            help: self.help,
+            form: self.kind.form(),
             json_type: K::JSON_TYPE,
             default: None,
             required: true,
@@ -585,6 +130,9 @@ impl<K: Kind + Sync> Definition for Defaulted<K> {
         let default = (self.default)();
         Described {
             key: self.key,
+            title: self.title,
+            help: self.help,
+            form: self.kind.form(),
             json_type: K::JSON_TYPE,
             default_reads: self.kind.read(self.key, &default).is_ok(),
             default: self.offered.then_some(default),
@@ -597,6 +145,9 @@ impl<K: Kind + Sync> Definition for Optional<K> {
     fn describe(&self) -> Described {
         Described {
             key: self.key,
+            title: self.title,
+            help: self.help,
+            form: self.kind.form(),
             json_type: K::JSON_TYPE,
             default: None,
             required: false,
@@ -614,11 +165,12 @@ const MAX_RETRY_WINDOW_MINUTES: f64 = 43_200.0;
 /// A terabyte: past any artifact dbt writes, and within `u64` bytes.
 const MAX_ARTIFACT_SIZE_MB: f64 = 1_000_000.0;
 
-/// A dbt Cloud id: any positive whole number.
-const ANY_ID: Count = Count { max: u64::MAX };
-
 pub const DBT_CLOUD_URL: Defaulted<Url> = Defaulted {
     key: "dbt_cloud_url",
+    title: "dbt Cloud access URL",
+    help: "Your account's access URL from Account settings → Access URLs in dbt Cloud, e.g. \
+        https://ab123.us1.dbt.com or https://emea.dbt.com. Must use https://. The getdbt.com \
+        region URLs (https://cloud.getdbt.com) stop serving the API on February 3, 2027.",
     kind: Url,
     default: || json!(DEFAULT_BASE_URL),
     // Retiring on February 3, 2027: kept for configurations saved without the key, who
@@ -627,27 +179,43 @@ pub const DBT_CLOUD_URL: Defaulted<Url> = Defaulted {
 };
 pub const ACCOUNT_ID: Required<Count> = Required {
     key: "account_id",
+    title: "Account ID",
+    help: "The number after /accounts/ or /deploy/ in dbt Cloud URLs.",
     kind: ANY_ID,
 };
 pub const API_KEY: Required<Token> = Required {
     key: "#api_key",
+    title: "API token",
+    help: "A service token (dbtc_…) with the Job Runner permission, or a personal access token. \
+        The API needs a Team or Enterprise plan.",
     kind: Token,
 };
 /// One of `job_id` and `job_name` names the job.
 pub const JOB_ID: Optional<SelectedId> = Optional {
     key: "job_id",
+    title: "Job ID",
+    help: "The job to trigger: pick it from the account's jobs, or type the number after /jobs/ \
+        in the job's URL. Leave it empty to name the job instead (Job name).",
     kind: SelectedId,
 };
 pub const JOB_NAME: Optional<Text> = Optional {
     key: "job_name",
+    title: "Job name",
+    help: "Instead of Job ID: the job's exact name, for teams whose job ids change between \
+        environments or when jobs are recreated. Fails, naming the candidates, when no job or \
+        several jobs have the name.",
     kind: Text { max_chars: 1_000 },
 };
 pub const ENVIRONMENT_NAME: Optional<Text> = Optional {
     key: "environment_name",
+    title: "Environment name",
+    help: "With Job name: only jobs of this dbt Cloud environment.",
     kind: Text { max_chars: 1_000 },
 };
 pub const ENVIRONMENT_TYPE: Optional<Choice<EnvironmentType>> = Optional {
     key: "environment_type",
+    title: "Environment type",
+    help: "With Job name: only jobs of environments of this type.",
     kind: Choice(&[
         ("production", EnvironmentType::Production),
         ("staging", EnvironmentType::Staging),
@@ -656,16 +224,26 @@ pub const ENVIRONMENT_TYPE: Optional<Choice<EnvironmentType>> = Optional {
 };
 pub const PROJECT_ID: Optional<Count> = Optional {
     key: "project_id",
+    title: "Project ID",
+    help: "With Job name: only jobs of this dbt Cloud project.",
     kind: ANY_ID,
 };
 /// A run to follow instead of triggering one.
 pub const RUN_ID: Optional<RunChoice> = Optional {
     key: "run_id",
+    title: "Follow a run instead of triggering",
+    help: "A run id, or latest for the job's newest run (finished or not): the component follows \
+        that run, as it follows one it triggers (tables, wait, artifacts, results), and \
+        triggers nothing. A followed run is not cancelled unless Cancel the run when the job \
+        is stopped / on timeout is set in this configuration.",
     kind: RunChoice,
 };
 /// The reason dbt Cloud shows for the run; without it, one naming the Keboola job.
 pub const CAUSE: Optional<Text> = Optional {
     key: "cause",
+    title: "Cause",
+    help: "Shown as the reason of the run in dbt Cloud. Leave empty to name the Keboola job, its \
+        project and configuration, with a link to the job.",
     kind: Text {
         max_chars: MAX_CAUSE_CHARS,
     },
@@ -673,9 +251,21 @@ pub const CAUSE: Optional<Text> = Optional {
 /// What the form saved as `cause` when the user left it alone, before the cause named the
 /// Keboola job: such a configuration gets the cause naming its job too.
 pub const FORMER_DEFAULT_CAUSE: &str = "Triggered from Keboola";
-pub const WAIT_FOR_RESULT: Defaulted<Flag> = flag("wait_for_result", false);
+pub const WAIT_FOR_RESULT: Defaulted<Flag> = flag(
+    "wait_for_result",
+    "Wait for the run to finish",
+    "When on, the component waits for the run, saves its final state and artifacts, and fails \
+    when the run fails.",
+    false,
+);
 pub const MAX_WAIT_TIME: Defaulted<Amount> = Defaulted {
     key: "max_wait_time",
+    title: "Maximum wait time (minutes)",
+    help: "The component fails when the run has not finished by then; the run itself goes on in \
+        dbt Cloud unless 'Cancel the run on timeout' is on. The component's time limit in \
+        Keboola is 24 hours, and the wait ends two minutes before it. If this configuration \
+        sets a shorter job timeout of its own (Keboola does not tell the component), keep this \
+        below it.",
     kind: Amount {
         unit: "minutes",
         range: Range::Positive {
@@ -687,12 +277,39 @@ pub const MAX_WAIT_TIME: Defaulted<Amount> = Defaulted {
     default: || json!(60),
     offered: true,
 };
-pub const IGNORE_ARTIFACTS: Defaulted<Flag> = flag("ignore_artifacts", false);
-pub const ARTIFACTS_MUST_SUCCEED: Defaulted<Flag> = flag("artifacts_must_succeed", true);
-pub const CANCEL_ON_TERMINATE: Defaulted<Flag> = flag("cancel_on_terminate", true);
-pub const CANCEL_ON_TIMEOUT: Defaulted<Flag> = flag("cancel_on_timeout", false);
+pub const IGNORE_ARTIFACTS: Defaulted<Flag> = flag(
+    "ignore_artifacts",
+    "Do not download artifacts",
+    "When off, every artifact of the finished run (manifest.json, run_results.json, compiled \
+    SQL, …) is saved as a job artifact.",
+    false,
+);
+pub const ARTIFACTS_MUST_SUCCEED: Defaulted<Flag> = flag(
+    "artifacts_must_succeed",
+    "Fail when an artifact cannot be downloaded",
+    "When off, an artifact that still fails after retries is only a warning, as long as the \
+    others were downloaded.",
+    true,
+);
+pub const CANCEL_ON_TERMINATE: Defaulted<Flag> = flag(
+    "cancel_on_terminate",
+    "Cancel the dbt run when this job is stopped",
+    "When the Keboola job is stopped while waiting, cancel the dbt Cloud run too. A \
+    configuration without this setting cancels only a run the job started, not one it followed \
+    (run_id) or adopted (if running: wait).",
+    true,
+);
+pub const CANCEL_ON_TIMEOUT: Defaulted<Flag> = flag(
+    "cancel_on_timeout",
+    "Cancel the dbt run when the maximum wait time passes",
+    "Otherwise the run goes on in dbt Cloud after this job has failed.",
+    false,
+);
 pub const POLL_INTERVAL: Optional<Amount> = Optional {
     key: "poll_interval",
+    title: "Poll interval (seconds)",
+    help: "Leave empty for the adaptive schedule, which uses the job's recent runs to notice the \
+        end at once. A fixed interval otherwise.",
     kind: Amount {
         unit: "seconds",
         range: Range::Between {
@@ -706,6 +323,10 @@ pub const POLL_INTERVAL: Optional<Amount> = Optional {
 /// How long a run may sit in Queued or Starting, apart from `max_wait_time`.
 pub const MAX_QUEUE_TIME: Optional<Amount> = Optional {
     key: "max_queue_time",
+    title: "Maximum queue time (minutes)",
+    help: "Optional: the component fails when the run is still Queued or Starting this long after \
+        it began (cancelled with Cancel the run on timeout), whatever is left of the maximum \
+        wait time.",
     kind: Amount {
         unit: "minutes",
         range: Range::Positive {
@@ -717,12 +338,17 @@ pub const MAX_QUEUE_TIME: Optional<Amount> = Optional {
 };
 pub const ARTIFACT_CONCURRENCY: Defaulted<Count> = Defaulted {
     key: "artifact_concurrency",
+    title: "Artifact downloads in parallel",
+    help: "",
     kind: Count { max: 32 },
     default: || json!(8),
     offered: true,
 };
 pub const MAX_ARTIFACT_SIZE: Defaulted<Amount> = Defaulted {
     key: "max_artifact_size",
+    title: "Largest artifact (MB)",
+    help: "An artifact larger than this fails (naming it) instead of filling the disk; a download \
+        slower than 10 KB/s over a minute is broken off and tried again.",
     kind: Amount {
         unit: "megabytes",
         range: Range::Positive {
@@ -739,6 +365,11 @@ pub const MAX_ARTIFACT_SIZE: Defaulted<Amount> = Defaulted {
 pub const ACCOUNT_REQUESTS_PER_MINUTE: u64 = 5_000;
 pub const MAX_REQUESTS_PER_MINUTE: Defaulted<Count> = Defaulted {
     key: "max_requests_per_minute",
+    title: "Maximum API requests a minute",
+    help: "This configuration's share of dbt Cloud's 5,000 API requests a minute per account, \
+        which everything using the account shares; past it dbt Cloud refuses all of them for \
+        five minutes. 550 lets eight configurations run at once; raise it when this one uses \
+        the account alone, lower it when more run together.",
     kind: Count { max: 1_000_000 },
     // This configuration's share of the account's 5,000 a minute: eight runs of the component at
     // once (a flow's phase triggering a job per domain) stay under it at 4,400, leaving 600 for
@@ -748,10 +379,15 @@ pub const MAX_REQUESTS_PER_MINUTE: Defaulted<Count> = Defaulted {
 };
 pub const TRIGGER_OVERRIDES: Optional<Overrides> = Optional {
     key: "trigger_overrides",
+    title: "Trigger overrides",
+    help: "Optional overrides of the job's settings for this run, sent in the trigger.",
     kind: Overrides,
 };
 pub const IF_RUNNING: Defaulted<Choice<IfRunning>> = Defaulted {
     key: "if_running",
+    title: "When the job is already running",
+    help: "What to do when a run of this job is already queued or running. Skip and fail name the \
+        run in progress and its link.",
     kind: Choice(&[
         ("trigger", IfRunning::Trigger),
         ("wait", IfRunning::Wait),
@@ -762,10 +398,22 @@ pub const IF_RUNNING: Defaulted<Choice<IfRunning>> = Defaulted {
     default: || json!("trigger"),
     offered: true,
 };
-pub const RETRY_FAILED: Defaulted<Flag> = flag("retry_failed", false);
+pub const RETRY_FAILED: Defaulted<Flag> = flag(
+    "retry_failed",
+    "Resume a recent failure from the point of failure",
+    "When the job's newest run ended in Error within the window below, resume that run from its \
+    failed node instead of triggering a fresh run. A resume rebuilds only what failed: models \
+    that succeeded in the failed run keep that run's data, so an older failure (last night's) \
+    gets a fresh run. The cause and trigger overrides do not apply to a resumed run.",
+    false,
+);
 /// How recently the failed run must have ended for `retry_failed` to resume it.
 pub const RETRY_FAILED_WITHIN: Defaulted<Amount> = Defaulted {
     key: "retry_failed_within",
+    title: "Resume only failures of the last (minutes)",
+    help: "How recently the failed run must have ended for it to be resumed, on dbt Cloud's \
+        clock. Set it below the job's schedule interval, so that a failure is resumed within \
+        the same pipeline run and never on the next night.",
     kind: Amount {
         unit: "minutes",
         range: Range::Positive {
@@ -777,18 +425,53 @@ pub const RETRY_FAILED_WITHIN: Defaulted<Amount> = Defaulted {
     default: || json!(60),
     offered: true,
 };
-pub const FAIL_ON_RUN_ERROR: Defaulted<Flag> = flag("fail_on_run_error", true);
-pub const FAIL_ON_WARNINGS: Defaulted<Flag> = flag("fail_on_warnings", false);
+pub const FAIL_ON_RUN_ERROR: Defaulted<Flag> = flag(
+    "fail_on_run_error",
+    "Fail when the dbt run fails",
+    "When off, a dbt run that ends in Error or Cancelled is a warning: the tables and artifacts \
+    are kept and the flow goes on.",
+    true,
+);
+pub const FAIL_ON_WARNINGS: Defaulted<Flag> = flag(
+    "fail_on_warnings",
+    "Fail on warnings",
+    "When on, a test or model that warned, or a source past its freshness threshold, in any \
+    step of the run fails the job (after its tables are written), with the warnings as the \
+    message. Off: they are only logged.",
+    false,
+);
 pub const ARTIFACTS_INCLUDE: Optional<Globs> = Optional {
     key: "artifacts_include",
+    title: "Artifacts to download",
+    help: "Glob patterns over artifact paths; empty for all. * stays within a folder, ** crosses \
+        folders: e.g. *.json, run/**/*.sql. Most users need manifest.json, run_results.json, \
+        catalog.json and sources.json.",
     kind: Globs,
 };
-pub const ARTIFACTS_ZIP: Defaulted<Flag> = flag("artifacts_zip", false);
-pub const DEBUG: Defaulted<Flag> = flag("debug", false);
+pub const ARTIFACTS_ZIP: Defaulted<Flag> = flag(
+    "artifacts_zip",
+    "Also keep the artifacts as one zip in File Storage",
+    "Packs them into out/files/dbt_artifacts_<run id>.zip, tagged dbt-cloud, run-<id> and \
+    job-<id>: for projects without the artifacts feature.",
+    false,
+);
+pub const DEBUG: Defaulted<Flag> = flag(
+    "debug",
+    "Debug logging",
+    "Logs every API request (method, path, status, time). The token is never logged.",
+    false,
+);
 
-const fn flag(key: &'static str, default: bool) -> Defaulted<Flag> {
+const fn flag(
+    key: &'static str,
+    title: &'static str,
+    help: &'static str,
+    default: bool,
+) -> Defaulted<Flag> {
     Defaulted {
         key,
+        title,
+        help,
         kind: Flag,
         default: if default {
             || json!(true)
@@ -895,84 +578,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_at_any_depth_are_not_echoed() {
-        let value =
-            serde_json::json!({"a": {"#password": "hunter2", "b": [{"#key": "s3cr3t"}]}, "n": 1});
-        let echoed = echo(&value);
-        assert!(
-            !echoed.contains("hunter2") && !echoed.contains("s3cr3t"),
-            "{echoed}"
-        );
-        assert_eq!(
-            echoed,
-            r##"{"a":{"#password":"***","b":[{"#key":"***"}]},"n":1}"##
-        );
-    }
-
-    #[test]
     fn every_default_reads_as_a_value() {
         for parameter in PARAMETERS {
             let described = parameter.describe();
             assert!(described.default_reads, "{}", described.key);
         }
-    }
-
-    /// Every optional field of the API's trigger body (dbt Labs' spec), with its JSON type, and
-    /// nothing else: read from the spec, so that the two cannot drift.
-    #[test]
-    fn trigger_overrides_are_the_specs_optional_trigger_fields() {
-        let spec: Value =
-            serde_yaml_ng::from_str(include_str!("../../tests/data/dbt-cloud-openapi-v2.yaml"))
-                .unwrap();
-        let body = &spec["components"]["schemas"]["TriggerRunRequestRequest"];
-        let mut fields: Vec<(String, String)> = body["properties"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| *name != "cause")
-            .map(|(name, field)| (name.clone(), field["type"].as_str().unwrap().to_owned()))
-            .collect();
-        fields.sort();
-        let mut ours: Vec<(String, String)> = OVERRIDES
-            .iter()
-            .map(|(name, kind)| {
-                let json_type = match kind {
-                    Override::Text => "string",
-                    Override::Count { .. } => "integer",
-                    Override::Flag => "boolean",
-                    Override::Commands => "array",
-                };
-                ((*name).to_owned(), json_type.to_owned())
-            })
-            .collect();
-        ours.sort();
-        assert_eq!(ours, fields);
-        let ids = Overrides
-            .read(
-                "trigger_overrides",
-                &json!({"non_native_pull_request_id": 42}),
-            )
-            .unwrap();
-        assert_eq!(ids["non_native_pull_request_id"], 42);
-    }
-
-    #[test]
-    fn a_selection_keeps_what_its_patterns_match_and_names_the_idle_ones() {
-        let selection = Globs
-            .read(
-                "artifacts_include",
-                &json!(["*.json", "run/**/*.sql", "*.csv"]),
-            )
-            .unwrap();
-        let paths = [
-            "manifest.json",
-            "run/a/b.sql",
-            "compiled/x.sql",
-            "run/c.json",
-        ];
-        let selection = selection.unwrap();
-        let (selected, unused) = selection.filter(paths.map(String::from).to_vec());
-        assert_eq!(selected, ["manifest.json", "run/a/b.sql"]);
-        assert_eq!(unused, ["*.csv"]);
     }
 }

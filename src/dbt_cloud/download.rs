@@ -5,16 +5,15 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use log::debug;
 use reqwest::blocking::Response;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
-use reqwest::StatusCode;
 
-use super::answer::read_limited;
-use super::client::{redirect_target, DbtCloud, ERROR_BODY_LIMIT, MAX_REDIRECTS};
+use super::client::DbtCloud;
 use super::ids::RunId;
+use super::plan::Plan;
+use super::refusal::Refused;
+use super::transport::Fetched;
 use crate::error::UserError;
-use crate::retry::{is_deadline, retry, AttemptError, Retry, SharedBudget};
+use crate::retry::{retry, AttemptError, Retry, SharedBudget};
 use crate::termination::Termination;
 use crate::timing::Stall;
 
@@ -74,18 +73,15 @@ impl DbtCloud {
             )
         };
         let what = format!("Downloading artifact {}", subject_of(artifact));
-        let policy = self.timing.retry.no_later_than(self.job_deadline());
-        retry(&what, &policy, &self.termination, || {
+        let plan = self.wire.download_plan();
+        retry(&what, &plan.policy, &plan.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
-            match self.download_attempt(run, artifact, &mut sink, limits)? {
+            match self.download_attempt(run, artifact, &mut sink, limits, &plan)? {
                 Some(bytes) => Ok(Some((destination.finish(sink).map_err(local)?, bytes))),
                 None => Ok(None),
             }
         })
-        .map_err(|error| match self.job {
-            Some(job) if is_deadline(&error) => error.context(format!("{} is near", job.limit)),
-            _ => error,
-        })
+        .map_err(|error| plan.named(error))
     }
 
     /// One attempt at streaming an artifact into `out`. Redirects are followed, but the token
@@ -97,83 +93,57 @@ impl DbtCloud {
         artifact: ArtifactRef,
         out: &mut dyn Write,
         limits: &DownloadLimits,
+        plan: &Plan,
     ) -> Result<Option<u64>, AttemptError> {
         let run_id = run.to_string();
         let segments: Vec<&str> = ["runs", run_id.as_str(), "artifacts"]
             .into_iter()
             .chain(artifact.path.split('/'))
             .collect();
-        let mut url = self.api_url(&segments);
+        let mut url = self.wire.api_url(&segments);
         if let Some(step) = artifact.step {
             url.query_pairs_mut().append_pair("step", &step.to_string());
         }
         let subject = format!("artifact {} of run {run}", subject_of(artifact));
-        for _ in 0..=MAX_REDIRECTS {
-            let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
-            if self.base.same_origin(&url) {
-                request = request.header(AUTHORIZATION, self.token.authorization_header());
-            }
-            let (status, headers, response) = self.send(
-                request,
-                &url,
-                &self.termination,
-                self.job_deadline(),
-                |response| response,
-            )?;
-            if status.is_redirection() {
-                url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
-                debug!(
-                    "{subject} is redirected to {}",
-                    url.host_str().unwrap_or_default()
-                );
-                continue;
-            }
-            if status == StatusCode::NOT_FOUND {
-                return match limits.missing {
-                    IfMissing::Wait(budget) => Err(not_there_yet(&subject, budget)),
-                    IfMissing::Absent => Ok(None),
+        match self.wire.fetch(url, &subject, plan)? {
+            Fetched::Body(response) => {
+                let bounds = BodyBounds {
+                    max_size: limits.max_size,
+                    stall: self.wire.timing().stall,
+                    deadline: plan.deadline,
                 };
+                save(response, out, &subject, &bounds, plan).map(Some)
             }
-            if !status.is_success() {
-                let body = read_limited(response, ERROR_BODY_LIMIT);
-                return Err(self.refusal(status, &headers, &body, &url, &subject));
-            }
-            return self
-                .save(response, out, &subject, limits.max_size)
-                .map(Some);
+            Fetched::NotFound => match limits.missing {
+                IfMissing::Wait(budget) => Err(not_there_yet(&subject, budget)),
+                IfMissing::Absent => Ok(None),
+            },
         }
-        Err(AttemptError::Fatal(anyhow!(
-            "{subject} was redirected more than {MAX_REDIRECTS} times"
-        )))
     }
 }
 
-impl DbtCloud {
-    /// The body of a 200, bounded by `max_size`, and exactly as long as it said it would be.
-    fn save(
-        &self,
-        response: Response,
-        out: &mut dyn Write,
-        subject: &str,
-        max_size: u64,
-    ) -> Result<u64, AttemptError> {
-        let expected = response.content_length();
-        if let Some(size) = expected.filter(|&size| size > max_size) {
-            return Err(AttemptError::Fatal(too_large(subject, size, max_size)));
-        }
-        let stall = self.timing.stall;
-        let bounds = BodyBounds {
-            max_size,
-            stall,
-            deadline: self.job_deadline(),
-        };
-        let written = copy_body(response, out, subject, &bounds, &self.termination)?;
-        match expected {
-            Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
-                "the download of {subject} ended after {written} of {expected} bytes"
-            ))),
-            _ => Ok(written),
-        }
+/// The body of a 200, bounded, and exactly as long as it said it would be.
+fn save(
+    response: Response,
+    out: &mut dyn Write,
+    subject: &str,
+    bounds: &BodyBounds,
+    plan: &Plan,
+) -> Result<u64, AttemptError> {
+    let expected = response.content_length();
+    if let Some(size) = expected.filter(|&size| size > bounds.max_size) {
+        return Err(AttemptError::Fatal(too_large(
+            subject,
+            size,
+            bounds.max_size,
+        )));
+    }
+    let written = copy_body(response, out, subject, bounds, &plan.termination)?;
+    match expected {
+        Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
+            "the download of {subject} ended after {written} of {expected} bytes"
+        ))),
+        _ => Ok(written),
     }
 }
 
@@ -189,14 +159,11 @@ fn subject_of(artifact: ArtifactRef) -> String {
 /// it is asked again, within the time all missing artifacts share.
 fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
     let ends = missing.ends();
-    let error: anyhow::Error = UserError::refused(
-        404,
-        format!(
-            "{subject} is listed but not there (HTTP 404), within the {:.0} s that all missing \
+    let error: anyhow::Error = Refused::not_found(format!(
+        "{subject} is listed but not there (HTTP 404), within the {:.0} s that all missing \
              artifacts share",
-            missing.length().as_secs_f64()
-        ),
-    )
+        missing.length().as_secs_f64()
+    ))
     .into();
     if Instant::now() >= ends {
         return AttemptError::Fatal(error);

@@ -5,14 +5,20 @@ mod bounded;
 pub(crate) mod client;
 mod download;
 mod ids;
+mod plan;
 mod rate_limit;
 mod refusal;
 mod run;
+mod transport;
+mod trigger;
 mod url;
 
-pub use client::{Budget, DbtCloud, JobBound, JobSummary, Phase, Start};
+pub use client::{DbtCloud, JobSummary};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
+pub use plan::{Budget, JobBound, Phase};
 pub use rate_limit::Throttling;
+pub use refusal::{RefusalKind, Refused};
+pub use trigger::Start;
 
 use crate::secret::ApiToken;
 
@@ -24,5 +30,5 @@ pub struct Connection {
     pub api_token: ApiToken,
 }
 pub use ids::{AccountId, JobId, RunId};
-pub use run::{Field, FieldType, Run, RunStatus, RunStep, FIELD_BUDGET, RUN_FIELDS};
-pub use url::{retirement, BaseUrl, PageIds, DEFAULT_BASE_URL, RETIREMENT_DAY};
+pub use run::{FieldType, Run, RunStatus, RunStep, RUN_FIELDS};
+pub use url::{BaseUrl, PageIds, DEFAULT_BASE_URL, RETIREMENT_DAY};

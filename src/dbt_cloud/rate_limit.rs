@@ -227,41 +227,7 @@ impl RateLimiter {
         }
         match (answer, state.cooling.as_mut()) {
             (Answer::Throttled { retry_after }, None) => {
-                let first = retry_after.map_or(self.cooldown.first_probe, cap);
-                state.cooling = Some(Cooling {
-                    since: now,
-                    next_probe: now.checked_add(first).unwrap_or(now),
-                    interval: self.cooldown.first_probe,
-                    probing: false,
-                });
-                // Half of what this run really sent in the refused window: halving a share it
-                // was not using would leave the account just as full.
-                let sent = (state.answered.len() + state.in_flight) as f64;
-                state.per_minute =
-                    (state.per_minute.min(sent) / 2.0).max(MIN_PER_MINUTE.min(self.ceiling));
-                state.raised = now;
-                let first_time = state.throttling.refused == 1;
-                warn!(
-                    "dbt Cloud refused a request for its rate limit (HTTP 429{}): every request \
-                     waits, and one at a time asks whether the cooldown has ended (up to {:.0} s); \
-                     then at most {:.0} requests a minute, climbing back",
-                    retry_after.map_or(String::new(), |after| format!(
-                        ", Retry-After {:.0} s",
-                        after.as_secs_f64()
-                    )),
-                    self.cooldown.max.as_secs_f64(),
-                    state.per_minute
-                );
-                if first_time {
-                    warn!(
-                        "The limit is the account's, not this run's: 5,000 requests a minute for \
-                         everything that uses the dbt Cloud account (the other configurations of \
-                         this component, other jobs and integrations), which then all wait five \
-                         minutes. This configuration's share is max_requests_per_minute ({:.0}): \
-                         lower it when several of them run at once",
-                        self.ceiling
-                    );
-                }
+                self.cooldown_begins(&mut state, retry_after, now)
             }
             (Answer::Throttled { retry_after }, Some(cooling)) if probe => {
                 cooling.probing = false;
@@ -286,6 +252,47 @@ impl RateLimiter {
             }
             // Requests sent before the cooldown began tell nothing new.
             _ => {}
+        }
+    }
+
+    /// The first 429: every request waits for the probes, and the share is halved to what this
+    /// run really sent; the account's limit said once.
+    fn cooldown_begins(&self, state: &mut State, retry_after: Option<Duration>, now: Instant) {
+        let first = retry_after.map_or(self.cooldown.first_probe, |pause: Duration| {
+            pause.min(self.cooldown.max)
+        });
+        state.cooling = Some(Cooling {
+            since: now,
+            next_probe: now.checked_add(first).unwrap_or(now),
+            interval: self.cooldown.first_probe,
+            probing: false,
+        });
+        // Half of what this run really sent in the refused window: halving a share it
+        // was not using would leave the account just as full.
+        let sent = (state.answered.len() + state.in_flight) as f64;
+        state.per_minute = (state.per_minute.min(sent) / 2.0).max(MIN_PER_MINUTE.min(self.ceiling));
+        state.raised = now;
+        let first_time = state.throttling.refused == 1;
+        warn!(
+            "dbt Cloud refused a request for its rate limit (HTTP 429{}): every request \
+             waits, and one at a time asks whether the cooldown has ended (up to {:.0} s); \
+             then at most {:.0} requests a minute, climbing back",
+            retry_after.map_or(String::new(), |after| format!(
+                ", Retry-After {:.0} s",
+                after.as_secs_f64()
+            )),
+            self.cooldown.max.as_secs_f64(),
+            state.per_minute
+        );
+        if first_time {
+            warn!(
+                "The limit is the account's, not this run's: 5,000 requests a minute for \
+                 everything that uses the dbt Cloud account (the other configurations of \
+                 this component, other jobs and integrations), which then all wait five \
+                 minutes. This configuration's share is max_requests_per_minute ({:.0}): \
+                 lower it when several of them run at once",
+                self.ceiling
+            );
         }
     }
 

@@ -13,7 +13,7 @@ use crate::text::truncate;
 
 /// The kinds of refusal, each with its own advice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum RefusalKind {
     /// 401: the token, or the URL for the account.
     TokenRefused,
     /// 403: permissions or an IP allow-list.
@@ -30,6 +30,50 @@ pub enum Kind {
     /// dbt Cloud at all (a proxy, a login page, another service).
     Unexpected,
 }
+
+impl RefusalKind {
+    /// How dbt Cloud refused the request that `error` reports, when it did.
+    pub fn of(error: &anyhow::Error) -> Option<RefusalKind> {
+        Refused::of(error).map(|refused| refused.kind)
+    }
+}
+
+/// A request dbt Cloud refused, as the error travels up to whoever expects some refusals (an
+/// artifact not there yet, a resume dbt Cloud will not make, the connection test's steps): how
+/// dbt Cloud answered. Its text is the message for the user, which names what was asked and where.
+#[derive(Debug)]
+pub struct Refused {
+    pub kind: RefusalKind,
+    /// The API's own words (its message and a 400's field errors); empty when it gave none.
+    pub api_said: String,
+    message: String,
+}
+
+impl Refused {
+    /// The refusal in `error`'s chain, when dbt Cloud refused the request.
+    pub fn of(error: &anyhow::Error) -> Option<&Refused> {
+        error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<Refused>())
+    }
+
+    /// A 404 for what was asked: an artifact listed but not (yet) there.
+    pub fn not_found(message: String) -> Refused {
+        Refused {
+            kind: RefusalKind::NotFound,
+            api_said: String::new(),
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// One refused request, as far as its answer tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,21 +116,24 @@ impl Refusal {
         }
     }
 
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> RefusalKind {
         match self.status {
-            StatusCode::UNAUTHORIZED => Kind::TokenRefused,
-            StatusCode::FORBIDDEN => Kind::Forbidden,
-            StatusCode::NOT_FOUND => Kind::NotFound,
-            StatusCode::BAD_REQUEST => Kind::Invalid,
-            StatusCode::TOO_MANY_REQUESTS => Kind::Throttled,
-            s if s.is_server_error() => Kind::ServerFailed,
-            _ => Kind::Unexpected,
+            StatusCode::UNAUTHORIZED => RefusalKind::TokenRefused,
+            StatusCode::FORBIDDEN => RefusalKind::Forbidden,
+            StatusCode::NOT_FOUND => RefusalKind::NotFound,
+            StatusCode::BAD_REQUEST => RefusalKind::Invalid,
+            StatusCode::TOO_MANY_REQUESTS => RefusalKind::Throttled,
+            s if s.is_server_error() => RefusalKind::ServerFailed,
+            _ => RefusalKind::Unexpected,
         }
     }
 
     /// Whether the same request may succeed later: a busy or failing server, not a refusal.
     pub fn retryable(&self) -> bool {
-        matches!(self.kind(), Kind::Throttled | Kind::ServerFailed)
+        matches!(
+            self.kind(),
+            RefusalKind::Throttled | RefusalKind::ServerFailed
+        )
     }
 
     /// `HTTP 401: Invalid token.`
@@ -111,11 +158,23 @@ impl Refusal {
         message
     }
 
+    /// The error that says it, naming what was asked.
+    pub fn refused(&self, asked: &Asked) -> Refused {
+        let said = [self.api_message.as_deref(), self.field_errors.as_deref()];
+        Refused {
+            kind: self.kind(),
+            api_said: said.into_iter().flatten().collect::<Vec<_>>().join("; "),
+            message: self.message(asked),
+        }
+    }
+
     /// How a retired host answers: a refused token, no such thing, gone, or away to another host.
     fn may_be_retirement(&self, base: &BaseUrl) -> bool {
         let elsewhere = self.location.as_ref().is_some_and(|to| !base.same_host(to));
-        matches!(self.kind(), Kind::TokenRefused | Kind::NotFound)
-            || self.status == StatusCode::GONE
+        matches!(
+            self.kind(),
+            RefusalKind::TokenRefused | RefusalKind::NotFound
+        ) || self.status == StatusCode::GONE
             || (self.status.is_redirection() && elsewhere)
     }
 
@@ -129,30 +188,30 @@ impl Refusal {
             retired,
         } = asked;
         match self.kind() {
-            Kind::TokenRefused => token_refused(&detail, *account, base, *retired),
-            Kind::Forbidden => format!(
+            RefusalKind::TokenRefused => token_refused(&detail, *account, base, *retired),
+            RefusalKind::Forbidden => format!(
                 "dbt Cloud denied access to {subject} of account {account} ({detail}). Check the \
                  token's permissions and the account's IP allow-list."
             ),
-            Kind::NotFound => format!(
+            RefusalKind::NotFound => format!(
                 "dbt Cloud has no {subject} in account {account}, or the token may not see it \
                  ({detail}). Check account_id, job_id and the token's permissions."
             ),
-            Kind::Invalid => format!(
+            RefusalKind::Invalid => format!(
                 "dbt Cloud refused the request for {subject} as invalid ({detail}{})",
                 self.field_errors
                     .as_ref()
                     .map(|e| format!("; {e}"))
                     .unwrap_or_default()
             ),
-            Kind::Throttled => format!(
+            RefusalKind::Throttled => format!(
                 "dbt Cloud's rate limit for account {account} was reached ({detail}); it allows \
                  5,000 requests a minute and then cools down for five minutes"
             ),
-            Kind::ServerFailed => {
+            RefusalKind::ServerFailed => {
                 format!("dbt Cloud failed to answer the request for {subject} ({detail})")
             }
-            Kind::Unexpected => {
+            RefusalKind::Unexpected => {
                 let moved = self
                     .location
                     .as_ref()
@@ -315,13 +374,13 @@ mod tests {
         let base = BaseUrl::parse("ab123.us1.dbt.com").unwrap();
         let body = br#"{"status": {"user_message": "Nope."}, "data": {"cause": ["required"]}}"#;
         let cases = [
-            (401, Kind::TokenRefused, false, "dbt Cloud refused the API token (HTTP 401: Nope.)"),
-            (403, Kind::Forbidden, false, "dbt Cloud denied access to run 9 of account 7 (HTTP 403: Nope.)"),
-            (404, Kind::NotFound, false, "dbt Cloud has no run 9 in account 7, or the token may not see it (HTTP 404: Nope.)"),
-            (400, Kind::Invalid, false, "dbt Cloud refused the request for run 9 as invalid (HTTP 400: Nope.; cause: [\"required\"])"),
-            (429, Kind::Throttled, true, "dbt Cloud's rate limit for account 7 was reached (HTTP 429: Nope.)"),
-            (503, Kind::ServerFailed, true, "dbt Cloud failed to answer the request for run 9 (HTTP 503: Nope.)"),
-            (409, Kind::Unexpected, false, "https://ab123.us1.dbt.com answered /api/v2/accounts/7/runs/9/ unexpectedly with HTTP 409: Nope. Check"),
+            (401, RefusalKind::TokenRefused, false, "dbt Cloud refused the API token (HTTP 401: Nope.)"),
+            (403, RefusalKind::Forbidden, false, "dbt Cloud denied access to run 9 of account 7 (HTTP 403: Nope.)"),
+            (404, RefusalKind::NotFound, false, "dbt Cloud has no run 9 in account 7, or the token may not see it (HTTP 404: Nope.)"),
+            (400, RefusalKind::Invalid, false, "dbt Cloud refused the request for run 9 as invalid (HTTP 400: Nope.; cause: [\"required\"])"),
+            (429, RefusalKind::Throttled, true, "dbt Cloud's rate limit for account 7 was reached (HTTP 429: Nope.)"),
+            (503, RefusalKind::ServerFailed, true, "dbt Cloud failed to answer the request for run 9 (HTTP 503: Nope.)"),
+            (409, RefusalKind::Unexpected, false, "https://ab123.us1.dbt.com answered /api/v2/accounts/7/runs/9/ unexpectedly with HTTP 409: Nope. Check"),
         ];
         for (status, kind, retryable, message) in cases {
             let refusal = Refusal::new(StatusCode::from_u16(status).unwrap(), body, None, None);

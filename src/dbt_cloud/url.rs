@@ -50,13 +50,14 @@ fn page_ids(route: &str) -> Option<PageIds> {
 pub struct BaseUrl(Url);
 
 impl BaseUrl {
-    /// Accepts what users paste: with or without `https://`, a trailing `/` or `/api/v2`.
-    /// The error says what is wrong, for a message that names the config key.
+    /// The URL alone, for the tests.
+    #[cfg(test)]
     pub fn parse(input: &str) -> Result<BaseUrl, String> {
         BaseUrl::parse_page(input).map(|(base, _)| base)
     }
 
-    /// Also accepts a page of dbt Cloud's UI, copied from the browser
+    /// Accepts what users paste: with or without `https://`, a trailing `/` or `/api/v2`; also a
+    /// page of dbt Cloud's UI, copied from the browser
     /// (`https://ab123.us1.dbt.com/deploy/1/projects/2/jobs/3`, or the older
     /// `https://cloud.getdbt.com/#/accounts/1/projects/2/jobs/3/`): its origin is kept, and the ids
     /// it names are returned. Any other path is refused, since a token may have been pasted there.

@@ -196,3 +196,100 @@ fn the_forms_trigger_overrides_are_every_optional_field_of_the_apis_trigger_body
     );
     assert_eq!(offered, fields);
 }
+
+/// Each field's words, choices and bounds are the parameter's definition's: the form says what
+/// the parser accepts, in the words written once beside it.
+#[test]
+fn the_forms_words_choices_and_bounds_are_the_definitions() {
+    let schema = schema();
+    for (key, field) in fields(&schema) {
+        let parameter = PARAMETERS
+            .iter()
+            .map(|p| p.describe())
+            .find(|p| p.key == key)
+            .unwrap();
+        assert_eq!(field["title"], parameter.title, "{key}: title");
+        let help = field["description"].as_str().unwrap_or_default();
+        assert_eq!(help, parameter.help, "{key}: help");
+        let form = &parameter.form;
+        let choices: Vec<&str> = field["enum"]
+            .as_array()
+            .map(|words| words.iter().map(|w| w.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(choices, form.choices, "{key}: choices");
+        let number = |name: &str| field.get(name).and_then(Value::as_f64);
+        assert_eq!(number("minimum"), form.minimum, "{key}: minimum");
+        assert_eq!(
+            number("exclusiveMinimum"),
+            form.exclusive_minimum,
+            "{key}: exclusiveMinimum"
+        );
+        assert_eq!(number("maximum"), form.maximum, "{key}: maximum");
+        if let Some(length) = field.get("maxLength") {
+            assert_eq!(length.as_u64(), form.max_length.map(|n| n as u64), "{key}");
+        }
+    }
+}
+
+/// The README's table of parameters has a row for each, no other, with the definition's default
+/// and every choice.
+#[test]
+fn the_readmes_parameter_table_is_the_definitions() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let rows: Vec<Vec<&str>> = readme
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| line.trim_matches('|').split(" |").map(str::trim).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 4)
+        .collect();
+    let described: Vec<_> = PARAMETERS.iter().map(|p| p.describe()).collect();
+    let mut in_table: Vec<&str> = rows
+        .iter()
+        .map(|cells| cells[0].trim_matches('`'))
+        .filter(|key| !["testConnection", "listJobs", "listRecentRuns"].contains(key))
+        .collect();
+    in_table.sort_unstable();
+    let mut keys: Vec<&str> = described.iter().map(|p| p.key).collect();
+    keys.sort_unstable();
+    assert_eq!(in_table, keys);
+    for parameter in &described {
+        let row = rows
+            .iter()
+            .find(|cells| cells[0] == format!("`{}`", parameter.key))
+            .unwrap();
+        if let Some(default) = &parameter.default {
+            let shown = match default {
+                Value::String(text) => format!("`{text}`"),
+                other => format!("`{other}`"),
+            };
+            assert!(row[2].starts_with(&shown), "{}: {}", parameter.key, row[2]);
+        }
+        for choice in &parameter.form.choices {
+            let named = row.iter().any(|cell| cell.contains(&format!("`{choice}`")));
+            assert!(
+                named,
+                "{}: the README does not name {choice}",
+                parameter.key
+            );
+        }
+    }
+}
+
+/// The configuration's description in the Developer Portal names every choice of `if_running`.
+#[test]
+fn the_portal_description_names_every_if_running_choice() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/component_config/configuration_description.md"
+    ))
+    .unwrap();
+    let if_running = PARAMETERS
+        .iter()
+        .map(|p| p.describe())
+        .find(|p| p.key == "if_running")
+        .unwrap();
+    for choice in if_running.form.choices {
+        assert!(text.contains(&format!("`{choice}`")), "{choice}");
+    }
+}

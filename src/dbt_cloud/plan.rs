@@ -1,0 +1,207 @@
+//! How long a call may go on: the [`Budget`] its caller gives, and the [`Plan`] the transport
+//! makes of it once (retries, what stops them, each attempt's timeout, the deadline), bounded
+//! by the job's limit ([`JobBound`]) and by the phase under way ([`Phase`]).
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::keboola::JobLimit;
+use crate::retry::{is_deadline, RetryPolicy};
+use crate::termination::Termination;
+use crate::timing::Timing;
+
+/// No attempt's timeout is cut below this near a deadline, so that a last look can still be
+/// answered.
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a call may keep retrying.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    Standard,
+    /// While waiting for a run: until `max_wait_time` passes, and not a moment longer.
+    Until(Instant),
+    /// After SIGTERM: a quick try that fits the grace period.
+    AfterSignal,
+}
+
+/// Keboola's limit on the job, as the client keeps to it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobBound {
+    /// No request goes on past this: the limit, less the time to record what the job has.
+    pub deadline: Instant,
+    pub limit: JobLimit,
+}
+
+impl JobBound {
+    /// The words for this bound when it is reached.
+    fn near(&self) -> String {
+        format!("{} is near", self.limit)
+    }
+}
+
+/// A bound on one phase of the job (the calls before the run is started, or after it ended).
+struct PhaseBound {
+    until: Instant,
+    /// What passed, in the words of the error that says so.
+    passed: String,
+}
+
+/// The bounds every plan keeps to: the job's limit, and the phase under way.
+#[derive(Default)]
+pub(super) struct Bounds {
+    job: Option<JobBound>,
+    /// The phase under way, when it has a bound: calls with [`Budget::Standard`] end by it.
+    /// Downloads do not: they have their throughput floor.
+    phase: Mutex<Option<PhaseBound>>,
+}
+
+/// The calls of a phase end by its bound until this is dropped; see [`Bounds::phase`].
+pub struct Phase<'a> {
+    bounds: &'a Bounds,
+}
+
+impl Drop for Phase<'_> {
+    fn drop(&mut self) {
+        *self.bounds.phase_bound() = None;
+    }
+}
+
+impl Bounds {
+    pub(super) fn of_the_job(job: JobBound) -> Bounds {
+        Bounds {
+            job: Some(job),
+            phase: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn job(&self) -> Option<JobBound> {
+        self.job
+    }
+
+    /// Until the returned guard is dropped, every call with [`Budget::Standard`] ends by `until`
+    /// (and its retries with it); `passed` names that bound in the error when it is reached.
+    pub(super) fn phase(&self, until: Instant, passed: String) -> Phase<'_> {
+        *self.phase_bound() = Some(PhaseBound { until, passed });
+        Phase { bounds: self }
+    }
+
+    fn phase_bound(&self) -> MutexGuard<'_, Option<PhaseBound>> {
+        self.phase
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How a call with `budget` goes, decided once: its retries, what stops them, each attempt's
+    /// timeout, and the moment that no attempt, pause or wait for the rate limit may cross (the
+    /// budget's own, the phase's and the job's, whichever comes first).
+    pub(super) fn plan(&self, budget: Budget, timing: &Timing, termination: &Termination) -> Plan {
+        let (policy, timeout, deadline, termination) = match budget {
+            Budget::Standard => (timing.retry, timing.read_timeout, None, termination.clone()),
+            Budget::Until(deadline) => (
+                timing.retry.until(deadline),
+                timing.read_timeout,
+                Some(deadline),
+                termination.clone(),
+            ),
+            // After SIGTERM the calls must still go out: they are what records the cancel. A
+            // cooldown in progress cannot be waited out in the grace period.
+            Budget::AfterSignal => (
+                timing.after_signal,
+                timing.after_signal_timeout,
+                Instant::now().checked_add(timing.after_signal.max_total),
+                Termination::none(),
+            ),
+        };
+        let mut plan = Plan {
+            policy: policy.no_later_than(deadline),
+            termination,
+            timeout,
+            deadline,
+            bound: None,
+        };
+        if let (Budget::Standard, Some(phase)) = (budget, self.phase_bound().as_ref()) {
+            plan = plan.no_later_than(phase.until, phase.passed.clone());
+        }
+        self.within_the_job(plan)
+    }
+
+    /// A download's plan: the standard retries within the job's limit, and no phase's bound
+    /// (a download has its throughput floor instead).
+    pub(super) fn download_plan(&self, timing: &Timing, termination: &Termination) -> Plan {
+        self.within_the_job(Plan {
+            policy: timing.retry,
+            termination: termination.clone(),
+            timeout: timing.read_timeout,
+            deadline: None,
+            bound: None,
+        })
+    }
+
+    /// The trigger's plan: its attempts end early enough before the job's deadline to look for
+    /// the run a lost answer may hide, and record it.
+    pub(super) fn trigger_plan(&self, timing: &Timing, termination: &Termination) -> Plan {
+        let plan = self.plan(Budget::Standard, timing, termination);
+        match self.job {
+            Some(job) => {
+                let reserve = timing.trigger_need / 2;
+                let until = job.deadline.checked_sub(reserve).unwrap_or(job.deadline);
+                plan.no_later_than(until, job.near())
+            }
+            None => plan,
+        }
+    }
+
+    fn within_the_job(&self, plan: Plan) -> Plan {
+        match self.job {
+            Some(job) => plan.no_later_than(job.deadline, job.near()),
+            None => plan,
+        }
+    }
+}
+
+/// One call's plan: see [`Bounds::plan`].
+pub(super) struct Plan {
+    pub(super) policy: RetryPolicy,
+    pub(super) termination: Termination,
+    /// Each attempt's, unless the deadline is nearer.
+    timeout: Duration,
+    pub(super) deadline: Option<Instant>,
+    /// The words for the deadline when it is a bound of the job's (a phase's, the job's limit)
+    /// rather than the call's own, which its caller names.
+    bound: Option<String>,
+}
+
+impl Plan {
+    /// The next attempt's timeout: cut to the deadline, but never below [`MIN_TIMEOUT`], so that
+    /// a last look can still be answered.
+    pub(super) fn timeout_now(&self) -> Duration {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.timeout.min(left.max(MIN_TIMEOUT))
+            }
+            None => self.timeout,
+        }
+    }
+
+    /// The same plan, ending by `deadline` too.
+    fn no_later_than(self, deadline: Instant, bound: String) -> Plan {
+        if self.deadline.is_some_and(|own| own <= deadline) {
+            return self;
+        }
+        Plan {
+            policy: self.policy.no_later_than(Some(deadline)),
+            deadline: Some(deadline),
+            bound: Some(bound),
+            ..self
+        }
+    }
+
+    /// A deadline reached, named when it is the job's.
+    pub(super) fn named(&self, error: anyhow::Error) -> anyhow::Error {
+        match &self.bound {
+            Some(bound) if is_deadline(&error) => error.context(bound.clone()),
+            _ => error,
+        }
+    }
+}
