@@ -296,10 +296,13 @@ fn a_finished_or_foreign_run_among_those_in_progress_is_left_out_whatever_if_run
 fn a_lost_trigger_never_adopts_another_jobs_run() {
     let emulator = emulator_with(quick(Outcome::Success));
     emulator.inject(Endpoint::Trigger, [Fault::Delay(Duration::from_secs(30))]);
+    // With our cause and created after our send: only its job tells it apart.
+    let mut foreign = listed_run(70403109999, 999, ACCOUNT, 3);
+    foreign["created_at"] = json!("2099-01-01 00:00:00.000000+00:00");
     emulator.inject_where(
         Endpoint::ListRuns,
         ("limit", "20"),
-        [list_of(vec![listed_run(70403109999, 999, ACCOUNT, 3)])],
+        [list_of(vec![foreign])],
     );
     let run = run_component(parameters(
         &emulator,
