@@ -268,14 +268,20 @@ mod tests {
 mod link_tests {
     use super::*;
 
-    #[test]
-    fn a_symbolic_link_on_the_way_is_replaced_never_followed() {
+    /// A data folder whose `artifacts/.../compiled` is a link to a folder outside it.
+    fn with_a_link() -> (tempfile::TempDir, tempfile::TempDir, DataFolder) {
         let root = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let folder = DataFolder::new(root.path().to_owned());
         fs::create_dir_all(folder.artifacts_dir()).unwrap();
         std::os::unix::fs::symlink(outside.path(), folder.artifacts_dir().join("compiled"))
             .unwrap();
+        (root, outside, folder)
+    }
+
+    #[test]
+    fn a_symbolic_link_on_the_way_is_replaced_never_followed() {
+        let (_root, outside, folder) = with_a_link();
         let destination = folder.artifacts_dir().join("compiled/x.sql");
         folder
             .write_atomically(&destination, |w| Ok(w.write_all(b"select 1")?))
@@ -294,12 +300,7 @@ mod link_tests {
     #[test]
     fn downloads_racing_to_replace_one_link_all_succeed() {
         for _ in 0..100 {
-            let root = tempfile::tempdir().unwrap();
-            let outside = tempfile::tempdir().unwrap();
-            let folder = DataFolder::new(root.path().to_owned());
-            fs::create_dir_all(folder.artifacts_dir()).unwrap();
-            std::os::unix::fs::symlink(outside.path(), folder.artifacts_dir().join("compiled"))
-                .unwrap();
+            let (_root, outside, folder) = with_a_link();
             let start = std::sync::Barrier::new(8);
             std::thread::scope(|scope| {
                 for i in 0..8 {

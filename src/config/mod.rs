@@ -18,7 +18,7 @@ use crate::dbt_cloud::{AccountId, Connection, JobId, RunId};
 use crate::error::{user_error, UserError};
 use crate::text::cut;
 use parameters::{echo, Parameters, *};
-pub use parameters::{Selection, FORM_ONLY_KEYS, PARAMETERS};
+pub use parameters::{Described, Selection, FORM_ONLY_KEYS, PARAMETERS};
 
 /// A year, like `MAX_WAIT_MINUTES`: keeps the deadline arithmetic far from overflow.
 const MAX_PROCESS_TIMEOUT_SECONDS: f64 = 31_536_000.0;

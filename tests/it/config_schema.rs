@@ -1,7 +1,7 @@
 //! The UI form is the code's contract: `component_config/configSchema.json` offers exactly the
 //! parameters the parser accepts, with the same kinds, defaults and required keys.
 
-use dbt_cloud_job_trigger::config::{FORM_ONLY_KEYS, PARAMETERS};
+use dbt_cloud_job_trigger::config::{Described, FORM_ONLY_KEYS, PARAMETERS};
 use serde_json::Value;
 
 fn schema() -> Value {
@@ -10,6 +10,15 @@ fn schema() -> Value {
         "/component_config/configSchema.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The definition of the parameter `key`.
+fn described(key: &str) -> Described {
+    PARAMETERS
+        .iter()
+        .map(|p| p.describe())
+        .find(|p| p.key == key)
+        .unwrap()
 }
 
 /// The form's fields, without its buttons (which are not saved in the config).
@@ -72,11 +81,7 @@ fn kinds_defaults_and_required_keys_agree() {
         .map(|k| k.as_str().unwrap())
         .collect();
     for (key, field) in fields(&schema) {
-        let parameter = PARAMETERS
-            .iter()
-            .map(|p| p.describe())
-            .find(|p| p.key == key)
-            .unwrap();
+        let parameter = described(key);
         assert_eq!(field["type"], parameter.json_type.name(), "{key}");
         let expected_default = parameter.default.unwrap_or(Value::Null);
         let form_default = field.get("default").cloned().unwrap_or(Value::Null);
@@ -203,11 +208,7 @@ fn the_forms_trigger_overrides_are_every_optional_field_of_the_apis_trigger_body
 fn the_forms_words_choices_and_bounds_are_the_definitions() {
     let schema = schema();
     for (key, field) in fields(&schema) {
-        let parameter = PARAMETERS
-            .iter()
-            .map(|p| p.describe())
-            .find(|p| p.key == key)
-            .unwrap();
+        let parameter = described(key);
         assert_eq!(field["title"], parameter.title, "{key}: title");
         let help = field["description"].as_str().unwrap_or_default();
         assert_eq!(help, parameter.help, "{key}: help");
@@ -284,11 +285,7 @@ fn the_portal_description_names_every_if_running_choice() {
         "/component_config/configuration_description.md"
     ))
     .unwrap();
-    let if_running = PARAMETERS
-        .iter()
-        .map(|p| p.describe())
-        .find(|p| p.key == "if_running")
-        .unwrap();
+    let if_running = described("if_running");
     for choice in if_running.form.choices {
         assert!(text.contains(&format!("`{choice}`")), "{choice}");
     }

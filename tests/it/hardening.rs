@@ -92,20 +92,27 @@ const PHASE_MARGIN: Duration = Duration::from_secs(2);
 /// Starting the process and writing the tables, on a loaded machine.
 const SLACK: Duration = Duration::from_millis(1500);
 
-#[test]
-fn lookups_before_the_trigger_end_within_max_wait_time_and_the_margin() {
-    // The job's runs cannot be listed (the baseline before the trigger): every read stalls.
+/// A waiting job whose every call to `endpoint` stalls: it must fail (exit 1); how long it took,
+/// and what it said.
+fn stalled(endpoint: Endpoint, max_wait_time: f64) -> (Emulator, Run, Duration, String) {
     let emulator = emulator_with(quick(Outcome::Success));
     emulator.inject(
-        Endpoint::ListRuns,
+        endpoint,
         std::iter::repeat_n(Fault::Delay(Duration::from_secs(30)), 1000),
     );
     let (run, took) = timed(parameters(
         &emulator,
-        json!({"wait_for_result": true, "max_wait_time": 0.01}),
+        json!({"wait_for_result": true, "max_wait_time": max_wait_time}),
     ));
     run.assert_code(1);
     let stderr = run.stderr();
+    (emulator, run, took, stderr)
+}
+
+#[test]
+fn lookups_before_the_trigger_end_within_max_wait_time_and_the_margin() {
+    // The job's runs cannot be listed (the baseline before the trigger): every read stalls.
+    let (emulator, _run, took, stderr) = stalled(Endpoint::ListRuns, 0.01);
     assert!(
         took < Duration::from_millis(600) + PHASE_MARGIN + SLACK,
         "took {took:?}: {stderr}"
@@ -127,17 +134,7 @@ fn lookups_before_the_trigger_end_within_max_wait_time_and_the_margin() {
 
 #[test]
 fn artifact_lists_after_the_wait_end_within_max_wait_time_and_the_margin() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.inject(
-        Endpoint::ListArtifacts,
-        std::iter::repeat_n(Fault::Delay(Duration::from_secs(30)), 1000),
-    );
-    let (run, took) = timed(parameters(
-        &emulator,
-        json!({"wait_for_result": true, "max_wait_time": 0.02}),
-    ));
-    run.assert_code(1);
-    let stderr = run.stderr();
+    let (_emulator, run, took, stderr) = stalled(Endpoint::ListArtifacts, 0.02);
     // The run takes 1.2 s; the wait ends when it ends, the phase after it 3.2 s later at most.
     assert!(
         took < Duration::from_millis(1200) + Duration::from_millis(1200) + PHASE_MARGIN + SLACK,
