@@ -101,31 +101,19 @@ fn artifacts(binary: &Path, work: &Path) {
     let big_total: u64 = big_set.iter().map(Artifact::size).sum();
     let big = component_artifacts(binary, work, &emulator, 2, LIFTED);
 
-    println!(
-        "{:<58} {:>9} {:>9} {:>10} {:>8}",
-        "", "wall s", "files s", "MB/s", "peak MB"
-    );
-    let line = |name: &str, figures: &Measured, bytes: u64| {
-        println!(
-            "{name:<58} {:>9.2} {:>9.2} {:>10.1} {:>8.1}",
-            figures.wall.as_secs_f64(),
-            figures.download.as_secs_f64(),
-            bytes as f64 / MB as f64 / figures.download.as_secs_f64(),
-            figures.peak_kb as f64 / 1024.0
-        );
-    };
-    line("component, ceiling lifted, 8 in flight", &lifted, total);
-    line(
+    figures_header();
+    figures_line("component, ceiling lifted, 8 in flight", &lifted, total);
+    figures_line(
         "curl --parallel --parallel-max 8 (the machine's limit)",
         &curl,
         total,
     );
-    line(
+    figures_line(
         "component, default ceiling (550 requests a minute)",
         &default,
         total,
     );
-    line(
+    figures_line(
         "component, ceiling lifted, 1 GB manifest.json",
         &big,
         big_total,
@@ -604,22 +592,13 @@ fn steps(binary: &Path, work: &Path) {
     fetched.extend((1..=3).map(|step| ("run_results.json".to_owned(), Some(step))));
     let curl = curl_files(work, &emulator, run_id, &fetched);
     let total: u64 = last.iter().map(Artifact::size).sum::<u64>() + 3 * results.len() as u64;
-    println!(
-        "{:<58} {:>9} {:>9} {:>10} {:>8}",
-        "", "wall s", "files s", "MB/s", "peak MB"
-    );
+    figures_header();
     for (name, figures) in [
         ("component, four steps, ceiling lifted", &stepped),
         ("curl --parallel --parallel-max 8, the same files", &curl),
         ("component, the same set in a one-step job", &one_step),
     ] {
-        println!(
-            "{name:<58} {:>9.2} {:>9.2} {:>10.1} {:>8.1}",
-            figures.wall.as_secs_f64(),
-            figures.download.as_secs_f64(),
-            total as f64 / MB as f64 / figures.download.as_secs_f64(),
-            figures.peak_kb as f64 / 1024.0
-        );
+        figures_line(name, figures, total);
     }
     println!(
         "ratio component / curl (download phase): {:.2} (target at most 1.2); peak memory {:+.1} MB beside one step (target at most +2 MB)\n",
@@ -816,4 +795,23 @@ fn fresh_dir(work: &Path, name: &str) -> PathBuf {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The columns of a download's figures.
+fn figures_header() {
+    println!(
+        "{:<58} {:>9} {:>9} {:>10} {:>8}",
+        "", "wall s", "files s", "MB/s", "peak MB"
+    );
+}
+
+/// One download's figures: `bytes` over its download phase.
+fn figures_line(name: &str, figures: &Measured, bytes: u64) {
+    println!(
+        "{name:<58} {:>9.2} {:>9.2} {:>10.1} {:>8.1}",
+        figures.wall.as_secs_f64(),
+        figures.download.as_secs_f64(),
+        bytes as f64 / MB as f64 / figures.download.as_secs_f64(),
+        figures.peak_kb as f64 / 1024.0
+    );
 }

@@ -241,3 +241,24 @@ pub fn files_under(root: &Path) -> Vec<String> {
     files.sort();
     files
 }
+
+/// A TLS server's configuration with the test certificate of `tests/data/tls/<folder>` (the
+/// untrusted one at the top, `getdbt` for the local cloud.getdbt.com).
+pub fn tls_server_config(folder: &str) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tls")
+        .join(folder);
+    let certs = vec![CertificateDer::from_pem_file(data.join("cert.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(data.join("key.pem")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    )
+}

@@ -505,20 +505,7 @@ fn a_file_name_too_long_is_named_as_local() {
 
 /// A TLS server on 127.0.0.1 with a certificate nobody trusts; counts the connections.
 fn untrusted_tls_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
-    let certs = vec![CertificateDer::from_pem_file(data.join("cert.pem")).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(data.join("key.pem")).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = std::sync::Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-    );
+    let config = tls_server_config("");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "https://127.0.0.1:{}",

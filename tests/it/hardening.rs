@@ -581,19 +581,22 @@ fn huge_fields_the_tables_write_are_cut_within_their_budget_and_say_so() {
     }
 }
 
-#[test]
-fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
-    use dbt_cloud_emulator::Bloat;
+/// A waiting job, without artifacts, whose every get-run answers `fault`: it must succeed.
+fn with_every_get_run(fault: Fault) -> Run {
     let emulator = emulator_with(quick(Outcome::Success));
-    emulator.inject(
-        Endpoint::GetRun,
-        std::iter::repeat_n(Fault::Bloated(Bloat::Steps(20_000)), 100),
-    );
+    emulator.inject(Endpoint::GetRun, std::iter::repeat_n(fault, 100));
     let run = run_component(parameters(
         &emulator,
         json!({"wait_for_result": true, "ignore_artifacts": true}),
     ));
     run.assert_code(0);
+    run
+}
+
+#[test]
+fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
+    use dbt_cloud_emulator::Bloat;
+    let run = with_every_get_run(Fault::Bloated(Bloat::Steps(20_000)));
     assert_eq!(
         run.stdout()
             .matches("dbt Cloud listed 20000 steps for run 70403103000; the first 200 are read")
@@ -604,16 +607,7 @@ fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
     );
     assert_eq!(run.table_rows("dbt_cloud_run_steps").len(), 200);
 
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.inject(
-        Endpoint::GetRun,
-        std::iter::repeat_n(Fault::Bloated(Bloat::StepLogs(4_000_000)), 100),
-    );
-    let run = run_component(parameters(
-        &emulator,
-        json!({"wait_for_result": true, "ignore_artifacts": true}),
-    ));
-    run.assert_code(0);
+    let run = with_every_get_run(Fault::Bloated(Bloat::StepLogs(4_000_000)));
     let steps = run.table_rows("dbt_cloud_run_steps");
     assert_eq!(steps.len(), 4);
     for step in &steps {

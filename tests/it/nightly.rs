@@ -252,20 +252,8 @@ fn every_optional_field_of_the_trigger_body_is_sent() {
 /// `SSL_CERT_FILE`) and hands each request to the emulator. Nothing leaves the machine. Returns
 /// the variables that point the component at it.
 fn local_getdbt_com(emulator: &Emulator) -> Vec<(&'static str, String)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls/getdbt");
-    let certs = vec![CertificateDer::from_pem_file(data.join("cert.pem")).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(data.join("key.pem")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-    );
+    let config = tls_server_config("getdbt");
     let upstream = emulator.base_url().trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = format!("http://{}", listener.local_addr().unwrap());

@@ -664,12 +664,7 @@ fn rerun(
     let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
     };
-    let newest = state
-        .runs
-        .values()
-        .rev()
-        .find(|run| run.job_id == job.id)
-        .map(|run| run.id);
+    let newest = newest_run_of(state, job.id);
     let failed = newest.is_some_and(|id| state.view(id, now).is_some_and(|v| v.status() == 20));
     let cause = match (failed, newest) {
         (true, Some(id)) => format!("Retry of run {id} from the point of failure"),
@@ -686,12 +681,7 @@ fn rerun(
 fn retry(state: &mut State, run_id: u64, now: Instant, skew: chrono::Duration) -> Response {
     let view = state.view(run_id, now).unwrap();
     let job = view.job.clone();
-    let newest = state
-        .runs
-        .values()
-        .rev()
-        .find(|run| run.job_id == job.id)
-        .map(|run| run.id);
+    let newest = newest_run_of(state, job.id);
     let reason = if newest != Some(run_id) {
         Some("RETRY_NOT_LATEST_RUN".to_owned())
     } else if view.status() != 20 {
@@ -962,4 +952,14 @@ impl Query {
     fn step(&self) -> Option<usize> {
         self.first("step").and_then(|step| step.parse().ok())
     }
+}
+
+/// The id of the job's newest run, if it has any.
+fn newest_run_of(state: &State, job_id: u64) -> Option<u64> {
+    state
+        .runs
+        .values()
+        .rev()
+        .find(|run| run.job_id == job_id)
+        .map(|run| run.id)
 }
