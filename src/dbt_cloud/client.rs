@@ -406,7 +406,7 @@ impl DbtCloud {
     }
 
     /// The listed runs that are what was asked for: of the job, in our account, in one of
-    /// `statuses` when some were given. dbt Cloud's filters are not in its own spec, and a run
+    /// `statuses` when some were given. dbt Labs' spec does not say how `status__in` is written, and a run
     /// that slipped through one (a finished run among those in progress, another job's) must not
     /// be skipped for, waited on, cancelled or adopted: it is left out, with a warning.
     fn only_asked(&self, listed: Vec<Run>, job: JobId, statuses: &[RunStatus]) -> Vec<Run> {
