@@ -57,22 +57,42 @@ pub struct Tally {
     total: usize,
     /// Per kind: how many, and the first [`SHOWN`] worded.
     notable: Vec<(Notable, usize, Vec<String>)>,
+    /// The first [`FAILED_KEPT`] failed nodes, by which the failure digest tells apart the
+    /// failures a step's log names besides them.
+    failed: Vec<FailedNode>,
 }
+
+/// A node that failed, and whether dbt said why in its result (the Fusion engine does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedNode {
+    pub unique_id: String,
+    pub has_message: bool,
+}
+
+/// Failed nodes a tally keeps.
+const FAILED_KEPT: usize = 1_000;
 
 impl Tally {
     pub fn node(&mut self, node: &NodeResult) {
-        self.count(&node.status);
+        self.count(&node.status.to_string());
         let kind = match node.status.as_str() {
             "error" | "runtime error" => Notable::Error,
             "fail" => Notable::Fail,
             "warn" => Notable::Warned,
             _ => return,
         };
+        if kind.is_failure() && self.failed.len() < FAILED_KEPT {
+            let message = node.message.shown().unwrap_or_default();
+            self.failed.push(FailedNode {
+                unique_id: node.unique_id(),
+                has_message: !message.trim().is_empty(),
+            });
+        }
         self.note(kind, || node_paragraph(node));
     }
 
     pub fn source(&mut self, source: &SourceResult) {
-        self.count(&source.status);
+        self.count(&source.status.to_string());
         let kind = match source.status.as_str() {
             "error" => Notable::StaleError,
             "warn" => Notable::StaleWarn,
@@ -107,6 +127,10 @@ impl Tally {
 
     pub fn total(&self) -> usize {
         self.total
+    }
+
+    pub fn failed(&self) -> &[FailedNode] {
+        &self.failed
     }
 
     /// How many of the kinds `which` picks.
@@ -145,12 +169,14 @@ impl Tally {
 }
 
 /// What one step's files said: its `run_results.json` and its `sources.json`, when it left them
-/// and they could be read.
+/// and they could be read, and why those it left could not be (`its run_results.json could not
+/// be read (...)`).
 #[derive(Debug, Clone)]
 pub struct StepFindings {
     pub step: StepLabel,
     pub results: Option<Tally>,
     pub freshness: Option<Tally>,
+    pub unreadable: Vec<String>,
 }
 
 impl StepFindings {
@@ -261,21 +287,27 @@ fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
 
 /// `- model.shop.orders (error, relation analytics.orders): relation "raw.orders" does not exist`
 pub fn node_paragraph(node: &NodeResult) -> String {
-    let mut about = vec![node.status.clone()];
+    let mut about = vec![node.status.to_string()];
     if let Some(failures) = node
         .failures
+        .expected()
         .filter(|_| matches!(node.status.as_str(), "fail" | "warn"))
     {
         about.push(format!("{failures} failing rows"));
     }
-    if let Some(relation) = &node.relation_name {
+    if let Some(relation) = node.relation_name.shown() {
         about.push(format!("relation {relation}"));
     }
-    let message = node.message.as_deref().map(essence).unwrap_or_default();
+    let message = node
+        .message
+        .shown()
+        .map(|message| essence(&message))
+        .unwrap_or_default();
+    let id = node.unique_id();
     let text = if message.is_empty() {
-        format!("- {} ({})", node.unique_id, about.join(", "))
+        format!("- {id} ({})", about.join(", "))
     } else {
-        format!("- {} ({}): {message}", node.unique_id, about.join(", "))
+        format!("- {id} ({}): {message}", about.join(", "))
     };
     paragraph(&text)
 }
@@ -283,20 +315,17 @@ pub fn node_paragraph(node: &NodeResult) -> String {
 /// `- source.shop.raw.orders (warn): last loaded 26h 0m 0s ago (2026-11-27T00:00:00Z); warn
 /// after 12 hours, error after 1 day`, or the error of a check that failed.
 pub fn source_paragraph(source: &SourceResult) -> String {
-    if let Some(error) = source.error.as_deref().filter(|e| !e.trim().is_empty()) {
-        return paragraph(&format!(
-            "- {} ({}): {}",
-            source.unique_id,
-            source.status,
-            essence(error)
-        ));
+    let id = source.unique_id();
+    if let Some(error) = source.error.shown().filter(|e| !e.trim().is_empty()) {
+        return paragraph(&format!("- {id} ({}): {}", source.status, essence(&error)));
     }
-    let mut text = format!("- {} ({})", source.unique_id, source.status);
+    let mut text = format!("- {id} ({})", source.status);
     let age = source
         .max_loaded_at_time_ago_in_s
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds < 1e12)
-        .map(|seconds| age(std::time::Duration::from_secs_f64(seconds)));
-    match (age, source.max_loaded_at.as_deref()) {
+        .expected()
+        .filter(|seconds| seconds.is_finite() && **seconds >= 0.0 && **seconds < 1e12)
+        .map(|seconds| age(std::time::Duration::from_secs_f64(*seconds)));
+    match (age, source.max_loaded_at.shown()) {
         (Some(age), Some(at)) => text.push_str(&format!(": last loaded {age} ago ({at})")),
         (Some(age), None) => text.push_str(&format!(": last loaded {age} ago")),
         (None, Some(at)) => text.push_str(&format!(": last loaded at {at}")),
@@ -423,6 +452,7 @@ mod tests {
                     },
                     results: None,
                     freshness: Some(freshness),
+                    unreadable: Vec::new(),
                 },
                 StepFindings {
                     step: StepLabel {
@@ -431,6 +461,7 @@ mod tests {
                     },
                     results: Some(results),
                     freshness: None,
+                    unreadable: Vec::new(),
                 },
             ],
         };

@@ -1,7 +1,10 @@
 //! JSON read with its long strings cut while it streams in, so that no string of an answer or a
 //! file costs more memory than [`KEPT`], however long it is: a step's log of 250 MB, a node's
 //! message of 200 MB. A string longer than that keeps its first [`HEAD`] and its last [`TAIL`]
-//! bytes (where dbt says what failed), joined by a mark that says how many characters were cut.
+//! bytes (where dbt says what failed), joined by a mark that says how many characters were cut,
+//! and, after the mark, the lines of dbt's errors and its summary found anywhere in the string
+//! (at most [`ERRORS`] bytes, [`crate::dbt_log`]): a failure in the middle of a long log is not
+//! lost with the middle.
 //!
 //! serde_json reads a whole string into memory before anyone sees it, so the cut has to come
 //! before it, on the JSON text: [`CutLongStrings`] is a reader that passes JSON through and
@@ -12,16 +15,34 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
+use crate::dbt_log::{LogReader, MAX_LINE_CHARS};
+
 /// The bytes of a string kept from its start...
 pub const HEAD: usize = 16 * 1024;
 /// ...and from its end.
 pub const TAIL: usize = 48 * 1024;
 /// A string at most this long (in bytes of JSON text) passes whole.
 pub const KEPT: usize = HEAD + TAIL;
+/// The lines of dbt's errors a cut string keeps, at most, in bytes.
+pub const ERRORS: usize = 16 * 1024;
 
 /// The mark in place of what was cut.
 pub fn mark(cut: u64) -> String {
     format!("…[{cut} characters cut]…")
+}
+
+/// The mark of a cut string that keeps dbt's errors, which follow it, one a line.
+fn mark_with_errors(cut: u64) -> String {
+    format!("…[{cut} characters cut; the lines of dbt's errors and summary in the whole text follow]…\\n")
+}
+
+/// What ends the lines of dbt's errors after the mark, before the tail.
+const END_OF_ERRORS: &str = "…[end of those lines]…";
+
+/// `text` as the inside of a JSON string.
+fn json_text(text: &str) -> String {
+    let quoted = serde_json::Value::from(text).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// A reader of JSON that cuts every string longer than [`KEPT`] bytes to its head and tail.
@@ -39,7 +60,87 @@ pub struct CutLongStrings<R> {
     unit: Vec<u8>,
     /// Characters dropped from the string being read.
     cut: u64,
+    /// The whole of the long string being read, line by line, for dbt's errors in it.
+    middle: Option<Middle>,
     done: bool,
+}
+
+/// A long string's text as it streams by, read for dbt's errors: its escapes decoded, cut into
+/// lines, each line at most [`MAX_LINE_CHARS`] characters.
+#[derive(Default)]
+struct Middle {
+    log: LogReader,
+    line: Vec<u8>,
+    /// The first half of a surrogate pair, waiting for its second.
+    high: Option<u16>,
+}
+
+impl Middle {
+    fn unit(&mut self, unit: &[u8]) {
+        let code = match unit {
+            [b'\\', b'u', hex @ ..] => std::str::from_utf8(hex)
+                .ok()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok()),
+            _ => None,
+        };
+        if let Some(high) = self.high.take() {
+            match code {
+                Some(low) if LOW.contains(&low) => {
+                    let code =
+                        0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                    return self.char(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+                _ => self.char(char::REPLACEMENT_CHARACTER),
+            }
+        }
+        match (unit, code) {
+            (_, Some(high)) if HIGH.contains(&high) => self.high = Some(high),
+            (_, Some(code)) => {
+                self.char(char::from_u32(code.into()).unwrap_or(char::REPLACEMENT_CHARACTER))
+            }
+            ([b'\\', b'n'], _) => self.end_line(),
+            ([b'\\', b't'], _) => self.char('\t'),
+            ([b'\\', b'r'], _) => self.char('\r'),
+            ([b'\\', b'b' | b'f'], _) => self.char(' '),
+            ([b'\\', escaped], _) => self.char(char::from(*escaped)),
+            (bytes, _) => self.bytes(bytes),
+        }
+    }
+
+    fn char(&mut self, c: char) {
+        self.bytes(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        if self.line.len() < MAX_LINE_CHARS * 4 {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        self.log.line(line.trim_end_matches('\r'));
+        self.line.clear();
+    }
+
+    /// dbt's error lines of the whole string, as dbt wrote them, to follow the mark; those the
+    /// `head` and `tail` kept (as JSON text) hold already are not repeated.
+    fn finish(mut self, head: &str, tail: &str) -> String {
+        if self.high.take().is_some() {
+            self.char(char::REPLACEMENT_CHARACTER);
+        }
+        self.end_line();
+        let found = self.log.finish();
+        let known = |line: &str| {
+            let line = json_text(line);
+            head.contains(&line) || tail.contains(&line)
+        };
+        let lines = found.lines_as_written(ERRORS, known);
+        match lines.is_empty() {
+            true => String::new(),
+            false => format!("{}\n", lines.join("\n")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +163,7 @@ impl<R: Read> CutLongStrings<R> {
             tail_units: VecDeque::new(),
             unit: Vec::new(),
             cut: 0,
+            middle: None,
             done: false,
         }
     }
@@ -125,8 +227,17 @@ impl<R: Read> CutLongStrings<R> {
                 return;
             }
             // Too long: the head stays, the rest of what was read becomes the tail. A head that
-            // would end between the two halves of a surrogate pair ends before it.
+            // would end between the two halves of a surrogate pair ends before it. The whole
+            // string is read for dbt's errors, from its start.
             self.state = State::Inside { long: true };
+            let mut middle = Middle::default();
+            let mut at = 0;
+            while at < self.string.len() {
+                let len = unit_len(&self.string[at..]);
+                middle.unit(&self.string[at..at + len]);
+                at += len;
+            }
+            self.middle = Some(middle);
             let (mut split, mut last) = (0, 0);
             let mut at = 0;
             while at < self.string.len() {
@@ -148,6 +259,9 @@ impl<R: Read> CutLongStrings<R> {
                 at += len;
             }
             self.tail.extend(rest);
+        }
+        if let Some(middle) = &mut self.middle {
+            middle.unit(unit);
         }
         self.tail.extend(unit.iter().copied());
         self.tail_units.push_back(unit.len() as u8);
@@ -186,9 +300,21 @@ impl<R: Read> CutLongStrings<R> {
             _ => {
                 let head = String::from_utf8_lossy(&self.string).into_owned();
                 let tail = String::from_utf8_lossy(self.tail.make_contiguous()).into_owned();
+                let errors = match self.middle.take() {
+                    Some(middle) => middle.finish(&head, &tail),
+                    None => String::new(),
+                };
                 let (head, tail) = crate::secret::mask_partial(&head, &tail);
                 self.out.extend(head.as_bytes());
-                self.out.extend(mark(self.cut).as_bytes());
+                match errors.is_empty() {
+                    true => self.out.extend(mark(self.cut).as_bytes()),
+                    false => {
+                        self.out.extend(mark_with_errors(self.cut).as_bytes());
+                        self.out
+                            .extend(json_text(&crate::secret::mask(&errors)).as_bytes());
+                        self.out.extend(END_OF_ERRORS.as_bytes());
+                    }
+                }
                 self.out.extend(tail.as_bytes());
                 self.out.extend(unit);
                 self.string.clear();
@@ -344,5 +470,60 @@ mod tests {
         assert!(only.ends_with(&format!("{}{}", mark(10), "k".repeat(TAIL))));
         let broken = format!("{{\"log\": \"{}", "x".repeat(KEPT * 2));
         assert!(serde_json::from_str::<Value>(&through(&broken)).is_err());
+    }
+
+    /// A failure in the middle of a log of any length is kept with the cut: its lines follow the
+    /// mark as dbt wrote them, so that what reads the log finds it.
+    #[test]
+    fn a_long_log_keeps_dbts_errors_from_its_middle() {
+        let filler =
+            "12:00:01  1 of 900 OK created sql view model shop.x ........ [SUCCESS in 0.10s]\n"
+                .repeat(3_000);
+        let error = "12:05:00  Failure in model orders (models/orders.sql)\n\
+                     12:05:00    Database Error in model orders (models/orders.sql)\n\
+                     \u{20}\u{20}relation \"raw.ordérs\" 😀 does not exist\n";
+        let log = format!(
+            "{filler}{error}{filler}12:10:00  Done. PASS=1799 WARN=0 ERROR=1 SKIP=0 TOTAL=1800\n"
+        );
+        for read in [
+            |json: &str| serde_json::from_str::<Value>(&through(json)).unwrap(),
+            trickled,
+        ] {
+            let value = read(&json!({"logs": log, "n": 1}).to_string());
+            let kept = value["logs"].as_str().unwrap();
+            assert!(kept.len() < KEPT + ERRORS + 200, "{}", kept.len());
+            assert!(kept.contains("characters cut; the lines of dbt's errors"));
+            let found = crate::dbt_log::LogFindings::read(kept);
+            assert_eq!(
+                found.paragraphs(),
+                ["- Failure in model orders (models/orders.sql) | Database Error | relation \"raw.ordérs\" 😀 does not exist"]
+            );
+            assert_eq!(
+                found.summary(),
+                Some("Done. PASS=1799 WARN=0 ERROR=1 SKIP=0 TOTAL=1800")
+            );
+            assert_eq!(value["n"], 1);
+        }
+    }
+
+    #[test]
+    fn escapes_in_the_middle_are_read_as_characters_and_a_lone_half_as_a_replacement() {
+        let mut middle = Middle::default();
+        for unit in [
+            &b"\\ud83d"[..],
+            b"\\ude00",
+            b"\\udcfc",
+            b"x",
+            b"\\t",
+            b"\\\"",
+            b"\\ud83d",
+            b"y",
+        ] {
+            middle.unit(unit);
+        }
+        assert_eq!(
+            String::from_utf8(middle.line.clone()).unwrap(),
+            "😀\u{fffd}x\t\"\u{fffd}y"
+        );
     }
 }

@@ -11,69 +11,151 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::long_strings::CutLongStrings;
+use crate::result_fields::{self, absent_status, Expected, Field, Status};
 
-/// One node's result, as far as the table needs it. Fields that newer schemas add are ignored;
-/// fields that older ones lack are empty.
+/// One node's result, as far as the table needs it, whatever the engine wrote: fields that newer
+/// schemas add are ignored, fields that older ones (or the Fusion engine) leave out are empty,
+/// and a field of another type is kept as the JSON says ([`Field`]).
 #[derive(Debug, Deserialize)]
 pub struct NodeResult {
-    pub unique_id: String,
-    pub status: String,
     #[serde(default)]
-    pub execution_time: Option<f64>,
+    pub unique_id: Field<String>,
+    #[serde(default = "absent_status")]
+    pub status: Status,
     #[serde(default)]
-    pub message: Option<String>,
+    pub execution_time: Field<f64>,
     #[serde(default)]
-    pub thread_id: Option<String>,
+    pub message: Field<String>,
     #[serde(default)]
-    pub failures: Option<i64>,
+    pub thread_id: Field<String>,
+    #[serde(default)]
+    pub failures: Field<i64>,
     #[serde(default)]
     pub adapter_response: Option<Value>,
     /// The node's table or view, when it has one (schema v5 and later).
     #[serde(default)]
-    pub relation_name: Option<String>,
+    pub relation_name: Field<String>,
     #[serde(default)]
-    pub timing: Vec<Phase>,
+    pub timing: Field<Timing>,
+    /// The decision of state-aware orchestration that built or reused the node (dbt platform,
+    /// 2026).
+    #[serde(default)]
+    pub state_decision_id: Field<Identifier>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The `compile` and `execute` phases of a node's `timing`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Timing(Vec<Phase>);
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Phase {
     pub name: String,
     #[serde(default)]
-    pub started_at: Option<String>,
+    pub started_at: Field<String>,
     #[serde(default)]
-    pub completed_at: Option<String>,
+    pub completed_at: Field<String>,
+}
+
+impl Expected for Timing {
+    fn from_json(value: Value) -> Result<Timing, Value> {
+        serde_json::from_value(value.clone()).map_err(|_| value)
+    }
+
+    fn cell(&self) -> String {
+        String::new()
+    }
+}
+
+/// An id dbt may write as a string or a number: either is as expected, and written as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identifier(String);
+
+impl Expected for Identifier {
+    fn from_json(value: Value) -> Result<Identifier, Value> {
+        match value {
+            Value::String(text) => Ok(Identifier(text)),
+            Value::Number(number) => Ok(Identifier(number.to_string())),
+            other => Err(other),
+        }
+    }
+
+    fn cell(&self) -> String {
+        self.0.clone()
+    }
 }
 
 impl NodeResult {
-    /// `model`, `test`, `seed`, ...: the first part of the unique id, which every schema has.
-    pub fn resource_type(&self) -> &str {
-        self.unique_id.split('.').next().unwrap_or_default()
+    /// The unique id as written: `model.jaffle_shop.orders`.
+    pub fn unique_id(&self) -> String {
+        self.unique_id.cell()
     }
 
-    pub fn rows_affected(&self) -> Option<i64> {
-        self.adapter_response
-            .as_ref()?
-            .get("rows_affected")?
-            .as_i64()
+    /// `model`, `test`, `seed`, ...: the first part of the unique id, which every schema has.
+    pub fn resource_type(&self) -> String {
+        match self.unique_id.expected() {
+            Some(id) => id.split('.').next().unwrap_or_default().to_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// Rows the node affected, as the adapter reported them: the JSON's number as written.
+    pub fn rows_affected(&self) -> String {
+        match self
+            .adapter_response
+            .as_ref()
+            .and_then(|a| a.get("rows_affected"))
+        {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        }
     }
 
     /// When the `compile` or `execute` phase started and completed.
-    pub fn phase(&self, name: &str) -> (Option<&str>, Option<&str>) {
-        match self.timing.iter().find(|t| t.name == name) {
-            Some(t) => (t.started_at.as_deref(), t.completed_at.as_deref()),
-            None => (None, None),
+    pub fn phase(&self, name: &str) -> (String, String) {
+        let phase = self
+            .timing
+            .expected()
+            .and_then(|timing| timing.0.iter().find(|phase| phase.name == name));
+        match phase {
+            Some(phase) => (phase.started_at.cell(), phase.completed_at.cell()),
+            None => (String::new(), String::new()),
         }
+    }
+
+    /// Each field dbt wrote with another type than the tables expect, and what it wrote.
+    pub fn oddities(&self, each: impl FnMut(&'static str, String)) {
+        let mut fields: Vec<(&'static str, Option<&Value>)> = vec![
+            ("execution_time", self.execution_time.odd()),
+            ("message", self.message.odd()),
+            ("thread_id", self.thread_id.odd()),
+            ("failures", self.failures.odd()),
+            ("relation_name", self.relation_name.odd()),
+            ("timing", self.timing.odd()),
+            ("state_decision_id", self.state_decision_id.odd()),
+        ];
+        for phase in self
+            .timing
+            .expected()
+            .map_or(&[][..], |timing| &timing.0[..])
+        {
+            fields.push(("timing.started_at", phase.started_at.odd()));
+            fields.push(("timing.completed_at", phase.completed_at.odd()));
+        }
+        result_fields::oddities(&self.status, &self.unique_id, &fields, each);
     }
 }
 
-/// What a streamed file says of itself: how many results it held, and which dbt invocation
-/// wrote it (`metadata.invocation_id`, else `generated_at`). dbt Cloud keeps `target/` across a
-/// run's steps, so a step that writes no file of its own shows an earlier step's: the same
-/// invocation.
+/// What a streamed file says of itself: how many results it held, which dbt invocation wrote it
+/// (`metadata.invocation_id`, else `generated_at`), and the items of its `results` that were no
+/// result at all (not an object): how many, and the first as JSON. dbt Cloud keeps `target/`
+/// across a run's steps, so a step that writes no file of its own shows an earlier step's: the
+/// same invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Streamed {
     pub count: usize,
     pub invocation: Option<String>,
+    pub not_results: Option<(usize, String)>,
 }
 
 /// Calls `each` for every node of the `results` list, in order.
@@ -95,6 +177,7 @@ pub fn stream<T: DeserializeOwned>(
     let mut artifact = Artifact {
         each,
         count: 0,
+        not_results: None,
         failure: None,
         saw_results: false,
         metadata: None,
@@ -114,6 +197,7 @@ pub fn stream<T: DeserializeOwned>(
     Ok(Streamed {
         count: artifact.count,
         invocation: metadata.invocation_id.or(metadata.generated_at),
+        not_results: artifact.not_results,
     })
 }
 
@@ -129,6 +213,7 @@ struct Metadata {
 struct Artifact<F, T> {
     each: F,
     count: usize,
+    not_results: Option<(usize, String)>,
     /// An error of `each`, kept whole (serde errors carry only text).
     failure: Option<anyhow::Error>,
     saw_results: bool,
@@ -189,8 +274,23 @@ impl<'de, T: DeserializeOwned, F: FnMut(T) -> Result<()>> Visitor<'de> for Resul
         f.write_str("a list of results")
     }
 
+    /// Each item as JSON first (one result's worth of memory), so that an item that is no
+    /// result is counted and the file read on.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(node) = seq.next_element::<T>()? {
+        while let Some(item) = seq.next_element::<Value>()? {
+            let text = || crate::text::cut(&item.to_string());
+            let node = match item {
+                Value::Object(_) => T::deserialize(&item).map_err(|_| text()),
+                _ => Err(text()),
+            };
+            let node = match node {
+                Ok(node) => node,
+                Err(written) => {
+                    let (count, _) = self.0.not_results.get_or_insert((0, written));
+                    *count += 1;
+                    continue;
+                }
+            };
             self.0.count += 1;
             if let Err(error) = (self.0.each)(node) {
                 self.0.failure = Some(error);
@@ -228,18 +328,18 @@ mod tests {
         );
         assert!(nodes
             .iter()
-            .all(|n| n.status == "success" || n.status == "pass"));
+            .all(|n| n.status.as_str() == "success" || n.status.as_str() == "pass"));
         let first = &nodes[0];
         assert_eq!(
-            first.unique_id,
+            first.unique_id(),
             "operation.billiam_database.billiam_database-on-run-end-0"
         );
         assert_eq!(first.resource_type(), "operation");
         assert_eq!(
             first.phase("compile"),
             (
-                Some("2023-04-23T18:39:23.068333Z"),
-                Some("2023-04-23T18:39:23.071345Z")
+                "2023-04-23T18:39:23.068333Z".to_owned(),
+                "2023-04-23T18:39:23.071345Z".to_owned()
             )
         );
     }
@@ -263,15 +363,14 @@ mod tests {
                     "success"
                 ]
             );
-            assert_eq!(nodes[0].rows_affected(), Some(12));
+            assert_eq!(nodes[0].rows_affected(), "12");
             assert!(nodes[1]
                 .message
-                .as_deref()
-                .unwrap()
+                .cell()
                 .contains("column \"first_name\" does not exist"));
-            assert_eq!(nodes[2].failures, Some(3));
+            assert_eq!(nodes[2].failures, Field::Expected(3));
             assert_eq!(nodes[2].resource_type(), "test");
-            assert_eq!(nodes[3].phase("execute"), (None, None));
+            assert_eq!(nodes[3].phase("execute"), (String::new(), String::new()));
             assert_eq!(nodes[5].resource_type(), "seed");
         }
     }
@@ -281,10 +380,6 @@ mod tests {
         for (text, expected) in [
             ("{}", "it has no \"results\""),
             ("[]", "is not dbt's run results"),
-            (
-                "{\"results\": [{\"status\": \"success\"}]}",
-                "missing field `unique_id`",
-            ),
             ("{\"results\": [", "is not dbt's run results"),
             ("{\"results\": []} trailing", "is not dbt's run results"),
         ] {
@@ -293,6 +388,65 @@ mod tests {
                 .to_string();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    /// A node is a row whatever its fields: only a file that is not JSON leaves them all out.
+    #[test]
+    fn a_node_of_odd_fields_is_read_and_its_oddities_named() {
+        let text = r#"{"results": [
+            {"unique_id": "test.p.t", "status": "Fail", "failures": "Test failure",
+             "message": {"code": 1}, "thread_id": 7, "execution_time": "1.5",
+             "timing": [{"name": "execute", "started_at": 17, "completed_at": "e1"}],
+             "state_decision_id": "d-1"},
+            {"status": null},
+            "not a result",
+            {"unique_id": "model.p.m", "status": "Success", "timing": "soon",
+             "adapter_response": {"rows_affected": 2.0}}
+        ]}"#;
+        let mut nodes = Vec::new();
+        let streamed = for_each(text.as_bytes(), |node| {
+            nodes.push(node);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(streamed.count, 3);
+        assert_eq!(
+            streamed.not_results,
+            Some((1, "\"not a result\"".to_owned()))
+        );
+        let odd = |node: &NodeResult| {
+            let mut fields = Vec::new();
+            node.oddities(|field, written| fields.push(format!("{field}={written}")));
+            fields
+        };
+        assert_eq!(nodes[0].status.as_str(), "fail");
+        assert_eq!(nodes[0].failures.cell(), "Test failure");
+        assert_eq!(nodes[0].message.cell(), r#"{"code":1}"#);
+        assert_eq!(nodes[0].thread_id.cell(), "7");
+        assert_eq!(nodes[0].execution_time.cell(), "1.5");
+        assert_eq!(
+            nodes[0].phase("execute"),
+            ("17".to_owned(), "e1".to_owned())
+        );
+        assert_eq!(nodes[0].state_decision_id.cell(), "d-1");
+        assert_eq!(
+            odd(&nodes[0]),
+            [
+                "execution_time=\"1.5\"",
+                "message={\"code\":1}",
+                "thread_id=7",
+                "failures=\"Test failure\"",
+                "timing.started_at=17"
+            ]
+        );
+        assert_eq!(
+            (nodes[1].unique_id(), nodes[1].status.as_str()),
+            (String::new(), "")
+        );
+        assert_eq!(odd(&nodes[1]), ["status=null", "unique_id=nothing"]);
+        assert_eq!(nodes[2].phase("execute"), (String::new(), String::new()));
+        assert_eq!(nodes[2].rows_affected(), "2.0");
+        assert_eq!(odd(&nodes[2]), ["timing=\"soon\""]);
     }
 
     #[test]

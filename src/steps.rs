@@ -22,7 +22,8 @@ use crate::data_folder::DataFolder;
 use crate::dbt_cloud::{ArtifactRef, DbtCloud, Run};
 use crate::findings::{Findings, StepFindings, StepLabel, Tally};
 use crate::freshness;
-use crate::run_results;
+use crate::result_fields::Oddities;
+use crate::run_results::{self, Streamed};
 use crate::tables::{freshness_row, result_row, StepCells, Table, Writer};
 use crate::termination::is_terminated;
 
@@ -228,21 +229,40 @@ pub fn read(run: &Run, tables: &Writer, files: &[StepFiles]) -> Result<Findings>
     }
     let steps = files
         .iter()
-        .map(|file| StepFindings {
-            step: file.step.clone(),
-            results: tally_of(&results, &file.step),
-            freshness: tally_of(&sources, &file.step),
+        .map(|file| {
+            let (results, unreadable_results) = outcome_of::<ResultsTable>(&results, &file.step);
+            let (freshness, unreadable_sources) =
+                outcome_of::<FreshnessTable>(&sources, &file.step);
+            StepFindings {
+                step: file.step.clone(),
+                results,
+                freshness,
+                unreadable: unreadable_results
+                    .into_iter()
+                    .chain(unreadable_sources)
+                    .collect(),
+            }
         })
-        .filter(|found| found.results.is_some() || found.freshness.is_some())
+        .filter(|found| {
+            found.results.is_some() || found.freshness.is_some() || !found.unreadable.is_empty()
+        })
         .collect();
     Ok(Findings { steps })
 }
 
-fn tally_of(tallies: &[(StepLabel, Tally)], step: &StepLabel) -> Option<Tally> {
-    tallies
-        .iter()
-        .find(|(label, _)| label == step)
-        .map(|(_, tally)| tally.clone())
+/// A step's tally of one table, or why its file could not be read.
+fn outcome_of<T: StepTable>(
+    outcomes: &[(StepLabel, Result<Tally, String>)],
+    step: &StepLabel,
+) -> (Option<Tally>, Option<String>) {
+    match outcomes.iter().find(|(label, _)| label == step) {
+        Some((_, Ok(tally))) => (Some(tally.clone()), None),
+        Some((_, Err(why))) => (
+            None,
+            Some(format!("its {} could not be read ({why})", T::FILE)),
+        ),
+        None => (None, None),
+    }
 }
 
 /// One of the two tables read from step files: which file, and how a row is made of it.
@@ -252,13 +272,20 @@ trait StepTable {
     /// What the log calls one row, and many.
     const ROWS: [&'static str; 2];
     fn file(files: &StepFiles) -> Option<&Located>;
-    /// Streams `file`, writing a row and tallying each result.
+    /// Streams `file`, writing a row and tallying each result, noting its odd fields.
     fn stream(
         file: BufReader<File>,
         cells: StepCells,
         rows: &mut crate::tables::Rows,
-        tally: &mut Tally,
-    ) -> Result<Option<String>>;
+        read: &mut Reading,
+    ) -> Result<Streamed>;
+}
+
+/// What reading one step's file gathers besides its rows.
+#[derive(Default)]
+struct Reading {
+    tally: Tally,
+    odd: Oddities,
 }
 
 struct ResultsTable;
@@ -274,14 +301,14 @@ impl StepTable for ResultsTable {
         file: BufReader<File>,
         cells: StepCells,
         rows: &mut crate::tables::Rows,
-        tally: &mut Tally,
-    ) -> Result<Option<String>> {
-        let streamed = run_results::for_each(file, |node| {
+        read: &mut Reading,
+    ) -> Result<Streamed> {
+        run_results::for_each(file, |node| {
             rows.row(result_row(&cells, &node))?;
-            tally.node(&node);
+            read.tally.node(&node);
+            node.oddities(|field, written| read.odd.note(field, &written));
             Ok(())
-        })?;
-        Ok(streamed.invocation)
+        })
     }
 }
 
@@ -298,24 +325,25 @@ impl StepTable for FreshnessTable {
         file: BufReader<File>,
         cells: StepCells,
         rows: &mut crate::tables::Rows,
-        tally: &mut Tally,
-    ) -> Result<Option<String>> {
-        let streamed = freshness::for_each(file, |source| {
+        read: &mut Reading,
+    ) -> Result<Streamed> {
+        freshness::for_each(file, |source| {
             rows.row(freshness_row(&cells, &source))?;
-            tally.source(&source);
+            read.tally.source(&source);
+            source.oddities(|field, written| read.odd.note(field, &written));
             Ok(())
-        })?;
-        Ok(streamed.invocation)
+        })
     }
 }
 
-/// One table from every step's file of its kind; each step's tally, for the steps read.
+/// One table from every step's file of its kind; each step's tally, or why its file could not
+/// be read.
 fn read_table<T: StepTable>(
     run_id: &str,
     tables: &Writer,
     files: &[StepFiles],
     _table: T,
-) -> Result<Vec<(StepLabel, Tally)>> {
+) -> Result<Vec<(StepLabel, Result<Tally, String>)>> {
     let parts: Vec<(&StepLabel, &Located)> = files
         .iter()
         .filter_map(|files| Some((&files.step, T::file(files)?)))
@@ -330,9 +358,9 @@ fn read_table<T: StepTable>(
             index: step.index,
             name: &step.name,
         };
-        let mut tally = Tally::default();
-        let invocation = T::stream(file.open()?, cells, rows, &mut tally)?;
-        match invocation {
+        let mut read = Reading::default();
+        let streamed = T::stream(file.open()?, cells, rows, &mut read)?;
+        match streamed.invocation {
             Some(invocation) if seen.contains(&invocation) => {
                 debug!(
                     "{step}: its {} is an earlier step's (dbt Cloud keeps target/ across steps); \
@@ -343,7 +371,8 @@ fn read_table<T: StepTable>(
             }
             invocation => {
                 seen.extend(invocation);
-                Ok(Some(tally))
+                warn_of_oddities::<T>(step, &read.odd, streamed.not_results);
+                Ok(Some(read.tally))
             }
         }
     });
@@ -361,35 +390,65 @@ fn read_table<T: StepTable>(
     Ok(tallies::<T>(&parts, outcomes, count))
 }
 
-/// Each step's tally, of the parts kept; a part that could not be read is warned about.
+/// One warning for a step's file whose results held values of unexpected types (kept as
+/// written), or items that are no result (left out).
+fn warn_of_oddities<T: StepTable>(
+    step: &StepLabel,
+    odd: &Oddities,
+    not_results: Option<(usize, String)>,
+) {
+    if !odd.is_empty() {
+        warn!(
+            "{step}: its {} has values of unexpected types, kept as written in {}: {}",
+            T::FILE,
+            T::TABLE.name(),
+            odd.worded()
+        );
+    }
+    if let Some((count, first)) = not_results {
+        let (items, are) = match count {
+            1 => ("item", "is"),
+            _ => ("items", "are"),
+        };
+        warn!(
+            "{step}: its {} lists {count} {items} that {are} no result, left out (the first: {first})",
+            T::FILE
+        );
+    }
+}
+
+/// Each step's tally, of the parts kept, or why its file could not be read (warned about).
 fn tallies<T: StepTable>(
     parts: &[(&StepLabel, &Located)],
     outcomes: Vec<Result<Option<Tally>>>,
     count: usize,
-) -> Vec<(StepLabel, Tally)> {
+) -> Vec<(StepLabel, Result<Tally, String>)> {
     let mut tallies = Vec::new();
     for ((step, _), outcome) in parts.iter().zip(outcomes) {
         match outcome {
-            Ok(Some(tally)) => tallies.push(((*step).clone(), tally)),
+            Ok(Some(tally)) => tallies.push(((*step).clone(), Ok(tally))),
             Ok(None) => {}
-            Err(error) => warn!(
-                "{step}: its {} could not be read ({error:#}); its rows are left out of {}",
-                T::FILE,
-                T::TABLE.name()
-            ),
+            Err(error) => {
+                warn!(
+                    "{step}: its {} could not be read ({error:#}); its rows are left out of {}",
+                    T::FILE,
+                    T::TABLE.name()
+                );
+                tallies.push(((*step).clone(), Err(format!("{error:#}"))));
+            }
         }
     }
-    if !tallies.is_empty() {
+    let read = tallies.iter().filter(|(_, tally)| tally.is_ok()).count();
+    if read > 0 {
         let one = |count: usize, [one, many]: [&'static str; 2]| match count {
             1 => one,
             _ => many,
         };
         info!(
-            "Wrote table {} ({count} {} of {} {})",
+            "Wrote table {} ({count} {} of {read} {})",
             T::TABLE.name(),
             one(count, T::ROWS),
-            tallies.len(),
-            one(tallies.len(), ["step", "steps"])
+            one(read, ["step", "steps"])
         );
     }
     tallies

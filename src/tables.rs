@@ -15,8 +15,8 @@ use crate::error::Bug;
 
 mod columns;
 
-use columns::step_row;
 pub use columns::{cell, freshness_row, result_row, Column, StepCells, Table};
+use columns::{step_row, Base};
 
 impl Table {
     /// Incremental on its key, and `write_always`, so that a failed job still records its run.
@@ -88,21 +88,51 @@ pub fn bucket_for(config_id: Option<&str>) -> String {
 /// Rows of one table, checked against its columns.
 pub struct Rows<'a> {
     table: Table,
+    /// The base type of each column when the table is typed; empty when it is not.
+    typed: Vec<Base>,
     width: usize,
     writer: csv::Writer<&'a mut dyn Write>,
     count: usize,
+    /// Cells left empty because they are not of their typed column's type: per column, how many
+    /// and the first.
+    blanked: Vec<(&'static str, usize, String)>,
 }
 
 impl<'a> Rows<'a> {
-    fn new(table: Table, out: &'a mut dyn Write) -> Rows<'a> {
+    fn new(table: Table, typed: bool, out: &'a mut dyn Write) -> Rows<'a> {
+        let columns = table.columns();
         Rows {
             table,
-            width: table.columns().len(),
+            typed: match typed {
+                true => columns.iter().map(|column| column.base).collect(),
+                false => Vec::new(),
+            },
+            width: columns.len(),
             writer: csv::WriterBuilder::new()
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(out),
             count: 0,
+            blanked: Vec::new(),
         }
+    }
+
+    /// In a typed table, a cell that is not of its column's type would make Storage refuse the
+    /// whole table (a `failures` of "Test failure" in an INTEGER column): it is left empty, and
+    /// counted for a warning.
+    fn fitted(&mut self, index: usize, cell: Vec<u8>) -> Vec<u8> {
+        let Some(base) = self.typed.get(index) else {
+            return cell;
+        };
+        if cell.is_empty() || fits(*base, &cell) {
+            return cell;
+        }
+        let column = self.table.columns()[index].name;
+        let shown = crate::text::cut(&String::from_utf8_lossy(&cell));
+        match self.blanked.iter_mut().find(|(name, ..)| *name == column) {
+            Some((_, count, _)) => *count += 1,
+            None => self.blanked.push((column, 1, shown)),
+        }
+        Vec::new()
     }
 
     pub fn row<I, S>(&mut self, cells: I) -> Result<()>
@@ -112,7 +142,14 @@ impl<'a> Rows<'a> {
     {
         // The sink of every cell: the token masked where a server echoed it, and no cell past
         // Keboola's limit.
-        let record: csv::ByteRecord = cells.into_iter().map(|cell| kept(cell.as_ref())).collect();
+        let record: csv::ByteRecord = cells
+            .into_iter()
+            .enumerate()
+            .map(|(index, cell)| {
+                let cell = kept(cell.as_ref());
+                self.fitted(index, cell)
+            })
+            .collect();
         if record.len() != self.width {
             return Err(Bug(format!(
                 "a row of {} has {} cells for {} columns",
@@ -125,6 +162,57 @@ impl<'a> Rows<'a> {
         self.writer.write_byte_record(&record)?;
         self.count += 1;
         Ok(())
+    }
+}
+
+/// One warning per column of a typed table whose cells were left empty, as they were not of its
+/// type.
+fn warn_of_blanked(table: Table, blanked: Vec<(&'static str, usize, String)>) {
+    let mut columns: Vec<(&'static str, usize, String)> = Vec::new();
+    for (column, count, first) in blanked {
+        match columns.iter_mut().find(|(name, ..)| *name == column) {
+            Some((_, total, _)) => *total += count,
+            None => columns.push((column, count, first)),
+        }
+    }
+    for (column, count, first) in columns {
+        let base = table
+            .columns()
+            .into_iter()
+            .find(|c| c.name == column)
+            .map_or("typed", |c| c.base.name());
+        let values = if count == 1 { "value" } else { "values" };
+        log::warn!(
+            "{}.{column}: {count} {values} that {} not {base} left empty (the first: {first:?}), \
+             as the table is typed and Storage would refuse it whole",
+            table.name(),
+            if count == 1 { "is" } else { "are" },
+        );
+    }
+}
+
+/// Whether `cell` is a value of the Storage type `base`, as Storage reads one from CSV.
+fn fits(base: Base, cell: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(cell) else {
+        return base == Base::String;
+    };
+    match base {
+        Base::String => true,
+        Base::Integer => {
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        Base::Float => text.parse::<f64>().is_ok_and(f64::is_finite),
+        Base::Boolean => matches!(text, "true" | "false"),
+        // A date first, as every timestamp dbt and dbt Cloud write begins.
+        Base::Timestamp => {
+            let bytes = text.as_bytes();
+            bytes.len() >= 10
+                && bytes[..10].iter().enumerate().all(|(i, b)| match i {
+                    4 | 7 => *b == b'-',
+                    _ => b.is_ascii_digit(),
+                })
+        }
     }
 }
 
@@ -224,19 +312,21 @@ impl<'a> Writer<'a> {
     ) -> Result<(usize, Vec<Result<Option<T>>>)> {
         let mut kept: Vec<(NamedTempFile, usize)> = Vec::new();
         let mut outcomes = Vec::with_capacity(parts.len());
+        let mut blanked = Vec::new();
         for part in parts {
             let scratch = self.folder.scratch_file()?;
             let filled = {
                 let mut out = BufWriter::new(scratch.as_file());
-                let mut rows = Rows::new(table, &mut out);
+                let mut rows = Rows::new(table, self.typed, &mut out);
                 fill(part, &mut rows).and_then(|value| {
                     rows.writer.flush()?;
-                    Ok((value, rows.count))
+                    Ok((value, rows.count, rows.blanked))
                 })
             };
-            outcomes.push(filled.map(|(value, count)| {
+            outcomes.push(filled.map(|(value, count, blanked_here)| {
                 if value.is_some() {
                     kept.push((scratch, count));
+                    blanked.extend(blanked_here);
                 }
                 value
             }));
@@ -244,6 +334,7 @@ impl<'a> Writer<'a> {
         if kept.is_empty() {
             return Ok((0, outcomes));
         }
+        warn_of_blanked(table, blanked);
         let count = self.write_csv(table, |out| {
             let mut count = 0;
             for (part, rows) in &mut kept {
@@ -259,12 +350,16 @@ impl<'a> Writer<'a> {
 
     /// `<table>.csv`, its rows given by `rows`, and its manifest. Returns the number of rows.
     fn write(&self, table: Table, rows: impl FnOnce(&mut Rows) -> Result<()>) -> Result<usize> {
-        self.write_csv(table, |out| {
-            let mut written = Rows::new(table, out);
+        let mut blanked = Vec::new();
+        let count = self.write_csv(table, |out| {
+            let mut written = Rows::new(table, self.typed, out);
             rows(&mut written)?;
             written.writer.flush()?;
+            blanked = std::mem::take(&mut written.blanked);
             Ok(written.count)
-        })
+        })?;
+        warn_of_blanked(table, blanked);
+        Ok(count)
     }
 
     /// `<table>.csv`: its header, then what `body` writes (returning how many rows), and its
@@ -280,7 +375,7 @@ impl<'a> Writer<'a> {
         self.folder
             .write_atomically(&tables.join(format!("{}.csv", table.name())), |out| {
                 {
-                    let mut header = Rows::new(table, &mut *out);
+                    let mut header = Rows::new(table, false, &mut *out);
                     header
                         .writer
                         .write_record(columns.iter().map(|column| column.name))?;
@@ -331,5 +426,35 @@ mod tests {
             bucket_for(Some("a b/c")),
             "in.c-dbt-cloud-job-trigger-a-b-c"
         );
+    }
+
+    #[test]
+    fn a_typed_column_takes_only_values_of_its_type() {
+        for (base, fitting, not) in [
+            (
+                Base::Integer,
+                &["0", "-12", "70403103000"][..],
+                &["1.0", "Test failure", "-", "1e3"][..],
+            ),
+            (
+                Base::Float,
+                &["1.5", "-0.0", "3", "1e-7"],
+                &["NaN", "inf", "fast", ""],
+            ),
+            (Base::Boolean, &["true", "false"], &["True", "1"]),
+            (
+                Base::Timestamp,
+                &["2026-11-28 10:38:38.123456+00:00", "2023-08-30T19:56:21Z"],
+                &["17", "yesterday", "2026/11/28"],
+            ),
+            (Base::String, &["anything", "", "{\"a\":1}"], &[]),
+        ] {
+            for cell in fitting {
+                assert!(fits(base, cell.as_bytes()), "{cell} is {base:?}");
+            }
+            for cell in not {
+                assert!(!fits(base, cell.as_bytes()), "{cell} is not {base:?}");
+            }
+        }
     }
 }

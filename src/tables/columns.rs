@@ -168,73 +168,73 @@ const RUN_RESULTS_COLUMNS: &[Of<NodeCell>] = &[
         "unique_id",
         Base::String,
         "dbt's node id, e.g. model.jaffle_shop.orders",
-        |_, node| node.unique_id.clone(),
+        |_, node| node.unique_id(),
     ),
     of(
         "resource_type",
         Base::String,
         "model, test, seed, snapshot, ... (from unique_id)",
-        |_, node| node.resource_type().to_owned(),
+        |_, node| node.resource_type(),
     ),
     of(
         "status",
         Base::String,
-        "dbt's status: success, error, fail, pass, warn, skipped, runtime error",
-        |_, node| node.status.clone(),
+        "dbt's status in dbt Core's words, whatever the engine: success, error, fail, pass, warn, skipped, runtime error, reused, no-op",
+        |_, node| node.status.as_str().to_owned(),
     ),
     of(
         "execution_time",
         Base::Float,
         "Seconds dbt spent on the node",
-        |_, node| number(node.execution_time),
+        |_, node| node.execution_time.cell(),
     ),
     of(
         "rows_affected",
         Base::Integer,
         "Rows the node affected, as the adapter reported",
-        |_, node| number(node.rows_affected()),
+        |_, node| node.rows_affected(),
     ),
     of(
         "failures",
         Base::Integer,
         "Failing rows of a test",
-        |_, node| number(node.failures),
+        |_, node| node.failures.cell(),
     ),
     of(
         "message",
         Base::String,
         "dbt's message, e.g. the error",
-        |_, node| text(node.message.as_deref()),
+        |_, node| node.message.cell(),
     ),
     of(
         "thread_id",
         Base::String,
         "dbt thread that ran the node",
-        |_, node| text(node.thread_id.as_deref()),
+        |_, node| node.thread_id.cell(),
     ),
     of(
         "compile_started_at",
         Base::Timestamp,
         "When compiling the node started or ended",
-        |_, node| text(node.phase("compile").0),
+        |_, node| node.phase("compile").0,
     ),
     of(
         "compile_completed_at",
         Base::Timestamp,
         "When compiling the node started or ended",
-        |_, node| text(node.phase("compile").1),
+        |_, node| node.phase("compile").1,
     ),
     of(
         "execute_started_at",
         Base::Timestamp,
         "When executing the node started or ended",
-        |_, node| text(node.phase("execute").0),
+        |_, node| node.phase("execute").0,
     ),
     of(
         "execute_completed_at",
         Base::Timestamp,
         "When executing the node started or ended",
-        |_, node| text(node.phase("execute").1),
+        |_, node| node.phase("execute").1,
     ),
     of(
         "adapter_response",
@@ -254,6 +254,12 @@ const RUN_RESULTS_COLUMNS: &[Of<NodeCell>] = &[
         "That step, e.g. Invoke dbt build",
         |step, _| step.name.to_owned(),
     ),
+    of(
+        "state_decision_id",
+        Base::String,
+        "The decision of dbt's state-aware orchestration behind the node's status, when dbt wrote one",
+        |_, node| node.state_decision_id.cell(),
+    ),
 ];
 
 const SOURCE_FRESHNESS_COLUMNS: &[Of<SourceCell>] = &[
@@ -270,31 +276,31 @@ const SOURCE_FRESHNESS_COLUMNS: &[Of<SourceCell>] = &[
         "unique_id",
         Base::String,
         "dbt's source id, e.g. source.jaffle_shop.raw.orders",
-        |_, source| source.unique_id.clone(),
+        |_, source| source.unique_id(),
     ),
     of(
         "status",
         Base::String,
-        "dbt's verdict: pass, warn, error, or runtime error when the check itself failed",
-        |_, source| source.status.clone(),
+        "dbt's verdict in dbt Core's words, whatever the engine: pass, warn, error, or runtime error when the check itself failed",
+        |_, source| source.status.as_str().to_owned(),
     ),
     of(
         "max_loaded_at",
         Base::Timestamp,
         "The newest loaded_at_field value dbt found",
-        |_, source| text(source.max_loaded_at.as_deref()),
+        |_, source| source.max_loaded_at.cell(),
     ),
     of(
         "snapshotted_at",
         Base::Timestamp,
         "When dbt looked",
-        |_, source| text(source.snapshotted_at.as_deref()),
+        |_, source| source.snapshotted_at.cell(),
     ),
     of(
         "max_loaded_at_time_ago_in_s",
         Base::Float,
         "Seconds between the newest load and the check",
-        |_, source| number(source.max_loaded_at_time_ago_in_s),
+        |_, source| source.max_loaded_at_time_ago_in_s.cell(),
     ),
     of(
         "criteria",
@@ -306,13 +312,13 @@ const SOURCE_FRESHNESS_COLUMNS: &[Of<SourceCell>] = &[
         "error",
         Base::String,
         "Why the check failed (runtime error)",
-        |_, source| text(source.error.as_deref()),
+        |_, source| source.error.cell(),
     ),
     of(
         "execution_time",
         Base::Float,
         "Seconds dbt spent on the check",
-        |_, source| number(source.execution_time),
+        |_, source| source.execution_time.cell(),
     ),
 ];
 
@@ -608,6 +614,7 @@ mod tests {
                 ("adapter_response", r#"{"rows_affected":7}"#),
                 ("step_index", "4"),
                 ("step_name", "Invoke dbt build"),
+                ("state_decision_id", ""),
             ])
         );
         let source: SourceResult = serde_json::from_value(json!({

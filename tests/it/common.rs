@@ -34,6 +34,34 @@ pub fn quick(outcome: Outcome) -> Job {
     job(Duration::from_millis(1200), outcome)
 }
 
+/// dbt Cloud's own steps, then the job's commands, as dbt Cloud names them today.
+pub fn steps(commands: &[&str]) -> Vec<String> {
+    let mut names = vec![
+        "Clone git repository".to_owned(),
+        "Create profile from connection Postgres".to_owned(),
+        "Invoke dbt with `dbt deps`".to_owned(),
+    ];
+    names.extend(
+        commands
+            .iter()
+            .map(|command| format!("Invoke dbt with `dbt {command}`")),
+    );
+    names
+}
+
+/// A quick job whose steps are dbt Cloud's own, then `commands` (`"build"`, ...).
+pub fn job_with_steps(outcome: Outcome, commands: &[&str]) -> Job {
+    let names = steps(commands);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    quick(outcome).steps(&names)
+}
+
+/// A file of `tests/data/real/` (`SOURCES.md` says where each comes from).
+pub fn real(path: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/real/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// The parameters that reach `emulator`, with `extra` merged over them.
 pub fn parameters(emulator: &Emulator, extra: Value) -> Value {
     let mut parameters = json!({

@@ -8,12 +8,6 @@ use crate::common::*;
 use dbt_cloud_emulator::Timeline;
 use serde_json::json;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn real(path: &str) -> Vec<u8> {
-    std::fs::read(format!("{ROOT}/tests/data/real/{path}")).unwrap()
-}
-
 /// The emulator's standard artifacts with `run_results` in place of theirs, or without one.
 fn artifacts_with(run_results: Option<Vec<u8>>) -> Vec<Artifact> {
     let mut artifacts: Vec<Artifact> = dbt_cloud_emulator::standard_artifacts()

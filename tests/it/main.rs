@@ -12,6 +12,7 @@ mod edges;
 mod emulator_faults;
 mod end_to_end;
 mod features;
+mod fusion;
 mod hardening;
 mod hostile;
 mod job_selection;

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod fault;
+mod fusion;
 mod record;
 mod scenario;
 mod server;
@@ -98,7 +99,12 @@ impl Emulator {
         state.accounts.insert(account.id, account);
     }
 
+    /// Adds a job; one on the Fusion engine (`latest-fusion`) leaves Fusion's files.
     pub fn add_job(&self, job: Job) {
+        let job = match fusion::is_fusion(&job) {
+            true => fusion::as_fusion(job),
+            false => job,
+        };
         self.shared.state.lock().unwrap().jobs.insert(job.id, job);
     }
 

@@ -154,6 +154,9 @@ pub struct Job {
     pub failed_step_log: Option<String>,
     /// `retry_not_supported_reason` of a run that ended in Error: `None` means it can be retried.
     pub retry_refused: Option<String>,
+    /// The job's dbt version: `versionless`, or `latest-fusion` for dbt's Fusion engine, whose
+    /// runs leave the files Fusion writes (`crate::fusion`).
+    pub dbt_version: String,
 }
 
 impl Job {
@@ -185,7 +188,16 @@ impl Job {
             artifacts_listed_after: Duration::ZERO,
             failed_step_log: None,
             retry_refused: None,
+            dbt_version: "versionless".to_owned(),
         }
+    }
+
+    /// The job runs on this dbt version; `latest-fusion` makes its runs leave the Fusion
+    /// engine's files, rewritten from the artifacts given (`crate::fusion`), when the job is
+    /// added to the emulator.
+    pub fn dbt_version(mut self, version: &str) -> Job {
+        self.dbt_version = version.to_owned();
+        self
     }
 
     /// The log of the step that fails, as dbt wrote it.

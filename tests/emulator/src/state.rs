@@ -182,7 +182,7 @@ impl RunView<'_> {
             "project_id": job.project_id,
             "job_definition_id": job.id,
             "status": status,
-            "dbt_version": "versionless",
+            "dbt_version": job.dbt_version,
             "git_branch": started_after.map(|_| "main"),
             "git_sha": started_after.map(|_| "8d6f1f2c0a5e4b3f9e7d6c5b4a39281706f5e4d3"),
             "status_message": status_message,
@@ -374,7 +374,7 @@ fn environment_json(job: &Job) -> Value {
         "custom_branch": Value::Null,
         "use_custom_branch": false,
         "dbt_project_subdirectory": Value::Null,
-        "dbt_version": "versionless",
+        "dbt_version": job.dbt_version,
         "supports_docs": true,
         "deployment_type": match job.environment_type.as_str() {
             "development" => Value::Null,
