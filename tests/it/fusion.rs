@@ -436,3 +436,40 @@ fn the_json_artifacts_alone_leave_fusions_parquet_files_out() {
         ["manifest.json", "run_results.json"]
     );
 }
+
+/// A failed step whose results are cut short: the digest says they could not be read, and
+/// tells the failure from the step's log (the real console of the Fusion engine), never that
+/// there is none.
+#[test]
+fn a_failed_step_whose_results_cannot_be_read_says_so_and_reads_its_log() {
+    let log = String::from_utf8(real(
+        "logs/fusion-2.0.0-preview.3-console-build-failed-skipped-Barahow-Marketing-CRM.dbt.log",
+    ))
+    .unwrap();
+    let job = job_with_steps(Outcome::Error, &["build"])
+        .artifacts(vec![Artifact::new(
+            "run_results.json",
+            b"{\"results\": [".to_vec(),
+        )])
+        .failed_step_log(&log);
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[1].starts_with(
+            "step 4 \"Invoke dbt with `dbt build`\": its run_results.json could not be read ("
+        ) && lines[1].ends_with(
+            ". Its log: Finished 'build' target 'dev' with 2 errors and 4 warnings in 26s 965ms"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "- Failed [  2.02s] model crm_analytics.staging_meta_ads (view) | error: dbt1501: "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("neither results nor a log"), "{stderr}");
+}
