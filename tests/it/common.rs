@@ -76,6 +76,15 @@ pub fn parameters(emulator: &Emulator, extra: Value) -> Value {
     parameters
 }
 
+/// Parameters that wait for the run, with `extra` merged over them.
+pub fn waiting(extra: Value) -> Value {
+    let mut parameters = json!({"wait_for_result": true});
+    for (key, value) in extra.as_object().expect("extra parameters are an object") {
+        parameters[key] = value.clone();
+    }
+    parameters
+}
+
 pub struct Run {
     pub dir: TempDir,
     pub output: Output,

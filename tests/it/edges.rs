@@ -9,14 +9,6 @@ use crate::common::*;
 use dbt_cloud_emulator::{Endpoint, Fault, RateLimit};
 use serde_json::json;
 
-fn waiting(extra: serde_json::Value) -> serde_json::Value {
-    let mut parameters = json!({"wait_for_result": true});
-    for (key, value) in extra.as_object().unwrap() {
-        parameters[key] = value.clone();
-    }
-    parameters
-}
-
 fn downloads_of(emulator: &Emulator, path: &str) -> usize {
     emulator
         .requests()

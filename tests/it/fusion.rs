@@ -20,14 +20,6 @@ const CORE_RUN_ERROR: &str = "run_results/v6-1.11.6-run-error-swans.json";
 const CORE_SOURCES: &str = "sources/v3-1.5.0-error-and-pass-gx-demo.json";
 const DOCS: &str = "run_results/v6-1.10.3-docs-generate-shopverse.json";
 
-fn waiting(extra: Value) -> Value {
-    let mut parameters = json!({"wait_for_result": true});
-    for (key, value) in extra.as_object().unwrap() {
-        parameters[key] = value.clone();
-    }
-    parameters
-}
-
 fn rows_of_step(run: &Run, table: &str, step: &str) -> Vec<BTreeMap<String, String>> {
     run.table_rows(table)
         .into_iter()

@@ -25,14 +25,6 @@ fn build_then_docs(outcome: Outcome) -> Job {
         ])
 }
 
-fn waiting(extra: Value) -> Value {
-    let mut parameters = json!({"wait_for_result": true});
-    for (key, value) in extra.as_object().unwrap() {
-        parameters[key] = value.clone();
-    }
-    parameters
-}
-
 fn results_of(path: &str) -> Vec<Value> {
     real_json(path)["results"].as_array().unwrap().clone()
 }
