@@ -10,7 +10,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -21,7 +21,7 @@ use crate::config::{ArtifactSettings, Selection};
 use crate::data_folder::{DataFolder, Labelled};
 use crate::dbt_cloud::{
     ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, RefusalKind, Run,
-    RunStatus,
+    RunStatus, Share,
 };
 use crate::retry::SharedBudget;
 use crate::text::{first_few, size};
@@ -124,15 +124,19 @@ pub fn download_all(
         return Ok(done);
     }
     let of_other_steps = queue.iter().filter(|(_, item)| item.step.is_some()).count();
+    let share = client.size_share(run.id);
     info!(
-        "Downloading {} artifacts of run {}{}, {} at a time",
+        "Downloading {} artifacts of run {}{}, {} at a time, at up to {} requests a minute ({}): {}",
         queue.len() - of_other_steps,
         run.id,
         match of_other_steps {
             0 => String::new(),
             files => format!(" and {files} files of its other steps, if they exist"),
         },
-        settings.concurrency
+        settings.concurrency,
+        share.per_minute,
+        share.why,
+        how_long(queue.len(), share.per_minute)
     );
     let missing = SharedBudget::new(client.timing().missing_artifacts);
     let started = Instant::now();
@@ -144,7 +148,7 @@ pub fn download_all(
         missing: &missing,
         absent_in_a_row: AtomicUsize::new(0),
     };
-    let mut done = pool.download(&queue, settings.concurrency, done, started);
+    let mut done = pool.download(&queue, settings.concurrency, done, started, share);
     client.termination().check()?;
     done.failed.sort();
     summarize(&done, started);
@@ -192,6 +196,16 @@ fn wanted(
         )
         .collect();
     (items, done)
+}
+
+/// How long `requests` take at `per_minute`: a run spends its minute's share at once, then the
+/// next as the minute slides.
+fn how_long(requests: usize, per_minute: u32) -> String {
+    match requests.saturating_sub(1) / (per_minute.max(1) as usize) {
+        0 => "within a minute at that share".to_owned(),
+        1 => "about a minute at that share".to_owned(),
+        minutes => format!("about {minutes} minutes at that share"),
+    }
 }
 
 /// The closing line of the downloads, and a warning past what Keboola keeps.
@@ -261,6 +275,25 @@ struct Pool<'a> {
     absent_in_a_row: AtomicUsize,
 }
 
+/// The download workers still at work, and word when the last is gone.
+struct Working {
+    left: Mutex<usize>,
+    gone: Condvar,
+}
+
+/// A download worker: when it leaves, one fewer is at work.
+struct Leaving<'a>(&'a Working);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        let mut left = self.0.left.lock().unwrap_or_else(|p| p.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.0.gone.notify_all();
+        }
+    }
+}
+
 /// Past its budget, a listed artifact that answers 404 costs one request; a list of thousands
 /// that all answer 404 (artifacts dbt Cloud lists but never saved) is not asked through: after
 /// this many in a row, the rest are not asked for.
@@ -269,21 +302,31 @@ const ABSENT_IN_A_ROW: usize = 100;
 impl Pool<'_> {
     /// Downloads the queue with `concurrency` workers, each taking the next path until none is
     /// left or a signal came, recording each result into `done`.
+    /// While they go on, the share of the account's requests is sized again about once a
+    /// minute (`share` is the last size).
     fn download(
         &self,
         queue: &[(PathBuf, Item)],
         concurrency: usize,
         done: Downloaded,
         started: Instant,
+        share: Share,
     ) -> Downloaded {
         let next = AtomicUsize::new(0);
         let progress = Mutex::new(Progress {
             done,
             last_log: started,
         });
+        let workers = concurrency.clamp(1, queue.len());
+        let working = Working {
+            left: Mutex::new(workers),
+            gone: Condvar::new(),
+        };
         std::thread::scope(|scope| {
-            for _ in 0..concurrency.clamp(1, queue.len()) {
+            scope.spawn(|| self.resize_share(&working, share));
+            for _ in 0..workers {
                 scope.spawn(|| {
+                    let _done = Leaving(&working);
                     while let Some((destination, item)) =
                         queue.get(next.fetch_add(1, Ordering::Relaxed))
                     {
@@ -322,6 +365,31 @@ impl Pool<'_> {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .done
+    }
+
+    /// Sizes the share again once a window (a minute) while some worker is still at work, and
+    /// says when it changes; gone as soon as the last worker is.
+    fn resize_share(&self, working: &Working, mut share: Share) {
+        let every = self.client.timing().cooldown.window;
+        loop {
+            let left = working.left.lock().unwrap_or_else(|p| p.into_inner());
+            let (left, _) = working
+                .gone
+                .wait_timeout_while(left, every, |left| *left > 0)
+                .unwrap_or_else(|p| p.into_inner());
+            if *left == 0 {
+                return;
+            }
+            drop(left);
+            let now = self.client.size_share(self.run.id);
+            if now != share {
+                info!(
+                    "The share of the account's requests is now {} a minute ({})",
+                    now.per_minute, now.why
+                );
+            }
+            share = now;
+        }
     }
 
     /// One artifact, renamed into place when complete; its size, `None` for another step's

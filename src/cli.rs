@@ -186,7 +186,7 @@ fn answer(
     let timing = timing.for_sync_action();
     let client = DbtCloud::new(
         connection,
-        MAX_SYNC_REQUESTS_PER_MINUTE,
+        Some(MAX_SYNC_REQUESTS_PER_MINUTE),
         timing,
         Termination::none(),
     )?;

@@ -255,6 +255,13 @@ impl<'a> Attempts<'a> {
             ))
             .into());
         }
+        if self.policy.max_throttled.is_zero() {
+            return Err(UserError::new(format!(
+                "{} was refused by dbt Cloud's rate limit: {error:#}",
+                self.what
+            ))
+            .into());
+        }
         if since.elapsed() >= self.policy.max_throttled {
             return Err(UserError::new(format!(
                 "{} was refused by dbt Cloud's rate limit for {:.0} s: {error:#}. Other clients of \

@@ -118,7 +118,8 @@ impl WaitBound {
 /// What bounds the wait: all of it, and the part the run spends queued.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
-    pub max_wait: Duration,
+    /// When the wait ends: `max_wait_time` (or the job's limit) from when it began.
+    pub deadline: Instant,
     pub max_queue: Option<Duration>,
 }
 
@@ -137,7 +138,7 @@ pub enum WaitOutcome {
     Failed { run: Run, error: anyhow::Error },
 }
 
-/// Polls get-run until the run is final or `max_wait` has passed since we began waiting,
+/// Polls get-run until the run is final or the wait's deadline has passed,
 /// logging each change of status or step. The run that comes back is always get-run's, with
 /// its trigger, job and steps, even when the run given is final already. The deadline is hard: retries, the rate limiter and
 /// each request's timeout all end by it, whatever dbt Cloud does. `since` is when the run began, which the poll
@@ -149,8 +150,7 @@ pub fn until_final(
     bounds: Bounds,
     since: Instant,
 ) -> WaitOutcome {
-    let now = Instant::now();
-    let deadline = now.checked_add(bounds.max_wait).unwrap_or(now);
+    let deadline = bounds.deadline;
     // The queue's bound counts from when the run began, not from when we began waiting.
     let queue_deadline = bounds.max_queue.and_then(|max| since.checked_add(max));
     let mut last = run;

@@ -239,11 +239,12 @@ impl Job<'_> {
         let limit = JobLimit::of(self.config.process_timeout);
         let bound = WaitBound::new(settings.max, limit, job_start.elapsed());
         bound.announce(settings.max);
-        let polling = self.polling(&settings);
+        let now = Instant::now();
         let bounds = Bounds {
-            max_wait: bound.wait(),
+            deadline: now.checked_add(bound.wait()).unwrap_or(now),
             max_queue: settings.max_queue,
         };
+        let polling = self.polling(&settings, bounds.deadline);
         match wait::until_final(self.client, self.run.clone(), polling, bounds, since) {
             WaitOutcome::Final(run) => {
                 self.run = run;
@@ -282,12 +283,16 @@ impl Job<'_> {
     }
 
     /// `poll_interval`, or the job's recent successful runs, which tell when this one will
-    /// likely end; without them (or when they cannot be had) a growing interval.
-    fn polling(&self, settings: &WaitSettings) -> Polling {
+    /// likely end; without them (or when they cannot be had before the wait's `deadline`) a
+    /// growing interval.
+    fn polling(&self, settings: &WaitSettings, deadline: Instant) -> Polling {
         if let Some(interval) = settings.poll_interval {
             return Polling::Fixed(interval);
         }
-        match self.client.recent_durations(self.job_id, HISTORY_RUNS) {
+        match self
+            .client
+            .recent_durations(self.job_id, HISTORY_RUNS, Budget::Until(deadline))
+        {
             Ok(durations) => {
                 let polling = Polling::from_history(durations);
                 if let Polling::Expecting(expected) = polling {
@@ -407,7 +412,7 @@ impl Job<'_> {
             counts: findings.summary(),
             warnings: &report,
             replaced_by: replaced_by.as_ref(),
-            throttling: self.client.throttling(),
+            usage: self.client.usage(),
         };
         let settings = &self.config.artifacts;
         let verdict = verdict::verdict(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
-use crate::dbt_cloud::{Run, RunStatus, Throttling};
+use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
 use crate::text::{elapsed, size};
@@ -111,8 +111,8 @@ pub struct Ending<'a> {
     pub warnings: &'a [String],
     /// The newer run for which dbt Cloud's scheduler cancelled this one.
     pub replaced_by: Option<&'a Run>,
-    /// What dbt Cloud's account-wide rate limit cost the job.
-    pub throttling: Throttling,
+    /// What the job asked of dbt Cloud, and what the account-wide rate limit cost it.
+    pub usage: Usage,
 }
 
 /// What fails the job beside its artifacts.
@@ -151,9 +151,11 @@ pub fn verdict(
                 .map(|counts| format!("{counts}; "))
                 .unwrap_or_default(),
             weighed.note,
-            throttle_note(ending.throttling)
+            usage_note(ending.usage)
+                .into_iter()
+                .chain(throttle_note(ending.usage.throttling))
                 .map(|n| format!("; {n}"))
-                .unwrap_or_default()
+                .collect::<String>()
         ))),
         Some(error) => Err(error),
     };
@@ -205,7 +207,7 @@ fn failed(
     let details: Vec<String> = digest
         .into_iter()
         .chain(queue_note(run))
-        .chain(throttle_note(ending.throttling))
+        .chain(throttle_note(ending.usage.throttling))
         .collect();
     if !fail_on_run_error {
         warnings.push(match error {
@@ -245,6 +247,25 @@ fn failed(
     };
     let outcome = Err(UserError::with_details(message, details).into());
     Verdict { warnings, outcome }
+}
+
+/// `2,050 requests at up to 2,500 a minute, 0s waited for the share`: what the job asked of dbt
+/// Cloud, its share of the account's requests (the last), and how long the share held some
+/// request back.
+fn usage_note(usage: Usage) -> Option<String> {
+    (usage.sent > 0).then(|| {
+        format!(
+            "{} {} at up to {} a minute, {} waited for the share",
+            usage.sent,
+            if usage.sent == 1 {
+                "request"
+            } else {
+                "requests"
+            },
+            usage.share,
+            elapsed(usage.held)
+        )
+    })
 }
 
 /// `dbt Cloud's account-wide rate limit refused 12 requests; 5m 30s waited for the account`.
@@ -351,7 +372,7 @@ mod tests {
                 counts: Some("step 4 \"Invoke dbt build\": 36 success, 1 warn".into()),
                 warnings: report,
                 replaced_by: None,
-                throttling: Throttling::default(),
+                usage: Usage::default(),
             }
         }
         let strict = Strictness {
@@ -447,7 +468,7 @@ mod tests {
                 counts: None,
                 warnings: &[],
                 replaced_by: None,
-                throttling: Throttling::default(),
+                usage: Usage::default(),
             };
             let strictness = Strictness {
                 fail_on_run_error,

@@ -109,8 +109,9 @@ pub struct Config {
     pub fail_on_warnings: bool,
     /// Whether to cancel the dbt run when SIGTERM or SIGINT comes while it is in progress.
     pub on_stop: OnStop,
-    /// The ceiling on this component's requests to dbt Cloud.
-    pub max_requests_per_minute: u32,
+    /// This run's share of the account's requests a minute; `None`: sized by what the account
+    /// is doing.
+    pub max_requests_per_minute: Option<u32>,
     pub debug: bool,
     /// `storage.output.data_type_support`, when config.json sets it.
     pub data_type_support: Option<DataTypeSupport>,
@@ -391,8 +392,9 @@ fn unused_by_a_followed_run(start: &StartPolicy) -> Option<String> {
 fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let located = locate(p, true)?;
     let follow = RUN_ID.read(p)?;
-    let max_requests_per_minute =
-        u32::try_from(MAX_REQUESTS_PER_MINUTE.read(p)?.get()).unwrap_or(u32::MAX);
+    let max_requests_per_minute = MAX_REQUESTS_PER_MINUTE
+        .read(p)?
+        .map(|count| u32::try_from(count.get()).unwrap_or(u32::MAX));
     let start = StartPolicy {
         cause: cause(p)?,
         trigger_overrides: TRIGGER_OVERRIDES.read(p)?.unwrap_or_default(),
@@ -402,7 +404,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     };
     let warnings = retiring_url(&located.connection)
         .into_iter()
-        .chain(past_the_accounts_limit(max_requests_per_minute))
+        .chain(max_requests_per_minute.and_then(past_the_accounts_limit))
         .chain(follow.and_then(|_| unused_by_a_followed_run(&start)))
         .chain(parameters::unknown_keys(p))
         .collect();
@@ -764,8 +766,9 @@ mod tests {
         assert_eq!(config.on_stop, OnStop::CancelOwnRuns);
         assert_eq!(config.artifacts.concurrency, 8);
         assert_eq!(config.artifacts.max_size, 10_000_000_000);
-        assert_eq!(config.max_requests_per_minute, 550);
+        assert_eq!(config.max_requests_per_minute, None);
         let config = parse_parameters(with("max_requests_per_minute", json!(6000))).unwrap();
+        assert_eq!(config.max_requests_per_minute, Some(6000));
         assert_eq!(
             config.warnings,
             ["max_requests_per_minute is 6000, above the 5000 requests a minute dbt Cloud allows the whole account: past that it refuses every request of the account, this job's and others', for five minutes. Keep it below, and lower still when other configurations or tools use the account at once."]

@@ -363,19 +363,15 @@ pub const MAX_ARTIFACT_SIZE: Defaulted<Amount> = Defaulted {
 };
 /// dbt Cloud's limit on an account's API requests, shared by everything that uses the account.
 pub const ACCOUNT_REQUESTS_PER_MINUTE: u64 = 5_000;
-pub const MAX_REQUESTS_PER_MINUTE: Defaulted<Count> = Defaulted {
+pub const MAX_REQUESTS_PER_MINUTE: Optional<Count> = Optional {
     key: "max_requests_per_minute",
     title: "Maximum API requests a minute",
     help: "This configuration's share of dbt Cloud's 5,000 API requests a minute per account, \
         which everything using the account shares; past it dbt Cloud refuses all of them for \
-        five minutes. 550 lets eight configurations run at once; raise it when this one uses \
-        the account alone, lower it when more run together.",
+        five minutes. Left empty, the share follows what the account is doing: half of it when \
+        no other run of the account is busy, a quarter beside one or two, 550 beside more (eight \
+        runs at 550 stay under the limit). Set it to fix this configuration's share.",
     kind: Count { max: 1_000_000 },
-    // This configuration's share of the account's 5,000 a minute: eight runs of the component at
-    // once (a flow's phase triggering a job per domain) stay under it at 4,400, leaving 600 for
-    // the account's other clients; and 1,500 artifacts still take three minutes' shares.
-    default: || json!(550),
-    offered: true,
 };
 pub const TRIGGER_OVERRIDES: Optional<Overrides> = Optional {
     key: "trigger_overrides",

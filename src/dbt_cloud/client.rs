@@ -14,7 +14,7 @@ use reqwest::Method;
 use super::answer::{Listed, Unreadable};
 use super::ids::{AccountId, JobId, RunId, WholeNumber};
 use super::plan::{Budget, JobBound, Phase};
-use super::rate_limit::Throttling;
+use super::rate_limit::Usage;
 use super::run::{Run, RunStatus, Runs};
 use super::transport::Transport;
 use super::Connection;
@@ -86,19 +86,25 @@ pub struct EnvironmentSummary {
 /// dbt Cloud's API for one account, as this component calls it.
 pub struct DbtCloud {
     pub(super) wire: Transport,
+    /// `max_requests_per_minute`, when set: the share of the account's requests, never sized.
+    pub(super) configured_share: Option<u32>,
     /// What dbt Cloud sent that could only be read leniently, said once each.
     said: Mutex<HashSet<String>>,
 }
 
 impl DbtCloud {
+    /// A client whose share of the account's requests is `max_requests_per_minute`, or, until
+    /// [`DbtCloud::size_share`] sizes it, the share with which eight runs stay under the limit.
     pub fn new(
         connection: &Connection,
-        max_requests_per_minute: u32,
+        max_requests_per_minute: Option<u32>,
         timing: Timing,
         termination: Termination,
     ) -> Result<DbtCloud> {
+        let share = max_requests_per_minute.unwrap_or(super::share::CROWDED);
         Ok(DbtCloud {
-            wire: Transport::new(connection, max_requests_per_minute, timing, termination)?,
+            wire: Transport::new(connection, share, timing, termination)?,
+            configured_share: max_requests_per_minute,
             said: Mutex::new(HashSet::new()),
         })
     }
@@ -118,9 +124,9 @@ impl DbtCloud {
         self.wire.phase(until, passed)
     }
 
-    /// What dbt Cloud's account-wide rate limit has cost the job so far.
-    pub fn throttling(&self) -> Throttling {
-        self.wire.throttling()
+    /// What the job has asked of dbt Cloud so far, and what the account's rate limit cost it.
+    pub fn usage(&self) -> Usage {
+        self.wire.usage()
     }
 
     pub fn termination(&self) -> &Termination {
@@ -137,9 +143,10 @@ impl DbtCloud {
         self.wire.now_on_dbt_cloud()
     }
 
-    /// For the last look and the cancel once `max_wait_time` has passed: brief, bounded.
+    /// For the last look and the cancel once `max_wait_time` has passed: brief, bounded, and
+    /// never held by the run's own share of requests.
     pub fn after_deadline(&self) -> Budget {
-        Budget::Until(Instant::now() + self.wire.timing().after_deadline)
+        Budget::Final(Instant::now() + self.wire.timing().after_deadline)
     }
 
     fn account(&self) -> AccountId {
@@ -223,15 +230,19 @@ impl DbtCloud {
 
     /// Says once what dbt Cloud sent that could only be read leniently.
     fn note_oddities(&self, run: &Run) {
-        let mut said = self
-            .said
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for oddity in run.oddities() {
-            if said.insert(oddity.clone()) {
+            if self.say_once(oddity) {
                 warn!("{oddity}");
             }
         }
+    }
+
+    /// Whether `what` is said for the first time: true once.
+    pub(super) fn say_once(&self, what: &str) -> bool {
+        self.said
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(what.to_owned())
     }
 
     /// Artifact paths relative to the run's `target/` folder; empty when there are none (yet).
@@ -250,8 +261,13 @@ impl DbtCloud {
     }
 
     /// How long the job's last few successful runs took, from creation to finish, newest first.
-    pub fn recent_durations(&self, job: JobId, count: usize) -> Result<Vec<Duration>> {
-        let runs = self.list_runs(job, count, &[], &[RunStatus::Success], Budget::Standard)?;
+    pub fn recent_durations(
+        &self,
+        job: JobId,
+        count: usize,
+        budget: Budget,
+    ) -> Result<Vec<Duration>> {
+        let runs = self.list_runs(job, count, &[], &[RunStatus::Success], budget)?;
         Ok(runs
             .iter()
             .filter_map(|run| {

@@ -9,6 +9,7 @@ mod plan;
 mod rate_limit;
 mod refusal;
 mod run;
+mod share;
 mod transport;
 mod trigger;
 mod url;
@@ -16,8 +17,9 @@ mod url;
 pub use client::{DbtCloud, JobSummary};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
 pub use plan::{Budget, JobBound, Phase};
-pub use rate_limit::Throttling;
+pub use rate_limit::{Throttling, Usage};
 pub use refusal::{RefusalKind, Refused};
+pub use share::Share;
 pub use trigger::Start;
 
 use crate::secret::ApiToken;

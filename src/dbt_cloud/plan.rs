@@ -20,8 +20,13 @@ pub enum Budget {
     Standard,
     /// While waiting for a run: until `max_wait_time` passes, and not a moment longer.
     Until(Instant),
-    /// After SIGTERM: a quick try that fits the grace period.
+    /// The last look and the cancel once the wait has ended: until then, and never held by the
+    /// run's own share of requests (only dbt Cloud's cooldown may hold them).
+    Final(Instant),
+    /// After SIGTERM: a quick try that fits the grace period, never held by the run's share.
     AfterSignal,
+    /// One attempt, not retried (not even after a 429): for what the job can do without.
+    Once,
 }
 
 /// Keboola's limit on the job, as the client keeps to it.
@@ -97,7 +102,17 @@ impl Bounds {
     pub(super) fn plan(&self, budget: Budget, timing: &Timing, termination: &Termination) -> Plan {
         let (policy, timeout, deadline, termination) = match budget {
             Budget::Standard => (timing.retry, timing.read_timeout, None, termination.clone()),
-            Budget::Until(deadline) => (
+            Budget::Once => (
+                RetryPolicy {
+                    max_attempts: Some(1),
+                    max_throttled: Duration::ZERO,
+                    ..timing.retry
+                },
+                timing.read_timeout,
+                None,
+                termination.clone(),
+            ),
+            Budget::Until(deadline) | Budget::Final(deadline) => (
                 timing.retry.until(deadline),
                 timing.read_timeout,
                 Some(deadline),
@@ -118,8 +133,11 @@ impl Bounds {
             timeout,
             deadline,
             bound: None,
+            urgent: matches!(budget, Budget::Final(_) | Budget::AfterSignal),
         };
-        if let (Budget::Standard, Some(phase)) = (budget, self.phase_bound().as_ref()) {
+        if let (Budget::Standard | Budget::Once, Some(phase)) =
+            (budget, self.phase_bound().as_ref())
+        {
             plan = plan.no_later_than(phase.until, phase.passed.clone());
         }
         self.within_the_job(plan)
@@ -134,6 +152,7 @@ impl Bounds {
             timeout: timing.read_timeout,
             deadline: None,
             bound: None,
+            urgent: false,
         })
     }
 
@@ -169,6 +188,8 @@ pub(super) struct Plan {
     /// The words for the deadline when it is a bound of the job's (a phase's, the job's limit)
     /// rather than the call's own, which its caller names.
     bound: Option<String>,
+    /// The cancel and last look after a signal or the deadline: never held by the run's share.
+    pub(super) urgent: bool,
 }
 
 impl Plan {

@@ -4,8 +4,11 @@
 //! dbt Cloud allows 5,000 requests a minute per account, shared with every other client of the
 //! account (other configurations of this component in the same flow among them), and past it
 //! answers every request of the account 429 for five minutes, usually without `Retry-After`. So
-//! this component keeps to a share of that minute: at most `max_requests_per_minute` requests in
-//! any 60 s, counted as the account's limit counts them (a sliding window of the requests sent).
+//! this component keeps to a share of that minute: at most the share's requests in any 60 s,
+//! counted as the account's limit counts them (a sliding window of the requests sent). The share
+//! is `max_requests_per_minute`, or sized by what the account is doing ([`super::share`]), and
+//! may change while requests go. The last look and the cancel after a signal or the deadline are
+//! never held by the share (they are counted in it): only the account's own cooldown holds them.
 //! A window rather than a steady rate lets one run alone spend its share at once, and still keeps
 //! eight runs together under the account's limit in every minute. The first 429 starts a
 //! cooldown: every caller waits, and one probe at a time (after `Retry-After`, or at growing
@@ -34,13 +37,13 @@ const INCREASE_PER_WINDOW: f64 = 1.0 / 3.0;
 const PROBE_CHECK: Duration = Duration::from_millis(50);
 
 pub struct RateLimiter {
-    /// `max_requests_per_minute`.
-    ceiling: f64,
     cooldown: Cooldown,
     state: Mutex<State>,
 }
 
 struct State {
+    /// The share: `max_requests_per_minute`, or what the account's activity allows.
+    ceiling: f64,
     /// The share now: the ceiling, or less after a cooldown.
     per_minute: f64,
     /// From when `per_minute` climbs back (later than now while it holds after a cooldown).
@@ -54,6 +57,23 @@ struct State {
     cooling: Option<Cooling>,
     /// What the account's limit cost this run.
     throttling: Throttling,
+    /// Requests sent, answered or not.
+    sent: usize,
+    /// Callers held by the share now, since when one first was, and how long in all some were.
+    holding: usize,
+    held_since: Option<Instant>,
+    held: Duration,
+}
+
+/// What this run asked of dbt Cloud: how many requests, at what share a minute at most, how
+/// long some request waited for the share (wall time, however many waited at once), and what
+/// dbt Cloud's own limit cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub sent: usize,
+    pub share: u32,
+    pub held: Duration,
+    pub throttling: Throttling,
 }
 
 struct Cooling {
@@ -91,13 +111,24 @@ pub enum Answer {
     None,
 }
 
+/// What holds a request back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// This run's own share of the account's requests.
+    Share,
+    /// dbt Cloud's cooldown of the account, after a 429.
+    Cooldown,
+}
+
 /// Why a request may not go.
 #[derive(Debug)]
 pub enum NoPermit {
     Terminated(Terminated),
-    /// The next request could go only after this deadline.
+    /// The next request could go only after this deadline, held by `by`.
     PastDeadline {
         wait: Duration,
+        by: Holder,
+        share: u32,
     },
     /// dbt Cloud has answered 429 for longer than the cooldown's cap.
     CooledTooLong {
@@ -109,16 +140,47 @@ impl RateLimiter {
     pub fn per_minute(requests: u32, cooldown: Cooldown) -> RateLimiter {
         let per_minute = f64::from(requests.max(1));
         RateLimiter {
-            ceiling: per_minute,
             cooldown,
             state: Mutex::new(State {
+                ceiling: per_minute,
                 per_minute,
                 raised: Instant::now(),
                 in_flight: 0,
                 answered: VecDeque::new(),
                 cooling: None,
                 throttling: Throttling::default(),
+                sent: 0,
+                holding: 0,
+                held_since: None,
+                held: Duration::ZERO,
             }),
+        }
+    }
+
+    /// The share from now on. A share lowered by a cooldown climbs back to it as before; one at
+    /// its old ceiling takes the new one at once.
+    pub fn set_share(&self, requests: u32) {
+        let mut state = self.lock();
+        let share = f64::from(requests.max(1));
+        let at_ceiling = state.per_minute >= state.ceiling && state.cooling.is_none();
+        state.ceiling = share;
+        if at_ceiling || state.per_minute > share {
+            state.per_minute = share;
+        }
+    }
+
+    /// What the run asked of dbt Cloud so far.
+    pub fn usage(&self) -> Usage {
+        let throttling = self.throttling();
+        let state = self.lock();
+        let holding = state
+            .held_since
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        Usage {
+            sent: state.sent,
+            share: state.ceiling as u32,
+            held: state.held + holding,
+            throttling,
         }
     }
 
@@ -134,15 +196,21 @@ impl RateLimiter {
     }
 
     /// Waits until a request may go, but not past `deadline`: when the wait would cross it, waits
-    /// until it and says so.
+    /// until it and says so. An `urgent` request (the cancel and last look after a signal or the
+    /// deadline) goes at once whatever the share holds; only a cooldown holds it.
     pub fn acquire(
         &self,
         termination: &Termination,
         deadline: Option<Instant>,
+        urgent: bool,
     ) -> Result<Permit<'_>, NoPermit> {
+        let mut held = Held {
+            limiter: self,
+            holding: false,
+        };
         loop {
             let now = Instant::now();
-            let wait = match self.try_acquire(now)? {
+            let (wait, by) = match self.try_acquire(now, urgent)? {
                 Ok(probe) => {
                     return Ok(Permit {
                         limiter: self,
@@ -150,8 +218,9 @@ impl RateLimiter {
                         answered: false,
                     })
                 }
-                Err(wait) => wait,
+                Err(hold) => hold,
             };
+            held.by(by);
             if let Some(deadline) = deadline {
                 if now.checked_add(wait).is_none_or(|then| then > deadline) {
                     // Up to the deadline, not less: a pause never ends a wait early.
@@ -159,6 +228,8 @@ impl RateLimiter {
                     termination.sleep(left).map_err(NoPermit::Terminated)?;
                     return Err(NoPermit::PastDeadline {
                         wait: wait.saturating_sub(left),
+                        by,
+                        share: self.lock().ceiling as u32,
                     });
                 }
             }
@@ -166,8 +237,12 @@ impl RateLimiter {
         }
     }
 
-    /// `Ok(Ok(is_probe))` when a request may go now, `Ok(Err(wait))` when not yet.
-    fn try_acquire(&self, now: Instant) -> Result<Result<bool, Duration>, NoPermit> {
+    /// `Ok(Ok(is_probe))` when a request may go now, `Ok(Err((wait, by)))` when not yet.
+    fn try_acquire(
+        &self,
+        now: Instant,
+        urgent: bool,
+    ) -> Result<Result<bool, (Duration, Holder)>, NoPermit> {
         let mut state = self.lock();
         if let Some(cooling) = &mut state.cooling {
             let since = now.saturating_duration_since(cooling.since);
@@ -176,10 +251,10 @@ impl RateLimiter {
                 return Err(NoPermit::CooledTooLong { since });
             }
             if cooling.probing {
-                return Ok(Err(PROBE_CHECK));
+                return Ok(Err((PROBE_CHECK, Holder::Cooldown)));
             }
             if now < cooling.next_probe {
-                return Ok(Err(cooling.next_probe - now));
+                return Ok(Err((cooling.next_probe - now, Holder::Cooldown)));
             }
             cooling.probing = true;
             return Ok(Ok(true));
@@ -187,8 +262,8 @@ impl RateLimiter {
         let window = self.cooldown.window;
         if now > state.raised {
             let windows = (now - state.raised).as_secs_f64() / window.as_secs_f64();
-            state.per_minute =
-                (state.per_minute + self.ceiling * INCREASE_PER_WINDOW * windows).min(self.ceiling);
+            state.per_minute = (state.per_minute + state.ceiling * INCREASE_PER_WINDOW * windows)
+                .min(state.ceiling);
             state.raised = now;
         }
         while state
@@ -201,7 +276,7 @@ impl RateLimiter {
         // At least one request a window, whatever the share.
         let share = (state.per_minute.floor() as usize).max(1);
         let held = state.in_flight + state.answered.len();
-        if held < share {
+        if held < share || urgent {
             state.in_flight += 1;
             return Ok(Ok(false));
         }
@@ -211,7 +286,8 @@ impl RateLimiter {
             .answered
             .get(held - share)
             .map_or(now, |at| *at + window);
-        Ok(Err(leaves.saturating_duration_since(now).max(PROBE_CHECK)))
+        let wait = leaves.saturating_duration_since(now).max(PROBE_CHECK);
+        Ok(Err((wait, Holder::Share)))
     }
 
     fn answer(&self, probe: bool, answer: Answer, now: Instant) {
@@ -220,6 +296,7 @@ impl RateLimiter {
         if !probe {
             state.in_flight = state.in_flight.saturating_sub(1);
         }
+        state.sent += 1;
         state.answered.push_back(now);
         let cap = |pause: Duration| pause.min(self.cooldown.max);
         if let Answer::Throttled { .. } = answer {
@@ -270,7 +347,8 @@ impl RateLimiter {
         // Half of what this run really sent in the refused window: halving a share it
         // was not using would leave the account just as full.
         let sent = (state.answered.len() + state.in_flight) as f64;
-        state.per_minute = (state.per_minute.min(sent) / 2.0).max(MIN_PER_MINUTE.min(self.ceiling));
+        state.per_minute =
+            (state.per_minute.min(sent) / 2.0).max(MIN_PER_MINUTE.min(state.ceiling));
         state.raised = now;
         let first_time = state.throttling.refused == 1;
         warn!(
@@ -289,9 +367,9 @@ impl RateLimiter {
                 "The limit is the account's, not this run's: 5,000 requests a minute for \
                  everything that uses the dbt Cloud account (the other configurations of \
                  this component, other jobs and integrations), which then all wait five \
-                 minutes. This configuration's share is max_requests_per_minute ({:.0}): \
-                 lower it when several of them run at once",
-                self.ceiling
+                 minutes. This run kept to {:.0} requests a minute until then \
+                 (max_requests_per_minute fixes a configuration's share)",
+                state.ceiling
             );
         }
     }
@@ -300,6 +378,48 @@ impl RateLimiter {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A caller of [`RateLimiter::acquire`], while the share holds it: the time some caller is
+/// held counts once, however many are.
+struct Held<'a> {
+    limiter: &'a RateLimiter,
+    holding: bool,
+}
+
+impl Held<'_> {
+    fn by(&mut self, holder: Holder) {
+        let share = holder == Holder::Share;
+        if share == self.holding {
+            return;
+        }
+        let mut state = self.limiter.lock();
+        let now = Instant::now();
+        if share {
+            state.holding += 1;
+            state.held_since.get_or_insert(now);
+        } else {
+            end_hold(&mut state, now);
+        }
+        self.holding = share;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.holding {
+            end_hold(&mut self.limiter.lock(), Instant::now());
+        }
+    }
+}
+
+fn end_hold(state: &mut State, now: Instant) {
+    state.holding = state.holding.saturating_sub(1);
+    if state.holding == 0 {
+        if let Some(since) = state.held_since.take() {
+            state.held += now.saturating_duration_since(since);
+        }
     }
 }
 
@@ -333,7 +453,7 @@ mod tests {
     /// How many of `tries` requests at `at` may go, each answered at once.
     fn granted(limiter: &RateLimiter, at: Instant, tries: usize) -> usize {
         (0..tries)
-            .filter(|_| match limiter.try_acquire(at) {
+            .filter(|_| match limiter.try_acquire(at, false) {
                 Ok(Ok(probe)) => {
                     limiter.answer(probe, Answer::Answered, at);
                     true
@@ -344,8 +464,8 @@ mod tests {
     }
 
     fn wait(limiter: &RateLimiter, at: Instant) -> Duration {
-        match limiter.try_acquire(at) {
-            Ok(Err(wait)) => wait,
+        match limiter.try_acquire(at, false) {
+            Ok(Err((wait, _))) => wait,
             other => panic!("expected a wait, got {other:?}"),
         }
     }
@@ -355,7 +475,7 @@ mod tests {
         let limiter = RateLimiter::per_minute(3, COOLDOWN);
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(limiter.try_acquire(start), Ok(Ok(false))));
+            assert!(matches!(limiter.try_acquire(start, false), Ok(Ok(false))));
         }
         assert_eq!(wait(&limiter, start + Duration::from_secs(90)), PROBE_CHECK);
         // Answered late: each counts from its answer, a minute on.
@@ -413,18 +533,18 @@ mod tests {
         assert_eq!(wait(&limiter, start), Duration::from_secs(5));
         let first = start + Duration::from_secs(5);
         assert!(
-            matches!(limiter.try_acquire(first), Ok(Ok(true))),
+            matches!(limiter.try_acquire(first, false), Ok(Ok(true))),
             "a probe"
         );
         assert_eq!(wait(&limiter, first), PROBE_CHECK, "one probe at a time");
         limiter.answer(true, Answer::Throttled { retry_after: None }, first);
         assert_eq!(wait(&limiter, first), Duration::from_secs(10));
         let second = first + Duration::from_secs(10);
-        assert!(matches!(limiter.try_acquire(second), Ok(Ok(true))));
+        assert!(matches!(limiter.try_acquire(second, false), Ok(Ok(true))));
         limiter.answer(true, Answer::Throttled { retry_after: None }, second);
         assert_eq!(wait(&limiter, second), Duration::from_secs(20));
         let third = second + Duration::from_secs(20);
-        assert!(matches!(limiter.try_acquire(third), Ok(Ok(true))));
+        assert!(matches!(limiter.try_acquire(third, false), Ok(Ok(true))));
         limiter.answer(true, Answer::Throttled { retry_after: None }, third);
         assert_eq!(
             wait(&limiter, third),
@@ -432,7 +552,7 @@ mod tests {
             "the interval stops growing"
         );
         let fourth = third + Duration::from_secs(30);
-        assert!(matches!(limiter.try_acquire(fourth), Ok(Ok(true))));
+        assert!(matches!(limiter.try_acquire(fourth, false), Ok(Ok(true))));
         limiter.answer(true, Answer::Answered, fourth);
         assert_eq!(
             granted(&limiter, fourth, 700),
@@ -464,7 +584,7 @@ mod tests {
         assert_eq!(wait(&limiter, start), Duration::from_secs(330));
         let late = start + Duration::from_secs(361);
         assert!(matches!(
-            limiter.try_acquire(late),
+            limiter.try_acquire(late, false),
             Err(NoPermit::CooledTooLong { .. })
         ));
     }
@@ -476,7 +596,7 @@ mod tests {
         limiter.answer(false, Answer::Throttled { retry_after: None }, start);
         let first = start + Duration::from_secs(5);
         {
-            let permit = match limiter.try_acquire(first) {
+            let permit = match limiter.try_acquire(first, false) {
                 Ok(Ok(true)) => Permit {
                     limiter: &limiter,
                     probe: true,
@@ -497,7 +617,7 @@ mod tests {
         assert_eq!(granted(&limiter, start, 599), 599);
         limiter.answer(false, Answer::Throttled { retry_after: None }, start);
         let probe = start + Duration::from_secs(5);
-        assert!(matches!(limiter.try_acquire(probe), Ok(Ok(true))));
+        assert!(matches!(limiter.try_acquire(probe, false), Ok(Ok(true))));
         limiter.answer(true, Answer::Answered, probe);
         assert_eq!(limiter.lock().per_minute, 300.0);
         let held = probe + Duration::from_secs(59);
@@ -520,7 +640,7 @@ mod tests {
         let termination = Termination::none();
         for _ in 0..20 {
             limiter
-                .acquire(&termination, None)
+                .acquire(&termination, None, false)
                 .unwrap()
                 .answered(Answer::Answered);
         }
@@ -528,7 +648,7 @@ mod tests {
         let soon = started + Duration::from_millis(200);
         assert!(
             matches!(
-                limiter.acquire(&termination, Some(soon)),
+                limiter.acquire(&termination, Some(soon), false),
                 Err(NoPermit::PastDeadline { .. })
             ),
             "the 21st waits a minute, past the deadline"
@@ -544,10 +664,101 @@ mod tests {
         );
         let soon = Instant::now() + Duration::from_millis(200);
         assert!(matches!(
-            limiter.acquire(&termination, Some(soon)),
+            limiter.acquire(&termination, Some(soon), false),
             Err(NoPermit::PastDeadline { .. })
         ));
         assert!(Instant::now() >= soon);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_urgent_request_goes_whatever_the_share_holds_but_waits_for_a_cooldown() {
+        let limiter = RateLimiter::per_minute(2, COOLDOWN);
+        let start = Instant::now();
+        assert_eq!(granted(&limiter, start, 5), 2);
+        assert!(matches!(
+            limiter.try_acquire(start, false),
+            Ok(Err((_, Holder::Share)))
+        ));
+        assert!(
+            matches!(limiter.try_acquire(start, true), Ok(Ok(false))),
+            "not held by the share"
+        );
+        limiter.answer(false, Answer::Answered, start);
+        assert_eq!(limiter.usage().sent, 3, "and counted in it");
+        limiter.answer(false, Answer::Throttled { retry_after: None }, start);
+        assert!(
+            matches!(
+                limiter.try_acquire(start, true),
+                Ok(Err((_, Holder::Cooldown)))
+            ),
+            "held by the account's cooldown"
+        );
+    }
+
+    #[test]
+    fn the_share_set_while_requests_go_is_the_share_from_then_on() {
+        let limiter = RateLimiter::per_minute(550, COOLDOWN);
+        let start = Instant::now();
+        assert_eq!(granted(&limiter, start, 600), 550);
+        limiter.set_share(2_500);
+        assert_eq!(
+            granted(&limiter, start, 3_000),
+            1_950,
+            "the rest of the larger share"
+        );
+        limiter.set_share(100);
+        assert_eq!(granted(&limiter, start + Duration::from_secs(60), 200), 100);
+        assert_eq!(limiter.usage().share, 100);
+        assert_eq!(limiter.usage().sent, 2_600);
+        // After a cooldown the share climbs back to the one set since, not at once.
+        let limiter = RateLimiter::per_minute(600, COOLDOWN);
+        assert_eq!(granted(&limiter, start, 599), 599);
+        limiter.answer(false, Answer::Throttled { retry_after: None }, start);
+        let probe = start + Duration::from_secs(5);
+        assert!(matches!(limiter.try_acquire(probe, false), Ok(Ok(true))));
+        limiter.answer(true, Answer::Answered, probe);
+        limiter.set_share(2_000);
+        assert_eq!(limiter.lock().per_minute, 300.0, "still halved");
+        granted(&limiter, probe + Duration::from_secs(500), 1);
+        assert_eq!(
+            limiter.lock().per_minute,
+            2_000.0,
+            "climbed back to the new share"
+        );
+    }
+
+    #[test]
+    fn the_time_held_by_the_share_counts_once_however_many_wait() {
+        let cooldown = Cooldown {
+            window: Duration::from_millis(300),
+            ..COOLDOWN
+        };
+        let limiter = RateLimiter::per_minute(1, cooldown);
+        let termination = Termination::none();
+        let started = Instant::now();
+        limiter
+            .acquire(&termination, None, false)
+            .unwrap()
+            .answered(Answer::Answered);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    limiter
+                        .acquire(&termination, None, false)
+                        .unwrap()
+                        .answered(Answer::Answered)
+                });
+            }
+        });
+        let took = started.elapsed();
+        let usage = limiter.usage();
+        assert_eq!(usage.sent, 5);
+        assert!(usage.held > Duration::ZERO);
+        assert!(
+            usage.held <= took,
+            "held {:?} in {took:?}: four waiting at once count once",
+            usage.held
+        );
     }
 }

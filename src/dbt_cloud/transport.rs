@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::answer::{decode_envelope, read_limited, Envelope, Undecodable, Unreadable};
 use super::ids::AccountId;
 use super::plan::{Bounds, Budget, JobBound, Phase, Plan};
-use super::rate_limit::{Answer, NoPermit, RateLimiter, Throttling};
+use super::rate_limit::{Answer, Holder, NoPermit, RateLimiter, Usage};
 use super::refusal::{Asked, Refusal, RefusalKind};
 use super::url::{is_safe_redirect, retirement, BaseUrl};
 use super::Connection;
@@ -120,8 +120,13 @@ impl Transport {
         &self.termination
     }
 
-    pub(super) fn throttling(&self) -> Throttling {
-        self.limiter.throttling()
+    pub(super) fn usage(&self) -> Usage {
+        self.limiter.usage()
+    }
+
+    /// The share of the account's requests from now on.
+    pub(super) fn set_share(&self, per_minute: u32) {
+        self.limiter.set_share(per_minute)
     }
 
     pub(super) fn plan(&self, budget: Budget) -> Plan {
@@ -173,7 +178,6 @@ impl Transport {
         plan: &Plan,
     ) -> Result<Envelope<T>, AttemptError> {
         let what = format!("{method} {}", url.path());
-        let (termination, deadline) = (&plan.termination, plan.deadline);
         let mut request = self
             .http
             .request(method, url.clone())
@@ -186,14 +190,13 @@ impl Transport {
                 .body(body.to_string());
         }
         let limit = self.timing.max_answer;
-        let (status, headers, answer) =
-            self.send(request, url, termination, deadline, move |response| {
-                if response.status().is_success() {
-                    Ok(decode_envelope::<T>(response, limit))
-                } else {
-                    Err(read_limited(response, ERROR_BODY_LIMIT))
-                }
-            })?;
+        let (status, headers, answer) = self.send(request, url, plan, move |response| {
+            if response.status().is_success() {
+                Ok(decode_envelope::<T>(response, limit))
+            } else {
+                Err(read_limited(response, ERROR_BODY_LIMIT))
+            }
+        })?;
         match answer {
             Ok(Ok(envelope)) => Ok(envelope),
             Ok(Err(undecodable)) => Err(self.undecodable(undecodable, url, &what, limit)),
@@ -257,13 +260,8 @@ impl Transport {
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
-            let (status, headers, response) = self.send(
-                request,
-                &url,
-                &plan.termination,
-                plan.deadline,
-                |response| response,
-            )?;
+            let (status, headers, response) =
+                self.send(request, &url, plan, |response| response)?;
             if status.is_redirection() {
                 url = redirect_target(&headers, &url).map_err(AttemptError::Fatal)?;
                 debug!(
@@ -286,17 +284,18 @@ impl Transport {
         )))
     }
 
-    /// Sends one request once the rate limit allows (`termination` and `deadline` end that wait),
-    /// and runs `read` on its answer, on a thread that a signal abandons. Tells the rate limiter
-    /// how the request was answered.
+    /// Sends one request once the rate limit allows (the plan's termination and deadline end
+    /// that wait; an urgent plan's request is not held by the run's own share), and runs `read`
+    /// on its answer, on a thread that a signal abandons. Tells the rate limiter how the request
+    /// was answered.
     fn send<T: Send + 'static>(
         &self,
         request: RequestBuilder,
         url: &Url,
-        termination: &Termination,
-        deadline: Option<Instant>,
+        plan: &Plan,
         read: impl FnOnce(Response) -> T + Send + 'static,
     ) -> Result<(StatusCode, HeaderMap, T), AttemptError> {
+        let termination = &plan.termination;
         let request = request.build().map_err(|e| {
             Bug(format!(
                 "could not build the request for {}: {e}",
@@ -305,7 +304,7 @@ impl Transport {
         })?;
         let permit = self
             .limiter
-            .acquire(termination, deadline)
+            .acquire(termination, plan.deadline, plan.urgent)
             .map_err(|refusal| self.limiter_refusal(refusal))?;
         let method = request.method().clone();
         let started = Instant::now();
@@ -345,7 +344,9 @@ impl Transport {
         }
     }
 
-    /// `Retry-After` in seconds or as a date, never longer than the cooldown's cap.
+    /// `Retry-After` in seconds or as a date, never longer than the cooldown's cap. One that asks
+    /// for no pause at all (`0`, or a date already past) says nothing: the retries and the
+    /// cooldown's probes then come at their growing intervals, not back to back.
     fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
         let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
         let asked = match value.parse::<u64>() {
@@ -357,7 +358,7 @@ impl Transport {
             .to_std()
             .unwrap_or_default(),
         };
-        Some(asked.min(self.timing.cooldown.max))
+        Some(asked.min(self.timing.cooldown.max)).filter(|pause| !pause.is_zero())
     }
 
     fn note_clock(&self, headers: &HeaderMap) {
@@ -394,9 +395,26 @@ impl Transport {
     fn limiter_refusal(&self, refusal: NoPermit) -> AttemptError {
         match refusal {
             NoPermit::Terminated(terminated) => AttemptError::Fatal(terminated.into()),
-            NoPermit::PastDeadline { wait } => AttemptError::Fatal(
+            NoPermit::PastDeadline {
+                wait,
+                by: Holder::Share,
+                share,
+            } => AttemptError::Fatal(
                 DeadlineReached(format!(
-                    "dbt Cloud's rate limit holds requests for {:.0} s more",
+                    "this run's own share of dbt Cloud's requests ({share} a minute) holds \
+                     requests for {:.0} s more",
+                    wait.as_secs_f64()
+                ))
+                .into(),
+            ),
+            NoPermit::PastDeadline {
+                wait,
+                by: Holder::Cooldown,
+                ..
+            } => AttemptError::Fatal(
+                DeadlineReached(format!(
+                    "dbt Cloud's account-wide rate limit (its cooldown after HTTP 429) holds \
+                     requests for {:.0} s more",
                     wait.as_secs_f64()
                 ))
                 .into(),

@@ -70,6 +70,9 @@ fn every_item_the_architecture_names_exists() {
             format!("struct {item}"),
             format!("enum {item}"),
             format!("const {item}"),
+            // An enum's variant.
+            format!("    {item},"),
+            format!("    {item}("),
         ]
         .iter()
         .any(|definition| sources.contains(definition.as_str()));
@@ -156,4 +159,54 @@ fn the_readmes_quickstart_sample_is_what_the_quickstart_prints() {
             "the README's quick start shows\n{line}\nwhich a real run does not print (in that order):\n{stdout}"
         );
     }
+}
+
+/// The Rust the README asks for is the `rust-version` of both crates, and no locked crate needs
+/// a newer one (a lock updated past it once left the README promising a Rust that cannot build).
+#[test]
+fn the_readmes_rust_is_the_crates_and_the_locks() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let asked = readme
+        .split("with Rust (")
+        .nth(1)
+        .and_then(|rest| rest.split(" or newer)").next())
+        .expect("the README names the Rust it needs");
+    for manifest in ["Cargo.toml", "tests/emulator/Cargo.toml"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(manifest)).unwrap();
+        assert!(
+            text.contains(&format!("rust-version = \"{asked}\"")),
+            "{manifest}'s rust-version is not the README's {asked}"
+        );
+    }
+    let metadata = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        metadata.status.success(),
+        "{}",
+        String::from_utf8_lossy(&metadata.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    // "1.88" and "1.88.0" are one version.
+    let version = |text: &str| -> Vec<u64> {
+        let mut parts: Vec<u64> = text.split('.').map(|part| part.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    };
+    let needed = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|package| Some((version(package["rust_version"].as_str()?), package)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .unwrap();
+    assert!(
+        needed.0 <= version(asked),
+        "{} {} needs Rust {}, the README says {asked}",
+        needed.1["name"],
+        needed.1["version"],
+        needed.1["rust_version"]
+    );
 }

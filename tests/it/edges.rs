@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use dbt_cloud_emulator::{Endpoint, Fault, RateLimit};
+use dbt_cloud_emulator::{Endpoint, Fault, RateLimit, RetryAfter};
 use serde_json::json;
 
 fn downloads_of(emulator: &Emulator, path: &str) -> usize {
@@ -310,7 +310,7 @@ fn a_cooldown_costs_a_handful_of_429s_with_or_without_retry_after() {
     let artifacts: Vec<Artifact> = (0..80)
         .map(|i| Artifact::new(format!("run/m{i}.sql"), format!("select {i}").into_bytes()))
         .collect();
-    for (retry_after, most) in [(false, 20), (true, 12)] {
+    for (retry_after, most) in [(RetryAfter::Never, 20), (RetryAfter::SecondsLeft, 12)] {
         let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts.clone()));
         emulator.rate_limit(RateLimit {
             requests: 30,
@@ -321,16 +321,14 @@ fn a_cooldown_costs_a_handful_of_429s_with_or_without_retry_after() {
         let run = run_component(parameters(&emulator, waiting(json!({}))));
         run.assert_code(0);
         assert_artifacts(&run, &artifacts);
+        // On a busy machine the downloads outlast the climb back after the cooldown and may
+        // meet the account's limit again: each cooldown is held to its handful.
+        let cooldowns = run.stdout().matches("cooldown ended after").count();
         let throttled = emulator.throttled();
         assert!(
-            (1..=most).contains(&throttled),
-            "Retry-After {retry_after}: the ones in flight and a probe at a time, not workers x \
-             attempts: {throttled}\n{}",
-            run.stdout()
-        );
-        assert!(
-            run.stdout().contains("cooldown ended after"),
-            "{}",
+            cooldowns >= 1 && (1..=most * cooldowns).contains(&throttled),
+            "Retry-After {retry_after:?}: the ones in flight and a probe at a time, not workers x \
+             attempts: {throttled} in {cooldowns} cooldowns\n{}",
             run.stdout()
         );
     }
@@ -346,7 +344,7 @@ fn the_cooldown_is_survived_in_every_phase() {
         requests: 3,
         window: Duration::from_secs(600),
         cooldown: Duration::from_millis(1500),
-        retry_after: false,
+        retry_after: RetryAfter::Never,
     });
     let run = run_component(parameters(
         &emulator,

@@ -23,6 +23,7 @@ mod rate_and_polling;
 mod real_data;
 mod reliability;
 mod sample_configs;
+mod share;
 mod signals;
 mod steps;
 mod sync_actions;

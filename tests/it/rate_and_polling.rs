@@ -84,7 +84,7 @@ fn the_accounts_limit_is_told_as_the_accounts_and_counted_on_the_closing_line() 
     let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
     run.assert_code(0);
     let stdout = run.stdout();
-    let told = "The limit is the account's, not this run's: 5,000 requests a minute for everything that uses the dbt Cloud account (the other configurations of this component, other jobs and integrations), which then all wait five minutes. This configuration's share is max_requests_per_minute (550): lower it when several of them run at once";
+    let told = "The limit is the account's, not this run's: 5,000 requests a minute for everything that uses the dbt Cloud account (the other configurations of this component, other jobs and integrations), which then all wait five minutes. This run kept to 550 requests a minute until then (max_requests_per_minute fixes a configuration's share)";
     assert_eq!(stdout.matches(told).count(), 1, "once: {stdout}");
     let done = stdout.lines().find(|l| l.contains("INFO  Done: ")).unwrap();
     assert!(

@@ -101,6 +101,27 @@ fn a_signal_while_waiting_cancels_the_run_and_records_it() {
     );
 }
 
+/// The run's own share of requests is spent (2 a minute: the look before the trigger and the
+/// trigger, then every look at the run waits a minute): the cancel goes at once all the same.
+#[test]
+fn a_signal_cancels_at_once_whatever_the_runs_own_share_holds() {
+    let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));
+    let (run, took) = signal_when(
+        parameters(
+            &emulator,
+            json!({"wait_for_result": true, "poll_interval": 1, "max_requests_per_minute": 2}),
+        ),
+        polling(),
+    );
+    assert_clean_stop(&run, took);
+    assert_eq!(count(&emulator, "POST", "/cancel/"), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("It was cancelled"),
+        "{}",
+        run.stderr()
+    );
+}
+
 #[test]
 fn a_signal_with_cancel_on_terminate_false_leaves_the_run_going() {
     let emulator = emulator_with(job(Duration::from_secs(120), Outcome::Success));

@@ -23,7 +23,7 @@ pub use fault::{Bloat, Fault};
 pub use record::RecordedRequest;
 pub use scenario::{
     generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, RateLimit,
-    Timeline,
+    RetryAfter, Timeline,
 };
 pub use server::Endpoint;
 

@@ -300,8 +300,21 @@ pub struct RateLimit {
     pub requests: usize,
     pub window: Duration,
     pub cooldown: Duration,
-    /// Whether the 429s say how long is left; dbt Cloud's Admin API does not document it.
-    pub retry_after: bool,
+    /// What the 429s say of how long is left; dbt Cloud's Admin API does not document it.
+    pub retry_after: RetryAfter,
+}
+
+/// The `Retry-After` of the account's 429s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// None is sent.
+    Never,
+    /// The seconds left of the cooldown, rounded up.
+    SecondsLeft,
+    /// `0`, however long is left.
+    Zero,
+    /// A date a minute past.
+    Past,
 }
 
 /// What the standalone emulator and the quick start serve: one account, one job, one token.

@@ -11,8 +11,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use chrono::Utc;
+
 use crate::fault::{Bloat, Fault};
 use crate::record::RecordedRequest;
+use crate::scenario::RetryAfter;
 use crate::scenario::{generated_byte, Content, Job, RateLimit};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
@@ -162,13 +165,21 @@ async fn answer_with_faults(
     }
     let refused = {
         let mut limit = shared.limit.lock().unwrap();
-        let says_when = limit.rule.is_some_and(|rule| rule.retry_after);
-        limit
-            .check(Instant::now())
-            .map(|left| says_when.then_some(left))
+        let says = limit
+            .rule
+            .map_or(RetryAfter::Never, |rule| rule.retry_after);
+        limit.check(Instant::now()).map(|left| match says {
+            RetryAfter::Never => None,
+            RetryAfter::SecondsLeft => Some(HeaderValue::from(left)),
+            RetryAfter::Zero => Some(HeaderValue::from(0)),
+            RetryAfter::Past => {
+                let past = Utc::now() - chrono::Duration::seconds(60);
+                HeaderValue::from_str(&past.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
+            }
+        })
     };
     if let Some(retry_after) = refused {
-        return too_many_requests(retry_after);
+        return throttled(retry_after);
     }
     let fault = endpoint_of(&recorded.path).and_then(|endpoint| {
         let query = Query::parse(recorded.query.as_deref());
@@ -345,15 +356,17 @@ async fn padded(response: Response, bytes: u64) -> Response {
 }
 
 fn too_many_requests(retry_after: Option<u64>) -> Response {
+    throttled(retry_after.map(HeaderValue::from))
+}
+
+fn throttled(retry_after: Option<HeaderValue>) -> Response {
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "Request was throttled.",
         Value::Null,
     );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    if let Some(value) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
 }
