@@ -2,6 +2,7 @@
 //! its artifacts into a Keboola data folder. See ARCHITECTURE.md for the map.
 
 mod artifacts;
+mod chain;
 pub mod cli;
 mod component;
 pub mod config;

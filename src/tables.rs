@@ -10,13 +10,14 @@ use serde_json::{json, Value};
 use tempfile::NamedTempFile;
 
 use crate::data_folder::DataFolder;
+use crate::chain::Chain;
 use crate::dbt_cloud::Run;
 use crate::error::Bug;
 
 mod columns;
 
 pub use columns::{cell, freshness_row, result_row, Column, StepCells, Table};
-use columns::{step_row, Base};
+use columns::{link_row, step_row, Base};
 
 impl Table {
     /// Incremental on its key, and `write_always`, so that a failed job still records its run.
@@ -278,22 +279,51 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// The run as last seen, and its steps.
-    pub fn run_and_steps(&self, run: &Run) -> Result<()> {
-        self.run(Table::Run, run)?;
-        let steps = self.steps(run)?;
+    /// The run as last seen and its steps, with the runs of its chain and their steps and
+    /// which run started which (when the chain is waited for): the run tables, written whole
+    /// after each change.
+    pub fn run_tables(&self, run: &Run, chain: Option<&Chain>) -> Result<()> {
+        let runs: Vec<&Run> = std::iter::once(run)
+            .chain(chain.into_iter().flat_map(Chain::runs))
+            .collect();
+        match runs.as_slice() {
+            [only] => self.run(Table::Run, only)?,
+            runs => {
+                let columns = Table::Run.columns();
+                self.write(Table::Run, |rows| {
+                    runs.iter().try_for_each(|run| {
+                        rows.row(
+                            columns
+                                .iter()
+                                .map(|column| cell(run.cell(column.name).as_deref())),
+                        )
+                    })
+                })?;
+                info!(
+                    "Wrote table {} (run {}, {}, and {} chained)",
+                    Table::Run.name(),
+                    run.id,
+                    run.status,
+                    runs.len() - 1
+                );
+            }
+        }
+        let steps = self.write(Table::RunSteps, |rows| {
+            runs.iter().try_for_each(|run| {
+                let run_id = run.id.to_string();
+                run.steps
+                    .iter()
+                    .try_for_each(|step| rows.row(step_row(&run_id, step)))
+            })
+        })?;
         info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
+        if let Some(chain) = chain {
+            let links = self.write(Table::RunChain, |rows| {
+                chain.links.iter().try_for_each(|link| rows.row(link_row(link)))
+            })?;
+            info!("Wrote table {} ({links} chained jobs)", Table::RunChain.name());
+        }
         Ok(())
-    }
-
-    /// A row per step the run reported (none when it has not started).
-    fn steps(&self, run: &Run) -> Result<usize> {
-        let run_id = run.id.to_string();
-        self.write(Table::RunSteps, |rows| {
-            run.steps
-                .iter()
-                .try_for_each(|step| rows.row(step_row(&run_id, step)))
-        })
     }
 
     /// A table whose rows come in parts (a run step's file each), every part kept whole or left

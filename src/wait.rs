@@ -41,7 +41,7 @@ impl Polling {
     }
 
     /// The pause before the next poll, `elapsed` after the trigger.
-    fn interval(&self, elapsed: Duration) -> Duration {
+    pub(crate) fn interval(&self, elapsed: Duration) -> Duration {
         let adaptive = match *self {
             Polling::Fixed(interval) => return interval.max(MIN_POLL_INTERVAL),
             Polling::Growing => elapsed / 10,
@@ -211,14 +211,15 @@ fn failed(last: Run, error: anyhow::Error) -> WaitOutcome {
 
 /// The wait's log: a line for each change of status or step, and one a minute while nothing
 /// changes.
-struct Narrator {
+#[derive(Debug)]
+pub(crate) struct Narrator {
     since: Instant,
     last_seen: String,
     last_said: Instant,
 }
 
 impl Narrator {
-    fn new(run: &Run, since: Instant) -> Narrator {
+    pub(crate) fn new(run: &Run, since: Instant) -> Narrator {
         Narrator {
             since,
             last_seen: describe(run),
@@ -226,7 +227,7 @@ impl Narrator {
         }
     }
 
-    fn saw(&mut self, run: &Run) {
+    pub(crate) fn saw(&mut self, run: &Run) {
         let seen = describe(run);
         let took = elapsed(self.since.elapsed());
         // A status that is no code at all is said once by the client, as it is read.

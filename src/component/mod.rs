@@ -17,6 +17,7 @@ use anyhow::Result;
 use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
+use crate::chain::{self, Chain};
 use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
 use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, Run, RunStatus};
 use crate::digest::{self, Digest};
@@ -25,6 +26,7 @@ use crate::findings::Findings;
 use crate::keboola::JobLimit;
 use crate::steps;
 use crate::tables::{Table, Writer};
+use crate::retry::is_deadline;
 use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
@@ -82,6 +84,7 @@ pub fn run(
         tables,
         origin,
         run,
+        chain: None,
     };
     let result = tables
         .run(Table::Trigger, &job.run)
@@ -210,6 +213,19 @@ fn name_the_run(error: anyhow::Error, run: &Run) -> anyhow::Error {
     ))
 }
 
+/// The wait's deadline and what set it: the chain is waited for within the same.
+struct Bounded {
+    deadline: Instant,
+    bound: WaitBound,
+}
+
+/// How following the chain ended: `timed_out` says which bound passed, and what became of the
+/// runs still going.
+#[derive(Debug, Default)]
+struct ChainEnd {
+    timed_out: Option<String>,
+}
+
 /// What every step after the start uses, and the run as last seen, which only the job updates.
 struct Job<'a> {
     config: &'a Config,
@@ -221,6 +237,8 @@ struct Job<'a> {
     origin: Origin,
     /// The run as last seen: what the tables record and the error names, however the job ends.
     run: Run,
+    /// The runs dbt Cloud started when ours ended, once they are waited for.
+    chain: Option<Chain>,
 }
 
 impl Job<'_> {
@@ -229,7 +247,7 @@ impl Job<'_> {
         self.client.termination().check()?;
         let Wait::UpTo(settings) = self.config.wait else {
             self.run = self.client.get_run(self.run.id, Budget::Standard)?;
-            self.tables.run_and_steps(&self.run)?;
+            self.record()?;
             info!(
                 "Not waiting for the result: run {} is {}",
                 self.run.id, self.run.status
@@ -248,7 +266,7 @@ impl Job<'_> {
         match wait::until_final(self.client, self.run.clone(), polling, bounds, since) {
             WaitOutcome::Final(run) => {
                 self.run = run;
-                self.finished(since)
+                self.finished(since, &settings, Bounded { deadline: bounds.deadline, bound })
             }
             WaitOutcome::TimedOut { run, failing } => {
                 self.run = run;
@@ -275,8 +293,8 @@ impl Job<'_> {
                 Err(Terminated { signal }.into())
             }
             WaitOutcome::Failed { run, error } => {
-                self.tables.run_and_steps(&run)?;
                 self.run = run;
+                self.record()?;
                 Err(error)
             }
         }
@@ -310,17 +328,18 @@ impl Job<'_> {
         }
     }
 
-    fn finished(&mut self, since: Instant) -> Result<()> {
+    fn finished(&mut self, since: Instant, wait: &WaitSettings, bounded: Bounded) -> Result<()> {
         let _after = phase(self.client, self.config, "after the run ended");
         let settings = &self.config.artifacts;
         // The final run is recorded before anything else can stop the job.
-        self.tables.run_and_steps(&self.run)?;
+        self.record()?;
         // Also when artifacts are not wanted: the results tables read the steps' files.
         let run = artifacts::wait_until_saved(self.client, self.run.clone())?;
-        if run.artifacts_saved != self.run.artifacts_saved {
-            self.tables.run_and_steps(&run)?;
-        }
+        let saved_changed = run.artifacts_saved != self.run.artifacts_saved;
         self.run = run.clone();
+        if saved_changed {
+            self.record()?;
+        }
         if !run.has_started {
             // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
             info!(
@@ -333,7 +352,7 @@ impl Job<'_> {
             } else {
                 Artifacts::Skipped
             };
-            return self.conclude(&run, none, since, None, &Findings::default());
+            return self.conclude(&run, none, since, None, &Findings::default(), None);
         }
         let downloaded = if settings.download {
             let other_steps = steps::other_steps_files(&run);
@@ -361,7 +380,117 @@ impl Job<'_> {
             RunStatus::Success => None,
             _ => digest::of_failure(&run, &findings),
         };
-        self.conclude(&run, downloaded, since, digest.as_ref(), &findings)
+        let chain = match wait.chain {
+            true => Some(self.follow_the_chain(wait, &bounded)?),
+            false => None,
+        };
+        self.conclude(
+            &run,
+            downloaded,
+            since,
+            digest.as_ref(),
+            &findings,
+            chain.as_ref(),
+        )
+    }
+
+    /// The runs dbt Cloud starts when ours ends, followed until the whole chain has ended or
+    /// the wait's bound passes; how it ended.
+    fn follow_the_chain(&mut self, wait: &WaitSettings, bounded: &Bounded) -> Result<ChainEnd> {
+        let (jobs, incomplete) = self
+            .client
+            .list_jobs(resolve::LIST_BUDGET)
+            .map_err(|error| {
+                error.context("the jobs chained to this one could not be listed (wait_for_chained_jobs)")
+            })?;
+        if let Some(note) = incomplete {
+            warn!("The jobs chained to this one may be incomplete: {note}");
+        }
+        let chain = Chain::new(
+            chain::Jobs::of(&jobs),
+            &self.run,
+            self.job_id,
+            wait.poll_interval,
+        );
+        if chain.links.is_empty() {
+            info!("No job is chained to run {}'s end: nothing more to wait for", self.run.id);
+            return Ok(ChainEnd::default());
+        }
+        self.chain = Some(chain);
+        self.record()?;
+        let deadline = bounded.deadline;
+        while let Some(next) = self.chain.as_ref().and_then(Chain::next_look) {
+            if next >= deadline {
+                return self.chain_timed_out(wait, bounded);
+            }
+            self.client
+                .termination()
+                .sleep(next.saturating_duration_since(Instant::now()))?;
+            let Some(chain) = self.chain.as_mut() else {
+                break;
+            };
+            match chain.look(self.client, deadline) {
+                Ok(true) => self.record()?,
+                Ok(false) => {}
+                Err(error) if is_deadline(&error) => return self.chain_timed_out(wait, bounded),
+                Err(error) => {
+                    self.record()?;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(ChainEnd::default())
+    }
+
+    /// The wait's bound passed with runs of the chain unfinished: cancelled with
+    /// `cancel_on_timeout`, recorded, and named.
+    fn chain_timed_out(&mut self, wait: &WaitSettings, bounded: &Bounded) -> Result<ChainEnd> {
+        let fate = if wait.cancel_on_timeout {
+            self.cancel_the_chain(self.client.after_deadline())
+        } else {
+            "They go on in dbt Cloud".to_owned()
+        };
+        self.record()?;
+        Ok(ChainEnd {
+            timed_out: Some(format!("{}. {fate}", bounded.bound.describe())),
+        })
+    }
+
+    /// Cancels the chain's runs in progress; a sentence saying what happened.
+    fn cancel_the_chain(&mut self, budget: Budget) -> String {
+        let Some(chain) = self.chain.as_mut() else {
+            return String::new();
+        };
+        let mut failed = Vec::new();
+        let mut cancelled = 0usize;
+        for link in &mut chain.links {
+            let Some(run) = link.run().filter(|run| !run.status.is_final()) else {
+                continue;
+            };
+            let id = run.id;
+            info!("Cancelling chained run {id} of {}", link.job_words());
+            match self.client.cancel_run(id, budget) {
+                Ok(cancelled_run) => {
+                    let last = self.client.get_run(id, budget).unwrap_or(cancelled_run);
+                    link.seen(last);
+                    cancelled += 1;
+                }
+                Err(error) => failed.push(format!("run {id}: {error:#}")),
+            }
+        }
+        match (cancelled, failed.as_slice()) {
+            (0, []) => "None of them had a run in progress to cancel".to_owned(),
+            (_, []) => "Their runs in progress were cancelled".to_owned(),
+            (_, failed) => format!(
+                "Cancelling them failed ({}); they may go on in dbt Cloud",
+                failed.join("; ")
+            ),
+        }
+    }
+
+    /// The run tables, from the run as last seen and its chain: written after each change.
+    fn record(&self) -> Result<()> {
+        self.tables.run_tables(&self.run, self.chain.as_ref())
     }
 
     /// Every dbt step's run_results.json and sources.json into their tables, and what they say.
@@ -396,6 +525,7 @@ impl Job<'_> {
         since: Instant,
         digest: Option<&Digest>,
         findings: &Findings,
+        chain: Option<&ChainEnd>,
     ) -> Result<()> {
         let report = findings.warnings();
         for line in &report {
@@ -424,24 +554,40 @@ impl Job<'_> {
                 fail_on_warnings: self.config.fail_on_warnings,
             },
         );
-        for warning in &verdict.warnings {
+        let chained = verdict::chain_verdict(
+            chain.and(self.chain.as_ref()),
+            chain.and_then(|end| end.timed_out.as_deref()),
+            self.config.fail_on_run_error,
+        );
+        for warning in verdict.warnings.iter().chain(&chained.warnings) {
             warn!("{warning}");
         }
-        match verdict.outcome {
-            Ok(summary) => {
-                if let Some(summary) = summary {
-                    info!("{summary}");
+        let outcome = match (verdict.outcome, chained.error) {
+            (Ok(summary), None) => {
+                match (summary, chained.summary) {
+                    (Some(summary), Some(chain)) => info!("{summary}; {chain}"),
+                    (Some(summary), None) => info!("{summary}"),
+                    (None, Some(chain)) => info!("The chain: {chain}"),
+                    (None, None) => {}
                 }
-                Ok(())
+                return Ok(());
             }
-            Err(error) => {
-                // The digest goes to the log too: stderr becomes one event at the end.
-                for line in crate::error::details(&error) {
+            (Ok(_), Some(error)) => error,
+            (Err(error), None) => error,
+            // Ours failed first: the chain's failure is said, the exit is ours.
+            (Err(error), Some(chain_error)) => {
+                warn!("{chain_error:#}");
+                for line in crate::error::details(&chain_error) {
                     warn!("{line}");
                 }
-                Err(error)
+                error
             }
+        };
+        // The digest goes to the log too: stderr becomes one event at the end.
+        for line in crate::error::details(&outcome) {
+            warn!("{line}");
         }
+        Err(outcome)
     }
 
     /// The wait ended before the run did: `within` says which bound passed.
@@ -453,8 +599,8 @@ impl Job<'_> {
         } else {
             "It goes on in dbt Cloud".to_owned()
         };
+        self.record()?;
         let last = &self.run;
-        self.tables.run_and_steps(last)?;
         user_error(format!(
             "dbt Cloud run {} did not {within}. {fate}: {}. \
              dbt_cloud_run.csv holds its last state ({}).",
@@ -467,12 +613,13 @@ impl Job<'_> {
     /// SIGTERM or SIGINT once a run exists: cancel it unless it is final or the user said not
     /// to, record it, and go.
     fn stopped(mut self, signal: &str) -> Result<()> {
-        let run = &self.run;
-        if run.status.is_final() {
-            self.tables.run_and_steps(run)?;
+        if self.run.status.is_final() {
+            let chain = self.stop_the_chain();
+            self.record()?;
+            let run = &self.run;
             return user_error(format!(
                 "Stopped by {signal} after dbt Cloud run {} ended ({}); its tables are written, its \
-                 artifacts may be incomplete: {}.",
+                 artifacts may be incomplete: {}.{chain}",
                 run.id,
                 run.status,
                 link(run)
@@ -488,14 +635,34 @@ impl Job<'_> {
                  (set cancel_on_terminate to cancel it all the same)"
                 .to_owned(),
         };
+        self.record()?;
         let last = &self.run;
-        self.tables.run_and_steps(last)?;
         user_error(format!(
             "Stopped by {signal} while waiting for dbt Cloud run {} ({}). {fate}: {}.",
             last.id,
             last.status,
             link(last)
         ))
+    }
+
+    /// A signal while the chain goes on: its runs are not ours, so they are cancelled only
+    /// when `cancel_on_terminate` is set; a sentence for the message (empty without a chain).
+    fn stop_the_chain(&mut self) -> String {
+        let Some(chain) = &self.chain else {
+            return String::new();
+        };
+        let going = chain.unfinished().filter(|link| link.run().is_some()).count();
+        if going == 0 {
+            return String::new();
+        }
+        match self.config.on_stop {
+            OnStop::Cancel => format!(" The chain's runs: {}.", self.cancel_the_chain(Budget::AfterSignal)),
+            OnStop::CancelOwnRuns | OnStop::Leave => format!(
+                " {going} chained {} {} on in dbt Cloud (set cancel_on_terminate to cancel them).",
+                if going == 1 { "run" } else { "runs" },
+                if going == 1 { "goes" } else { "go" }
+            ),
+        }
     }
 
     /// Cancels the run and keeps its state afterwards; a sentence saying what happened.

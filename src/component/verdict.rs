@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
+use crate::chain::Chain;
 use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
@@ -329,6 +330,138 @@ fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
 
 pub fn link(run: &Run) -> &str {
     run.href.as_deref().unwrap_or("(dbt Cloud sent no link)")
+}
+
+/// What the chain adds to the verdict (`wait_for_chained_jobs`).
+pub struct ChainVerdict {
+    /// `2 chained runs: 1 succeeded, 1 ended in Error`, for the closing line.
+    pub summary: Option<String>,
+    pub warnings: Vec<String>,
+    pub error: Option<anyhow::Error>,
+}
+
+/// A chained run that ended in Error or Cancelled fails the job like ours (a warning with
+/// `fail_on_run_error: false`); runs still going at the bound (`timed_out` says which passed,
+/// and what became of them) fail it whatever.
+pub fn chain_verdict(
+    chain: Option<&Chain>,
+    timed_out: Option<&str>,
+    fail_on_run_error: bool,
+) -> ChainVerdict {
+    let Some(chain) = chain.filter(|chain| !chain.links.is_empty()) else {
+        return ChainVerdict {
+            summary: None,
+            warnings: Vec::new(),
+            error: None,
+        };
+    };
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for chained in &chain.links {
+        let said = match chained.run() {
+            Some(run) if run.status == RunStatus::Success => "succeeded".to_owned(),
+            Some(run) if run.status.is_final() => format!("ended {}", run.status),
+            Some(_) => "not finished".to_owned(),
+            None => "never appeared".to_owned(),
+        };
+        match counts.iter_mut().find(|(words, _)| *words == said) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((said, 1)),
+        }
+    }
+    let summary = format!(
+        "{} chained {}: {}",
+        chain.links.len(),
+        plural(chain.links.len(), "run", "runs"),
+        counts
+            .iter()
+            .map(|(words, count)| format!("{count} {words}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut failures = Vec::new();
+    let mut details = Vec::new();
+    for chained in &chain.links {
+        let Some(run) = chained.run().filter(|run| {
+            matches!(run.status, RunStatus::Error | RunStatus::Cancelled)
+        }) else {
+            continue;
+        };
+        let message = format!(
+            "Chained run {} of {} (started by run {}'s end) ended {}{}: {}.",
+            run.id,
+            chained.job_words(),
+            chained.parent_run,
+            run.status,
+            run.status_message
+                .as_deref()
+                .map(|said| format!(" ({})", said.trim_end_matches('.')))
+                .unwrap_or_default(),
+            link(run)
+        );
+        details.push(message.clone());
+        if let Some(digest) = crate::digest::of_failure(run, &crate::findings::Findings::default())
+        {
+            details.extend(digest.lines());
+        }
+        failures.push(message);
+    }
+    let unfinished: Vec<String> = chain
+        .unfinished()
+        .map(|chained| match chained.run() {
+            Some(run) => format!(
+                "run {} of {} ({}): {}",
+                run.id,
+                chained.job_words(),
+                run.status,
+                link(run)
+            ),
+            None => format!("{} (its run had not appeared)", chained.job_words()),
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let error = match (timed_out, failures.first()) {
+        (Some(within), _) if !unfinished.is_empty() => Some(
+            UserError::with_details(
+                format!(
+                    "The chain of jobs that run {}'s end started did not {within}: {}. \
+                     dbt_cloud_run_chain.csv holds their last state.",
+                    chain.links[0].parent_run,
+                    unfinished.join("; ")
+                ),
+                details,
+            )
+            .into(),
+        ),
+        (_, Some(first)) if fail_on_run_error => {
+            let more = match failures.len() {
+                1 => String::new(),
+                more => format!(" {} more chained runs failed too.", more - 1),
+            };
+            Some(UserError::with_details(format!("{first}{more}"), details[1..].to_vec()).into())
+        }
+        (_, Some(_)) => {
+            warnings.extend(
+                failures
+                    .iter()
+                    .map(|failure| format!("{failure} (fail_on_run_error is false)")),
+            );
+            None
+        }
+        _ => None,
+    };
+    ChainVerdict {
+        summary: Some(summary),
+        warnings,
+        error,
+    }
+}
+
+fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 {
+        one
+    } else {
+        many
+    }
 }
 
 #[cfg(test)]

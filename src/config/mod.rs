@@ -166,6 +166,8 @@ pub struct WaitSettings {
     pub cancel_on_timeout: bool,
     /// `max_queue_time`: how long the run may sit in Queued or Starting.
     pub max_queue: Option<Duration>,
+    /// `wait_for_chained_jobs`: the runs dbt Cloud starts when this one ends are waited for too.
+    pub chain: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -487,6 +489,7 @@ fn wait(p: &Parameters, following: bool) -> Result<Wait, String> {
         max_queue: MAX_QUEUE_TIME
             .read(p)?
             .map(|minutes| Duration::from_secs_f64(minutes * 60.0)),
+        chain: WAIT_FOR_CHAINED_JOBS.read(p)?,
     };
     Ok(if WAIT_FOR_RESULT.read(p)? {
         Wait::UpTo(settings)
@@ -789,6 +792,7 @@ mod tests {
                 poll_interval: None,
                 cancel_on_timeout: false,
                 max_queue: None,
+                chain: false,
             })
         );
     }

@@ -299,6 +299,14 @@ pub const CANCEL_ON_TERMINATE: Defaulted<Flag> = flag(
     (run_id) or adopted (if running: wait).",
     true,
 );
+pub const WAIT_FOR_CHAINED_JOBS: Defaulted<Flag> = flag(
+    "wait_for_chained_jobs",
+    "Wait for the jobs chained to this one",
+    "Also wait for the runs dbt Cloud starts when this run ends (jobs set to run when another job \
+    finishes, to any depth), within the same maximum wait time: the job succeeds when the whole \
+    chain has. Their runs and results are written to the same tables; artifacts stay this run's.",
+    false,
+);
 pub const CANCEL_ON_TIMEOUT: Defaulted<Flag> = flag(
     "cancel_on_timeout",
     "Cancel the dbt run when the maximum wait time passes",
@@ -494,6 +502,7 @@ pub const PARAMETERS: &[&dyn Definition] = &[
     &CAUSE,
     &WAIT_FOR_RESULT,
     &MAX_WAIT_TIME,
+    &WAIT_FOR_CHAINED_JOBS,
     &IGNORE_ARTIFACTS,
     &ARTIFACTS_MUST_SUCCEED,
     &CANCEL_ON_TERMINATE,

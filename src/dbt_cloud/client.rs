@@ -70,6 +70,26 @@ pub struct JobSummary {
     #[serde(default)]
     pub project_id: Option<WholeNumber>,
     pub environment: Option<EnvironmentSummary>,
+    /// "Run when another job finishes": the parent job and its end statuses, as dbt Cloud
+    /// sent them (read by `chain`); null when unset.
+    #[serde(default, rename = "job_completion_trigger_condition")]
+    pub completion_trigger: Option<serde_json::Value>,
+    /// 1 active, 2 deleted.
+    #[serde(default, deserialize_with = "lenient")]
+    pub state: Option<WholeNumber>,
+    /// dbt Cloud deactivated the job after repeated failures: nothing starts it.
+    #[serde(default, deserialize_with = "lenient")]
+    pub deactivated: Option<bool>,
+}
+
+/// A field the job can do without: of another type, it is left out rather than the whole job.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -374,6 +394,11 @@ impl DbtCloud {
             self.wire
                 .call(Method::GET, url, &format!("job {job}"), Budget::Standard)?;
         Ok(())
+    }
+
+    /// The job's `count` newest runs with their triggers, within `budget`.
+    pub fn triggered_runs(&self, job: JobId, count: usize, budget: Budget) -> Result<Vec<Run>> {
+        self.list_runs(job, count, &[Related::Trigger], &[], budget)
     }
 
     /// The job's newest runs, with their triggers.

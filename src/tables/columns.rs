@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::chain::Link;
 use crate::dbt_cloud::{FieldType, RunStep, RUN_FIELDS};
 use crate::freshness::SourceResult;
 use crate::run_results::NodeResult;
@@ -25,6 +26,8 @@ pub enum Table {
     RunResults,
     /// One row per source of each step's `sources.json` (`dbt source freshness`).
     SourceFreshness,
+    /// One row per job chained to the run (`wait_for_chained_jobs`): which run started which.
+    RunChain,
 }
 
 /// Storage's base types.
@@ -83,6 +86,8 @@ type StepCell = fn(&str, &RunStep) -> String;
 type NodeCell = fn(&StepCells<'_>, &NodeResult) -> String;
 /// A source's cell, from its step and the source.
 type SourceCell = fn(&StepCells<'_>, &SourceResult) -> String;
+/// A chained job's cell.
+type LinkCell = fn(&Link) -> String;
 
 /// The run table's columns, by name from the run's fields: the earlier component's, then ours.
 #[rustfmt::skip]
@@ -262,6 +267,50 @@ const RUN_RESULTS_COLUMNS: &[Of<NodeCell>] = &[
     ),
 ];
 
+/// Which run started which: keyed by the job and the run whose end started it, since a job
+/// whose run never appeared has no run id.
+const RUN_CHAIN_COLUMNS: &[Of<LinkCell>] = &[
+    of(
+        "started_by_run_id",
+        Base::Integer,
+        "The run whose end started the chained job's run: this component's run, or a chained one",
+        |link| link.parent_run.to_string(),
+    ),
+    of(
+        "job_id",
+        Base::Integer,
+        "The chained job (set to run when the job of started_by_run_id finishes)",
+        |link| link.job.to_string(),
+    ),
+    of("job_name", Base::String, "The chained job's name", |link| {
+        link.job_name.clone()
+    }),
+    of(
+        "run_id",
+        Base::Integer,
+        "The chained job's run; empty when none appeared",
+        |link| link.run().map(|run| run.id.to_string()).unwrap_or_default(),
+    ),
+    of(
+        "started_by_job_id",
+        Base::Integer,
+        "The job of started_by_run_id",
+        |link| link.parent_job.to_string(),
+    ),
+    of(
+        "depth",
+        Base::Integer,
+        "1 for a job chained to this component's job, 2 for one chained to that, ...",
+        |link| link.depth.to_string(),
+    ),
+    of(
+        "outcome",
+        Base::String,
+        "The run's status as last seen (Success, Error, Cancelled, Running, ...), or never appeared",
+        Link::outcome,
+    ),
+];
+
 const SOURCE_FRESHNESS_COLUMNS: &[Of<SourceCell>] = &[
     of("run_id", Base::Integer, "dbt Cloud run id", |step, _| {
         step.run_id.to_owned()
@@ -350,6 +399,9 @@ impl Table {
             Table::SourceFreshness => {
                 "dbt's sources.json of each step: one row per source whose freshness was checked"
             }
+            Table::RunChain => {
+                "The runs dbt Cloud started when the run ended (jobs chained to its job), to any depth"
+            }
         }
     }
 
@@ -360,6 +412,7 @@ impl Table {
             Table::RunSteps => "dbt_cloud_run_steps",
             Table::RunResults => "dbt_cloud_run_results",
             Table::SourceFreshness => "dbt_cloud_source_freshness",
+            Table::RunChain => "dbt_cloud_run_chain",
         }
     }
 
@@ -378,6 +431,7 @@ impl Table {
             Table::RunSteps => cells(RUN_STEPS_COLUMNS),
             Table::RunResults => cells(RUN_RESULTS_COLUMNS),
             Table::SourceFreshness => cells(SOURCE_FRESHNESS_COLUMNS),
+            Table::RunChain => cells(RUN_CHAIN_COLUMNS),
         }
     }
 
@@ -386,12 +440,18 @@ impl Table {
             Table::Trigger | Table::Run => &["id"],
             Table::RunSteps => &["run_id", "index"],
             Table::RunResults | Table::SourceFreshness => &["run_id", "step_index", "unique_id"],
+            Table::RunChain => &["started_by_run_id", "job_id"],
         }
     }
 }
 
 fn cells<F>(catalogue: &[Of<F>]) -> Vec<Column> {
     catalogue.iter().map(|of| of.column).collect()
+}
+
+/// A chained job's row.
+pub fn link_row(link: &Link) -> impl Iterator<Item = String> + '_ {
+    RUN_CHAIN_COLUMNS.iter().map(move |of| (of.cell)(link))
 }
 
 /// A step's row.
