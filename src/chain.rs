@@ -437,3 +437,144 @@ fn end_word(status: RunStatus) -> &'static str {
         _ => "end",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(id: u64, name: &str, condition: Value, more: Value) -> JobSummary {
+        let mut job = json!({
+            "id": id, "name": name, "job_completion_trigger_condition": condition,
+        });
+        for (key, value) in more.as_object().unwrap() {
+            job[key] = value.clone();
+        }
+        serde_json::from_value(job).unwrap()
+    }
+
+    fn on(parent: u64, statuses: &[u64]) -> Value {
+        json!({"condition": {"job_id": parent, "project_id": 9, "statuses": statuses}})
+    }
+
+    fn run(id: u64, status: u64) -> Run {
+        serde_json::from_value(json!({
+            "id": id, "status": status, "finished_at": "2026-12-07 10:00:00+00:00",
+        }))
+        .unwrap()
+    }
+
+    fn id(n: u64) -> JobId {
+        JobId::new(n).unwrap()
+    }
+
+    fn chained_ids(chain: &Chain) -> Vec<(u64, u64, usize)> {
+        chain
+            .links
+            .iter()
+            .map(|link| (link.job.get(), link.parent_run.get(), link.depth))
+            .collect()
+    }
+
+    #[test]
+    fn the_jobs_a_run_starts_are_those_its_end_status_names() {
+        let jobs = Jobs::of(&[
+            job(2, "on success", on(1, &[10]), json!({})),
+            job(3, "on anything", on(1, &[10, 20, 30]), json!({})),
+            job(4, "on error", on(1, &[20]), json!({})),
+            job(5, "another parent", on(7, &[10]), json!({})),
+            job(6, "no chain", Value::Null, json!({})),
+            // Ids as strings, as dbt Cloud sends some.
+            job(
+                8,
+                "strings",
+                json!({"condition": {"job_id": "1", "statuses": ["10"]}}),
+                json!({}),
+            ),
+            job(9, "unreadable", json!({"condition": "?"}), json!({})),
+        ]);
+        let names = |status| -> Vec<String> {
+            jobs.started_by(id(1), status)
+                .iter()
+                .map(|job| job.name.clone())
+                .collect()
+        };
+        assert_eq!(
+            names(RunStatus::Success),
+            ["on success", "on anything", "strings"]
+        );
+        assert_eq!(names(RunStatus::Error), ["on anything", "on error"]);
+        assert_eq!(names(RunStatus::Cancelled), ["on anything"]);
+    }
+
+    #[test]
+    fn deleted_and_deactivated_jobs_are_not_waited_for_nor_a_cancelled_runs() {
+        let jobs = || {
+            Jobs::of(&[
+                job(2, "deleted", on(1, &[10, 30]), json!({"state": 2})),
+                job(
+                    3,
+                    "deactivated",
+                    on(1, &[10, 30]),
+                    json!({"deactivated": true}),
+                ),
+                // A field of another type leaves the job readable.
+                job(
+                    4,
+                    "paused",
+                    on(1, &[10, 30]),
+                    json!({"deactivated": "?", "state": 1}),
+                ),
+            ])
+        };
+        let chain = Chain::new(jobs(), &run(100, 10), id(1), None);
+        assert_eq!(chained_ids(&chain), [(4, 100, 1)]);
+        let cancelled = Chain::new(jobs(), &run(100, 30), id(1), None);
+        assert!(cancelled.links.is_empty());
+    }
+
+    #[test]
+    fn each_job_is_followed_once_whatever_the_cycle_and_the_depth_is_bounded() {
+        // 1 → 2 → 1 (a cycle) and 2 → 3 → 4 → ... → 14 (deeper than the bound).
+        let mut jobs = vec![
+            job(2, "b", on(1, &[10]), json!({})),
+            job(1, "a", on(2, &[10]), json!({})),
+        ];
+        for n in 3..=14 {
+            jobs.push(job(n, "deep", on(n - 1, &[10]), json!({})));
+        }
+        let mut chain = Chain::new(Jobs::of(&jobs), &run(100, 10), id(1), None);
+        assert_eq!(chained_ids(&chain), [(2, 100, 1)]);
+        // Each run's end as if it had been followed.
+        let mut run_id = 100;
+        loop {
+            let Some(index) = chain
+                .links
+                .iter()
+                .position(|link| matches!(link.state, LinkState::Awaited { .. }))
+            else {
+                break;
+            };
+            run_id += 1;
+            chain.links[index].state = LinkState::Ended(run(run_id, 10));
+            let (job, depth) = (chain.links[index].job, chain.links[index].depth);
+            chain.ended(&run(run_id, 10), job, depth);
+        }
+        let jobs: Vec<u64> = chain.links.iter().map(|link| link.job.get()).collect();
+        assert_eq!(
+            jobs,
+            (2..=11).collect::<Vec<u64>>(),
+            "job 1 not again; 10 levels"
+        );
+        assert_eq!(chain.links.last().unwrap().depth, MAX_DEPTH);
+    }
+
+    #[test]
+    fn a_cause_names_the_run_that_started_it() {
+        assert_eq!(
+            run_named("Triggered by completion of run 70437497968840"),
+            Some(70437497968840)
+        );
+        assert_eq!(run_named("Kicked off from UI by someone"), None);
+    }
+}

@@ -9,8 +9,8 @@ use log::info;
 use serde_json::{json, Value};
 use tempfile::NamedTempFile;
 
-use crate::data_folder::DataFolder;
 use crate::chain::Chain;
+use crate::data_folder::DataFolder;
 use crate::dbt_cloud::Run;
 use crate::error::Bug;
 
@@ -319,9 +319,15 @@ impl<'a> Writer<'a> {
         info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
         if let Some(chain) = chain {
             let links = self.write(Table::RunChain, |rows| {
-                chain.links.iter().try_for_each(|link| rows.row(link_row(link)))
+                chain
+                    .links
+                    .iter()
+                    .try_for_each(|link| rows.row(link_row(link)))
             })?;
-            info!("Wrote table {} ({links} chained jobs)", Table::RunChain.name());
+            info!(
+                "Wrote table {} ({links} chained jobs)",
+                Table::RunChain.name()
+            );
         }
         Ok(())
     }

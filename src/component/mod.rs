@@ -24,9 +24,9 @@ use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
 use crate::keboola::JobLimit;
+use crate::retry::is_deadline;
 use crate::steps;
 use crate::tables::{Table, Writer};
-use crate::retry::is_deadline;
 use crate::termination::{is_terminated, Terminated, Termination};
 use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
@@ -266,7 +266,14 @@ impl Job<'_> {
         match wait::until_final(self.client, self.run.clone(), polling, bounds, since) {
             WaitOutcome::Final(run) => {
                 self.run = run;
-                self.finished(since, &settings, Bounded { deadline: bounds.deadline, bound })
+                self.finished(
+                    since,
+                    &settings,
+                    Bounded {
+                        deadline: bounds.deadline,
+                        bound,
+                    },
+                )
             }
             WaitOutcome::TimedOut { run, failing } => {
                 self.run = run;
@@ -401,7 +408,9 @@ impl Job<'_> {
             .client
             .list_jobs(resolve::LIST_BUDGET)
             .map_err(|error| {
-                error.context("the jobs chained to this one could not be listed (wait_for_chained_jobs)")
+                error.context(
+                    "the jobs chained to this one could not be listed (wait_for_chained_jobs)",
+                )
             })?;
         if let Some(note) = incomplete {
             warn!("The jobs chained to this one may be incomplete: {note}");
@@ -413,7 +422,10 @@ impl Job<'_> {
             wait.poll_interval,
         );
         if chain.links.is_empty() {
-            info!("No job is chained to run {}'s end: nothing more to wait for", self.run.id);
+            info!(
+                "No job is chained to run {}'s end: nothing more to wait for",
+                self.run.id
+            );
             return Ok(ChainEnd::default());
         }
         self.chain = Some(chain);
@@ -651,12 +663,18 @@ impl Job<'_> {
         let Some(chain) = &self.chain else {
             return String::new();
         };
-        let going = chain.unfinished().filter(|link| link.run().is_some()).count();
+        let going = chain
+            .unfinished()
+            .filter(|link| link.run().is_some())
+            .count();
         if going == 0 {
             return String::new();
         }
         match self.config.on_stop {
-            OnStop::Cancel => format!(" The chain's runs: {}.", self.cancel_the_chain(Budget::AfterSignal)),
+            OnStop::Cancel => format!(
+                " The chain's runs: {}.",
+                self.cancel_the_chain(Budget::AfterSignal)
+            ),
             OnStop::CancelOwnRuns | OnStop::Leave => format!(
                 " {going} chained {} {} on in dbt Cloud (set cancel_on_terminate to cancel them).",
                 if going == 1 { "run" } else { "runs" },

@@ -381,9 +381,10 @@ pub fn chain_verdict(
     let mut failures = Vec::new();
     let mut details = Vec::new();
     for chained in &chain.links {
-        let Some(run) = chained.run().filter(|run| {
-            matches!(run.status, RunStatus::Error | RunStatus::Cancelled)
-        }) else {
+        let Some(run) = chained
+            .run()
+            .filter(|run| matches!(run.status, RunStatus::Error | RunStatus::Cancelled))
+        else {
             continue;
         };
         let message = format!(
