@@ -18,14 +18,11 @@ use log::{info, warn};
 use serde_json::Value;
 
 use crate::dbt_cloud::{Budget, DbtCloud, JobId, JobSummary, Run, RunId, RunStatus};
+use crate::timing::Timing;
 use crate::wait::{Narrator, Polling};
 
 /// Levels of chained jobs followed below our run's job.
 pub const MAX_DEPTH: usize = 10;
-/// How long a chained run may take to appear after its parent ended, at most.
-const APPEAR_WITHIN: Duration = Duration::from_secs(120);
-/// Between looks for a chained run that has not appeared yet.
-const LOOK_EVERY: Duration = Duration::from_secs(5);
 /// A chained run is created after its parent ended, but the two times may come from different
 /// parts of dbt Cloud: a run created up to this long before the parent's end still counts.
 const CLOCK_ALLOWANCE: Duration = Duration::from_secs(60);
@@ -194,17 +191,28 @@ pub struct Chain {
     pub links: Vec<Link>,
     /// A fixed `poll_interval`, when set.
     fixed: Option<Duration>,
+    /// How long a chained run may take to appear, and how often it is looked for.
+    appear: Duration,
+    look: Duration,
 }
 
 impl Chain {
     /// The chain as it starts: the jobs our run's end starts. Our run cancelled starts none
     /// that we wait for.
-    pub fn new(jobs: Jobs, ours: &Run, our_job: JobId, fixed: Option<Duration>) -> Chain {
+    pub fn new(
+        jobs: Jobs,
+        ours: &Run,
+        our_job: JobId,
+        fixed: Option<Duration>,
+        timing: &Timing,
+    ) -> Chain {
         let mut chain = Chain {
             jobs,
             met: HashSet::from([our_job]),
             links: Vec::new(),
             fixed,
+            appear: timing.chain_appear,
+            look: timing.chain_look,
         };
         if ours.status == RunStatus::Cancelled {
             info!(
@@ -257,7 +265,7 @@ impl Chain {
                 depth: depth + 1,
                 state: LinkState::Awaited {
                     parent_ended: run.timestamp("finished_at"),
-                    until: now.checked_add(APPEAR_WITHIN).unwrap_or(now),
+                    until: now.checked_add(self.appear).unwrap_or(now),
                     next: now,
                 },
             });
@@ -281,6 +289,7 @@ impl Chain {
                 continue;
             }
             let polling = self.fixed.map_or(Polling::Growing, Polling::Fixed);
+            let (look, appear) = (self.look, self.appear);
             let words = link.job_words();
             let (parent_run, parent_status) = (link.parent_run, link.parent_status);
             let next_state = match &mut link.state {
@@ -313,18 +322,18 @@ impl Chain {
                                  appeared within {} s: it is not waited for",
                                 ended_words(parent_status),
                                 end_word(parent_status),
-                                APPEAR_WITHIN.as_secs(),
+                                appear.as_secs(),
                             );
                             Some(LinkState::NeverCame)
                         }
                         Ok(None) => {
-                            *next = Instant::now() + LOOK_EVERY;
+                            *next = Instant::now() + look;
                             None
                         }
                         Err(error) => {
                             client.termination().check()?;
                             log::debug!("The runs of {words} could not be listed ({error:#})");
-                            *next = Instant::now() + LOOK_EVERY;
+                            *next = Instant::now() + look;
                             None
                         }
                     }
@@ -527,9 +536,9 @@ mod tests {
                 ),
             ])
         };
-        let chain = Chain::new(jobs(), &run(100, 10), id(1), None);
+        let chain = Chain::new(jobs(), &run(100, 10), id(1), None, &Timing::fast());
         assert_eq!(chained_ids(&chain), [(4, 100, 1)]);
-        let cancelled = Chain::new(jobs(), &run(100, 30), id(1), None);
+        let cancelled = Chain::new(jobs(), &run(100, 30), id(1), None, &Timing::fast());
         assert!(cancelled.links.is_empty());
     }
 
@@ -543,18 +552,15 @@ mod tests {
         for n in 3..=14 {
             jobs.push(job(n, "deep", on(n - 1, &[10]), json!({})));
         }
-        let mut chain = Chain::new(Jobs::of(&jobs), &run(100, 10), id(1), None);
+        let mut chain = Chain::new(Jobs::of(&jobs), &run(100, 10), id(1), None, &Timing::fast());
         assert_eq!(chained_ids(&chain), [(2, 100, 1)]);
         // Each run's end as if it had been followed.
         let mut run_id = 100;
-        loop {
-            let Some(index) = chain
-                .links
-                .iter()
-                .position(|link| matches!(link.state, LinkState::Awaited { .. }))
-            else {
-                break;
-            };
+        while let Some(index) = chain
+            .links
+            .iter()
+            .position(|link| matches!(link.state, LinkState::Awaited { .. }))
+        {
             run_id += 1;
             chain.links[index].state = LinkState::Ended(run(run_id, 10));
             let (job, depth) = (chain.links[index].job, chain.links[index].depth);

@@ -29,6 +29,10 @@ pub struct Timing {
     pub missing_artifacts: Duration,
     /// Bytes: an API answer larger than this is refused rather than read.
     pub max_answer: u64,
+    /// A chained run is looked for this long after its parent ended, at most...
+    pub chain_appear: Duration,
+    /// ...this often.
+    pub chain_look: Duration,
 }
 
 /// dbt Cloud's 429: past 5,000 requests a minute the account answers 429 for five minutes.
@@ -103,6 +107,8 @@ impl Timing {
                 min_bytes: 600_000,
             },
             missing_artifacts: Duration::from_secs(60),
+            chain_appear: Duration::from_secs(120),
+            chain_look: Duration::from_secs(5),
             // Far past any real answer (a run with its steps' logs is kilobytes to megabytes),
             // yet never a disk's or a container's worth.
             max_answer: 256_000_000,
@@ -138,6 +144,8 @@ impl Timing {
                 min_bytes: 10_000,
             },
             missing_artifacts: Duration::from_secs(1),
+            chain_appear: Duration::from_secs(3),
+            chain_look: Duration::from_millis(200),
             max_answer: 8_000_000,
         }
     }

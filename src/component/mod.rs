@@ -420,6 +420,7 @@ impl Job<'_> {
             &self.run,
             self.job_id,
             wait.poll_interval,
+            self.client.timing(),
         );
         if chain.links.is_empty() {
             info!(
