@@ -2,6 +2,7 @@
 //! module per concern, one helper module (`common`) through which every test starts the
 //! component.
 
+mod chain;
 mod common;
 
 mod config_schema;

@@ -321,3 +321,46 @@ fn the_watchdog_cleans_up_what_it_cannot_wait_for() {
     assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
     assert!(!run.artifacts_dir().join("manifest.json").exists());
 }
+
+/// SIGTERM while the chain goes on: the tables are written with the chain as last seen, within
+/// the usual grace; the chained run is not ours, so it is cancelled only with
+/// `cancel_on_terminate` set.
+#[test]
+fn a_signal_in_the_middle_of_the_chain_records_it_and_cancels_it_only_when_asked() {
+    const CHILD: u64 = 567184;
+    for (setting, cancelled) in [(None, 0), (Some(true), 1)] {
+        let emulator = emulator_with(quick(Outcome::Success));
+        emulator.add_job(
+            Job::new(ACCOUNT, CHILD)
+                .timeline(Timeline::lasting(Duration::from_secs(120)))
+                .chained_to(JOB, 270542, &[10]),
+        );
+        let mut parameters = parameters(
+            &emulator,
+            json!({"wait_for_result": true, "wait_for_chained_jobs": true}),
+        );
+        if let Some(cancel) = setting {
+            parameters["cancel_on_terminate"] = json!(cancel);
+        }
+        let (run, took) = signal_when(parameters, |data| {
+            std::fs::read_to_string(data.join("out/tables/dbt_cloud_run_chain.csv"))
+                .is_ok_and(|table| ["Queued", "Starting", "Running"].iter().any(|s| table.contains(s)))
+        });
+        assert_clean_stop(&run, took);
+        let child = emulator.runs_of_job(CHILD)[0];
+        assert_eq!(
+            count(&emulator, "POST", &format!("/runs/{child}/cancel/")),
+            cancelled,
+            "{}",
+            run.stderr()
+        );
+        let said = match setting {
+            None => "1 chained run goes on in dbt Cloud (set cancel_on_terminate to cancel them)",
+            Some(_) => "The chain's runs: Their runs in progress were cancelled",
+        };
+        assert!(run.stderr().contains(said), "{}", run.stderr());
+        let chain = run.table_rows("dbt_cloud_run_chain");
+        assert_eq!(chain[0]["run_id"], child.to_string());
+        assert_eq!(run.table_rows("dbt_cloud_run").len(), 2);
+    }
+}
