@@ -32,7 +32,7 @@ use crate::text::{elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
 use start::{Decision, Origin};
-use verdict::{link, Artifacts, Ending, Strictness};
+use verdict::{link, Artifacts, ChainTimedOut, Ending, Strictness};
 
 /// How many of the job's last successful runs set the expected duration.
 const HISTORY_RUNS: usize = 5;
@@ -219,11 +219,10 @@ struct Bounded {
     bound: WaitBound,
 }
 
-/// How following the chain ended: `timed_out` says which bound passed, and what became of the
-/// runs still going.
+/// How following the chain ended: at the bound or not.
 #[derive(Debug, Default)]
 struct ChainEnd {
-    timed_out: Option<String>,
+    timed_out: Option<ChainTimedOut>,
 }
 
 /// What every step after the start uses, and the run as last seen, which only the job updates.
@@ -458,6 +457,12 @@ impl Job<'_> {
     /// The wait's bound passed with runs of the chain unfinished: cancelled with
     /// `cancel_on_timeout`, recorded, and named.
     fn chain_timed_out(&mut self, wait: &WaitSettings, bounded: &Bounded) -> Result<ChainEnd> {
+        let unfinished = self
+            .chain
+            .iter()
+            .flat_map(Chain::unfinished)
+            .map(verdict::unfinished)
+            .collect();
         let fate = if wait.cancel_on_timeout {
             self.cancel_the_chain(self.client.after_deadline())
         } else {
@@ -465,7 +470,11 @@ impl Job<'_> {
         };
         self.record()?;
         Ok(ChainEnd {
-            timed_out: Some(format!("{}. {fate}", bounded.bound.describe())),
+            timed_out: Some(ChainTimedOut {
+                within: bounded.bound.describe(),
+                fate,
+                unfinished,
+            }),
         })
     }
 
@@ -569,7 +578,7 @@ impl Job<'_> {
         );
         let chained = verdict::chain_verdict(
             chain.and(self.chain.as_ref()),
-            chain.and_then(|end| end.timed_out.as_deref()),
+            chain.and_then(|end| end.timed_out.as_ref()),
             self.config.fail_on_run_error,
         );
         for warning in verdict.warnings.iter().chain(&chained.warnings) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
-use crate::chain::Chain;
+use crate::chain::{Chain, Link};
 use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
@@ -340,12 +340,36 @@ pub struct ChainVerdict {
     pub error: Option<anyhow::Error>,
 }
 
+/// The wait's bound passed with the chain unfinished.
+#[derive(Debug)]
+pub struct ChainTimedOut {
+    /// Which bound: `finish within max_wait_time (60 minutes)`.
+    pub within: String,
+    /// What became of the runs still going: `They go on in dbt Cloud`.
+    pub fate: String,
+    /// The chained runs not finished at the bound, as then.
+    pub unfinished: Vec<String>,
+}
+
+/// A chained run not finished, or a chained job whose run had not appeared, in words.
+pub fn unfinished(chained: &Link) -> String {
+    match chained.run() {
+        Some(run) => format!(
+            "run {} of {} ({}): {}",
+            run.id,
+            chained.job_words(),
+            run.status,
+            link(run)
+        ),
+        None => format!("{} (its run had not appeared)", chained.job_words()),
+    }
+}
+
 /// A chained run that ended in Error or Cancelled fails the job like ours (a warning with
-/// `fail_on_run_error: false`); runs still going at the bound (`timed_out` says which passed,
-/// and what became of them) fail it whatever.
+/// `fail_on_run_error: false`); runs still going at the bound fail it whatever.
 pub fn chain_verdict(
     chain: Option<&Chain>,
-    timed_out: Option<&str>,
+    timed_out: Option<&ChainTimedOut>,
     fail_on_run_error: bool,
 ) -> ChainVerdict {
     let Some(chain) = chain.filter(|chain| !chain.links.is_empty()) else {
@@ -406,28 +430,17 @@ pub fn chain_verdict(
         }
         failures.push(message);
     }
-    let unfinished: Vec<String> = chain
-        .unfinished()
-        .map(|chained| match chained.run() {
-            Some(run) => format!(
-                "run {} of {} ({}): {}",
-                run.id,
-                chained.job_words(),
-                run.status,
-                link(run)
-            ),
-            None => format!("{} (its run had not appeared)", chained.job_words()),
-        })
-        .collect();
     let mut warnings = Vec::new();
     let error = match (timed_out, failures.first()) {
-        (Some(within), _) if !unfinished.is_empty() => Some(
+        (Some(timed_out), _) => Some(
             UserError::with_details(
                 format!(
-                    "The chain of jobs that run {}'s end started did not {within}: {}. \
+                    "The chain of jobs that run {}'s end started did not {}: {}. {}. \
                      dbt_cloud_run_chain.csv holds their last state.",
                     chain.links[0].parent_run,
-                    unfinished.join("; ")
+                    timed_out.within,
+                    timed_out.unfinished.join("; "),
+                    timed_out.fate
                 ),
                 details,
             )

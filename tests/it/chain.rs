@@ -76,7 +76,10 @@ fn a_chained_run_is_waited_for_and_written_beside_ours() {
         .collect();
     assert_eq!(
         ids,
-        [(ours.to_string().as_str(), "10"), (child.to_string().as_str(), "10")]
+        [
+            (ours.to_string().as_str(), "10"),
+            (child.to_string().as_str(), "10")
+        ]
     );
     let steps = run.table_rows("dbt_cloud_run_steps");
     assert!(steps.iter().any(|row| row["run_id"] == child.to_string()));
@@ -104,7 +107,10 @@ fn a_chained_run_is_waited_for_and_written_beside_ours() {
         lists
             .iter()
             .all(|request| !request.path.contains(&child.to_string())
-                || request.query.as_deref().is_some_and(|q| q.contains("step="))
+                || request
+                    .query
+                    .as_deref()
+                    .is_some_and(|q| q.contains("step="))
                 || request.path.ends_with("run_results.json")
                 || request.path.ends_with("sources.json")),
         "only the chained run's results are fetched"
@@ -124,7 +130,10 @@ fn without_the_setting_the_chain_is_not_waited_for() {
     let run = run_component(parameters(&emulator, waiting(json!({}))));
     run.assert_code(0);
     assert_eq!(run.table_rows("dbt_cloud_run").len(), 1);
-    assert!(!run.data().join("out/tables/dbt_cloud_run_chain.csv").exists());
+    assert!(!run
+        .data()
+        .join("out/tables/dbt_cloud_run_chain.csv")
+        .exists());
     assert!(!run.stdout().contains("chained"), "{}", run.stdout());
 }
 
@@ -249,19 +258,17 @@ fn jobs_that_will_not_run_now_are_not_waited_for() {
         )),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("No job is chained to run"),
-        "{stdout}"
-    );
-    assert!(!run.data().join("out/tables/dbt_cloud_run_chain.csv").exists());
+    assert!(stdout.contains("No job is chained to run"), "{stdout}");
+    assert!(!run
+        .data()
+        .join("out/tables/dbt_cloud_run_chain.csv")
+        .exists());
 }
 
 #[test]
 fn a_cycle_follows_each_job_once() {
     // Our job runs again when its chained job ends, which runs again when ours ends, ...
-    let emulator = emulator_with(
-        quick(Outcome::Success).chained_to(CHILD, PROJECT, &[10]),
-    );
+    let emulator = emulator_with(quick(Outcome::Success).chained_to(CHILD, PROJECT, &[10]));
     emulator.add_job(chained(
         CHILD,
         "Back",
@@ -274,7 +281,8 @@ fn a_cycle_follows_each_job_once() {
     let chain = run.table_rows("dbt_cloud_run_chain");
     assert_eq!(chain.len(), 1, "{}", run.stdout());
     assert!(
-        run.stdout().contains("and is already in the chain: followed once"),
+        run.stdout()
+            .contains("and is already in the chain: followed once"),
         "{}",
         run.stdout()
     );
@@ -298,7 +306,10 @@ fn our_run_cancelled_starts_no_chain_we_wait_for() {
         "{}",
         run.stdout()
     );
-    assert!(!run.data().join("out/tables/dbt_cloud_run_chain.csv").exists());
+    assert!(!run
+        .data()
+        .join("out/tables/dbt_cloud_run_chain.csv")
+        .exists());
 }
 
 #[test]
@@ -321,11 +332,15 @@ fn a_busy_chained_job_keeps_its_run_queued_and_that_is_waited_for() {
     let runs = runs_of(&emulator, CHILD);
     let chained_run = *runs.iter().find(|id| **id != busy).unwrap();
     assert!(
-        run.stdout().contains(&format!(": run {chained_run}, Queued")),
+        run.stdout()
+            .contains(&format!(": run {chained_run}, Queued")),
         "{}",
         run.stdout()
     );
-    assert_eq!(run.table_rows("dbt_cloud_run_chain")[0]["outcome"], "Success");
+    assert_eq!(
+        run.table_rows("dbt_cloud_run_chain")[0]["outcome"],
+        "Success"
+    );
 }
 
 #[test]
@@ -355,8 +370,14 @@ fn at_the_bound_the_unfinished_chain_fails_the_job_and_is_cancelled_only_when_as
         let cancels = emulator.requests_to("POST", &format!("/runs/{child}/cancel/"));
         if cancel_on_timeout {
             assert_eq!(cancels.len(), 1, "{stderr}");
-            assert!(stderr.contains("Their runs in progress were cancelled"), "{stderr}");
-            assert_eq!(run.table_rows("dbt_cloud_run_chain")[0]["outcome"], "Cancelled");
+            assert!(
+                stderr.contains("Their runs in progress were cancelled"),
+                "{stderr}"
+            );
+            assert_eq!(
+                run.table_rows("dbt_cloud_run_chain")[0]["outcome"],
+                "Cancelled"
+            );
         } else {
             assert!(cancels.is_empty());
             assert!(stderr.contains("They go on in dbt Cloud"), "{stderr}");
@@ -369,13 +390,7 @@ fn a_chained_run_that_never_appears_is_said_and_not_waited_for() {
     let emulator = emulator_with(quick(Outcome::Success));
     // dbt Cloud enqueues it far too late for the look (3 s in the tests' timing).
     emulator.chain_delay(Duration::from_secs(3600));
-    emulator.add_job(chained(
-        CHILD,
-        "Late",
-        JOB,
-        &[10],
-        Duration::from_secs(1),
-    ));
+    emulator.add_job(chained(CHILD, "Late", JOB, &[10], Duration::from_secs(1)));
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
     run.assert_code(0);
     let stdout = run.stdout();
@@ -388,7 +403,10 @@ fn a_chained_run_that_never_appears_is_said_and_not_waited_for() {
     let chain = run.table_rows("dbt_cloud_run_chain");
     assert_eq!(chain[0]["run_id"], "");
     assert_eq!(chain[0]["outcome"], "never appeared");
-    assert!(stdout.contains("1 chained run: 1 never appeared"), "{stdout}");
+    assert!(
+        stdout.contains("1 chained run: 1 never appeared"),
+        "{stdout}"
+    );
 }
 
 /// A run the parent's end did not start is not taken for the chained one: an older run of the

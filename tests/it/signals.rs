@@ -343,8 +343,13 @@ fn a_signal_in_the_middle_of_the_chain_records_it_and_cancels_it_only_when_asked
             parameters["cancel_on_terminate"] = json!(cancel);
         }
         let (run, took) = signal_when(parameters, |data| {
-            std::fs::read_to_string(data.join("out/tables/dbt_cloud_run_chain.csv"))
-                .is_ok_and(|table| ["Queued", "Starting", "Running"].iter().any(|s| table.contains(s)))
+            std::fs::read_to_string(data.join("out/tables/dbt_cloud_run_chain.csv")).is_ok_and(
+                |table| {
+                    ["Queued", "Starting", "Running"]
+                        .iter()
+                        .any(|s| table.contains(s))
+                },
+            )
         });
         assert_clean_stop(&run, took);
         let child = emulator.runs_of_job(CHILD)[0];
