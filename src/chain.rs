@@ -29,12 +29,11 @@ const CLOCK_ALLOWANCE: Duration = Duration::from_secs(60);
 /// The chained job's newest runs looked through for its chained run.
 const RUNS_LOOKED_AT: usize = 10;
 
-/// A job that runs when another job's run ends: the parent job, and on which end statuses.
+/// A job that runs when another job's run ends, and on which of its end statuses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChainedJob {
     pub id: JobId,
     pub name: String,
-    parent: JobId,
     /// dbt Cloud's end codes (10 success, 20 error, 30 cancelled).
     on: Vec<u64>,
     /// Why dbt Cloud will not start it, when it will not.
@@ -68,7 +67,6 @@ impl Jobs {
             by_parent.entry(parent).or_default().push(ChainedJob {
                 id,
                 name: job.name.clone().unwrap_or_default(),
-                parent,
                 on,
                 idle,
             });
@@ -255,7 +253,6 @@ impl Chain {
                 info!("{what}, and is already in the chain: followed once");
                 continue;
             }
-            debug_assert_eq!(chained.parent, job);
             self.links.push(Link {
                 job: chained.id,
                 job_name: chained.name,
