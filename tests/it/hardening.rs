@@ -714,3 +714,33 @@ fn a_failure_naming_the_run_keeps_its_link() {
         "{stderr}"
     );
 }
+
+/// Artifact paths come from dbt Cloud's list: a path that quotes the token is masked wherever
+/// the log or the error names it (a skipped path, one listed twice, one that cannot be
+/// downloaded, the download's summary).
+#[test]
+fn an_artifact_path_holding_the_token_is_masked_in_the_log() {
+    let artifacts = vec![
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("../{TOKEN}.txt"), b"evil".to_vec()),
+        Artifact::new(format!("{TOKEN}\\x.txt"), b"odd".to_vec()),
+        Artifact::missing(format!("target/{TOKEN}/manifest.json")),
+    ];
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_must_succeed": true, "debug": true})),
+    ));
+    run.assert_code(1);
+    let log = format!("{}\n{}", run.stdout(), run.stderr());
+    for said in [
+        "Skipped artifact",
+        "more than once",
+        "could not be downloaded",
+    ] {
+        assert!(log.contains(said), "{said}\n{log}");
+    }
+    assert!(log.contains("target/***/"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
