@@ -193,12 +193,13 @@ fn run_link(run: &Run) -> String {
 }
 
 /// A markdown table cell: text as text. Markdown's own characters are escaped, so that dbt
-/// Cloud's strings cannot make links, images, HTML or new rows.
+/// Cloud's strings cannot make links, images, HTML or new rows. A token in it is masked first:
+/// escaped (`dbtc\_...`), the document's mask would no longer find it.
 fn cell(value: Option<&Value>) -> String {
     let text = match value {
         None | Some(Value::Null) => return "–".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => crate::secret::mask(s).into_owned(),
+        Some(other) => crate::secret::mask(&other.to_string()).into_owned(),
     };
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {

@@ -345,10 +345,11 @@ impl DbtCloud {
         let Listed::<JobSummary> { mut items, unread } =
             self.wire.call(Method::GET, url, "jobs", Budget::Standard)?;
         // A name is a label: a long one costs memory for every job of the account, and helps no
-        // one read the dropdown.
+        // one read the dropdown. Masked before the cut, which could leave part of a token that
+        // the whole one's mask no longer finds.
         let shorten = |name: &mut Option<String>| {
             if let Some(name) = name {
-                *name = truncate(name, NAME_CHARS).to_owned();
+                *name = truncate(&crate::secret::mask(name), NAME_CHARS).to_owned();
             }
         };
         for job in &mut items {

@@ -353,3 +353,53 @@ fn list_jobs_keeps_the_pages_it_read_and_reads_past_an_understated_total() {
         "every job: the 140 and the nightly build"
     );
 }
+
+/// dbt Cloud may echo the token in any string it sends back: every sync action's document is
+/// masked as the job's tables and log are, whatever field the string is in.
+#[test]
+fn every_sync_action_masks_a_token_dbt_cloud_echoes() {
+    let emulator = emulator_with(
+        Job::new(ACCOUNT, JOB).named(&format!("Nightly {TOKEN}"), &format!("Prod {TOKEN}")),
+    );
+    // A name long enough to be shortened for the dropdown, the token across the cut.
+    let long = format!("{}{TOKEN}", "n".repeat(1_000 - 12));
+    emulator.add_job(Job::new(ACCOUNT, JOB + 1).named(&long, "Production"));
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    let text = options.to_string();
+    assert!(
+        !text.contains(TOKEN) && !text.contains(&TOKEN[..12]),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Nightly *** ({JOB}) · Prod ***")),
+        "{text}"
+    );
+
+    let run = json!({
+        "id": 5, "account_id": ACCOUNT, "job_definition_id": JOB, "status": 10,
+        "href": format!("https://ab123.us1.dbt.com/deploy/{ACCOUNT}/runs/5/{TOKEN}"),
+        "trigger": {"cause": format!("Triggered by {TOKEN}")},
+        "started_at": format!("{TOKEN}"), "duration": "00:01:05",
+    });
+    let runs = json!({
+        "status": {"code": 200, "is_success": true, "user_message": "Success!"},
+        "data": [run],
+    });
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs.clone())]);
+    let table = answer(&action(&emulator, "listRecentRuns", json!({})));
+    let text = table.to_string();
+    // Not even escaped for markdown (`dbtc\\_T0pS3cr3t...`).
+    assert!(!text.contains(&TOKEN[5..14]), "{text}");
+    assert!(
+        text.contains("(https://ab123.us1.dbt.com/deploy/")
+            && text.contains("Triggered by \\\\*\\\\*\\\\*"),
+        "{text}"
+    );
+
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs)]);
+    let connected = answer(&action(&emulator, "testConnection", json!({})));
+    assert!(
+        !connected.to_string().contains(&TOKEN[5..14]),
+        "{connected}"
+    );
+}
