@@ -198,7 +198,13 @@ impl Transport {
             }
         })?;
         match answer {
-            Ok(Ok(envelope)) => Ok(envelope),
+            Ok(Ok(envelope)) => {
+                crate::long_strings::warn_lone_surrogates(
+                    envelope.lone_surrogates,
+                    &format!("dbt Cloud's answer to {what}"),
+                );
+                Ok(envelope)
+            }
             Ok(Err(undecodable)) => Err(self.undecodable(undecodable, url, &what, limit)),
             Err(body) => Err(self.refusal(status, &headers, &body, url, subject)),
         }

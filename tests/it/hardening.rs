@@ -744,3 +744,49 @@ fn an_artifact_path_holding_the_token_is_masked_in_the_log() {
     assert!(log.contains("target/***/"), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
 }
+
+/// Python's `json` writes a byte it could not decode as a lone surrogate escape (`\udcfc`), which
+/// no JSON parser of Rust takes: in a step's log or the run's status_message it is one odd
+/// character (U+FFFD) with one warning for the run, not an answer that is not dbt Cloud's; a
+/// whole pair stays the emoji it makes.
+#[test]
+fn a_lone_surrogate_escape_is_one_odd_character_not_an_unreadable_answer() {
+    let mut job = quick(Outcome::Error)
+        .failed_step_log("Database Error\n  bad byte LONE_LOW, LONE_HIGH and PAIR\n");
+    job.error_message = "Job run failed: LONE_LOW in step 'Invoke dbt build'.".to_owned();
+    let emulator = emulator_with(job);
+    emulator.rewrite_answers("LONE_LOW", "\\udcfc");
+    emulator.rewrite_answers("LONE_HIGH", "\\ud83d");
+    emulator.rewrite_answers("PAIR", "\\ud83d\\ude00");
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("ended in Error") && !stderr.contains("not dbt Cloud's API answer"),
+        "{stderr}"
+    );
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status_message"],
+        "Job run failed: \u{fffd} in step 'Invoke dbt build'."
+    );
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["logs"].contains("bad byte \u{fffd}, \u{fffd} and 😀")),
+        "{steps:?}"
+    );
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("lone surrogate escape").count(),
+        1,
+        "one warning for the run, however many answers held one\n{stdout}"
+    );
+    assert!(
+        emulator
+            .requests_to("GET", &format!("/runs/{}/", emulator.next_run_id() - 1))
+            .len()
+            > 1,
+        "several answers held them"
+    );
+}

@@ -403,3 +403,21 @@ fn every_sync_action_masks_a_token_dbt_cloud_echoes() {
         "{connected}"
     );
 }
+
+/// A job's name with a lone surrogate escape (`\udcfc`, Python's for an undecodable byte) is
+/// one odd character in the dropdown, not a list that cannot be read.
+#[test]
+fn list_jobs_reads_a_lone_surrogate_escape_as_one_odd_character() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB).named("Nightly LONE_LOW", "Production"));
+    emulator.add_job(Job::new(ACCOUNT, JOB + 1).named("Hourly PAIR", "Production"));
+    emulator.rewrite_answers("LONE_LOW", "\\udcfc");
+    emulator.rewrite_answers("PAIR", "\\ud83d\\ude00");
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    assert_eq!(
+        options,
+        json!([
+            {"value": (JOB + 1).to_string(), "label": format!("Hourly 😀 ({}) · Production", JOB + 1)},
+            {"value": JOB.to_string(), "label": format!("Nightly \u{fffd} ({JOB}) · Production")},
+        ])
+    );
+}

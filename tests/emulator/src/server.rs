@@ -29,6 +29,9 @@ pub struct Shared {
     pub files: Mutex<HashMap<String, Vec<u8>>>,
     pub limit: Mutex<Limit>,
     pub clock: Mutex<Clock>,
+    /// Every API answer's text with each `from` replaced by its `to`, in order: what no JSON
+    /// library writes (a lone surrogate escape, as Python's does for an undecodable byte).
+    pub rewrites: Mutex<Vec<(String, String)>>,
 }
 
 /// The account-wide rate limit, when a test sets one, and what it did.
@@ -143,6 +146,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     shared.requests.lock().unwrap().push(recorded.clone());
     let clock = *shared.clock.lock().unwrap();
     let mut response = answer_with_faults(&shared, &recorded, killer).await;
+    let rewrites = shared.rewrites.lock().unwrap().clone();
+    if !rewrites.is_empty() && recorded.path.starts_with("/api/") {
+        response = rewritten(response, &rewrites).await;
+    }
     if clock.date_header {
         let date = clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         response
@@ -280,6 +287,18 @@ async fn patched(response: Response, fields: Map<String, Value>) -> Response {
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer with its text rewritten, raw: `to` may make it JSON no serializer writes.
+async fn rewritten(response: Response, rewrites: &[(String, String)]) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    for (from, to) in rewrites {
+        text = text.replace(from, to);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// The fields [`Fault::Bloated`] puts in an answer's `data`.
