@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::component::resolve;
 use crate::config::JobRef;
-use crate::dbt_cloud::{AccountId, DbtCloud, RefusalKind, Run};
+use crate::dbt_cloud::{address_allowed, address_refused, AccountId, DbtCloud, RefusalKind, Run};
 use crate::error::UserError;
 
 /// How many runs the validation button shows.
@@ -35,7 +35,7 @@ pub fn test_connection(
     };
     let steps = Steps(if job.is_some() { 5 } else { 3 });
     if let Err(error) = client.list_jobs_page(1) {
-        return Err(steps.first_three(error, account));
+        return Err(steps.first_three(client, error, account));
     }
     let Some(job) = job else {
         return Ok(success(format!(
@@ -90,11 +90,30 @@ impl Steps {
         .into()
     }
 
-    /// The URL, the token and the account share one request: how it was refused tells which.
-    fn first_three(&self, error: anyhow::Error, account: AccountId) -> anyhow::Error {
-        match RefusalKind::of(&error) {
-            Some(RefusalKind::TokenRefused) => self.failed(2, "the token", error, "."),
-            Some(RefusalKind::Forbidden) => self.failed(
+    /// The URL, the token and the account share one request: how it was refused tells which. A
+    /// refused token (401 or 403) may be an IP allow-list's refusal of this address instead: one
+    /// request without the token tells them apart.
+    fn first_three(
+        &self,
+        client: &DbtCloud,
+        error: anyhow::Error,
+        account: AccountId,
+    ) -> anyhow::Error {
+        match (RefusalKind::of(&error), client.address_refused(&error)) {
+            (_, Some(true)) => UserError::new(format!(
+                "Step 3 of {}, the account, failed: {}",
+                self.0,
+                address_refused(account)
+            ))
+            .into(),
+            (_, Some(false)) => self.failed(
+                2,
+                "the token",
+                error,
+                &format!(". {}.", address_allowed(account)),
+            ),
+            (Some(RefusalKind::TokenRefused), None) => self.failed(2, "the token", error, "."),
+            (Some(RefusalKind::Forbidden), None) => self.failed(
                 3,
                 "the account",
                 error,
@@ -103,7 +122,7 @@ impl Steps {
                  outgoing addresses in its IP allow-list."
                 ),
             ),
-            Some(RefusalKind::NotFound) => self.failed(
+            (Some(RefusalKind::NotFound), None) => self.failed(
                 3,
                 "the account",
                 error,

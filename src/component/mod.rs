@@ -130,7 +130,19 @@ fn start_the_run(
             "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
             signal_of(termination)
         )),
-        Err(error) => Err(error),
+        // A refused token may be an IP allow-list refusing this address: the message says which.
+        Err(error) => {
+            let account = config.connection.account_id;
+            match client.address_refused(&error) {
+                Some(true) => user_error(crate::dbt_cloud::address_refused(account)),
+                Some(false) => user_error(format!(
+                    "{}. {}.",
+                    format!("{error:#}").trim_end_matches('.'),
+                    crate::dbt_cloud::address_allowed(account)
+                )),
+                None => Err(error),
+            }
+        }
     }
 }
 

@@ -368,6 +368,18 @@ impl DbtCloud {
         Ok(items)
     }
 
+    /// When `error` is dbt Cloud refusing the token (401 or 403): whether it refuses this
+    /// machine's address for the account instead (an IP allow-list), told by one request
+    /// without the token. `None` for any other error, or when that request tells nothing.
+    pub fn address_refused(&self, error: &anyhow::Error) -> Option<bool> {
+        match super::RefusalKind::of(error) {
+            Some(super::RefusalKind::TokenRefused | super::RefusalKind::Forbidden) => {
+                self.wire.address_refused()
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the job exists: an error naming it when it does not.
     pub fn check_job(&self, job: JobId) -> Result<()> {
         let url = self.wire.api_url(&["jobs", &job.to_string(), ""]);

@@ -252,6 +252,36 @@ impl Transport {
         }
     }
 
+    /// Whether dbt Cloud refuses this machine's address for the account (an IP allow-list), from
+    /// one GET of the account without the token, as dbt Labs documents: "Authentication
+    /// credentials were not provided." when the address may reach the account, "Forbidden:
+    /// Access denied" when its allow-list blocks it. `None` when the answer says neither, or
+    /// none came: then nothing is known.
+    pub(super) fn address_refused(&self) -> Option<bool> {
+        let plan = self.plan(Budget::Standard);
+        let url = self.api_url(&[""]);
+        let request = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(plan.timeout_now());
+        let (status, _, body) = self
+            .send(request, &url, &plan, |response| {
+                read_limited(response, ERROR_BODY_LIMIT)
+            })
+            .ok()?;
+        let said = super::refusal::api_user_message(&body)?;
+        match status {
+            StatusCode::FORBIDDEN if said.contains("Access denied") => Some(true),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                if said.contains("credentials were not provided") =>
+            {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
     /// One GET of a file, following up to [`MAX_REDIRECTS`] redirects, with the token only for
     /// dbt Cloud's own host: its body to stream, or a 404; any other refusal is the attempt's
     /// error, naming `subject`.

@@ -790,3 +790,36 @@ fn a_lone_surrogate_escape_is_one_odd_character_not_an_unreadable_answer() {
         "several answers held them"
     );
 }
+
+/// The job's first request refused for the token: one request without it tells an IP
+/// allow-list refusing this address from a token dbt Cloud refuses, and the error says which.
+#[test]
+fn the_job_tells_an_ip_allow_list_from_a_refused_token() {
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).behind_an_ip_allow_list(), &[TOKEN]);
+    emulator.add_job(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("dbt Cloud refuses this address (IP allow-list): account"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(emulator.runs_created(), 0);
+
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"#api_key": "dbtc_not_this_account_0"}),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud refused the API token")
+            && stderr.contains("the token is refused")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+    assert_eq!(emulator.runs_created(), 0);
+}

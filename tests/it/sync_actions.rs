@@ -88,7 +88,10 @@ fn test_connection_checks_url_token_account_and_job() {
 fn test_connection_names_the_step_that_failed() {
     let emulator = emulator_with(Job::new(ACCOUNT, JOB));
     let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "account_access_denied", "developer_message": ""}, "data": null});
+    // A 403 whose cause the request without the token cannot tell (dbt Cloud's answer to it
+    // says neither): the token's permissions or the allow-list.
     emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied.clone())]);
+    emulator.inject(Endpoint::GetAccount, [Fault::HtmlPage(503)]);
     let run = action(&emulator, "testConnection", json!({}));
     run.assert_code(1);
     assert!(
@@ -420,4 +423,55 @@ fn list_jobs_reads_a_lone_surrogate_escape_as_one_odd_character() {
             {"value": JOB.to_string(), "label": format!("Nightly \u{fffd} ({JOB}) · Production")},
         ])
     );
+}
+
+/// dbt Labs documents that the account asked for without a token answers "Authentication
+/// credentials were not provided." when the address may reach the account, and "Forbidden:
+/// Access denied" when an IP allow-list blocks it: a refused token is told from a refused
+/// address with that one request.
+#[test]
+fn test_connection_tells_an_ip_allow_list_from_a_refused_token() {
+    let tokenless = |emulator: &Emulator| {
+        emulator
+            .requests_to("GET", &format!("/api/v2/accounts/{ACCOUNT}/"))
+            .iter()
+            .filter(|r| r.header("authorization").is_none())
+            .count()
+    };
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).behind_an_ip_allow_list(), &[TOKEN]);
+    emulator.add_job(Job::new(ACCOUNT, JOB));
+    let run = action(&emulator, "testConnection", json!({}));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with(
+            "Step 3 of 5, the account, failed: dbt Cloud refuses this address (IP allow-list)"
+        ) && !stderr.contains("the token is refused"),
+        "{stderr}"
+    );
+    assert_eq!(tokenless(&emulator), 1, "one request without the token");
+
+    // The address may reach the account: the token is what dbt Cloud refuses, be it a 401 or
+    // a 403.
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let wrong = action(
+        &emulator,
+        "testConnection",
+        json!({"#api_key": "dbtc_not_this_account_0"}),
+    );
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied)]);
+    let forbidden = action(&emulator, "testConnection", json!({}));
+    for run in [wrong, forbidden] {
+        run.assert_code(1);
+        let stderr = run.stderr();
+        assert!(
+            stderr.starts_with("Step 2 of 5, the token, failed:")
+                && stderr.contains("the token is refused")
+                && !stderr.contains("refuses this address"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(tokenless(&emulator), 2);
 }
