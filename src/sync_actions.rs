@@ -106,13 +106,14 @@ impl Steps {
                 address_refused(account)
             ))
             .into(),
-            (_, Some(false)) => self.failed(
+            // A 401 says what is refused already (the token, or the account's plan).
+            (Some(RefusalKind::Forbidden), Some(false)) => self.failed(
                 2,
                 "the token",
                 error,
                 &format!(". {}.", address_allowed(account)),
             ),
-            (Some(RefusalKind::TokenRefused), None) => self.failed(2, "the token", error, "."),
+            (Some(RefusalKind::TokenRefused), _) => self.failed(2, "the token", error, "."),
             (Some(RefusalKind::Forbidden), None) => self.failed(
                 3,
                 "the account",

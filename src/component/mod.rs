@@ -18,7 +18,7 @@ use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
 use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, Run, RunStatus};
+use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, RefusalKind, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
@@ -135,12 +135,15 @@ fn start_the_run(
             let account = config.connection.account_id;
             match client.address_refused(&error) {
                 Some(true) => user_error(crate::dbt_cloud::address_refused(account)),
-                Some(false) => user_error(format!(
-                    "{}. {}.",
-                    format!("{error:#}").trim_end_matches('.'),
-                    crate::dbt_cloud::address_allowed(account)
-                )),
-                None => Err(error),
+                // A 401 says what is refused already (the token, or the account's plan).
+                Some(false) if RefusalKind::of(&error) == Some(RefusalKind::Forbidden) => {
+                    user_error(format!(
+                        "{}. {}.",
+                        format!("{error:#}").trim_end_matches('.'),
+                        crate::dbt_cloud::address_allowed(account)
+                    ))
+                }
+                _ => Err(error),
             }
         }
     }

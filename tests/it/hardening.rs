@@ -816,7 +816,19 @@ fn the_job_tells_an_ip_allow_list_from_a_refused_token() {
     run.assert_code(1);
     let stderr = run.stderr();
     assert!(
-        stderr.starts_with("dbt Cloud refused the API token")
+        stderr.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+
+    // A 403 from an address the account takes: the token (its permissions) is refused.
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(403, denied)]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud denied access")
             && stderr.contains("the token is refused")
             && !stderr.contains("refuses this address"),
         "{stderr}"

@@ -452,8 +452,8 @@ fn test_connection_tells_an_ip_allow_list_from_a_refused_token() {
     );
     assert_eq!(tokenless(&emulator), 1, "one request without the token");
 
-    // The address may reach the account: the token is what dbt Cloud refuses, be it a 401 or
-    // a 403.
+    // The address may reach the account: the token is what dbt Cloud refuses, be it a 401
+    // (which says so) or a 403.
     let emulator = emulator_with(Job::new(ACCOUNT, JOB));
     let wrong = action(
         &emulator,
@@ -463,12 +463,18 @@ fn test_connection_tells_an_ip_allow_list_from_a_refused_token() {
     let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
     emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied)]);
     let forbidden = action(&emulator, "testConnection", json!({}));
-    for run in [wrong, forbidden] {
+    for (run, said) in [
+        (
+            wrong,
+            "dbt Cloud refused the API token (HTTP 401: Invalid token.)",
+        ),
+        (forbidden, "the token is refused"),
+    ] {
         run.assert_code(1);
         let stderr = run.stderr();
         assert!(
             stderr.starts_with("Step 2 of 5, the token, failed:")
-                && stderr.contains("the token is refused")
+                && stderr.contains(said)
                 && !stderr.contains("refuses this address"),
             "{stderr}"
         );
