@@ -190,7 +190,10 @@ fn answer(
         timing,
         Termination::none(),
     )?;
-    let document = action(&client)?;
+    // dbt Cloud may echo the token in any string it sends (a job's name, a run's link or
+    // cause): every string of every action's document is masked here, as the job's log and
+    // tables are.
+    let document = crate::secret::mask_json(action(&client)?);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{document}").context("could not write the answer to stdout")?;
     Ok(())

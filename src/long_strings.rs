@@ -11,9 +11,17 @@
 //! rewrites only the strings that are too long. It never splits a character, an escape or a
 //! surrogate pair, so what it gives is JSON whenever what it reads is; a secret of the process
 //! cut in two at the mark is masked on both sides ([`crate::secret::mask_partial`]).
+//!
+//! It also rewrites, in strings of any length, a lone surrogate escape (`\udcfc`: half of a
+//! UTF-16 pair, which Python's `json` writes for a byte it could not decode) to `\ufffd`, the
+//! replacement character: serde_json refuses the whole document for one, and a step's log or a
+//! job's name holding one is still dbt Cloud's answer. A whole pair stays the character it
+//! makes. How many were rewritten is counted ([`CutLongStrings::lone_surrogates`]) for the one
+//! warning ([`warn_lone_surrogates`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dbt_log::{LogReader, MAX_LINE_CHARS};
 
@@ -60,6 +68,11 @@ pub struct CutLongStrings<R> {
     unit: Vec<u8>,
     /// Characters dropped from the string being read.
     cut: u64,
+    /// The first half of a surrogate pair (its `\uXXXX` escape), until the next unit says
+    /// whether it is whole.
+    high: Option<Vec<u8>>,
+    /// Lone surrogate escapes rewritten to `\ufffd`.
+    lone: u64,
     /// The whole of the long string being read, line by line, for dbt's errors in it.
     middle: Option<Middle>,
     done: bool,
@@ -163,9 +176,16 @@ impl<R: Read> CutLongStrings<R> {
             tail_units: VecDeque::new(),
             unit: Vec::new(),
             cut: 0,
+            high: None,
+            lone: 0,
             middle: None,
             done: false,
         }
+    }
+
+    /// How many lone surrogate escapes were read as U+FFFD so far.
+    pub fn lone_surrogates(&self) -> u64 {
+        self.lone
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
@@ -182,8 +202,9 @@ impl<R: Read> CutLongStrings<R> {
                         return;
                     }
                 },
-                // Plain ASCII while the string may pass whole: taken in one go.
-                State::Inside { long: false } if self.unit.is_empty() => {
+                // Plain ASCII while the string may pass whole: taken in one go (not after the
+                // first half of a pair, which the next unit completes or leaves alone).
+                State::Inside { long: false } if self.unit.is_empty() && self.high.is_none() => {
                     let plain = bytes
                         .iter()
                         .position(|&b| b == b'"' || b == b'\\' || b >= 0x80)
@@ -213,8 +234,33 @@ impl<R: Read> CutLongStrings<R> {
         self.unit.push(byte);
         if unit_complete(&self.unit) {
             let unit = std::mem::take(&mut self.unit);
+            self.pair_unit(unit);
+        }
+    }
+
+    /// A unit, with the first half of a pair held back until the next one shows it whole; a
+    /// half alone becomes `\ufffd`.
+    fn pair_unit(&mut self, unit: Vec<u8>) {
+        if let Some(high) = self.high.take() {
+            if is_surrogate(&unit, LOW) {
+                self.push_unit(&high);
+                self.push_unit(&unit);
+                return;
+            }
+            self.replace_lone();
+        }
+        if is_surrogate(&unit, HIGH) {
+            self.high = Some(unit);
+        } else if is_surrogate(&unit, LOW) {
+            self.replace_lone();
+        } else {
             self.push_unit(&unit);
         }
+    }
+
+    fn replace_lone(&mut self) {
+        self.lone += 1;
+        self.push_unit(REPLACEMENT);
     }
 
     fn push_unit(&mut self, unit: &[u8]) {
@@ -289,6 +335,9 @@ impl<R: Read> CutLongStrings<R> {
     }
 
     fn end_string(&mut self) {
+        if self.high.take().is_some() {
+            self.replace_lone();
+        }
         // An unfinished unit at the end (a malformed escape) goes as it is: serde_json says what
         // is wrong with it.
         let unit = std::mem::take(&mut self.unit);
@@ -331,6 +380,27 @@ impl<R: Read> CutLongStrings<R> {
 /// The first halves of surrogate pairs, and the second.
 const HIGH: std::ops::Range<u16> = 0xD800..0xDC00;
 const LOW: std::ops::Range<u16> = 0xDC00..0xE000;
+/// What a lone half becomes: U+FFFD, the replacement character, as an escape of the same length.
+const REPLACEMENT: &[u8] = b"\\ufffd";
+
+/// Says, once in the process, that `place` (dbt Cloud's answer to a request, a step's file)
+/// held `count` lone surrogate escapes, read as U+FFFD: one warning for the run, however many
+/// answers and files hold them.
+pub fn warn_lone_surrogates(count: u64, place: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if count == 0 || SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let escapes = match count {
+        1 => "a lone surrogate escape".to_owned(),
+        count => format!("{count} lone surrogate escapes"),
+    };
+    log::warn!(
+        "{place} held {escapes} (half of a UTF-16 pair, like \\udcfc, which is how Python \
+         writes a byte it could not decode), each read as the replacement character \u{fffd}; \
+         any more in this run's answers and files are read the same way, not said again"
+    );
+}
 
 /// Whether `unit` is a whole character or escape: an ASCII byte, a UTF-8 sequence, `\x` or
 /// `\uXXXX`.
@@ -374,6 +444,7 @@ impl<R: Read> Read for CutLongStrings<R> {
                 // Whatever is left of an unfinished string: the JSON is cut short, as it came.
                 self.out.extend(self.string.drain(..));
                 self.out.extend(self.tail.drain(..));
+                self.out.extend(self.high.take().unwrap_or_default());
                 self.out.extend(self.unit.drain(..));
             } else {
                 self.feed(&chunk[..read]);
@@ -504,6 +575,40 @@ mod tests {
             );
             assert_eq!(value["n"], 1);
         }
+    }
+
+    /// Python's `json` writes a byte it could not decode as `\udcfc`; serde_json refuses it.
+    #[test]
+    fn a_lone_surrogate_escape_is_read_as_a_replacement_in_a_string_of_any_length() {
+        let count = |json: &str| {
+            let mut reader = CutLongStrings::new(json.as_bytes());
+            let mut out = String::new();
+            reader.read_to_string(&mut out).unwrap();
+            (out, reader.lone_surrogates())
+        };
+        let text = r#"{"a": "x\udcfc y", "\ud800": "\ud83d\ude00 \uD83D", "b": "\udcfc\ud83dx"}"#;
+        let (out, lone) = count(text);
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            value,
+            json!({"a": "x\u{fffd} y", "\u{fffd}": "😀 \u{fffd}", "b": "\u{fffd}\u{fffd}x"})
+        );
+        assert_eq!(lone, 5);
+        assert_eq!(count(r#"["\ud83d\ude00", "\u00e9"]"#).1, 0, "a whole pair");
+
+        for read in [
+            |json: &str| serde_json::from_str::<Value>(&through(json)).unwrap(),
+            trickled,
+        ] {
+            let long = format!("{}\\udcfc{}\\ud83d", "h".repeat(HEAD), "t".repeat(KEPT));
+            let value = read(&format!("[\"{long}\", \"\\udcfc\"]"));
+            let kept = value[0].as_str().unwrap();
+            assert!(kept.contains("characters cut]…"), "a long one is cut");
+            assert!(kept.ends_with("tt\u{fffd}"), "{}", &kept[kept.len() - 20..]);
+            assert_eq!(value[1], "\u{fffd}");
+        }
+        // A document cut short in a pair's first half stays cut short.
+        assert!(serde_json::from_str::<Value>(&through(r#"["x\ud83d"#)).is_err());
     }
 
     #[test]

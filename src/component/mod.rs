@@ -18,7 +18,7 @@ use log::{debug, info, warn};
 
 use crate::artifacts::{self, Downloaded};
 use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, Run, RunStatus};
+use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, RefusalKind, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
@@ -130,7 +130,22 @@ fn start_the_run(
             "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
             signal_of(termination)
         )),
-        Err(error) => Err(error),
+        // A refused token may be an IP allow-list refusing this address: the message says which.
+        Err(error) => {
+            let account = config.connection.account_id;
+            match client.address_refused(&error) {
+                Some(true) => user_error(crate::dbt_cloud::address_refused(account)),
+                // A 401 says what is refused already (the token, or the account's plan).
+                Some(false) if RefusalKind::of(&error) == Some(RefusalKind::Forbidden) => {
+                    user_error(format!(
+                        "{}. {}.",
+                        format!("{error:#}").trim_end_matches('.'),
+                        crate::dbt_cloud::address_allowed(account)
+                    ))
+                }
+                _ => Err(error),
+            }
+        }
     }
 }
 

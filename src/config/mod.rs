@@ -748,10 +748,16 @@ mod tests {
             .unwrap()
             .remove("dbt_cloud_url");
         let config = parse_parameters(saved_before).unwrap();
+        let warnings = &config.warnings;
         assert_eq!(
-            config.warnings,
-            ["dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retires on February 3, 2027: from then on it no longer serves API requests. Set dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com)."]
+            warnings,
+            &["dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retires on February 3, 2027: from then on it no longer serves API requests. Set dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com)."]
         );
+        // The same host written as a fully qualified name, in capitals, with its port: the
+        // same warning.
+        let fully_qualified =
+            parse_parameters(with("dbt_cloud_url", json!("CLOUD.getdbt.com.:443"))).unwrap();
+        assert_eq!(&fully_qualified.warnings, warnings);
         assert_eq!(config.connection.account_id.get(), 1);
         assert_eq!(config.job, JobRef::Id(JobId::new(2).unwrap()));
         assert_eq!(config.start.cause, None, "a cause naming the Keboola job");

@@ -227,6 +227,27 @@ impl Refusal {
     }
 }
 
+/// What dbt Cloud's answer to the account without the token says: this address is refused.
+pub fn address_refused(account: AccountId) -> String {
+    format!(
+        "dbt Cloud refuses this address (IP allow-list): account {account} takes API requests only \
+         from the addresses its IP allow-list holds, and this one is not among them (asked \
+         without the token, dbt Cloud answered \"Forbidden: Access denied\"). Add Keboola's \
+         outgoing addresses to the account's IP allow-list (in dbt Cloud: Account settings → IP \
+         restrictions)."
+    )
+}
+
+/// What dbt Cloud's answer to the account without the token says: this address may reach the
+/// account, so the token is what it refuses.
+pub fn address_allowed(account: AccountId) -> String {
+    format!(
+        "This address may reach account {account} (asked without the token, dbt Cloud said only \
+         that no credentials were given, where an IP allow-list would have refused): the token \
+         is refused"
+    )
+}
+
 fn token_refused(detail: &str, account: AccountId, base: &BaseUrl, retired: bool) -> String {
     let mut message = format!(
         "dbt Cloud refused the API token ({detail}). Check #api_key: it must be a service token \

@@ -198,7 +198,13 @@ impl Transport {
             }
         })?;
         match answer {
-            Ok(Ok(envelope)) => Ok(envelope),
+            Ok(Ok(envelope)) => {
+                crate::long_strings::warn_lone_surrogates(
+                    envelope.lone_surrogates,
+                    &format!("dbt Cloud's answer to {what}"),
+                );
+                Ok(envelope)
+            }
             Ok(Err(undecodable)) => Err(self.undecodable(undecodable, url, &what, limit)),
             Err(body) => Err(self.refusal(status, &headers, &body, url, subject)),
         }
@@ -243,6 +249,36 @@ impl Transport {
                 ))
                 .into(),
             ),
+        }
+    }
+
+    /// Whether dbt Cloud refuses this machine's address for the account (an IP allow-list), from
+    /// one GET of the account without the token, as dbt Labs documents: "Authentication
+    /// credentials were not provided." when the address may reach the account, "Forbidden:
+    /// Access denied" when its allow-list blocks it. `None` when the answer says neither, or
+    /// none came: then nothing is known.
+    pub(super) fn address_refused(&self) -> Option<bool> {
+        let plan = self.plan(Budget::Standard);
+        let url = self.api_url(&[""]);
+        let request = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(plan.timeout_now());
+        let (status, _, body) = self
+            .send(request, &url, &plan, |response| {
+                read_limited(response, ERROR_BODY_LIMIT)
+            })
+            .ok()?;
+        let said = super::refusal::api_user_message(&body)?;
+        match status {
+            StatusCode::FORBIDDEN if said.contains("Access denied") => Some(true),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                if said.contains("credentials were not provided") =>
+            {
+                Some(false)
+            }
+            _ => None,
         }
     }
 

@@ -714,3 +714,124 @@ fn a_failure_naming_the_run_keeps_its_link() {
         "{stderr}"
     );
 }
+
+/// Artifact paths come from dbt Cloud's list: a path that quotes the token is masked wherever
+/// the log or the error names it (a skipped path, one listed twice, one that cannot be
+/// downloaded, the download's summary).
+#[test]
+fn an_artifact_path_holding_the_token_is_masked_in_the_log() {
+    let artifacts = vec![
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("../{TOKEN}.txt"), b"evil".to_vec()),
+        Artifact::new(format!("{TOKEN}\\x.txt"), b"odd".to_vec()),
+        Artifact::missing(format!("target/{TOKEN}/manifest.json")),
+    ];
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_must_succeed": true, "debug": true})),
+    ));
+    run.assert_code(1);
+    let log = format!("{}\n{}", run.stdout(), run.stderr());
+    for said in [
+        "Skipped artifact",
+        "more than once",
+        "could not be downloaded",
+    ] {
+        assert!(log.contains(said), "{said}\n{log}");
+    }
+    assert!(log.contains("target/***/"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
+/// Python's `json` writes a byte it could not decode as a lone surrogate escape (`\udcfc`), which
+/// no JSON parser of Rust takes: in a step's log or the run's status_message it is one odd
+/// character (U+FFFD) with one warning for the run, not an answer that is not dbt Cloud's; a
+/// whole pair stays the emoji it makes.
+#[test]
+fn a_lone_surrogate_escape_is_one_odd_character_not_an_unreadable_answer() {
+    let mut job = quick(Outcome::Error)
+        .failed_step_log("Database Error\n  bad byte LONE_LOW, LONE_HIGH and PAIR\n");
+    job.error_message = "Job run failed: LONE_LOW in step 'Invoke dbt build'.".to_owned();
+    let emulator = emulator_with(job);
+    emulator.rewrite_answers("LONE_LOW", "\\udcfc");
+    emulator.rewrite_answers("LONE_HIGH", "\\ud83d");
+    emulator.rewrite_answers("PAIR", "\\ud83d\\ude00");
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("ended in Error") && !stderr.contains("not dbt Cloud's API answer"),
+        "{stderr}"
+    );
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status_message"],
+        "Job run failed: \u{fffd} in step 'Invoke dbt build'."
+    );
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["logs"].contains("bad byte \u{fffd}, \u{fffd} and 😀")),
+        "{steps:?}"
+    );
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("lone surrogate escape").count(),
+        1,
+        "one warning for the run, however many answers held one\n{stdout}"
+    );
+    assert!(
+        emulator
+            .requests_to("GET", &format!("/runs/{}/", emulator.next_run_id() - 1))
+            .len()
+            > 1,
+        "several answers held them"
+    );
+}
+
+/// The job's first request refused for the token: one request without it tells an IP
+/// allow-list refusing this address from a token dbt Cloud refuses, and the error says which.
+#[test]
+fn the_job_tells_an_ip_allow_list_from_a_refused_token() {
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).behind_an_ip_allow_list(), &[TOKEN]);
+    emulator.add_job(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("dbt Cloud refuses this address (IP allow-list): account"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(emulator.runs_created(), 0);
+
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"#api_key": "dbtc_not_this_account_0"}),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+
+    // A 403 from an address the account takes: the token (its permissions) is refused.
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(403, denied)]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud denied access")
+            && stderr.contains("the token is refused")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+    assert_eq!(emulator.runs_created(), 0);
+}

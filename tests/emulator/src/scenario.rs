@@ -10,6 +10,9 @@ pub struct Account {
     pub name: String,
     /// False for plans without API access: every call answers 401.
     pub api_access: bool,
+    /// False when the account's IP allow-list does not hold the caller's address: every request
+    /// to the account, with a token or without, answers 403 `Forbidden: Access denied`.
+    pub allows_this_address: bool,
 }
 
 impl Account {
@@ -18,7 +21,14 @@ impl Account {
             id,
             name: format!("Account {id}"),
             api_access: true,
+            allows_this_address: true,
         }
+    }
+
+    /// An account whose IP allow-list leaves the caller's address out.
+    pub fn behind_an_ip_allow_list(mut self) -> Account {
+        self.allows_this_address = false;
+        self
     }
 
     pub fn without_api_access(mut self) -> Account {
