@@ -124,9 +124,10 @@ pub struct RunStep {
 }
 
 impl RunStep {
-    /// dbt Cloud's own steps, before the job's commands: cloning the repository, writing the
-    /// profile, and `dbt deps` (named `Invoke dbt with \`dbt deps\``, or `Invoke dbt deps`
-    /// before).
+    /// Steps that leave no results of dbt's: dbt Cloud's own (cloning the repository, writing
+    /// the profile) and `dbt deps` (named `Invoke dbt with \`dbt deps\``, or `Invoke dbt deps`
+    /// before), dbt Cloud's or one of the job's commands. Told by name, wherever they stand: a
+    /// job may run `dbt deps` again between its commands.
     fn is_built_in(&self) -> bool {
         let name = self.name.trim().to_ascii_lowercase();
         if name.starts_with("clone ") || name.starts_with("create profile") {
@@ -225,16 +226,12 @@ impl Run {
     }
 
     /// The steps that ran the job's dbt commands (`dbt source freshness`, `dbt build`, `dbt docs
-    /// generate`, ...): those after dbt Cloud's own that started, in order.
+    /// generate`, ...): every step that started but those whose names say they leave no
+    /// results, in order.
     pub fn command_steps(&self) -> Vec<&RunStep> {
-        let after = self
-            .steps
+        self.steps
             .iter()
-            .rposition(RunStep::is_built_in)
-            .map_or(0, |built_in| built_in + 1);
-        self.steps[after..]
-            .iter()
-            .filter(|step| step.status != RunStatus::Queued)
+            .filter(|step| !step.is_built_in() && step.status != RunStatus::Queued)
             .collect()
     }
 
@@ -395,6 +392,20 @@ mod tests {
         );
         let died = steps(&[("Clone git repository", 20)]);
         assert!(died.command_steps().is_empty());
+        let deps_again = steps(&[
+            ("Clone git repository", 10),
+            ("Invoke dbt with `dbt deps`", 10),
+            ("Invoke dbt with `dbt seed`", 10),
+            ("Invoke dbt with `dbt build`", 10),
+            ("Invoke dbt with `dbt deps --upgrade`", 10),
+            ("Invoke dbt with `dbt docs generate`", 10),
+        ]);
+        let indexes: Vec<i64> = deps_again.command_steps().iter().map(|s| s.index).collect();
+        assert_eq!(
+            indexes,
+            [3, 4, 6],
+            "a `dbt deps` between commands hides none"
+        );
     }
 
     #[test]

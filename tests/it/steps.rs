@@ -439,3 +439,39 @@ fn a_run_that_lists_no_steps_gives_its_results_step_zero() {
         .iter()
         .all(|row| row["step_index"] == "0" && row["step_name"].is_empty()));
 }
+
+/// A `dbt deps` among the job's commands is dbt's by what it runs, like dbt Cloud's own: the
+/// steps before it are the job's commands all the same, their results read and their warnings
+/// counted.
+#[test]
+fn a_dbt_deps_among_the_commands_hides_no_step() {
+    let job = job_with_steps(Outcome::Success, &["build", "deps", "docs generate"])
+        .step_artifacts(4, vec![Artifact::new("run_results.json", real(BUILD))])
+        .artifacts(vec![Artifact::new("run_results.json", real(DOCS))]);
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"fail_on_warnings": true})),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud run 70403103000 succeeded with warnings, and fail_on_warnings is true. Warnings: 1 node warned."),
+        "{stderr}"
+    );
+    let rows = run.table_rows("dbt_cloud_run_results");
+    assert_eq!(rows_of_step(&rows, "4").len(), results_of(BUILD).len());
+    assert_eq!(rows_of_step(&rows, "6").len(), results_of(DOCS).len());
+    assert_eq!(rows.len(), results_of(BUILD).len() + results_of(DOCS).len());
+    assert!(rows_of_step(&rows, "4")
+        .iter()
+        .all(|row| row["step_name"] == "Invoke dbt with `dbt build`"));
+    // Neither dbt Cloud's `dbt deps` nor the job's is asked for files.
+    let asked: Vec<String> = emulator
+        .requests_to("GET", "")
+        .into_iter()
+        .filter_map(|r| r.query.filter(|q| q.starts_with("step=")))
+        .collect();
+    assert!(asked.iter().all(|q| q == "step=4"), "{asked:?}");
+    assert!(!asked.is_empty());
+}
