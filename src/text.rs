@@ -27,6 +27,24 @@ pub fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// The start of `text` in at most `max_chars` characters, a mark `…[N characters cut]…` at its end
+/// included when it is cut. N counts the text as written: what was cut while it streamed in
+/// ([`crate::long_strings`]) included.
+pub fn head(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let written = crate::long_strings::as_written(text);
+    let total = written.chars();
+    if written.cut == 0 && total <= max_chars as u64 {
+        return Cow::Borrowed(text);
+    }
+    let mark = |kept: usize| crate::long_strings::mark(total - kept as u64);
+    // The mark's length depends on the number it states: settle both.
+    let mut kept = max_chars.min(written.head.chars().count());
+    while kept > 0 && mark(kept).chars().count() + kept > max_chars {
+        kept -= 1;
+    }
+    format!("{}{}", truncate(written.head, kept), mark(kept)).into()
+}
+
 /// The end of `text` in at most `max_chars` characters, a first line `[first N characters cut]`
 /// included when it is cut: where a log says what failed.
 pub fn tail(text: &str, max_chars: usize) -> String {
@@ -201,6 +219,22 @@ mod tests {
                 "{length}"
             );
         }
+        assert_eq!(head("short", 5), "short");
+        let long = "é".repeat(1_000_000);
+        let cut = head(&long, 1_000);
+        assert_eq!(cut.chars().count(), 1_000);
+        assert!(cut.ends_with("é…[999025 characters cut]…"), "{cut}");
+        let streamed = format!(
+            "{}{}{}",
+            "h".repeat(30),
+            crate::long_strings::mark(5_000),
+            "t".repeat(40)
+        );
+        assert_eq!(
+            head(&streamed, 50),
+            format!("{}…[5043 characters cut]…", "h".repeat(27)),
+            "the count is of the text as written"
+        );
         assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
         assert_eq!(
             printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),

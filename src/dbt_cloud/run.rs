@@ -29,6 +29,9 @@ pub const FIELD_BUDGET: usize = 1_000_000;
 const RUN_BUDGET: usize = 4_000_000;
 /// Steps read of a run; real jobs have a dozen.
 pub const MAX_STEPS: usize = 200;
+/// A step's text fields but its log (name, times, status in words) are cut to this many
+/// characters, the mark that says so included; a name a selector makes long is a few hundred.
+pub const STEP_TEXT_CHARS: usize = 1_000;
 
 /// The run status codes of the API: 1, 2, 3 in progress; 10, 20, 30 final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

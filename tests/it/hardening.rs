@@ -714,3 +714,67 @@ fn a_failure_naming_the_run_keeps_its_link() {
         "{stderr}"
     );
 }
+
+/// A step name of 60 KB, repeated on each of its step's results rows, made a table of hundreds of
+/// megabytes: a step's name is cut like other long text wherever it is written.
+#[test]
+fn a_huge_step_name_is_cut_in_every_row_and_line() {
+    let name = format!(
+        "Invoke dbt with `dbt build {}`",
+        "-s model_x ".repeat(5_400)
+    );
+    let emulator = emulator_with(
+        quick(Outcome::Success)
+            .steps(&[
+                "Clone git repository",
+                &name,
+                "Invoke dbt with `dbt docs generate`",
+            ])
+            .step_artifacts(
+                2,
+                vec![Artifact::new(
+                    "run_results.json",
+                    real("run_results/v6-1.10.13-build-warn-noop-scooters.json"),
+                )],
+            ),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let rows = run.table_rows("dbt_cloud_run_results");
+    let of_step: Vec<_> = rows.iter().filter(|row| row["step_index"] == "2").collect();
+    assert_eq!(of_step.len(), 59);
+    let total = name.chars().count();
+    for row in &of_step {
+        let cell = &row["step_name"];
+        assert!(
+            cell.chars().count() <= 1_000,
+            "{} characters",
+            cell.chars().count()
+        );
+        assert!(
+            cell.starts_with("Invoke dbt with `dbt build -s model_x"),
+            "{cell}"
+        );
+        let kept = cell.find('…').unwrap();
+        assert!(
+            cell.ends_with(&format!(
+                "…[{} characters cut]…",
+                total - cell[..kept].chars().count()
+            )),
+            "{cell}"
+        );
+    }
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert_eq!(
+        steps[1]["name"], of_step[0]["step_name"],
+        "one name everywhere"
+    );
+    let size = std::fs::metadata(run.data().join("out/tables/dbt_cloud_run_results.csv"))
+        .unwrap()
+        .len();
+    assert!(size < 200_000, "{size} bytes");
+    assert!(
+        run.stdout().lines().all(|line| line.len() < 5_000),
+        "no line of the log repeats the whole name"
+    );
+}

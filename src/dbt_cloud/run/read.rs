@@ -10,7 +10,9 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::{Run, RunStatus, RunStep, FIELD_BUDGET, MAX_STEPS, RUN_BUDGET, RUN_FIELDS};
+use super::{
+    Run, RunStatus, RunStep, FIELD_BUDGET, MAX_STEPS, RUN_BUDGET, RUN_FIELDS, STEP_TEXT_CHARS,
+};
 use crate::dbt_cloud::bounded::Bounded;
 use crate::dbt_cloud::ids::{RunId, WholeNumber};
 
@@ -235,15 +237,22 @@ impl StepHead {
             let cut = log[..start].chars().count() as u64;
             format!("{}{}", crate::long_strings::mark(cut), &log[start..])
         });
+        // A name is a line and a timestamp less: past that they are cut here, once, as every
+        // table row and log line that names the step repeats them.
+        let short = |field: Lenient| {
+            field
+                .text()
+                .map(|text| crate::text::head(&text, STEP_TEXT_CHARS).into_owned())
+        };
         Some(RunStep {
             index: self.index.code().unwrap_or_default(),
-            name: self.name.text().unwrap_or_default(),
+            name: short(self.name).unwrap_or_default(),
             status: status_code.map_or(RunStatus::Unknown, RunStatus::from_code),
             status_code,
-            status_humanized: self.status_humanized.text(),
-            started_at: self.started_at.text(),
-            finished_at: self.finished_at.text(),
-            duration: self.duration.text(),
+            status_humanized: short(self.status_humanized),
+            started_at: short(self.started_at),
+            finished_at: short(self.finished_at),
+            duration: short(self.duration),
             logs,
         })
     }
