@@ -411,6 +411,40 @@ mod tests {
         );
     }
 
+    /// Logs past the run's budget keep their ends, and every log, cut as it streamed in or past
+    /// the budget, says how long it was as dbt wrote it.
+    #[test]
+    fn long_logs_past_the_budget_keep_their_ends_and_count_what_was_written() {
+        let log: String = "😀 ok\n".repeat(30_000) + "the end 🏁";
+        let steps: Vec<Value> = (1..=100)
+            .map(|index| json!({"index": index, "name": "Invoke dbt build", "status": 10, "logs": log}))
+            .collect();
+        let answer = json!({"id": 1, "status": 10, "run_steps": steps}).to_string();
+        let run: Run =
+            serde_json::from_reader(crate::long_strings::CutLongStrings::new(answer.as_bytes()))
+                .unwrap();
+        let kept: usize = run
+            .steps
+            .iter()
+            .map(|s| s.logs.as_ref().unwrap().len())
+            .sum();
+        assert!(
+            kept <= RUN_BUDGET + 100 * (4 * 1024 + 64),
+            "within the budget but for each log's end and mark: {kept}"
+        );
+        for step in run.steps.iter() {
+            let logs = step.logs.as_deref().unwrap();
+            assert!(logs.ends_with("the end 🏁"), "step {}", step.index);
+            let written = crate::long_strings::as_written(logs);
+            assert_eq!(
+                written.chars(),
+                log.chars().count() as u64,
+                "step {}",
+                step.index
+            );
+        }
+    }
+
     #[test]
     fn durations_are_read_as_dbt_cloud_writes_them_and_absurd_ones_are_not() {
         assert_eq!(hms("24:00:36"), Some(Duration::from_secs(86_436)));

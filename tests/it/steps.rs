@@ -475,3 +475,35 @@ fn a_dbt_deps_among_the_commands_hides_no_step() {
     assert!(asked.iter().all(|q| q == "step=4"), "{asked:?}");
     assert!(!asked.is_empty());
 }
+
+/// A log longer than an answer keeps whole (64 KB) was cut as it streamed in; the steps table's
+/// mark counts the characters of the log as dbt wrote it, not of what was kept, and its end is
+/// the log's, whatever its characters.
+#[test]
+fn a_long_log_of_emoji_keeps_its_end_and_says_exactly_how_much_is_cut() {
+    for line in ["😀 model ok\n", "é\n", "x\n"] {
+        let log = format!(
+            "{}Done. PASS=1 WARN=0 ERROR=1 SKIP=0 TOTAL=2 🏁",
+            line.repeat(20_000)
+        );
+        let emulator = emulator_with(quick(Outcome::Error).failed_step_log(&log));
+        let run = run_component(parameters(&emulator, waiting(json!({}))));
+        run.assert_code(1);
+        let steps = run.table_rows("dbt_cloud_run_steps");
+        let cell = &steps[3]["logs"];
+        assert_eq!(cell.chars().count(), 10_000, "{line:?}");
+        let (mark, kept) = cell.split_once('\n').unwrap();
+        assert!(log.ends_with(kept), "{line:?}: the end is the log's");
+        let stated: usize = mark
+            .strip_prefix("[first ")
+            .and_then(|rest| rest.strip_suffix(" characters cut]"))
+            .unwrap_or_else(|| panic!("{mark}"))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            stated + kept.chars().count(),
+            log.chars().count(),
+            "{line:?}: {mark}"
+        );
+    }
+}

@@ -219,23 +219,34 @@ struct StepHead {
     logs: Lenient,
 }
 
+/// What every step's log keeps of its end, the run's budget spent or not: where dbt says what
+/// failed. At most [`MAX_STEPS`] times this past the budget.
+const LOG_END: usize = 4 * 1024;
+
 impl StepHead {
-    /// The step, its log spent from `left`: past it, the log is cut to what is left.
+    /// The step, its log spent from `left`: past it, the log is cut to what is left, but never
+    /// to less than its last [`LOG_END`] bytes.
     fn typed(self, left: &Cell<usize>) -> Option<RunStep> {
         let status_code = self.status.code();
         let logs = self.logs.text().map(|log| {
-            let budget = left.get();
-            left.set(budget.saturating_sub(log.len()));
+            let budget = left.get().max(LOG_END);
+            left.set(left.get().saturating_sub(log.len()));
             if log.len() <= budget {
                 return log;
             }
-            // Its end, where dbt says what failed.
-            let mut start = log.len() - budget;
-            while !log.is_char_boundary(start) {
+            // Its end, where dbt says what failed, from the end of the log as dbt wrote it; the
+            // mark counts what is gone of that log, a cut as it streamed in included.
+            let written = crate::long_strings::as_written(&log);
+            let (before, end) = match written.cut {
+                0 => (0, log.as_str()),
+                cut => (written.head.chars().count() as u64 + cut, written.end),
+            };
+            let mut start = end.len().saturating_sub(budget);
+            while !end.is_char_boundary(start) {
                 start += 1;
             }
-            let cut = log[..start].chars().count() as u64;
-            format!("{}{}", crate::long_strings::mark(cut), &log[start..])
+            let cut = before + end[..start].chars().count() as u64;
+            format!("{}{}", crate::long_strings::mark(cut), &end[start..])
         });
         // A name is a line and a timestamp less: past that they are cut here, once, as every
         // table row and log line that names the step repeats them.
