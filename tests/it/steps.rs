@@ -507,3 +507,42 @@ fn a_long_log_of_emoji_keeps_its_end_and_says_exactly_how_much_is_cut() {
         );
     }
 }
+
+/// Steps sent under an index already sent would repeat the steps table's primary key (`run_id`,
+/// `index`): the first step of each index is kept, and the others are left out with one warning.
+#[test]
+fn steps_sent_twice_under_one_index_keep_the_primary_key_unique() {
+    let job = job_with_steps(Outcome::Success, &["build", "test", "docs generate"])
+        .step_indexes(&[1, 2, 3, 3, 4, 4]);
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(0);
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    let keys: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|row| (row["index"].as_str(), row["name"].as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("1", "Clone git repository"),
+            ("2", "Create profile from connection Postgres"),
+            ("3", "Invoke dbt with `dbt deps`"),
+            ("4", "Invoke dbt with `dbt test`"),
+        ]
+    );
+    let stdout = run.stdout();
+    let warned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("already listed"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stdout}");
+    assert!(
+        warned[0].ends_with(
+            "WARN  dbt Cloud lists steps of run 70403103000 under an index already listed (the \
+             first: 3 \"Invoke dbt with `dbt build`\"); the first step of each index is kept, the \
+             others are left out"
+        ),
+        "{stdout}"
+    );
+}

@@ -219,6 +219,13 @@ struct StepHead {
     logs: Lenient,
 }
 
+/// The steps table's key is the run and the step's index, and `?step=N` names one step: a step
+/// listed under an index already listed is left out (returned apart), the first of each kept.
+fn first_of_each_index(steps: Vec<RunStep>) -> (Vec<RunStep>, Vec<RunStep>) {
+    let mut seen = std::collections::HashSet::new();
+    steps.into_iter().partition(|step| seen.insert(step.index))
+}
+
 /// What every step's log keeps of its end, the run's budget spent or not: where dbt says what
 /// failed. At most [`MAX_STEPS`] times this past the budget.
 const LOG_END: usize = 4 * 1024;
@@ -419,7 +426,18 @@ impl Run {
                         read.len()
                     ));
                 }
-                read
+                let (kept, left_out) = first_of_each_index(read);
+                // Worded by the first step left out alone, which stays the same while the run
+                // goes on and steps are added, so that it is said once.
+                if let Some(first) = left_out.first() {
+                    oddities.push(format!(
+                        "dbt Cloud lists steps of run {id} under an index already listed (the \
+                         first: {} {:?}); the first step of each index is kept, the others are \
+                         left out",
+                        first.index, first.name
+                    ));
+                }
+                kept
             }
             Some(Steps {
                 read: Err(what), ..
