@@ -778,3 +778,119 @@ fn a_huge_step_name_is_cut_in_every_row_and_line() {
         "no line of the log repeats the whole name"
     );
 }
+
+/// Runs the component on a data folder that `prepare` blocked somewhere below `out/tables` or
+/// the artifacts, as `nobody` when the tests run as root; returns its exit code and stderr.
+fn blocked_data_folder(prepare: impl FnOnce(&std::path::Path)) -> (Emulator, Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let emulator = emulator_with(job_with_steps(
+        Outcome::Success,
+        &["build", "docs generate"],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    write_config(
+        data,
+        parameters(&emulator, json!({"wait_for_result": true})),
+    );
+    prepare(data);
+    let mut command = component(data);
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    (
+        emulator,
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Everything below `data` writable by everyone (the component may run as `nobody`), `sticky`
+/// folders with the sticky bit: only a file's owner may replace it there.
+fn open_to_all(data: &std::path::Path, sticky: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for folder in [
+        "",
+        "out",
+        "out/tables",
+        "out/files",
+        "artifacts",
+        "artifacts/out",
+        "artifacts/out/current",
+    ] {
+        std::fs::create_dir_all(data.join(folder)).unwrap();
+        mode(&data.join(folder), 0o777);
+    }
+    mode(&data.join("config.json"), 0o644);
+    for folder in sticky {
+        mode(&data.join(folder), 0o1777);
+    }
+}
+
+/// The check before the trigger covers the files the job writes and the other steps' folder, not
+/// only the folders: a place the job cannot write is found before anything is sent to dbt Cloud,
+/// named, and nothing is triggered.
+#[test]
+fn a_table_file_or_steps_folder_that_cannot_be_written_is_found_before_the_trigger() {
+    use std::os::unix::fs::PermissionsExt;
+    type Prepare = Box<dyn FnOnce(&std::path::Path)>;
+    let cases: Vec<(&str, Prepare)> = vec![
+        (
+            "out/tables/dbt_cloud_run.csv",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("out/tables/dbt_cloud_run.csv")).unwrap();
+            }),
+        ),
+        (
+            "out/tables/dbt_cloud_run_steps.csv.manifest",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &["out/tables"]);
+                let file = data.join("out/tables/dbt_cloud_run_steps.csv.manifest");
+                std::fs::write(&file, "{}").unwrap();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+                if unsafe { libc::geteuid() } != 0 {
+                    // Not root: the file cannot be given away, so the folder is made read-only.
+                    std::fs::set_permissions(
+                        data.join("out/tables"),
+                        std::fs::Permissions::from_mode(0o555),
+                    )
+                    .unwrap();
+                }
+            }),
+        ),
+        (
+            "artifacts/out/current/steps",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::write(data.join("artifacts/out/current/steps"), "x").unwrap();
+            }),
+        ),
+        (
+            "artifacts/out/current/steps/4",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("artifacts/out/current/steps")).unwrap();
+                std::fs::write(data.join("artifacts/out/current/steps/4"), "x").unwrap();
+            }),
+        ),
+    ];
+    for (blocked, prepare) in cases {
+        let (emulator, code, stderr) = blocked_data_folder(prepare);
+        assert_eq!(code, Some(1), "{blocked}: {stderr}");
+        assert!(stderr.contains(blocked), "{blocked}: {stderr}");
+        assert!(
+            stderr.contains("Nothing was triggered."),
+            "{blocked}: {stderr}"
+        );
+        assert!(
+            emulator.requests().is_empty(),
+            "{blocked}: nothing sent to dbt Cloud: {:?}",
+            emulator.requests()
+        );
+    }
+}
