@@ -65,10 +65,13 @@ pub struct StepArtifact {
     pub name: &'static str,
 }
 
+/// The folder of the other steps' files, in the artifacts folder.
+pub const STEPS: &str = "steps";
+
 impl StepArtifact {
     /// Where it goes, relative to the artifacts folder.
     pub fn local_path(self) -> String {
-        format!("steps/{}/{}", self.step, self.name)
+        format!("{STEPS}/{}/{}", self.step, self.name)
     }
 }
 

@@ -47,6 +47,73 @@ fn mark_with_errors(cut: u64) -> String {
 /// What ends the lines of dbt's errors after the mark, before the tail.
 const END_OF_ERRORS: &str = "…[end of those lines]…";
 
+/// A string as read, told apart into what it kept of the text as written: what is cut again for a
+/// table (a step's log to its end, a step's name to its start) says how much of the text as
+/// written is gone, not how much of what was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written<'a> {
+    /// The text's start as written: all of it when it was not cut.
+    pub head: &'a str,
+    /// Characters cut after the head.
+    pub cut: u64,
+    /// The text's end as written, after the cut (after the lines of dbt's errors the mark
+    /// brings, which are not the text's end); empty when it was not cut.
+    pub end: &'a str,
+}
+
+impl Written<'_> {
+    /// The length of the text as written, in characters.
+    pub fn chars(&self) -> u64 {
+        (self.head.chars().count() + self.end.chars().count()) as u64 + self.cut
+    }
+}
+
+/// `text` told apart by the mark of its cut, when it has one: the first mark [`mark`] or
+/// [`mark_with_errors`] wrote, which follows at most [`HEAD`] bytes of head.
+pub fn as_written(text: &str) -> Written<'_> {
+    let whole = Written {
+        head: text,
+        cut: 0,
+        end: "",
+    };
+    let mut from = 0;
+    while let Some(found) = text[from..].find("…[") {
+        let start = from + found;
+        if start > HEAD {
+            break;
+        }
+        let after = &text[start + "…[".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let rest = &after[digits..];
+        let cut = after[..digits].parse::<u64>().ok();
+        let end = match cut {
+            Some(_) if rest.starts_with(" characters cut]…") => {
+                Some(&rest[" characters cut]…".len()..])
+            }
+            Some(_) => {
+                // The mark as it reads once its JSON escape is read: one line.
+                let with_errors = mark_with_errors(0).replace("\\n", "\n");
+                let tail = &with_errors["…[0".len()..];
+                rest.strip_prefix(tail).and_then(|errors| {
+                    errors
+                        .find(END_OF_ERRORS)
+                        .map(|at| &errors[at + END_OF_ERRORS.len()..])
+                })
+            }
+            None => None,
+        };
+        if let (Some(cut), Some(end)) = (cut, end) {
+            return Written {
+                head: &text[..start],
+                cut,
+                end,
+            };
+        }
+        from = start + "…[".len();
+    }
+    whole
+}
+
 /// `text` as the inside of a JSON string.
 fn json_text(text: &str) -> String {
     let quoted = serde_json::Value::from(text).to_string();
@@ -609,6 +676,57 @@ mod tests {
         }
         // A document cut short in a pair's first half stays cut short.
         assert!(serde_json::from_str::<Value>(&through(r#"["x\ud83d"#)).is_err());
+    }
+
+    /// What was cut is told from what was kept, so that a string cut again says how much of the
+    /// text as written is gone: whatever its characters, escaped or not, with dbt's errors or
+    /// without.
+    #[test]
+    fn a_cut_string_tells_the_text_as_written() {
+        let errors = "12:05:00  Failure in model orders (models/orders.sql)\n\
+                      12:05:00    Database Error in model orders (models/orders.sql)\n";
+        for (text, escaped) in [
+            ("x".repeat(27_146), false),
+            ("😀é\n".repeat(30_000), false),
+            ("😀é\n".repeat(30_000), true),
+            (
+                format!("{}{errors}{}", "ok\n".repeat(40_000), "😀".repeat(20_000)),
+                false,
+            ),
+            (
+                format!("{}{errors}{}", "ok\n".repeat(40_000), "😀".repeat(20_000)),
+                true,
+            ),
+        ] {
+            let mut json = json!([text]).to_string();
+            if escaped {
+                json = json.replace('😀', "\\ud83d\\ude00").replace('é', "\\u00e9");
+            }
+            let value: Value = serde_json::from_str(&through(&json)).unwrap();
+            let kept = value[0].as_str().unwrap();
+            if text.contains("Failure in model") {
+                assert!(kept.contains("the lines of dbt's errors"), "{escaped}");
+            }
+            let written = as_written(kept);
+            assert_eq!(written.chars(), text.chars().count() as u64, "{escaped}");
+            assert!(text.starts_with(written.head) && text.ends_with(written.end));
+            if text.len() > KEPT {
+                assert!(written.cut > 0 && !written.end.is_empty());
+            } else {
+                assert_eq!(written.head, text);
+            }
+        }
+        let plain = "a …[12 characters cut] b …[x characters cut]…";
+        assert_eq!(as_written(plain).head, plain, "no mark of ours");
+        let cut = format!("{}{}", mark(40), "end");
+        assert_eq!(
+            as_written(&cut),
+            Written {
+                head: "",
+                cut: 40,
+                end: "end"
+            }
+        );
     }
 
     #[test]

@@ -237,6 +237,19 @@ fn kept(cell: &[u8]) -> Vec<u8> {
     format!("{}{}", &text[..end], crate::long_strings::mark(cut as u64)).into_bytes()
 }
 
+/// A table's CSV (`csv`) or its manifest (`csv.manifest`).
+fn file_of(folder: &DataFolder, table: Table, kind: &str) -> std::path::PathBuf {
+    folder.tables_dir().join(format!("{}.{kind}", table.name()))
+}
+
+/// Every file the tables may be written to: each table's CSV and manifest.
+pub fn files(folder: &DataFolder) -> Vec<std::path::PathBuf> {
+    Table::ALL
+        .iter()
+        .flat_map(|table| ["csv", "csv.manifest"].map(|kind| file_of(folder, *table, kind)))
+        .collect()
+}
+
 /// Writes the tables of one job into `out/tables`: each CSV and its manifest whole or not at all,
 /// into the job's bucket, with native-types manifests when the project uses them (else legacy
 /// ones with the base types as column metadata).
@@ -369,11 +382,10 @@ impl<'a> Writer<'a> {
         table: Table,
         body: impl FnOnce(&mut dyn Write) -> Result<usize>,
     ) -> Result<usize> {
-        let tables = self.folder.tables_dir();
         let columns = table.columns();
         let mut count = 0;
         self.folder
-            .write_atomically(&tables.join(format!("{}.csv", table.name())), |out| {
+            .write_atomically(&file_of(self.folder, table, "csv"), |out| {
                 {
                     let mut header = Rows::new(table, false, &mut *out);
                     header
@@ -385,13 +397,11 @@ impl<'a> Writer<'a> {
                 Ok(())
             })?;
         let manifest = table.manifest(&self.bucket, self.typed);
-        self.folder.write_atomically(
-            &tables.join(format!("{}.csv.manifest", table.name())),
-            |out| {
+        self.folder
+            .write_atomically(&file_of(self.folder, table, "csv.manifest"), |out| {
                 serde_json::to_writer_pretty(&mut *out, &manifest)?;
                 Ok(out.write_all(b"\n")?)
-            },
-        )?;
+            })?;
         Ok(count)
     }
 }

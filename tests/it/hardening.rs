@@ -835,3 +835,183 @@ fn the_job_tells_an_ip_allow_list_from_a_refused_token() {
     );
     assert_eq!(emulator.runs_created(), 0);
 }
+
+/// A step name of 60 KB, repeated on each of its step's results rows, made a table of hundreds of
+/// megabytes: a step's name is cut like other long text wherever it is written.
+#[test]
+fn a_huge_step_name_is_cut_in_every_row_and_line() {
+    let name = format!(
+        "Invoke dbt with `dbt build {}`",
+        "-s model_x ".repeat(5_400)
+    );
+    let emulator = emulator_with(
+        quick(Outcome::Success)
+            .steps(&[
+                "Clone git repository",
+                &name,
+                "Invoke dbt with `dbt docs generate`",
+            ])
+            .step_artifacts(
+                2,
+                vec![Artifact::new(
+                    "run_results.json",
+                    real("run_results/v6-1.10.13-build-warn-noop-scooters.json"),
+                )],
+            ),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let rows = run.table_rows("dbt_cloud_run_results");
+    let of_step: Vec<_> = rows.iter().filter(|row| row["step_index"] == "2").collect();
+    assert_eq!(of_step.len(), 59);
+    let total = name.chars().count();
+    for row in &of_step {
+        let cell = &row["step_name"];
+        assert!(
+            cell.chars().count() <= 1_000,
+            "{} characters",
+            cell.chars().count()
+        );
+        assert!(
+            cell.starts_with("Invoke dbt with `dbt build -s model_x"),
+            "{cell}"
+        );
+        let kept = cell.find('…').unwrap();
+        assert!(
+            cell.ends_with(&format!(
+                "…[{} characters cut]…",
+                total - cell[..kept].chars().count()
+            )),
+            "{cell}"
+        );
+    }
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert_eq!(
+        steps[1]["name"], of_step[0]["step_name"],
+        "one name everywhere"
+    );
+    let size = std::fs::metadata(run.data().join("out/tables/dbt_cloud_run_results.csv"))
+        .unwrap()
+        .len();
+    assert!(size < 200_000, "{size} bytes");
+    assert!(
+        run.stdout().lines().all(|line| line.len() < 5_000),
+        "no line of the log repeats the whole name"
+    );
+}
+
+/// Runs the component on a data folder that `prepare` blocked somewhere below `out/tables` or
+/// the artifacts, as `nobody` when the tests run as root; returns its exit code and stderr.
+fn blocked_data_folder(prepare: impl FnOnce(&std::path::Path)) -> (Emulator, Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let emulator = emulator_with(job_with_steps(
+        Outcome::Success,
+        &["build", "docs generate"],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    write_config(
+        data,
+        parameters(&emulator, json!({"wait_for_result": true})),
+    );
+    prepare(data);
+    let mut command = component(data);
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    (
+        emulator,
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Everything below `data` writable by everyone (the component may run as `nobody`), `sticky`
+/// folders with the sticky bit: only a file's owner may replace it there.
+fn open_to_all(data: &std::path::Path, sticky: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for folder in [
+        "",
+        "out",
+        "out/tables",
+        "out/files",
+        "artifacts",
+        "artifacts/out",
+        "artifacts/out/current",
+    ] {
+        std::fs::create_dir_all(data.join(folder)).unwrap();
+        mode(&data.join(folder), 0o777);
+    }
+    mode(&data.join("config.json"), 0o644);
+    for folder in sticky {
+        mode(&data.join(folder), 0o1777);
+    }
+}
+
+/// The check before the trigger covers the files the job writes and the other steps' folder, not
+/// only the folders: a place the job cannot write is found before anything is sent to dbt Cloud,
+/// named, and nothing is triggered.
+#[test]
+fn a_table_file_or_steps_folder_that_cannot_be_written_is_found_before_the_trigger() {
+    use std::os::unix::fs::PermissionsExt;
+    type Prepare = Box<dyn FnOnce(&std::path::Path)>;
+    let cases: Vec<(&str, Prepare)> = vec![
+        (
+            "out/tables/dbt_cloud_run.csv",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("out/tables/dbt_cloud_run.csv")).unwrap();
+            }),
+        ),
+        (
+            "out/tables/dbt_cloud_run_steps.csv.manifest",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &["out/tables"]);
+                let file = data.join("out/tables/dbt_cloud_run_steps.csv.manifest");
+                std::fs::write(&file, "{}").unwrap();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+                if unsafe { libc::geteuid() } != 0 {
+                    // Not root: the file cannot be given away, so the folder is made read-only.
+                    std::fs::set_permissions(
+                        data.join("out/tables"),
+                        std::fs::Permissions::from_mode(0o555),
+                    )
+                    .unwrap();
+                }
+            }),
+        ),
+        (
+            "artifacts/out/current/steps",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::write(data.join("artifacts/out/current/steps"), "x").unwrap();
+            }),
+        ),
+        (
+            "artifacts/out/current/steps/4",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("artifacts/out/current/steps")).unwrap();
+                std::fs::write(data.join("artifacts/out/current/steps/4"), "x").unwrap();
+            }),
+        ),
+    ];
+    for (blocked, prepare) in cases {
+        let (emulator, code, stderr) = blocked_data_folder(prepare);
+        assert_eq!(code, Some(1), "{blocked}: {stderr}");
+        assert!(stderr.contains(blocked), "{blocked}: {stderr}");
+        assert!(
+            stderr.contains("Nothing was triggered."),
+            "{blocked}: {stderr}"
+        );
+        assert!(
+            emulator.requests().is_empty(),
+            "{blocked}: nothing sent to dbt Cloud: {:?}",
+            emulator.requests()
+        );
+    }
+}

@@ -167,6 +167,9 @@ pub struct Job {
     /// The job's dbt version: `versionless`, or `latest-fusion` for dbt's Fusion engine, whose
     /// runs leave the files Fusion writes (`crate::fusion`).
     pub dbt_version: String,
+    /// The index each step is sent with, in order, when not its place (1-based): an answer whose
+    /// indexes repeat, as a broken or hostile server's may.
+    pub step_indexes: Option<Vec<i64>>,
 }
 
 impl Job {
@@ -199,6 +202,7 @@ impl Job {
             failed_step_log: None,
             retry_refused: None,
             dbt_version: "versionless".to_owned(),
+            step_indexes: None,
         }
     }
 
@@ -258,6 +262,12 @@ impl Job {
     /// The run's steps, by name, in order (dbt Cloud's own first).
     pub fn steps(mut self, names: &[&str]) -> Job {
         self.steps = names.iter().map(|name| (*name).to_owned()).collect();
+        self
+    }
+
+    /// The steps are sent with these indexes, in order, instead of their places.
+    pub fn step_indexes(mut self, indexes: &[i64]) -> Job {
+        self.step_indexes = Some(indexes.to_vec());
         self
     }
 
