@@ -255,7 +255,8 @@ impl DbtCloud {
                     Baseline::Known(Some(before)) => run.id > before,
                     Baseline::Known(None) | Baseline::Unknown => true,
                 };
-                newer && cause.is_none_or(|cause| run_cause == Some(cause))
+                // dbt Cloud stores the cause trimmed, as Django REST framework does a text field.
+                newer && cause.is_none_or(|cause| run_cause.map(str::trim) == Some(cause.trim()))
             })
             .collect();
         let after_send = |run: &Run| match sent_on_their_clock {
