@@ -398,9 +398,6 @@ impl Job<'_> {
         findings: &Findings,
     ) -> Result<()> {
         let report = findings.warnings();
-        for line in &report {
-            warn!("{line}");
-        }
         let replaced_by = match self.origin {
             Origin::Adopted | Origin::Followed => start::replacement(self.client, self.job_id, run),
             Origin::Triggered | Origin::Resumed => None,

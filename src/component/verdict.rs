@@ -162,28 +162,42 @@ pub fn verdict(
     with_warnings_failing(Verdict { warnings, outcome }, ending, strictness)
 }
 
-/// `fail_on_warnings`: a job that would succeed fails when anything warned, with the report as
-/// its message.
+/// The warnings report, in the log once: with `fail_on_warnings`, a job that would succeed fails
+/// when anything warned, with the report as its message and details (which the log shows after
+/// the report's first line); otherwise the report leads the warnings.
 fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictness) -> Verdict {
     let Some((head, lines)) = ending.warnings.split_first() else {
         return verdict;
     };
     if !strictness.fail_on_warnings || verdict.outcome.is_err() {
-        return verdict;
+        return Verdict {
+            warnings: ending
+                .warnings
+                .iter()
+                .cloned()
+                .chain(verdict.warnings)
+                .collect(),
+            outcome: verdict.outcome,
+        };
     }
     let run = ending.run;
+    let how = match run.status {
+        RunStatus::Success => "succeeded with warnings, and fail_on_warnings is true".to_owned(),
+        _ => format!(
+            "{}, which fail_on_run_error: false lets pass, and it warned, which \
+             fail_on_warnings: true does not",
+            ended(run)
+        ),
+    };
     let message = format!(
-        "dbt Cloud run {} {} with warnings, and fail_on_warnings is true. {head}. The tables are \
-         written. See {}.",
+        "dbt Cloud run {} {how}. {head}. The tables are written. See {}.",
         run.id,
-        match run.status {
-            RunStatus::Success => "succeeded",
-            _ => "ended",
-        },
         link(run)
     );
     Verdict {
-        warnings: verdict.warnings,
+        warnings: std::iter::once(head.clone())
+            .chain(verdict.warnings)
+            .collect(),
         outcome: Err(UserError::with_details(message, lines.to_vec()).into()),
     }
 }
@@ -300,12 +314,7 @@ fn queue_note(run: &Run) -> Option<String> {
 /// Names the run, its status message, the failed step and where to look; for a run dbt Cloud's
 /// scheduler cancelled for a newer one, that one.
 fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
-    let verdict = match run.status {
-        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
-        RunStatus::Cancelled => "was cancelled",
-        _ => "ended in Error",
-    };
-    let mut message = format!("dbt Cloud run {} {verdict}", run.id);
+    let mut message = format!("dbt Cloud run {} {}", run.id, ended(run));
     if let Some(newer) = replaced_by {
         message.push_str(&format!(
             " by dbt Cloud's scheduler, which replaced it with a newer scheduled run of the job, \
@@ -325,6 +334,15 @@ fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
     }
     message.push_str(&format!(". See {}.", link(run)));
     message
+}
+
+/// How a run that did not succeed ended, in words.
+fn ended(run: &Run) -> &'static str {
+    match run.status {
+        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
+        RunStatus::Cancelled => "was cancelled",
+        _ => "ended in Error",
+    }
 }
 
 pub fn link(run: &Run) -> &str {
@@ -431,11 +449,29 @@ mod tests {
         )
         .outcome
         .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("dbt Cloud run 7 ended with warnings"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "dbt Cloud run 7 ended in Error, which fail_on_run_error: false lets pass, and it warned, which fail_on_warnings: true does not. Warnings: 1 node warned. The tables are written. See https://x.dbt.com/runs/7/.",
+        );
+        // The report is in the verdict once: its warnings when it fails nothing, the error's
+        // message and details when it fails the job.
+        let reported = verdict(
+            &ending(&success, &report),
+            Artifacts::Skipped,
+            true,
+            lenient,
+        );
+        assert_eq!(reported.warnings, report);
+        let failing = verdict(&ending(&success, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failing.warnings,
+            ["Warnings: 1 node warned"],
+            "its lines are details"
+        );
+        let failed_too = verdict(&ending(&failed, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failed_too.warnings, report,
+            "a failed run's error is its failure"
         );
     }
 
