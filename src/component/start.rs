@@ -19,7 +19,7 @@ use crate::dbt_cloud::{
     Budget, DbtCloud, JobId, NotNew, RefusalKind, Refused, Run, RunStatus, Start,
 };
 use crate::error::{user_error, UserError};
-use crate::text::{elapsed, minutes};
+use crate::text::{counted, elapsed, minutes};
 
 /// How the run the job follows came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +243,10 @@ fn resumable(client: &DbtCloud, job: JobId, within: Duration) -> Result<Option<R
     if age >= within {
         return fresh(format!(
             "The job's newest run {} ended in Error {} ago, longer ago than retry_failed_within \
-             ({} minutes): resuming it would keep the data of every model that succeeded then",
+             ({}): resuming it would keep the data of every model that succeeded then",
             newest.id,
             elapsed(age),
-            minutes(within)
+            counted(minutes(within), "minute", "minutes")
         ));
     }
     info!(
@@ -269,14 +269,14 @@ fn resume(
     policy: &StartPolicy,
     cause: &str,
 ) -> Result<Option<Run>> {
-    let overrides = if policy.trigger_overrides.is_empty() {
-        String::new()
+    let (overrides, apply) = if policy.trigger_overrides.is_empty() {
+        ("", "does")
     } else {
-        " and trigger_overrides".to_owned()
+        (" and trigger_overrides", "do")
     };
     info!(
         "A resumed run keeps the failed run's own cause and settings: the cause {cause:?}{overrides} \
-         do not apply to it"
+         {apply} not apply to it"
     );
     let resumed = match client.start_run(job, &Start::Retry(failed.id)) {
         Err(error) if RefusalKind::of(&error) == Some(RefusalKind::NotFound) => {

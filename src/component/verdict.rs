@@ -13,7 +13,7 @@ use crate::artifacts::{self, Downloaded};
 use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
-use crate::text::{elapsed, size};
+use crate::text::{counted, elapsed, size};
 
 /// What came of the artifacts.
 pub enum Artifacts {
@@ -51,7 +51,11 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         }
         Artifacts::Downloaded(done) => done,
     };
-    let mut note = format!("{} artifacts, {}", done.files, size(done.bytes));
+    let mut note = format!(
+        "{}, {}",
+        counted(done.files, "artifact", "artifacts"),
+        size(done.bytes)
+    );
     if done.excluded > 0 {
         note.push_str(&format!(
             " ({} left out by artifacts_include)",
@@ -64,8 +68,8 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         (true, _) => (None, None),
         (false, false) => (
             Some(format!(
-                "{} artifacts could not be downloaded: {failed} (artifacts_must_succeed is false)",
-                done.failed.len()
+                "{} could not be downloaded: {failed} (artifacts_must_succeed is false)",
+                counted(done.failed.len(), "artifact", "artifacts")
             )),
             None,
         ),
@@ -73,9 +77,9 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
             None,
             Some(
                 UserError::new(format!(
-                    "{} of {} artifacts of run {} could not be downloaded: {failed}",
+                    "{} of {} of run {} could not be downloaded: {failed}",
                     done.failed.len(),
-                    done.listed,
+                    counted(done.listed, "artifact", "artifacts"),
                     run.id
                 ))
                 .into(),
@@ -269,13 +273,8 @@ fn failed(
 fn usage_note(usage: Usage) -> Option<String> {
     (usage.sent > 0).then(|| {
         format!(
-            "{} {} at up to {} a minute, {} waited for the share",
-            usage.sent,
-            if usage.sent == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "{} at up to {} a minute, {} waited for the share",
+            counted(usage.sent, "request", "requests"),
             usage.share,
             elapsed(usage.held)
         )
@@ -286,13 +285,8 @@ fn usage_note(usage: Usage) -> Option<String> {
 fn throttle_note(throttling: Throttling) -> Option<String> {
     (throttling.refused > 0).then(|| {
         format!(
-            "dbt Cloud's account-wide rate limit refused {} {}; {} waited for the account",
-            throttling.refused,
-            if throttling.refused == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "dbt Cloud's account-wide rate limit refused {}; {} waited for the account",
+            counted(throttling.refused, "request", "requests"),
             elapsed(throttling.waited)
         )
     })
@@ -483,6 +477,8 @@ mod tests {
         let cases: Vec<(u64, Artifacts, bool, bool, u8, &str, usize)> = vec![
             (10, downloaded(2, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 2 artifacts, 44.6 KB", 0),
             (10, Artifacts::Skipped, true, true, 0, "Done: run 7 succeeded in 1m 35s; artifacts skipped (ignore_artifacts)", 0),
+            (10, downloaded(1, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 1 artifact, 22.3 KB", 0),
+            (10, downloaded(0, 1), false, true, 1, "1 of 1 artifact of run 7 could not be downloaded", 0),
             (10, downloaded(1, 1), true, true, 1, "1 of 2 artifacts of run 7 could not be downloaded: g0.json (the first: HTTP 500)", 0),
             (10, downloaded(1, 1), false, true, 0, "Done: run 7 succeeded", 1),
             (10, downloaded(0, 2), false, true, 1, "2 of 2 artifacts of run 7 could not be downloaded", 0),

@@ -407,7 +407,7 @@ fn unused<const N: usize>(why: &str, keys: [(bool, &str); N]) -> Option<String> 
         format!(
             "{why}: {} {} not used",
             set.join(", "),
-            if set.len() == 1 { "is" } else { "are" }
+            crate::text::plural(set.len(), "is", "are")
         )
     })
 }

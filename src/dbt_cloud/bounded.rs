@@ -38,9 +38,9 @@ impl Bounded<'_> {
             end -= 1;
         }
         Value::String(format!(
-            "{}…[{} characters cut]…",
+            "{}…[{} cut]…",
             &text[..end],
-            text[end..].chars().count()
+            crate::text::counted(text[end..].chars().count(), "character", "characters")
         ))
     }
 }

@@ -87,6 +87,19 @@ fn last_nights_failure_gets_a_fresh_full_run_and_the_log_says_why() {
     run.assert_code(0);
     assert_eq!(posts(&emulator, &format!("/runs/{failed}/retry/")), 1);
     assert_eq!(posts(&emulator, "/run/"), 0);
+    // A window of one minute, in words.
+    let (emulator, _) = failed_ago(Duration::from_secs(9 * 3600));
+    let run = run_component(parameters(
+        &emulator,
+        resuming(json!({"retry_failed_within": 1})),
+    ));
+    run.assert_code(0);
+    assert!(
+        run.stdout()
+            .contains(" ago, longer ago than retry_failed_within (1 minute): "),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
@@ -106,6 +119,12 @@ fn the_age_of_a_failure_is_told_by_dbt_clouds_clock() {
     assert_eq!(
         posts(&emulator, &format!("/runs/{failed}/retry/")),
         1,
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout()
+            .contains("the cause \"Triggered from Keboola\" does not apply to it"),
         "{}",
         run.stdout()
     );
