@@ -69,6 +69,8 @@ impl Ours<'_> {
         match self {
             // dbt Cloud stores the cause trimmed, as Django REST framework does a text field.
             Ours::Cause(cause) => trigger("cause").as_deref().map(str::trim) == Some(cause.trim()),
+            // A run whose trigger does not say is not told apart: the baseline and the clock
+            // still bound it.
             Ours::Resume(_) => trigger("cause_category").is_none_or(|category| category == "rerun"),
         }
     }
@@ -96,7 +98,8 @@ impl std::fmt::Display for NotNew {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "dbt Cloud answered with run {}, which is not a new run (a new one is newer than run              {}); it is not followed",
+            "dbt Cloud answered with run {}, which is not a new run (a new one is newer than run \
+             {})",
             self.answered, self.newer_than
         )
     }
