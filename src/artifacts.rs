@@ -24,7 +24,7 @@ use crate::dbt_cloud::{
     RunStatus, Share,
 };
 use crate::retry::SharedBudget;
-use crate::text::{first_few, size};
+use crate::text::{counted, first_few, plural, size};
 
 /// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
 /// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
@@ -129,15 +129,19 @@ pub fn download_all(
     let of_other_steps = queue.iter().filter(|(_, item)| item.step.is_some()).count();
     let share = client.size_share(run.id);
     info!(
-        "Downloading {} artifacts of run {}{}, {} at a time, at up to {} requests a minute ({}): {}",
-        queue.len() - of_other_steps,
+        "Downloading {} of run {}{}, {} at a time, at up to {} a minute ({}): {}",
+        counted(queue.len() - of_other_steps, "artifact", "artifacts"),
         run.id,
         match of_other_steps {
             0 => String::new(),
-            files => format!(" and {files} files of its other steps, if they exist"),
+            files => format!(
+                " and {} of its other steps, if {}",
+                counted(files, "file", "files"),
+                plural(files, "it exists", "they exist")
+            ),
         },
         settings.concurrency,
-        share.per_minute,
+        counted(share.per_minute, "request", "requests"),
         share.why,
         how_long(queue.len(), share.per_minute)
     );
@@ -215,14 +219,18 @@ fn how_long(requests: usize, per_minute: u32) -> String {
 fn summarize(done: &Downloaded, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     info!(
-        "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s){}",
+        "Downloaded {} of {}, {} in {seconds:.1} s ({}/s){}",
         done.files,
-        done.listed - done.absent.len(),
+        counted(done.listed - done.absent.len(), "artifact", "artifacts"),
         size(done.bytes),
         size((done.bytes as f64 / seconds.max(0.001)) as u64),
         match done.absent.len() {
             0 => String::new(),
-            absent => format!("; {absent} files of other steps do not exist"),
+            absent => format!(
+                "; {} of other steps {} not exist",
+                counted(absent, "file", "files"),
+                plural(absent, "does", "do")
+            ),
         }
     );
     if let Some(warning) = past_keboolas_limit(done.bytes) {
@@ -468,8 +476,9 @@ impl Progress {
         if self.last_log.elapsed() >= PROGRESS_EVERY {
             let seconds = started.elapsed().as_secs_f64();
             info!(
-                "Artifacts: {} of {total} files, {}, {}/s",
+                "Artifacts: {} of {}, {}, {}/s",
                 self.done.files + self.done.failed.len() + self.done.absent.len(),
+                counted(total, "file", "files"),
                 size(self.done.bytes),
                 size((self.done.bytes as f64 / seconds.max(0.001)) as u64)
             );

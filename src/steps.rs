@@ -406,13 +406,11 @@ fn warn_of_oddities<T: StepTable>(
         );
     }
     if let Some((count, first)) = not_results {
-        let (items, are) = match count {
-            1 => ("item", "is"),
-            _ => ("items", "are"),
-        };
         warn!(
-            "{step}: its {} lists {count} {items} that {are} no result, left out (the first: {first})",
-            T::FILE
+            "{step}: its {} lists {} that {} no result, left out (the first: {first})",
+            T::FILE,
+            crate::text::counted(count, "item", "items"),
+            crate::text::plural(count, "is", "are")
         );
     }
 }

@@ -12,6 +12,7 @@ use tempfile::NamedTempFile;
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::Run;
 use crate::error::Bug;
+use crate::text::{counted, plural};
 
 mod columns;
 
@@ -181,12 +182,12 @@ fn warn_of_blanked(table: Table, blanked: Vec<(&'static str, usize, String)>) {
             .into_iter()
             .find(|c| c.name == column)
             .map_or("typed", |c| c.base.name());
-        let values = if count == 1 { "value" } else { "values" };
         log::warn!(
-            "{}.{column}: {count} {values} that {} not {base} left empty (the first: {first:?}), \
+            "{}.{column}: {} that {} not {base} left empty (the first: {first:?}), \
              as the table is typed and Storage would refuse it whole",
             table.name(),
-            if count == 1 { "is" } else { "are" },
+            counted(count, "value", "values"),
+            plural(count, "is", "are"),
         );
     }
 }
@@ -295,7 +296,11 @@ impl<'a> Writer<'a> {
     pub fn run_and_steps(&self, run: &Run) -> Result<()> {
         self.run(Table::Run, run)?;
         let steps = self.steps(run)?;
-        info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
+        info!(
+            "Wrote table {} ({})",
+            Table::RunSteps.name(),
+            counted(steps, "step", "steps")
+        );
         Ok(())
     }
 

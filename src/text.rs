@@ -59,7 +59,12 @@ pub fn tail(text: &str, max_chars: usize) -> String {
     if before == 0 && count <= max_chars {
         return text.to_owned();
     }
-    let mark = |cut: usize| format!("[first {} characters cut]\n", before + cut as u64);
+    let mark = |cut: usize| {
+        format!(
+            "[first {} cut]\n",
+            counted(before + cut as u64, "character", "characters")
+        )
+    };
     // The mark's length depends on the number it states: settle both.
     let mut cut = count.saturating_sub(max_chars);
     while cut < count && mark(cut).chars().count() + (count - cut) > max_chars {
@@ -147,6 +152,23 @@ pub fn minutes(duration: Duration) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// `count` and the noun in its number: `1 artifact`, `0 artifacts`, `1.5 minutes`. The count as
+/// written decides, so a number of minutes with decimals reads as many.
+pub fn counted(count: impl std::fmt::Display, one: &str, many: &str) -> String {
+    let count = count.to_string();
+    let noun = plural(&count, one, many);
+    format!("{count} {noun}")
+}
+
+/// The word that goes with `count`: `one` for exactly 1, else `many` (`is`, `are`).
+pub fn plural<'a>(count: impl std::fmt::Display, one: &'a str, many: &'a str) -> &'a str {
+    if count.to_string() == "1" {
+        one
+    } else {
+        many
+    }
+}
+
 /// Bytes in decimal units, as download tools show them.
 pub fn size(bytes: u64) -> String {
     match bytes {
@@ -185,6 +207,23 @@ mod tests {
         assert_eq!(age(Duration::from_secs(66_237_246)), "766 days");
         assert_eq!(minutes(Duration::from_secs(3_600)), "60");
         assert_eq!(minutes(Duration::from_secs(8)), "0.13");
+    }
+
+    #[test]
+    fn a_count_is_followed_by_its_noun_in_its_number() {
+        assert_eq!(counted(1, "artifact", "artifacts"), "1 artifact");
+        assert_eq!(counted(0usize, "artifact", "artifacts"), "0 artifacts");
+        assert_eq!(counted(2u64, "artifact", "artifacts"), "2 artifacts");
+        assert_eq!(
+            counted(minutes(Duration::from_secs(60)), "minute", "minutes"),
+            "1 minute"
+        );
+        assert_eq!(
+            counted(minutes(Duration::from_secs(90)), "minute", "minutes"),
+            "1.5 minutes"
+        );
+        assert_eq!(plural(1, "is", "are"), "is");
+        assert_eq!(plural(3, "is", "are"), "are");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::keboola::JobLimit;
 use crate::steps;
 use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
-use crate::text::{elapsed, minutes};
+use crate::text::{counted, elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
 use start::{Decision, Origin};
@@ -154,12 +154,13 @@ fn announce(config: &Config, cause: &str) {
     let plan = match (config.wait, config.artifacts.download) {
         (Wait::No, _) => "not waiting for the result".to_owned(),
         (Wait::UpTo(wait), true) => format!(
-            "waiting up to {} minutes, then artifacts",
-            minutes(wait.max)
+            "waiting up to {}, then artifacts",
+            counted(minutes(wait.max), "minute", "minutes")
         ),
-        (Wait::UpTo(wait), false) => {
-            format!("waiting up to {} minutes, no artifacts", minutes(wait.max))
-        }
+        (Wait::UpTo(wait), false) => format!(
+            "waiting up to {}, no artifacts",
+            counted(minutes(wait.max), "minute", "minutes")
+        ),
     };
     let job = match &config.job {
         JobRef::Id(id) => id.to_string(),
@@ -279,8 +280,12 @@ impl Job<'_> {
             WaitOutcome::QueuedTooLong { run } => {
                 self.run = run;
                 let within = format!(
-                    "leave the queue within max_queue_time ({} minutes): it was queued for {}",
-                    settings.max_queue.map(minutes).unwrap_or_default(),
+                    "leave the queue within max_queue_time ({}): it was queued for {}",
+                    counted(
+                        settings.max_queue.map(minutes).unwrap_or_default(),
+                        "minute",
+                        "minutes"
+                    ),
                     elapsed(since.elapsed())
                 );
                 self.timed_out(&settings, within)
@@ -413,9 +418,6 @@ impl Job<'_> {
         findings: &Findings,
     ) -> Result<()> {
         let report = findings.warnings();
-        for line in &report {
-            warn!("{line}");
-        }
         let replaced_by = match self.origin {
             Origin::Adopted | Origin::Followed => start::replacement(self.client, self.job_id, run),
             Origin::Triggered | Origin::Resumed => None,
@@ -532,8 +534,8 @@ impl Job<'_> {
 fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> {
     let name = artifacts::zip(tables.folder(), run, job, &done.paths)?;
     info!(
-        "Packed {} artifacts into out/files/{name}",
-        done.paths.len()
+        "Packed {} into out/files/{name}",
+        counted(done.paths.len(), "artifact", "artifacts")
     );
     Ok(())
 }

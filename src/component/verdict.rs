@@ -13,7 +13,7 @@ use crate::artifacts::{self, Downloaded};
 use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
-use crate::text::{elapsed, size};
+use crate::text::{counted, elapsed, size};
 
 /// What came of the artifacts.
 pub enum Artifacts {
@@ -51,7 +51,11 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         }
         Artifacts::Downloaded(done) => done,
     };
-    let mut note = format!("{} artifacts, {}", done.files, size(done.bytes));
+    let mut note = format!(
+        "{}, {}",
+        counted(done.files, "artifact", "artifacts"),
+        size(done.bytes)
+    );
     if done.excluded > 0 {
         note.push_str(&format!(
             " ({} left out by artifacts_include)",
@@ -64,8 +68,8 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         (true, _) => (None, None),
         (false, false) => (
             Some(format!(
-                "{} artifacts could not be downloaded: {failed} (artifacts_must_succeed is false)",
-                done.failed.len()
+                "{} could not be downloaded: {failed} (artifacts_must_succeed is false)",
+                counted(done.failed.len(), "artifact", "artifacts")
             )),
             None,
         ),
@@ -73,9 +77,9 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
             None,
             Some(
                 UserError::new(format!(
-                    "{} of {} artifacts of run {} could not be downloaded: {failed}",
+                    "{} of {} of run {} could not be downloaded: {failed}",
                     done.failed.len(),
-                    done.listed,
+                    counted(done.listed, "artifact", "artifacts"),
                     run.id
                 ))
                 .into(),
@@ -162,28 +166,42 @@ pub fn verdict(
     with_warnings_failing(Verdict { warnings, outcome }, ending, strictness)
 }
 
-/// `fail_on_warnings`: a job that would succeed fails when anything warned, with the report as
-/// its message.
+/// The warnings report, in the log once: with `fail_on_warnings`, a job that would succeed fails
+/// when anything warned, with the report as its message and details (which the log shows after
+/// the report's first line); otherwise the report leads the warnings.
 fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictness) -> Verdict {
     let Some((head, lines)) = ending.warnings.split_first() else {
         return verdict;
     };
     if !strictness.fail_on_warnings || verdict.outcome.is_err() {
-        return verdict;
+        return Verdict {
+            warnings: ending
+                .warnings
+                .iter()
+                .cloned()
+                .chain(verdict.warnings)
+                .collect(),
+            outcome: verdict.outcome,
+        };
     }
     let run = ending.run;
+    let how = match run.status {
+        RunStatus::Success => "succeeded with warnings, and fail_on_warnings is true".to_owned(),
+        _ => format!(
+            "{}, which fail_on_run_error: false lets pass, and it warned, which \
+             fail_on_warnings: true does not",
+            ended(run)
+        ),
+    };
     let message = format!(
-        "dbt Cloud run {} {} with warnings, and fail_on_warnings is true. {head}. The tables are \
-         written. See {}.",
+        "dbt Cloud run {} {how}. {head}. The tables are written. See {}.",
         run.id,
-        match run.status {
-            RunStatus::Success => "succeeded",
-            _ => "ended",
-        },
         link(run)
     );
     Verdict {
-        warnings: verdict.warnings,
+        warnings: std::iter::once(head.clone())
+            .chain(verdict.warnings)
+            .collect(),
         outcome: Err(UserError::with_details(message, lines.to_vec()).into()),
     }
 }
@@ -255,13 +273,8 @@ fn failed(
 fn usage_note(usage: Usage) -> Option<String> {
     (usage.sent > 0).then(|| {
         format!(
-            "{} {} at up to {} a minute, {} waited for the share",
-            usage.sent,
-            if usage.sent == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "{} at up to {} a minute, {} waited for the share",
+            counted(usage.sent, "request", "requests"),
             usage.share,
             elapsed(usage.held)
         )
@@ -272,13 +285,8 @@ fn usage_note(usage: Usage) -> Option<String> {
 fn throttle_note(throttling: Throttling) -> Option<String> {
     (throttling.refused > 0).then(|| {
         format!(
-            "dbt Cloud's account-wide rate limit refused {} {}; {} waited for the account",
-            throttling.refused,
-            if throttling.refused == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "dbt Cloud's account-wide rate limit refused {}; {} waited for the account",
+            counted(throttling.refused, "request", "requests"),
             elapsed(throttling.waited)
         )
     })
@@ -300,12 +308,7 @@ fn queue_note(run: &Run) -> Option<String> {
 /// Names the run, its status message, the failed step and where to look; for a run dbt Cloud's
 /// scheduler cancelled for a newer one, that one.
 fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
-    let verdict = match run.status {
-        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
-        RunStatus::Cancelled => "was cancelled",
-        _ => "ended in Error",
-    };
-    let mut message = format!("dbt Cloud run {} {verdict}", run.id);
+    let mut message = format!("dbt Cloud run {} {}", run.id, ended(run));
     if let Some(newer) = replaced_by {
         message.push_str(&format!(
             " by dbt Cloud's scheduler, which replaced it with a newer scheduled run of the job, \
@@ -325,6 +328,15 @@ fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
     }
     message.push_str(&format!(". See {}.", link(run)));
     message
+}
+
+/// How a run that did not succeed ended, in words.
+fn ended(run: &Run) -> &'static str {
+    match run.status {
+        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
+        RunStatus::Cancelled => "was cancelled",
+        _ => "ended in Error",
+    }
 }
 
 pub fn link(run: &Run) -> &str {
@@ -431,11 +443,29 @@ mod tests {
         )
         .outcome
         .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("dbt Cloud run 7 ended with warnings"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "dbt Cloud run 7 ended in Error, which fail_on_run_error: false lets pass, and it warned, which fail_on_warnings: true does not. Warnings: 1 node warned. The tables are written. See https://x.dbt.com/runs/7/.",
+        );
+        // The report is in the verdict once: its warnings when it fails nothing, the error's
+        // message and details when it fails the job.
+        let reported = verdict(
+            &ending(&success, &report),
+            Artifacts::Skipped,
+            true,
+            lenient,
+        );
+        assert_eq!(reported.warnings, report);
+        let failing = verdict(&ending(&success, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failing.warnings,
+            ["Warnings: 1 node warned"],
+            "its lines are details"
+        );
+        let failed_too = verdict(&ending(&failed, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failed_too.warnings, report,
+            "a failed run's error is its failure"
         );
     }
 
@@ -447,6 +477,8 @@ mod tests {
         let cases: Vec<(u64, Artifacts, bool, bool, u8, &str, usize)> = vec![
             (10, downloaded(2, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 2 artifacts, 44.6 KB", 0),
             (10, Artifacts::Skipped, true, true, 0, "Done: run 7 succeeded in 1m 35s; artifacts skipped (ignore_artifacts)", 0),
+            (10, downloaded(1, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 1 artifact, 22.3 KB", 0),
+            (10, downloaded(0, 1), false, true, 1, "1 of 1 artifact of run 7 could not be downloaded", 0),
             (10, downloaded(1, 1), true, true, 1, "1 of 2 artifacts of run 7 could not be downloaded: g0.json (the first: HTTP 500)", 0),
             (10, downloaded(1, 1), false, true, 0, "Done: run 7 succeeded", 1),
             (10, downloaded(0, 2), false, true, 1, "2 of 2 artifacts of run 7 could not be downloaded", 0),

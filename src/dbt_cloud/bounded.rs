@@ -37,10 +37,11 @@ impl Bounded<'_> {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
+        // The mark of a long string, so that what reads cut text counts this cut too.
         format!(
-            "{}…[{} characters cut]…",
+            "{}{}",
             &text[..end],
-            text[end..].chars().count()
+            crate::long_strings::mark(text[end..].chars().count() as u64)
         )
     }
 }

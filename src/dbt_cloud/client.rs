@@ -294,8 +294,8 @@ impl DbtCloud {
                 }
                 Err(error) => {
                     let note = format!(
-                        "dbt Cloud stopped answering after {} jobs ({}); those are listed",
-                        jobs.len(),
+                        "dbt Cloud stopped answering after {} ({}); those are listed",
+                        crate::text::counted(jobs.len(), "job", "jobs"),
                         crate::text::cut(&format!("{error:#}"))
                     );
                     return Ok((jobs, Some(note)));

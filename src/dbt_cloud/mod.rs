@@ -20,7 +20,7 @@ pub use plan::{Budget, JobBound, Phase};
 pub use rate_limit::{Throttling, Usage};
 pub use refusal::{address_allowed, address_refused, RefusalKind, Refused};
 pub use share::Share;
-pub use trigger::Start;
+pub use trigger::{NotNew, Start};
 
 use crate::secret::ApiToken;
 

@@ -44,6 +44,7 @@ impl RefusalKind {
 #[derive(Debug)]
 pub struct Refused {
     pub kind: RefusalKind,
+    pub status: StatusCode,
     /// The API's own words (its message and a 400's field errors); empty when it gave none.
     pub api_said: String,
     message: String,
@@ -61,6 +62,7 @@ impl Refused {
     pub fn not_found(message: String) -> Refused {
         Refused {
             kind: RefusalKind::NotFound,
+            status: StatusCode::NOT_FOUND,
             api_said: String::new(),
             message,
         }
@@ -163,6 +165,7 @@ impl Refusal {
         let said = [self.api_message.as_deref(), self.field_errors.as_deref()];
         Refused {
             kind: self.kind(),
+            status: self.status,
             api_said: said.into_iter().flatten().collect::<Vec<_>>().join("; "),
             message: self.message(asked),
         }

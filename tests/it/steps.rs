@@ -262,6 +262,14 @@ fn fail_on_warnings_fails_the_job_after_its_tables_with_the_report() {
     );
     assert_eq!(run.table_rows("dbt_cloud_run_results").len(), 59 + 39);
     assert!(run.data().join("out/tables/dbt_cloud_run.csv").exists());
+    // The log has the report once.
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("WARN  Warnings: 1 node warned").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(lines[1]).count(), 1, "{stdout}");
 }
 
 #[test]

@@ -703,12 +703,16 @@ fn trigger(
     let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
     };
-    let body: Map<String, Value> = match serde_json::from_slice(body) {
+    let mut body: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => map,
         _ => return invalid(json!({"non_field_errors": ["Invalid data. Expected a dictionary."]})),
     };
+    // A Django REST framework CharField: the cause is stored trimmed.
+    if let Some(Value::String(cause)) = body.get_mut("cause") {
+        *cause = cause.trim().to_owned();
+    }
     match body.get("cause") {
-        Some(Value::String(cause)) if !cause.trim().is_empty() => {}
+        Some(Value::String(cause)) if !cause.is_empty() => {}
         Some(Value::String(_)) => {
             return invalid(json!({"cause": ["This field may not be blank."]}))
         }
