@@ -175,11 +175,16 @@ impl DataFolder {
                         path.display()
                     );
                     match fs::remove_file(&path) {
-                        // Another download removed it meanwhile.
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        Ok(()) => {}
+                        // Another download removed it meanwhile, or has made the folder in its
+                        // place already.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(_) if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) => {
+                            continue
+                        }
+                        Err(e) => {
                             return Err(local_failure("could not remove the link", &path, &e))
                         }
-                        _ => {}
                     }
                 }
                 Ok(_) => {
