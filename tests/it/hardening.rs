@@ -209,6 +209,52 @@ fn nothing_is_triggered_when_too_little_time_is_left_before_the_jobs_limit() {
     );
 }
 
+/// A local limit of 16 s (the test timing's margin before it is an eighth: 2 s), and every
+/// artifact stalling: the downloads, and anything after them, end by the margin; no request of
+/// any kind starts after it, and the tables and the message are written before the limit.
+#[test]
+fn no_request_starts_past_the_margin_before_the_jobs_limit() {
+    let artifacts: Vec<Artifact> = (0..20)
+        .map(|i| Artifact::new(format!("compiled/model_{i:02}.sql"), b"select 1\n".to_vec()))
+        .collect();
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    emulator.inject(
+        Endpoint::DownloadArtifact,
+        std::iter::repeat_n(Fault::Delay(Duration::from_secs(30)), 1000),
+    );
+    let started = Instant::now();
+    let (run, took) = with_limit(
+        &emulator,
+        16,
+        json!({"wait_for_result": true, "artifact_concurrency": 1}),
+    );
+    let stderr = run.stderr();
+    run.assert_code(1);
+    let margin = started + Duration::from_secs(16 - 2);
+    let late: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|request| request.at > margin + SLACK)
+        .map(|request| {
+            format!(
+                "{} {} at {:?}",
+                request.method,
+                request.path,
+                request.at - started
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "past the margin: {late:#?}\n{stderr}");
+    assert!(took < Duration::from_secs(16), "took {took:?}: {stderr}");
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
+    assert!(stderr.contains("could not be downloaded"), "{stderr}");
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("(runtime.process_timeout, 0.27 minutes) is near: not sent"),
+        "{stdout}"
+    );
+}
+
 // ---- Listed runs are checked, not trusted
 
 const STRAY: u64 = 70403100111;
