@@ -760,3 +760,62 @@ fn a_failure_naming_the_run_keeps_its_link() {
         "{stderr}"
     );
 }
+
+// ---- Artifacts asked for only when they can be there
+
+/// A failed run that dbt Cloud says saved no artifacts (`artifacts_saved` still false once the
+/// grace for their upload is over): no list is asked for, nor any step's file; the failure is told
+/// from the failed step's log, which comes with the run.
+#[test]
+fn a_run_that_saved_no_artifacts_is_not_asked_for_them() {
+    let log = String::from_utf8(real("logs/dbt-core-database-error-docs-faq.log")).unwrap();
+    let emulator = emulator_with(
+        job_with_steps(Outcome::Error, &["source freshness", "build"]).failed_step_log(&log),
+    );
+    let unsaved = json!({"artifacts_saved": false});
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Patch(unsaved.as_object().unwrap().clone()), 1000),
+    );
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert_eq!(
+        emulator
+            .requests_to("GET", "")
+            .iter()
+            .filter(|r| r.path.contains("/artifacts"))
+            .count(),
+        0,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("- Database Error in model customers"),
+        "{stderr}"
+    );
+    assert!(
+        run.stdout()
+            .contains("dbt Cloud saved no artifacts of run 70403103000"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Error");
+}
+
+/// The run's artifact list is asked for once: the downloads' list serves the steps' files too.
+#[test]
+fn the_artifact_list_is_asked_for_once() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_include": ["manifest.json"]})),
+    ));
+    run.assert_code(0);
+    assert_eq!(
+        count(&emulator, "GET", "/artifacts/"),
+        1,
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.table_rows("dbt_cloud_run_results").is_empty());
+}
