@@ -26,9 +26,6 @@ use crate::dbt_cloud::{
 use crate::retry::SharedBudget;
 use crate::text::{counted, first_few, plural, size};
 
-/// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
-/// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
-const SAVE_GRACE: Duration = Duration::from_secs(30);
 const SAVE_POLL: Duration = Duration::from_secs(2);
 /// How often a briefly empty list is asked again.
 const LIST_ATTEMPTS: u32 = 4;
@@ -51,6 +48,9 @@ pub struct Downloaded {
     pub excluded: usize,
     /// Paths that still failed after retries, in order, each with why.
     pub failed: Vec<(String, String)>,
+    /// The last step's artifacts as dbt Cloud lists them, all of them: the steps' files are
+    /// looked for in it rather than in a second list.
+    pub list: Vec<String>,
     /// Paths refused because they would leave the artifacts folder.
     pub skipped: Vec<String>,
     /// Other steps' files that dbt Cloud does not have: the step wrote none.
@@ -83,7 +83,8 @@ struct Item {
     step: Option<u32>,
 }
 
-/// The run once dbt Cloud says its artifacts are saved, or as it stands after a grace period.
+/// The run once dbt Cloud says its artifacts are saved, or as it stands after a grace period
+/// (`Timing::save_grace`): a run still not saved then saved none, and is not asked for them.
 /// A run that never started (cancelled while queued) has none, so it is not waited for.
 pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
     if run.artifacts_saved || !run.has_started {
@@ -93,18 +94,11 @@ pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
         "Run {} finished; waiting for dbt Cloud to save its artifacts",
         run.id
     );
-    let deadline = Instant::now() + SAVE_GRACE;
+    let deadline = Instant::now() + client.timing().save_grace;
     let mut run = run;
     while !run.artifacts_saved && Instant::now() < deadline {
         client.termination().sleep(SAVE_POLL)?;
         run = client.get_run(run.id, Budget::Standard)?;
-    }
-    if !run.artifacts_saved {
-        warn!(
-            "dbt Cloud has not marked the artifacts of run {} saved after {} s; fetching what it lists",
-            run.id,
-            SAVE_GRACE.as_secs()
-        );
     }
     Ok(run)
 }
@@ -120,7 +114,8 @@ pub fn download_all(
     steps: &[StepArtifact],
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let (items, mut done) = wanted(listed, steps, settings);
+    let (items, mut done) = wanted(listed.clone(), steps, settings);
+    done.list = listed;
     let queue = destinations(folder, items, &mut done.skipped);
     if queue.is_empty() {
         info!("Run {} has no artifacts to download", run.id);

@@ -25,6 +25,9 @@ pub struct Timing {
     pub cooldown: Cooldown,
     /// A download slower than `min_bytes` per `window` is broken off and tried again.
     pub stall: Stall,
+    /// How long a finished run may take to report its artifacts saved: uploads take seconds; a
+    /// run that failed before dbt wrote anything never reports them.
+    pub save_grace: Duration,
     /// How long, in all, listed artifacts may keep answering 404.
     pub missing_artifacts: Duration,
     /// Bytes: an API answer larger than this is refused rather than read.
@@ -102,6 +105,7 @@ impl Timing {
                 window: Duration::from_secs(60),
                 min_bytes: 600_000,
             },
+            save_grace: Duration::from_secs(30),
             missing_artifacts: Duration::from_secs(60),
             // Far past any real answer (a run with its steps' logs is kilobytes to megabytes),
             // yet never a disk's or a container's worth.
@@ -137,6 +141,7 @@ impl Timing {
                 window: Duration::from_secs(1),
                 min_bytes: 10_000,
             },
+            save_grace: Duration::from_secs(5),
             missing_artifacts: Duration::from_secs(1),
             max_answer: 8_000_000,
         }

@@ -341,19 +341,35 @@ impl Job<'_> {
             self.tables.run_and_steps(&run)?;
         }
         self.run = run.clone();
-        if !run.has_started {
-            // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
-            info!(
-                "Run {} never started: it has no artifacts and no {}",
-                run.id,
-                steps::RUN_RESULTS
-            );
+        if !run.has_started || !run.artifacts_saved {
+            // Cancelled while queued, dbt never ran; or dbt Cloud saved nothing of the run (still
+            // not saved after the grace for uploads): nothing to list or fetch, not even the
+            // steps' files. The steps' logs come with the run.
+            match run.has_started {
+                false => info!(
+                    "Run {} never started: it has no artifacts and no {}",
+                    run.id,
+                    steps::RUN_RESULTS
+                ),
+                true => info!(
+                    "dbt Cloud saved no artifacts of run {} (artifacts_saved is still false after \
+                     {}): none to list, and no {}",
+                    run.id,
+                    elapsed(self.client.timing().save_grace),
+                    steps::RUN_RESULTS
+                ),
+            }
             let none = if settings.download {
                 Artifacts::Downloaded(Downloaded::default())
             } else {
                 Artifacts::Skipped
             };
-            return self.conclude(&run, none, since, None, &Findings::default());
+            let findings = Findings::default();
+            let digest = match run.status {
+                RunStatus::Success => None,
+                _ => digest::of_failure(&run, &findings),
+            };
+            return self.conclude(&run, none, since, digest.as_ref(), &findings);
         }
         let downloaded = if settings.download {
             let other_steps = steps::other_steps_files(&run);
@@ -392,6 +408,10 @@ impl Job<'_> {
             folder: self.tables.folder(),
             downloaded: match downloaded {
                 Artifacts::Downloaded(done) => Some(done),
+                _ => None,
+            },
+            unlisted: match downloaded {
+                Artifacts::NotDownloaded(error) => Some(error),
                 _ => None,
             },
             max_size: self.config.artifacts.max_size,

@@ -73,18 +73,19 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
             )),
             None,
         ),
-        (false, true) => (
-            None,
-            Some(
-                UserError::new(format!(
-                    "{} of {} of run {} could not be downloaded: {failed}",
-                    done.failed.len(),
-                    counted(done.listed, "artifact", "artifacts"),
-                    run.id
-                ))
-                .into(),
-            ),
-        ),
+        (false, true) => {
+            // A failed run fails the job whatever became of its artifacts.
+            let keeps_them = (run.status == RunStatus::Success)
+                .then_some("artifacts_must_succeed: false keeps them");
+            let message = format!(
+                "{} of {} of run {} could not be downloaded: {failed}.",
+                done.failed.len(),
+                counted(done.listed, "artifact", "artifacts"),
+                run.id
+            );
+            let message = keboola_keeps(message, done.files > 0, keeps_them);
+            (None, Some(UserError::new(message).into()))
+        }
     };
     Weighed {
         note,
@@ -136,10 +137,11 @@ pub fn verdict(
 ) -> Verdict {
     let run = ending.run;
     let weighed = weigh(artifacts, must_succeed, run);
+    let some_came = weighed.some_came;
     let warnings: Vec<String> = weighed.warning.clone().into_iter().collect();
     if run.status != RunStatus::Success {
         let verdict = failed(ending, weighed, warnings, strictness.fail_on_run_error);
-        return with_warnings_failing(verdict, ending, strictness);
+        return with_warnings_failing(verdict, ending, strictness, some_came);
     }
     let outcome = match weighed.error {
         None => Ok(Some(format!(
@@ -163,13 +165,18 @@ pub fn verdict(
         ))),
         Some(error) => Err(error),
     };
-    with_warnings_failing(Verdict { warnings, outcome }, ending, strictness)
+    with_warnings_failing(Verdict { warnings, outcome }, ending, strictness, some_came)
 }
 
 /// The warnings report, in the log once: with `fail_on_warnings`, a job that would succeed fails
 /// when anything warned, with the report as its message and details (which the log shows after
 /// the report's first line); otherwise the report leads the warnings.
-fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictness) -> Verdict {
+fn with_warnings_failing(
+    verdict: Verdict,
+    ending: &Ending,
+    strictness: Strictness,
+    some_came: bool,
+) -> Verdict {
     let Some((head, lines)) = ending.warnings.split_first() else {
         return verdict;
     };
@@ -197,6 +204,11 @@ fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictne
         "dbt Cloud run {} {how}. {head}. The tables are written. See {}.",
         run.id,
         link(run)
+    );
+    let message = keboola_keeps(
+        message,
+        some_came,
+        Some("fail_on_warnings: false keeps them"),
     );
     Verdict {
         warnings: std::iter::once(head.clone())
@@ -251,20 +263,30 @@ fn failed(
                 also.trim_end_matches('.')
             )
         }
-        None => {
-            let kept = if some_came {
-                ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)"
-            } else {
-                ""
-            };
+        None => keboola_keeps(
             format!(
-                "{} The tables are written; {note}{kept}.",
+                "{} The tables are written; {note}.",
                 failure_message(run, ending.replaced_by)
-            )
-        }
+            ),
+            some_came,
+            Some("fail_on_run_error: false keeps them"),
+        ),
     };
     let outcome = Err(UserError::with_details(message, details).into());
     Verdict { warnings, outcome }
+}
+
+/// An exit-1 message, and when artifacts were downloaded, that Keboola keeps them only when the
+/// job succeeds (and what would keep them, when one setting would): said on every exit 1 that
+/// follows downloaded artifacts, since the user may look for them in vain.
+fn keboola_keeps(message: String, some_came: bool, keeps_them: Option<&str>) -> String {
+    if !some_came {
+        return message;
+    }
+    let hint = keeps_them
+        .map(|hint| format!(" ({hint})"))
+        .unwrap_or_default();
+    format!("{message} Keboola keeps the job's artifacts only when the job succeeds{hint}.")
 }
 
 /// `2,050 requests at up to 2,500 a minute, 0s waited for the share`: what the job asked of dbt
@@ -469,6 +491,54 @@ mod tests {
         );
     }
 
+    /// Keboola keeps a job's artifacts only when it succeeds: every exit 1 that follows
+    /// downloaded artifacts says so, whatever made it fail, and none says so when none came.
+    #[test]
+    fn every_failure_after_downloaded_artifacts_says_keboola_keeps_them_only_on_success() {
+        const KEPT: &str = "Keboola keeps the job's artifacts only when the job succeeds";
+        let report = ["Warnings: 1 node warned".to_owned()];
+        let strict = Strictness {
+            fail_on_run_error: true,
+            fail_on_warnings: true,
+        };
+        let tolerant = Strictness {
+            fail_on_run_error: false,
+            ..strict
+        };
+        // (run status, artifacts, artifacts_must_succeed, strictness, warned, said)
+        let cases: Vec<(u64, Artifacts, bool, Strictness, bool, bool)> = vec![
+            (10, downloaded(2, 0), true, strict, true, true),
+            (10, downloaded(1, 1), true, strict, false, true),
+            (20, downloaded(2, 0), true, strict, false, true),
+            (20, downloaded(1, 1), true, strict, false, true),
+            (20, downloaded(1, 1), true, tolerant, false, true),
+            (20, downloaded(2, 0), true, tolerant, true, true),
+            (10, downloaded(0, 2), true, strict, false, false),
+            (20, downloaded(0, 0), true, strict, false, false),
+            (20, Artifacts::Skipped, true, strict, true, false),
+            (10, Artifacts::Skipped, true, strict, true, false),
+        ];
+        for (status, artifacts, must_succeed, strictness, warned, said) in cases {
+            let case = format!("status {status}, {strictness:?}, warned {warned}");
+            let run = run(status);
+            let ending = Ending {
+                run: &run,
+                took: Duration::from_secs(95),
+                digest: None,
+                counts: None,
+                warnings: if warned { &report } else { &[] },
+                replaced_by: None,
+                usage: Usage::default(),
+            };
+            let error = verdict(&ending, artifacts, must_succeed, strictness)
+                .outcome
+                .expect_err(&case);
+            let message = format!("{error:#}");
+            assert_eq!(message.contains(KEPT), said, "{case}: {message}");
+            assert!(is_user_error(&error), "{case}: {message}");
+        }
+    }
+
     /// Every way the job can end: (run status, artifacts, artifacts_must_succeed,
     /// fail_on_run_error) → exit code, the start of the message, and how many warnings.
     #[test]
@@ -483,7 +553,7 @@ mod tests {
             (10, downloaded(1, 1), false, true, 0, "Done: run 7 succeeded", 1),
             (10, downloaded(0, 2), false, true, 1, "2 of 2 artifacts of run 7 could not be downloaded", 0),
             (10, listing_failed(), true, true, 1, "no list", 0),
-            (20, downloaded(2, 0), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; 2 artifacts, 44.6 KB, which Keboola keeps only when the job succeeds", 0),
+            (20, downloaded(2, 0), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; 2 artifacts, 44.6 KB. Keboola keeps the job's artifacts only when the job succeeds (fail_on_run_error: false keeps them).", 0),
             (20, Artifacts::Skipped, true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; artifacts skipped (ignore_artifacts).", 0),
             (20, downloaded(1, 1), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. Also, 1 of 2 artifacts", 0),
             (20, downloaded(2, 0), true, false, 0, "", 1),

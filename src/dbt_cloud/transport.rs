@@ -293,6 +293,14 @@ impl Transport {
     ) -> Result<Fetched, AttemptError> {
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
+            // A download's reads each have the read timeout; near the job's deadline, the
+            // download as a whole ends by it.
+            if let Some(left) = plan
+                .left_in_the_job()
+                .filter(|left| *left < self.timing.read_timeout)
+            {
+                request = request.timeout(left);
+            }
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
@@ -338,10 +346,13 @@ impl Transport {
                 url.path()
             ))
         })?;
+        plan.may_start()?;
         let permit = self
             .limiter
             .acquire(termination, plan.deadline, plan.urgent)
             .map_err(|refusal| self.limiter_refusal(refusal))?;
+        // The rate limit may have held it up to the deadline.
+        plan.may_start()?;
         let method = request.method().clone();
         let started = Instant::now();
         let http = self.http.clone();

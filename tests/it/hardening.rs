@@ -209,6 +209,52 @@ fn nothing_is_triggered_when_too_little_time_is_left_before_the_jobs_limit() {
     );
 }
 
+/// A local limit of 16 s (the test timing's margin before it is an eighth: 2 s), and every
+/// artifact stalling: the downloads, and anything after them, end by the margin; no request of
+/// any kind starts after it, and the tables and the message are written before the limit.
+#[test]
+fn no_request_starts_past_the_margin_before_the_jobs_limit() {
+    let artifacts: Vec<Artifact> = (0..20)
+        .map(|i| Artifact::new(format!("compiled/model_{i:02}.sql"), b"select 1\n".to_vec()))
+        .collect();
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    emulator.inject(
+        Endpoint::DownloadArtifact,
+        std::iter::repeat_n(Fault::Delay(Duration::from_secs(30)), 1000),
+    );
+    let started = Instant::now();
+    let (run, took) = with_limit(
+        &emulator,
+        16,
+        json!({"wait_for_result": true, "artifact_concurrency": 1}),
+    );
+    let stderr = run.stderr();
+    run.assert_code(1);
+    let margin = started + Duration::from_secs(16 - 2);
+    let late: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|request| request.at > margin + SLACK)
+        .map(|request| {
+            format!(
+                "{} {} at {:?}",
+                request.method,
+                request.path,
+                request.at - started
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "past the margin: {late:#?}\n{stderr}");
+    assert!(took < Duration::from_secs(16), "took {took:?}: {stderr}");
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
+    assert!(stderr.contains("could not be downloaded"), "{stderr}");
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("(runtime.process_timeout, 0.27 minutes) is near: not sent"),
+        "{stdout}"
+    );
+}
+
 // ---- Listed runs are checked, not trusted
 
 const STRAY: u64 = 70403100111;
@@ -1014,4 +1060,63 @@ fn a_table_file_or_steps_folder_that_cannot_be_written_is_found_before_the_trigg
             emulator.requests()
         );
     }
+}
+
+// ---- Artifacts asked for only when they can be there
+
+/// A failed run that dbt Cloud says saved no artifacts (`artifacts_saved` still false once the
+/// grace for their upload is over): no list is asked for, nor any step's file; the failure is told
+/// from the failed step's log, which comes with the run.
+#[test]
+fn a_run_that_saved_no_artifacts_is_not_asked_for_them() {
+    let log = String::from_utf8(real("logs/dbt-core-database-error-docs-faq.log")).unwrap();
+    let emulator = emulator_with(
+        job_with_steps(Outcome::Error, &["source freshness", "build"]).failed_step_log(&log),
+    );
+    let unsaved = json!({"artifacts_saved": false});
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Patch(unsaved.as_object().unwrap().clone()), 1000),
+    );
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert_eq!(
+        emulator
+            .requests_to("GET", "")
+            .iter()
+            .filter(|r| r.path.contains("/artifacts"))
+            .count(),
+        0,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("- Database Error in model customers"),
+        "{stderr}"
+    );
+    assert!(
+        run.stdout()
+            .contains("dbt Cloud saved no artifacts of run 70403103000"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Error");
+}
+
+/// The run's artifact list is asked for once: the downloads' list serves the steps' files too.
+#[test]
+fn the_artifact_list_is_asked_for_once() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_include": ["manifest.json"]})),
+    ));
+    run.assert_code(0);
+    assert_eq!(
+        count(&emulator, "GET", "/artifacts/"),
+        1,
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.table_rows("dbt_cloud_run_results").is_empty());
 }
