@@ -24,11 +24,8 @@ use crate::dbt_cloud::{
     RunStatus, Share,
 };
 use crate::retry::SharedBudget;
-use crate::text::{first_few, size};
+use crate::text::{counted, first_few, plural, size};
 
-/// How long a finished run may take to report its artifacts saved. Uploads take seconds; a run
-/// that failed before dbt wrote anything never reports them, and should not hold the pipeline.
-const SAVE_GRACE: Duration = Duration::from_secs(30);
 const SAVE_POLL: Duration = Duration::from_secs(2);
 /// How often a briefly empty list is asked again.
 const LIST_ATTEMPTS: u32 = 4;
@@ -51,6 +48,9 @@ pub struct Downloaded {
     pub excluded: usize,
     /// Paths that still failed after retries, in order, each with why.
     pub failed: Vec<(String, String)>,
+    /// The last step's artifacts as dbt Cloud lists them, all of them: the steps' files are
+    /// looked for in it rather than in a second list.
+    pub list: Vec<String>,
     /// Paths refused because they would leave the artifacts folder.
     pub skipped: Vec<String>,
     /// Other steps' files that dbt Cloud does not have: the step wrote none.
@@ -65,10 +65,13 @@ pub struct StepArtifact {
     pub name: &'static str,
 }
 
+/// The folder of the other steps' files, in the artifacts folder.
+pub const STEPS: &str = "steps";
+
 impl StepArtifact {
     /// Where it goes, relative to the artifacts folder.
     pub fn local_path(self) -> String {
-        format!("steps/{}/{}", self.step, self.name)
+        format!("{STEPS}/{}/{}", self.step, self.name)
     }
 }
 
@@ -80,7 +83,8 @@ struct Item {
     step: Option<u32>,
 }
 
-/// The run once dbt Cloud says its artifacts are saved, or as it stands after a grace period.
+/// The run once dbt Cloud says its artifacts are saved, or as it stands after a grace period
+/// (`Timing::save_grace`): a run still not saved then saved none, and is not asked for them.
 /// A run that never started (cancelled while queued) has none, so it is not waited for.
 pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
     if run.artifacts_saved || !run.has_started {
@@ -90,18 +94,11 @@ pub fn wait_until_saved(client: &DbtCloud, run: Run) -> Result<Run> {
         "Run {} finished; waiting for dbt Cloud to save its artifacts",
         run.id
     );
-    let deadline = Instant::now() + SAVE_GRACE;
+    let deadline = Instant::now() + client.timing().save_grace;
     let mut run = run;
     while !run.artifacts_saved && Instant::now() < deadline {
         client.termination().sleep(SAVE_POLL)?;
         run = client.get_run(run.id, Budget::Standard)?;
-    }
-    if !run.artifacts_saved {
-        warn!(
-            "dbt Cloud has not marked the artifacts of run {} saved after {} s; fetching what it lists",
-            run.id,
-            SAVE_GRACE.as_secs()
-        );
     }
     Ok(run)
 }
@@ -117,7 +114,8 @@ pub fn download_all(
     steps: &[StepArtifact],
 ) -> Result<Downloaded> {
     let listed = list(client, run)?;
-    let (items, mut done) = wanted(listed, steps, settings);
+    let (items, mut done) = wanted(listed.clone(), steps, settings);
+    done.list = listed;
     let queue = destinations(folder, items, &mut done.skipped);
     if queue.is_empty() {
         info!("Run {} has no artifacts to download", run.id);
@@ -126,15 +124,19 @@ pub fn download_all(
     let of_other_steps = queue.iter().filter(|(_, item)| item.step.is_some()).count();
     let share = client.size_share(run.id);
     info!(
-        "Downloading {} artifacts of run {}{}, {} at a time, at up to {} requests a minute ({}): {}",
-        queue.len() - of_other_steps,
+        "Downloading {} of run {}{}, {} at a time, at up to {} a minute ({}): {}",
+        counted(queue.len() - of_other_steps, "artifact", "artifacts"),
         run.id,
         match of_other_steps {
             0 => String::new(),
-            files => format!(" and {files} files of its other steps, if they exist"),
+            files => format!(
+                " and {} of its other steps, if {}",
+                counted(files, "file", "files"),
+                plural(files, "it exists", "they exist")
+            ),
         },
         settings.concurrency,
-        share.per_minute,
+        counted(share.per_minute, "request", "requests"),
         share.why,
         how_long(queue.len(), share.per_minute)
     );
@@ -212,14 +214,18 @@ fn how_long(requests: usize, per_minute: u32) -> String {
 fn summarize(done: &Downloaded, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     info!(
-        "Downloaded {} of {} artifacts, {} in {seconds:.1} s ({}/s){}",
+        "Downloaded {} of {}, {} in {seconds:.1} s ({}/s){}",
         done.files,
-        done.listed - done.absent.len(),
+        counted(done.listed - done.absent.len(), "artifact", "artifacts"),
         size(done.bytes),
         size((done.bytes as f64 / seconds.max(0.001)) as u64),
         match done.absent.len() {
             0 => String::new(),
-            absent => format!("; {absent} files of other steps do not exist"),
+            absent => format!(
+                "; {} of other steps {} not exist",
+                counted(absent, "file", "files"),
+                plural(absent, "does", "do")
+            ),
         }
     );
     if let Some(warning) = past_keboolas_limit(done.bytes) {
@@ -465,8 +471,9 @@ impl Progress {
         if self.last_log.elapsed() >= PROGRESS_EVERY {
             let seconds = started.elapsed().as_secs_f64();
             info!(
-                "Artifacts: {} of {total} files, {}, {}/s",
+                "Artifacts: {} of {}, {}, {}/s",
                 self.done.files + self.done.failed.len() + self.done.absent.len(),
+                counted(total, "file", "files"),
                 size(self.done.bytes),
                 size((self.done.bytes as f64 / seconds.max(0.001)) as u64)
             );

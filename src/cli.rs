@@ -11,7 +11,7 @@ use clap::Parser;
 
 use crate::component;
 use crate::config::{self, Config, DataTypeSupport, Request, Wait};
-use crate::data_folder::DataFolder;
+use crate::data_folder::{DataFolder, Place};
 use crate::dbt_cloud::{Connection, DbtCloud};
 use crate::error::{details, exit_code};
 use crate::keboola::KeboolaJob;
@@ -160,12 +160,21 @@ fn run(config: &Config, args: &Args, folder: &DataFolder) -> anyhow::Result<()> 
     let types = config.data_type_support.unwrap_or_else(|| {
         DataTypeSupport::from_name(args.data_type_support.as_deref().unwrap_or_default())
     });
-    let mut places = vec![("its tables", folder.tables_dir())];
+    let mut places = vec![("its tables", Place::Folder(folder.tables_dir()))];
+    places.extend(
+        tables::files(folder)
+            .into_iter()
+            .map(|file| ("a table", Place::File(file))),
+    );
     if config.artifacts.download && config.wait != Wait::No {
-        places.push(("the artifacts", folder.artifacts_dir()));
+        places.push(("the artifacts", Place::Folder(folder.artifacts_dir())));
+        places.push((
+            "the other steps' files",
+            Place::Folders(folder.artifacts_dir().join(crate::artifacts::STEPS)),
+        ));
     }
     if config.artifacts.zip {
-        places.push(("the artifacts' zip", folder.files_dir()));
+        places.push(("the artifacts' zip", Place::Folder(folder.files_dir())));
     }
     folder.check_writable(&places)?;
     let tables = Writer::new(
@@ -190,7 +199,10 @@ fn answer(
         timing,
         Termination::none(),
     )?;
-    let document = action(&client)?;
+    // dbt Cloud may echo the token in any string it sends (a job's name, a run's link or
+    // cause): every string of every action's document is masked here, as the job's log and
+    // tables are.
+    let document = crate::secret::mask_json(action(&client)?);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{document}").context("could not write the answer to stdout")?;
     Ok(())

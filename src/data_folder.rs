@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
@@ -104,10 +105,11 @@ impl DataFolder {
     }
 
     /// Checks, before anything is sent to dbt Cloud, that every place the job will write to is
-    /// there and writable (this process's scratch folder, and `places`, each a folder below the
-    /// data folder with what to call it): a run triggered and then not recorded would be an
-    /// orphan. The folders are made when missing; a probe file is made and removed in each.
-    pub fn check_writable(&self, places: &[(&str, PathBuf)]) -> Result<()> {
+    /// there and writable (this process's scratch folder, and `places`, each below the data
+    /// folder with what to call it): a run triggered and then not recorded would be an orphan. A
+    /// folder is made when missing and a probe file made and removed in it; a file must be
+    /// replaceable; a folder of folders must have nothing but folders where the job writes one.
+    pub fn check_writable(&self, places: &[(&str, Place)]) -> Result<()> {
         let unwritable = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
             UserError::new(format!(
                 "The data folder cannot be written where the job writes {what} ({}): {error}. \
@@ -117,17 +119,31 @@ impl DataFolder {
                 path.display()
             ))
         };
-        drop(
-            self.scratch_file()
-                .map_err(|e| unwritable("its scratch files", &self.root, &format!("{e:#}")))?,
-        );
-        for (what, folder) in places {
-            self.real_folder(folder)
-                .map_err(|e| unwritable(what, folder, &format!("{e:#}")))?;
-            tempfile::Builder::new()
-                .prefix(".dbt-cloud-job-trigger-probe")
-                .tempfile_in(folder)
-                .map_err(|e| unwritable(what, folder, &e))?;
+        let scratch = self
+            .scratch_file()
+            .map_err(|e| unwritable("its scratch files", &self.root, &format!("{e:#}")))?;
+        // Who this process is, as the file system sees it: the owner of what it makes.
+        let me = fs::metadata(scratch.path())
+            .map_err(|e| unwritable("its scratch files", &self.root, &e))?
+            .uid();
+        drop(scratch);
+        for (what, place) in places {
+            match place {
+                Place::Folder(folder) => {
+                    self.real_folder(folder)
+                        .map_err(|e| unwritable(what, folder, &format!("{e:#}")))?;
+                    tempfile::Builder::new()
+                        .prefix(".dbt-cloud-job-trigger-probe")
+                        .tempfile_in(folder)
+                        .map_err(|e| unwritable(what, folder, &e))?;
+                }
+                Place::File(file) => {
+                    replaceable(file, me).map_err(|e| unwritable(what, file, &e))?;
+                }
+                Place::Folders(folder) => {
+                    only_folders_in(folder).map_err(|(path, e)| unwritable(what, &path, &e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -159,11 +175,16 @@ impl DataFolder {
                         path.display()
                     );
                     match fs::remove_file(&path) {
-                        // Another download removed it meanwhile.
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        Ok(()) => {}
+                        // Another download removed it meanwhile, or has made the folder in its
+                        // place already.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(_) if fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) => {
+                            continue
+                        }
+                        Err(e) => {
                             return Err(local_failure("could not remove the link", &path, &e))
                         }
-                        _ => {}
                     }
                 }
                 Ok(_) => {
@@ -185,6 +206,73 @@ impl DataFolder {
         }
         Ok(())
     }
+}
+
+/// A place the job writes, as [`DataFolder::check_writable`] checks it.
+pub enum Place {
+    /// A folder the job writes files into.
+    Folder(PathBuf),
+    /// A file the job writes, in a folder checked as a [`Place::Folder`]: replaced by a rename.
+    File(PathBuf),
+    /// A folder, in a folder checked as a [`Place::Folder`], whose entries the job makes
+    /// folders (`steps/<N>/`): none of them may be something else.
+    Folders(PathBuf),
+}
+
+/// Whether a rename can replace `file` (when it exists), for the user `me`: not when it is a
+/// folder or anything else than a file or a link, nor in a folder with the sticky bit (as
+/// `/tmp`) when neither it nor its folder is `me`'s.
+fn replaceable(file: &Path, me: u32) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(file) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    if meta.is_dir() {
+        return Err(io::Error::other(
+            "it is a folder, where the job writes a file",
+        ));
+    }
+    if !meta.is_file() && !meta.file_type().is_symlink() {
+        return Err(io::Error::other(
+            "it is not a file, where the job writes one",
+        ));
+    }
+    let folder = fs::metadata(file.parent().unwrap_or(Path::new(".")))?;
+    const STICKY: u32 = 0o1000;
+    if me != 0 && folder.mode() & STICKY != 0 && meta.uid() != me && folder.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "it belongs to another user, in a folder where only a file's owner may replace it",
+        ));
+    }
+    Ok(())
+}
+
+/// `folder`'s entries, when it exists, are folders (or links, which are replaced by folders):
+/// else the path that is not one, and why.
+fn only_folders_in(folder: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let not_a_folder = |path: &Path| {
+        (
+            path.to_owned(),
+            io::Error::other("it is a file, where the job writes a folder"),
+        )
+    };
+    match fs::symlink_metadata(folder) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err((folder.to_owned(), e)),
+        Ok(meta) if meta.file_type().is_symlink() => return Ok(()),
+        Ok(meta) if !meta.is_dir() => return Err(not_a_folder(folder)),
+        Ok(_) => {}
+    }
+    let entries = fs::read_dir(folder).map_err(|e| (folder.to_owned(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| (folder.to_owned(), e))?;
+        let kind = entry.file_type().map_err(|e| (entry.path(), e))?;
+        if !kind.is_dir() && !kind.is_symlink() {
+            return Err(not_a_folder(&entry.path()));
+        }
+    }
+    Ok(())
 }
 
 /// A failure of this machine's disk: the path and the OS's reason, no retries, exit 1.

@@ -94,10 +94,10 @@ fn with_the_log(mut digest: Digest, failed: &[FailedNode], log: LogFindings) -> 
     }
     let more = log.failures();
     if more > 0 {
-        let failures = if more == 1 { "failure" } else { "failures" };
-        digest
-            .summary
-            .push_str(&format!("; its log names {more} more {failures}"));
+        digest.summary.push_str(&format!(
+            "; its log names {more} more {}",
+            crate::text::plural(more, "failure", "failures")
+        ));
         digest.paragraphs.extend(log.paragraphs());
     }
     digest

@@ -5,7 +5,7 @@
 
 use crate::freshness::SourceResult;
 use crate::run_results::NodeResult;
-use crate::text::{age, paragraph};
+use crate::text::{age, counted, paragraph, plural};
 
 /// Nodes or sources named per kind; the rest are counted.
 pub const SHOWN: usize = 10;
@@ -227,15 +227,14 @@ impl Findings {
         );
         let mut heads = Vec::new();
         if warned.0 > 0 {
-            heads.push(format!(
-                "{} {} warned",
-                warned.0,
-                plural(warned.0, "node", "nodes")
-            ));
+            heads.push(format!("{} warned", counted(warned.0, "node", "nodes")));
         }
         if stale.0 > 0 {
-            let are = plural(stale.0, "source is", "sources are");
-            heads.push(format!("{} {are} stale", stale.0));
+            heads.push(format!(
+                "{} {} stale",
+                counted(stale.0, "source", "sources"),
+                plural(stale.0, "is", "are")
+            ));
         }
         if heads.is_empty() {
             return Vec::new();
@@ -275,13 +274,6 @@ impl Findings {
             );
         }
         (count, worded)
-    }
-}
-
-fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
-    match count {
-        1 => one,
-        _ => many,
     }
 }
 
@@ -337,10 +329,10 @@ pub fn source_paragraph(source: &SourceResult) -> String {
             let after = source.criteria.as_ref()?.get(name)?;
             let count = after.get("count")?.as_u64()?;
             let period = after.get("period")?.as_str()?;
-            let plural = if count == 1 { "" } else { "s" };
             Some(format!(
-                "{} {count} {period}{plural}",
-                name.replace('_', " ")
+                "{} {}",
+                name.replace('_', " "),
+                counted(count, period, &format!("{period}s"))
             ))
         })
         .collect();

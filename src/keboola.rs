@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::text::{minutes, printable, truncate};
+use crate::text::{counted, minutes, printable, truncate};
 
 /// The component's `processTimeout`, in seconds, as this repository deploys it to the Developer
 /// Portal (`component_config/processTimeout`): when Keboola's runner kills the job with SIGKILL,
@@ -70,13 +70,13 @@ impl std::fmt::Display for JobLimit {
         match self {
             JobLimit::Deployed(limit) => write!(
                 f,
-                "Keboola's time limit on the job (the component's processTimeout, {} minutes)",
-                minutes(*limit)
+                "Keboola's time limit on the job (the component's processTimeout, {})",
+                counted(minutes(*limit), "minute", "minutes")
             ),
             JobLimit::Local(limit) => write!(
                 f,
-                "the job's time limit config.json gives (runtime.process_timeout, {} minutes)",
-                minutes(*limit)
+                "the job's time limit config.json gives (runtime.process_timeout, {})",
+                counted(minutes(*limit), "minute", "minutes")
             ),
         }
     }

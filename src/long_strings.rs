@@ -11,9 +11,17 @@
 //! rewrites only the strings that are too long. It never splits a character, an escape or a
 //! surrogate pair, so what it gives is JSON whenever what it reads is; a secret of the process
 //! cut in two at the mark is masked on both sides ([`crate::secret::mask_partial`]).
+//!
+//! It also rewrites, in strings of any length, a lone surrogate escape (`\udcfc`: half of a
+//! UTF-16 pair, which Python's `json` writes for a byte it could not decode) to `\ufffd`, the
+//! replacement character: serde_json refuses the whole document for one, and a step's log or a
+//! job's name holding one is still dbt Cloud's answer. A whole pair stays the character it
+//! makes. How many were rewritten is counted ([`CutLongStrings::lone_surrogates`]) for the one
+//! warning ([`warn_lone_surrogates`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dbt_log::{LogReader, MAX_LINE_CHARS};
 
@@ -39,6 +47,73 @@ fn mark_with_errors(cut: u64) -> String {
 /// What ends the lines of dbt's errors after the mark, before the tail.
 const END_OF_ERRORS: &str = "…[end of those lines]…";
 
+/// A string as read, told apart into what it kept of the text as written: what is cut again for a
+/// table (a step's log to its end, a step's name to its start) says how much of the text as
+/// written is gone, not how much of what was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written<'a> {
+    /// The text's start as written: all of it when it was not cut.
+    pub head: &'a str,
+    /// Characters cut after the head.
+    pub cut: u64,
+    /// The text's end as written, after the cut (after the lines of dbt's errors the mark
+    /// brings, which are not the text's end); empty when it was not cut.
+    pub end: &'a str,
+}
+
+impl Written<'_> {
+    /// The length of the text as written, in characters.
+    pub fn chars(&self) -> u64 {
+        (self.head.chars().count() + self.end.chars().count()) as u64 + self.cut
+    }
+}
+
+/// `text` told apart by the mark of its cut, when it has one: the first mark [`mark`] or
+/// [`mark_with_errors`] wrote, which follows at most [`HEAD`] bytes of head.
+pub fn as_written(text: &str) -> Written<'_> {
+    let whole = Written {
+        head: text,
+        cut: 0,
+        end: "",
+    };
+    let mut from = 0;
+    while let Some(found) = text[from..].find("…[") {
+        let start = from + found;
+        if start > HEAD {
+            break;
+        }
+        let after = &text[start + "…[".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let rest = &after[digits..];
+        let cut = after[..digits].parse::<u64>().ok();
+        let end = match cut {
+            Some(_) if rest.starts_with(" characters cut]…") => {
+                Some(&rest[" characters cut]…".len()..])
+            }
+            Some(_) => {
+                // The mark as it reads once its JSON escape is read: one line.
+                let with_errors = mark_with_errors(0).replace("\\n", "\n");
+                let tail = &with_errors["…[0".len()..];
+                rest.strip_prefix(tail).and_then(|errors| {
+                    errors
+                        .find(END_OF_ERRORS)
+                        .map(|at| &errors[at + END_OF_ERRORS.len()..])
+                })
+            }
+            None => None,
+        };
+        if let (Some(cut), Some(end)) = (cut, end) {
+            return Written {
+                head: &text[..start],
+                cut,
+                end,
+            };
+        }
+        from = start + "…[".len();
+    }
+    whole
+}
+
 /// `text` as the inside of a JSON string.
 fn json_text(text: &str) -> String {
     let quoted = serde_json::Value::from(text).to_string();
@@ -60,6 +135,11 @@ pub struct CutLongStrings<R> {
     unit: Vec<u8>,
     /// Characters dropped from the string being read.
     cut: u64,
+    /// The first half of a surrogate pair (its `\uXXXX` escape), until the next unit says
+    /// whether it is whole.
+    high: Option<Vec<u8>>,
+    /// Lone surrogate escapes rewritten to `\ufffd`.
+    lone: u64,
     /// The whole of the long string being read, line by line, for dbt's errors in it.
     middle: Option<Middle>,
     done: bool,
@@ -163,9 +243,16 @@ impl<R: Read> CutLongStrings<R> {
             tail_units: VecDeque::new(),
             unit: Vec::new(),
             cut: 0,
+            high: None,
+            lone: 0,
             middle: None,
             done: false,
         }
+    }
+
+    /// How many lone surrogate escapes were read as U+FFFD so far.
+    pub fn lone_surrogates(&self) -> u64 {
+        self.lone
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
@@ -182,8 +269,9 @@ impl<R: Read> CutLongStrings<R> {
                         return;
                     }
                 },
-                // Plain ASCII while the string may pass whole: taken in one go.
-                State::Inside { long: false } if self.unit.is_empty() => {
+                // Plain ASCII while the string may pass whole: taken in one go (not after the
+                // first half of a pair, which the next unit completes or leaves alone).
+                State::Inside { long: false } if self.unit.is_empty() && self.high.is_none() => {
                     let plain = bytes
                         .iter()
                         .position(|&b| b == b'"' || b == b'\\' || b >= 0x80)
@@ -213,8 +301,33 @@ impl<R: Read> CutLongStrings<R> {
         self.unit.push(byte);
         if unit_complete(&self.unit) {
             let unit = std::mem::take(&mut self.unit);
+            self.pair_unit(unit);
+        }
+    }
+
+    /// A unit, with the first half of a pair held back until the next one shows it whole; a
+    /// half alone becomes `\ufffd`.
+    fn pair_unit(&mut self, unit: Vec<u8>) {
+        if let Some(high) = self.high.take() {
+            if is_surrogate(&unit, LOW) {
+                self.push_unit(&high);
+                self.push_unit(&unit);
+                return;
+            }
+            self.replace_lone();
+        }
+        if is_surrogate(&unit, HIGH) {
+            self.high = Some(unit);
+        } else if is_surrogate(&unit, LOW) {
+            self.replace_lone();
+        } else {
             self.push_unit(&unit);
         }
+    }
+
+    fn replace_lone(&mut self) {
+        self.lone += 1;
+        self.push_unit(REPLACEMENT);
     }
 
     fn push_unit(&mut self, unit: &[u8]) {
@@ -289,6 +402,9 @@ impl<R: Read> CutLongStrings<R> {
     }
 
     fn end_string(&mut self) {
+        if self.high.take().is_some() {
+            self.replace_lone();
+        }
         // An unfinished unit at the end (a malformed escape) goes as it is: serde_json says what
         // is wrong with it.
         let unit = std::mem::take(&mut self.unit);
@@ -331,6 +447,27 @@ impl<R: Read> CutLongStrings<R> {
 /// The first halves of surrogate pairs, and the second.
 const HIGH: std::ops::Range<u16> = 0xD800..0xDC00;
 const LOW: std::ops::Range<u16> = 0xDC00..0xE000;
+/// What a lone half becomes: U+FFFD, the replacement character, as an escape of the same length.
+const REPLACEMENT: &[u8] = b"\\ufffd";
+
+/// Says, once in the process, that `place` (dbt Cloud's answer to a request, a step's file)
+/// held `count` lone surrogate escapes, read as U+FFFD: one warning for the run, however many
+/// answers and files hold them.
+pub fn warn_lone_surrogates(count: u64, place: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if count == 0 || SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let escapes = match count {
+        1 => "a lone surrogate escape".to_owned(),
+        count => format!("{count} lone surrogate escapes"),
+    };
+    log::warn!(
+        "{place} held {escapes} (half of a UTF-16 pair, like \\udcfc, which is how Python \
+         writes a byte it could not decode), each read as the replacement character \u{fffd}; \
+         any more in this run's answers and files are read the same way, not said again"
+    );
+}
 
 /// Whether `unit` is a whole character or escape: an ASCII byte, a UTF-8 sequence, `\x` or
 /// `\uXXXX`.
@@ -374,6 +511,7 @@ impl<R: Read> Read for CutLongStrings<R> {
                 // Whatever is left of an unfinished string: the JSON is cut short, as it came.
                 self.out.extend(self.string.drain(..));
                 self.out.extend(self.tail.drain(..));
+                self.out.extend(self.high.take().unwrap_or_default());
                 self.out.extend(self.unit.drain(..));
             } else {
                 self.feed(&chunk[..read]);
@@ -504,6 +642,91 @@ mod tests {
             );
             assert_eq!(value["n"], 1);
         }
+    }
+
+    /// Python's `json` writes a byte it could not decode as `\udcfc`; serde_json refuses it.
+    #[test]
+    fn a_lone_surrogate_escape_is_read_as_a_replacement_in_a_string_of_any_length() {
+        let count = |json: &str| {
+            let mut reader = CutLongStrings::new(json.as_bytes());
+            let mut out = String::new();
+            reader.read_to_string(&mut out).unwrap();
+            (out, reader.lone_surrogates())
+        };
+        let text = r#"{"a": "x\udcfc y", "\ud800": "\ud83d\ude00 \uD83D", "b": "\udcfc\ud83dx"}"#;
+        let (out, lone) = count(text);
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            value,
+            json!({"a": "x\u{fffd} y", "\u{fffd}": "😀 \u{fffd}", "b": "\u{fffd}\u{fffd}x"})
+        );
+        assert_eq!(lone, 5);
+        assert_eq!(count(r#"["\ud83d\ude00", "\u00e9"]"#).1, 0, "a whole pair");
+
+        for read in [
+            |json: &str| serde_json::from_str::<Value>(&through(json)).unwrap(),
+            trickled,
+        ] {
+            let long = format!("{}\\udcfc{}\\ud83d", "h".repeat(HEAD), "t".repeat(KEPT));
+            let value = read(&format!("[\"{long}\", \"\\udcfc\"]"));
+            let kept = value[0].as_str().unwrap();
+            assert!(kept.contains("characters cut]…"), "a long one is cut");
+            assert!(kept.ends_with("tt\u{fffd}"), "{}", &kept[kept.len() - 20..]);
+            assert_eq!(value[1], "\u{fffd}");
+        }
+        // A document cut short in a pair's first half stays cut short.
+        assert!(serde_json::from_str::<Value>(&through(r#"["x\ud83d"#)).is_err());
+    }
+
+    /// What was cut is told from what was kept, so that a string cut again says how much of the
+    /// text as written is gone: whatever its characters, escaped or not, with dbt's errors or
+    /// without.
+    #[test]
+    fn a_cut_string_tells_the_text_as_written() {
+        let errors = "12:05:00  Failure in model orders (models/orders.sql)\n\
+                      12:05:00    Database Error in model orders (models/orders.sql)\n";
+        for (text, escaped) in [
+            ("x".repeat(27_146), false),
+            ("😀é\n".repeat(30_000), false),
+            ("😀é\n".repeat(30_000), true),
+            (
+                format!("{}{errors}{}", "ok\n".repeat(40_000), "😀".repeat(20_000)),
+                false,
+            ),
+            (
+                format!("{}{errors}{}", "ok\n".repeat(40_000), "😀".repeat(20_000)),
+                true,
+            ),
+        ] {
+            let mut json = json!([text]).to_string();
+            if escaped {
+                json = json.replace('😀', "\\ud83d\\ude00").replace('é', "\\u00e9");
+            }
+            let value: Value = serde_json::from_str(&through(&json)).unwrap();
+            let kept = value[0].as_str().unwrap();
+            if text.contains("Failure in model") {
+                assert!(kept.contains("the lines of dbt's errors"), "{escaped}");
+            }
+            let written = as_written(kept);
+            assert_eq!(written.chars(), text.chars().count() as u64, "{escaped}");
+            assert!(text.starts_with(written.head) && text.ends_with(written.end));
+            if text.len() > KEPT {
+                assert!(written.cut > 0 && !written.end.is_empty());
+            } else {
+                assert_eq!(written.head, text);
+            }
+        }
+        let plain = "a …[12 characters cut] b …[x characters cut]…";
+        assert_eq!(as_written(plain).head, plain, "no mark of ours");
+        let cut = format!("{}{}", mark(40), "end");
+        assert_eq!(
+            as_written(&cut),
+            Written {
+                head: "",
+                cut: 40,
+                end: "end"
+            }
+        );
     }
 
     #[test]

@@ -259,8 +259,8 @@ impl Oddities {
         self.fields
             .iter()
             .map(|(field, count, example)| {
-                let results = if *count == 1 { "result" } else { "results" };
-                format!("{field} ({count} {results}, e.g. {example})")
+                let results = crate::text::counted(count, "result", "results");
+                format!("{field} ({results}, e.g. {example})")
             })
             .collect::<Vec<_>>()
             .join(", ")

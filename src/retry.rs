@@ -337,10 +337,7 @@ impl<'a> Attempts<'a> {
     fn given_up(&self, failure: Retry) -> anyhow::Error {
         let (what, made) = (self.what, self.made);
         let took = self.started.elapsed().as_secs_f64();
-        let attempts = match made {
-            1 => "1 attempt".to_owned(),
-            made => format!("{made} attempts"),
-        };
+        let attempts = crate::text::counted(made, "attempt", "attempts");
         if failure.not_after.is_some() {
             // The caller's own budget ended: its error says why, not dbt Cloud's health.
             return failure.error.context(format!(

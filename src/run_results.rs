@@ -172,8 +172,8 @@ pub fn stream<T: DeserializeOwned>(
     each: impl FnMut(T) -> Result<()>,
 ) -> Result<Streamed> {
     // A node's message may be hundreds of megabytes (a compiled query in an error): cut.
-    let reader = std::io::BufReader::new(CutLongStrings::new(reader));
-    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let mut cut = CutLongStrings::new(reader);
+    let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(&mut cut));
     let mut artifact = Artifact {
         each,
         count: 0,
@@ -186,6 +186,8 @@ pub fn stream<T: DeserializeOwned>(
     let outcome = (&mut artifact)
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end());
+    drop(deserializer);
+    crate::long_strings::warn_lone_surrogates(cut.lone_surrogates(), file);
     if let Some(failure) = artifact.failure {
         return Err(failure);
     }

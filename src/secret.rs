@@ -82,6 +82,23 @@ pub fn mask(text: &str) -> Cow<'_, str> {
     Cow::Owned(masked)
 }
 
+/// `value` with every string in it (keys too) masked: a document made of dbt Cloud's strings,
+/// whatever fields it holds.
+pub fn mask_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(mask(&text).into_owned()),
+        Value::Array(items) => Value::Array(items.into_iter().map(mask_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (mask(&key).into_owned(), mask_json(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// A text cut in two (`head`, then `tail`, with what was between them gone): a token whose start
 /// ends `head` or whose end starts `tail` is masked too, as are whole ones.
 pub fn mask_partial(head: &str, tail: &str) -> (String, String) {
@@ -135,6 +152,23 @@ mod tests {
             (head.as_str(), tail.as_str()),
             ("ends with dbt", "XYZ begins"),
             "pieces too short to tell from text"
+        );
+        drop(token);
+    }
+
+    #[test]
+    fn every_string_of_a_document_is_masked() {
+        let token = ApiToken::new("dbtc_J50n_t0ken_ABC").unwrap();
+        let document = serde_json::json!({
+            "dbtc_J50n_t0ken_ABC": [{"label": "job dbtc_J50n_t0ken_ABC", "value": 7}, null, true],
+            "message": "| [1](https://x/dbtc_J50n_t0ken_ABC) |",
+        });
+        assert_eq!(
+            mask_json(document),
+            serde_json::json!({
+                "***": [{"label": "job ***", "value": 7}, null, true],
+                "message": "| [1](https://x/***) |",
+            })
         );
         drop(token);
     }

@@ -76,6 +76,8 @@ pub struct Sources<'a> {
     pub client: &'a DbtCloud,
     pub folder: &'a DataFolder,
     pub downloaded: Option<&'a Downloaded>,
+    /// Why the downloads could not list the run's artifacts, when they asked: not asked again.
+    pub unlisted: Option<&'a anyhow::Error>,
     pub max_size: u64,
 }
 
@@ -164,7 +166,13 @@ impl Sources<'_> {
         if run_results.is_some() && sources.is_some() {
             return Ok([run_results, sources]);
         }
-        let listed = match artifacts::list(self.client, run) {
+        // The downloads' list when they asked for it: the list is asked for once.
+        let asked = match (self.downloaded, self.unlisted) {
+            (Some(downloaded), _) => Ok(downloaded.list.clone()),
+            (None, Some(error)) => Err(anyhow::anyhow!("{error:#}")),
+            (None, None) => artifacts::list(self.client, run),
+        };
+        let listed = match asked {
             Ok(listed) => listed,
             Err(error) if is_terminated(&error) => return Err(error),
             Err(error) => {
@@ -406,13 +414,11 @@ fn warn_of_oddities<T: StepTable>(
         );
     }
     if let Some((count, first)) = not_results {
-        let (items, are) = match count {
-            1 => ("item", "is"),
-            _ => ("items", "are"),
-        };
         warn!(
-            "{step}: its {} lists {count} {items} that {are} no result, left out (the first: {first})",
-            T::FILE
+            "{step}: its {} lists {} that {} no result, left out (the first: {first})",
+            T::FILE,
+            crate::text::counted(count, "item", "items"),
+            crate::text::plural(count, "is", "are")
         );
     }
 }

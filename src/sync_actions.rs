@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::component::resolve;
 use crate::config::JobRef;
-use crate::dbt_cloud::{AccountId, DbtCloud, RefusalKind, Run};
+use crate::dbt_cloud::{address_allowed, address_refused, AccountId, DbtCloud, RefusalKind, Run};
 use crate::error::UserError;
 
 /// How many runs the validation button shows.
@@ -35,7 +35,7 @@ pub fn test_connection(
     };
     let steps = Steps(if job.is_some() { 5 } else { 3 });
     if let Err(error) = client.list_jobs_page(1) {
-        return Err(steps.first_three(error, account));
+        return Err(steps.first_three(client, error, account));
     }
     let Some(job) = job else {
         return Ok(success(format!(
@@ -90,11 +90,31 @@ impl Steps {
         .into()
     }
 
-    /// The URL, the token and the account share one request: how it was refused tells which.
-    fn first_three(&self, error: anyhow::Error, account: AccountId) -> anyhow::Error {
-        match RefusalKind::of(&error) {
-            Some(RefusalKind::TokenRefused) => self.failed(2, "the token", error, "."),
-            Some(RefusalKind::Forbidden) => self.failed(
+    /// The URL, the token and the account share one request: how it was refused tells which. A
+    /// refused token (401 or 403) may be an IP allow-list's refusal of this address instead: one
+    /// request without the token tells them apart.
+    fn first_three(
+        &self,
+        client: &DbtCloud,
+        error: anyhow::Error,
+        account: AccountId,
+    ) -> anyhow::Error {
+        match (RefusalKind::of(&error), client.address_refused(&error)) {
+            (_, Some(true)) => UserError::new(format!(
+                "Step 3 of {}, the account, failed: {}",
+                self.0,
+                address_refused(account)
+            ))
+            .into(),
+            // A 401 says what is refused already (the token, or the account's plan).
+            (Some(RefusalKind::Forbidden), Some(false)) => self.failed(
+                2,
+                "the token",
+                error,
+                &format!(". {}.", address_allowed(account)),
+            ),
+            (Some(RefusalKind::TokenRefused), _) => self.failed(2, "the token", error, "."),
+            (Some(RefusalKind::Forbidden), None) => self.failed(
                 3,
                 "the account",
                 error,
@@ -103,7 +123,7 @@ impl Steps {
                  outgoing addresses in its IP allow-list."
                 ),
             ),
-            Some(RefusalKind::NotFound) => self.failed(
+            (Some(RefusalKind::NotFound), None) => self.failed(
                 3,
                 "the account",
                 error,
@@ -193,12 +213,13 @@ fn run_link(run: &Run) -> String {
 }
 
 /// A markdown table cell: text as text. Markdown's own characters are escaped, so that dbt
-/// Cloud's strings cannot make links, images, HTML or new rows.
+/// Cloud's strings cannot make links, images, HTML or new rows. A token in it is masked first:
+/// escaped (`dbtc\_...`), the document's mask would no longer find it.
 fn cell(value: Option<&Value>) -> String {
     let text = match value {
         None | Some(Value::Null) => return "–".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => crate::secret::mask(s).into_owned(),
+        Some(other) => crate::secret::mask(&other.to_string()).into_owned(),
     };
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {

@@ -13,6 +13,7 @@ use crate::chain::Chain;
 use crate::data_folder::DataFolder;
 use crate::dbt_cloud::Run;
 use crate::error::Bug;
+use crate::text::{counted, plural};
 
 mod columns;
 
@@ -182,12 +183,12 @@ fn warn_of_blanked(table: Table, blanked: Vec<(&'static str, usize, String)>) {
             .into_iter()
             .find(|c| c.name == column)
             .map_or("typed", |c| c.base.name());
-        let values = if count == 1 { "value" } else { "values" };
         log::warn!(
-            "{}.{column}: {count} {values} that {} not {base} left empty (the first: {first:?}), \
+            "{}.{column}: {} that {} not {base} left empty (the first: {first:?}), \
              as the table is typed and Storage would refuse it whole",
             table.name(),
-            if count == 1 { "is" } else { "are" },
+            counted(count, "value", "values"),
+            plural(count, "is", "are"),
         );
     }
 }
@@ -236,6 +237,19 @@ fn kept(cell: &[u8]) -> Vec<u8> {
     }
     let cut = text[end..].chars().count();
     format!("{}{}", &text[..end], crate::long_strings::mark(cut as u64)).into_bytes()
+}
+
+/// A table's CSV (`csv`) or its manifest (`csv.manifest`).
+fn file_of(folder: &DataFolder, table: Table, kind: &str) -> std::path::PathBuf {
+    folder.tables_dir().join(format!("{}.{kind}", table.name()))
+}
+
+/// Every file the tables may be written to: each table's CSV and manifest.
+pub fn files(folder: &DataFolder) -> Vec<std::path::PathBuf> {
+    Table::ALL
+        .iter()
+        .flat_map(|table| ["csv", "csv.manifest"].map(|kind| file_of(folder, *table, kind)))
+        .collect()
 }
 
 /// Writes the tables of one job into `out/tables`: each CSV and its manifest whole or not at all,
@@ -316,7 +330,11 @@ impl<'a> Writer<'a> {
                     .try_for_each(|step| rows.row(step_row(&run_id, step)))
             })
         })?;
-        info!("Wrote table {} ({steps} steps)", Table::RunSteps.name());
+        info!(
+            "Wrote table {} ({})",
+            Table::RunSteps.name(),
+            counted(steps, "step", "steps")
+        );
         if let Some(chain) = chain {
             let links = self.write(Table::RunChain, |rows| {
                 chain
@@ -325,8 +343,9 @@ impl<'a> Writer<'a> {
                     .try_for_each(|link| rows.row(link_row(link)))
             })?;
             info!(
-                "Wrote table {} ({links} chained jobs)",
-                Table::RunChain.name()
+                "Wrote table {} ({})",
+                Table::RunChain.name(),
+                counted(links, "chained job", "chained jobs")
             );
         }
         Ok(())
@@ -405,11 +424,10 @@ impl<'a> Writer<'a> {
         table: Table,
         body: impl FnOnce(&mut dyn Write) -> Result<usize>,
     ) -> Result<usize> {
-        let tables = self.folder.tables_dir();
         let columns = table.columns();
         let mut count = 0;
         self.folder
-            .write_atomically(&tables.join(format!("{}.csv", table.name())), |out| {
+            .write_atomically(&file_of(self.folder, table, "csv"), |out| {
                 {
                     let mut header = Rows::new(table, false, &mut *out);
                     header
@@ -421,13 +439,11 @@ impl<'a> Writer<'a> {
                 Ok(())
             })?;
         let manifest = table.manifest(&self.bucket, self.typed);
-        self.folder.write_atomically(
-            &tables.join(format!("{}.csv.manifest", table.name())),
-            |out| {
+        self.folder
+            .write_atomically(&file_of(self.folder, table, "csv.manifest"), |out| {
                 serde_json::to_writer_pretty(&mut *out, &manifest)?;
                 Ok(out.write_all(b"\n")?)
-            },
-        )?;
+            })?;
         Ok(count)
     }
 }

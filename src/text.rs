@@ -27,24 +27,54 @@ pub fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// The start of `text` in at most `max_chars` characters, a mark `…[N characters cut]…` at its end
+/// included when it is cut. N counts the text as written: what was cut while it streamed in
+/// ([`crate::long_strings`]) included.
+pub fn head(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let written = crate::long_strings::as_written(text);
+    let total = written.chars();
+    if written.cut == 0 && total <= max_chars as u64 {
+        return Cow::Borrowed(text);
+    }
+    let mark = |kept: usize| crate::long_strings::mark(total - kept as u64);
+    // The mark's length depends on the number it states: settle both.
+    let mut kept = max_chars.min(written.head.chars().count());
+    while kept > 0 && mark(kept).chars().count() + kept > max_chars {
+        kept -= 1;
+    }
+    format!("{}{}", truncate(written.head, kept), mark(kept)).into()
+}
+
 /// The end of `text` in at most `max_chars` characters, a first line `[first N characters cut]`
-/// included when it is cut: where a log says what failed.
+/// included when it is cut: where a log says what failed. The end is the text's as written, and N
+/// counts that text: a text cut as it streamed in ([`crate::long_strings`]) gives only the end
+/// after its cut, and N counts what that cut left out.
 pub fn tail(text: &str, max_chars: usize) -> String {
-    let count = text.chars().count();
-    if count <= max_chars {
+    let written = crate::long_strings::as_written(text);
+    let (before, end) = match written.cut {
+        0 => (0, text),
+        cut => (written.head.chars().count() as u64 + cut, written.end),
+    };
+    let count = end.chars().count();
+    if before == 0 && count <= max_chars {
         return text.to_owned();
     }
-    let mark = |cut: usize| format!("[first {cut} characters cut]\n");
+    let mark = |cut: usize| {
+        format!(
+            "[first {} cut]\n",
+            counted(before + cut as u64, "character", "characters")
+        )
+    };
     // The mark's length depends on the number it states: settle both.
-    let mut cut = count - max_chars;
+    let mut cut = count.saturating_sub(max_chars);
     while cut < count && mark(cut).chars().count() + (count - cut) > max_chars {
         cut += 1;
     }
     let mark = mark(cut);
     if mark.chars().count() > max_chars {
-        return text.chars().skip(count - max_chars).collect();
+        return end.chars().skip(count.saturating_sub(max_chars)).collect();
     }
-    let kept: String = text.chars().skip(cut).collect();
+    let kept: String = end.chars().skip(cut).collect();
     format!("{mark}{kept}")
 }
 
@@ -122,6 +152,23 @@ pub fn minutes(duration: Duration) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// `count` and the noun in its number: `1 artifact`, `0 artifacts`, `1.5 minutes`. The count as
+/// written decides, so a number of minutes with decimals reads as many.
+pub fn counted(count: impl std::fmt::Display, one: &str, many: &str) -> String {
+    let count = count.to_string();
+    let noun = plural(&count, one, many);
+    format!("{count} {noun}")
+}
+
+/// The word that goes with `count`: `one` for exactly 1, else `many` (`is`, `are`).
+pub fn plural<'a>(count: impl std::fmt::Display, one: &'a str, many: &'a str) -> &'a str {
+    if count.to_string() == "1" {
+        one
+    } else {
+        many
+    }
+}
+
 /// Bytes in decimal units, as download tools show them.
 pub fn size(bytes: u64) -> String {
     match bytes {
@@ -163,6 +210,23 @@ mod tests {
     }
 
     #[test]
+    fn a_count_is_followed_by_its_noun_in_its_number() {
+        assert_eq!(counted(1, "artifact", "artifacts"), "1 artifact");
+        assert_eq!(counted(0usize, "artifact", "artifacts"), "0 artifacts");
+        assert_eq!(counted(2u64, "artifact", "artifacts"), "2 artifacts");
+        assert_eq!(
+            counted(minutes(Duration::from_secs(60)), "minute", "minutes"),
+            "1 minute"
+        );
+        assert_eq!(
+            counted(minutes(Duration::from_secs(90)), "minute", "minutes"),
+            "1.5 minutes"
+        );
+        assert_eq!(plural(1, "is", "are"), "is");
+        assert_eq!(plural(3, "is", "are"), "are");
+    }
+
+    #[test]
     fn elapsed_reads_like_a_person_wrote_it() {
         assert_eq!(elapsed(Duration::from_millis(4_900)), "4s");
         assert_eq!(elapsed(Duration::from_secs(95)), "1m 35s");
@@ -201,6 +265,37 @@ mod tests {
                 "{length}"
             );
         }
+        let streamed = format!(
+            "{}{}{}",
+            "h".repeat(30),
+            crate::long_strings::mark(5_000),
+            "😀".repeat(40)
+        );
+        assert_eq!(
+            tail(&streamed, 100),
+            format!("[first 5030 characters cut]\n{}", "😀".repeat(40)),
+            "the end after the cut alone, the count of the text as written"
+        );
+        assert_eq!(
+            tail(&streamed, 40),
+            format!("[first 5058 characters cut]\n{}", "😀".repeat(12))
+        );
+        assert_eq!(head("short", 5), "short");
+        let long = "é".repeat(1_000_000);
+        let cut = head(&long, 1_000);
+        assert_eq!(cut.chars().count(), 1_000);
+        assert!(cut.ends_with("é…[999025 characters cut]…"), "{cut}");
+        let streamed = format!(
+            "{}{}{}",
+            "h".repeat(30),
+            crate::long_strings::mark(5_000),
+            "t".repeat(40)
+        );
+        assert_eq!(
+            head(&streamed, 50),
+            format!("{}…[5043 characters cut]…", "h".repeat(27)),
+            "the count is of the text as written"
+        );
         assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
         assert_eq!(
             printable("Failed.\n2026-11-26T11:02:32Z INFO  Done: run 1 succeeded\u{1b}[2K"),

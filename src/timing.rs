@@ -25,6 +25,9 @@ pub struct Timing {
     pub cooldown: Cooldown,
     /// A download slower than `min_bytes` per `window` is broken off and tried again.
     pub stall: Stall,
+    /// How long a finished run may take to report its artifacts saved: uploads take seconds; a
+    /// run that failed before dbt wrote anything never reports them.
+    pub save_grace: Duration,
     /// How long, in all, listed artifacts may keep answering 404.
     pub missing_artifacts: Duration,
     /// Bytes: an API answer larger than this is refused rather than read.
@@ -106,6 +109,7 @@ impl Timing {
                 window: Duration::from_secs(60),
                 min_bytes: 600_000,
             },
+            save_grace: Duration::from_secs(30),
             missing_artifacts: Duration::from_secs(60),
             chain_appear: Duration::from_secs(120),
             chain_look: Duration::from_secs(5),
@@ -143,6 +147,7 @@ impl Timing {
                 window: Duration::from_secs(1),
                 min_bytes: 10_000,
             },
+            save_grace: Duration::from_secs(5),
             missing_artifacts: Duration::from_secs(1),
             chain_appear: Duration::from_secs(3),
             chain_look: Duration::from_millis(200),

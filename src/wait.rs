@@ -8,7 +8,7 @@ use crate::dbt_cloud::{Budget, DbtCloud, Run, RunStatus};
 use crate::keboola::JobLimit;
 use crate::retry::is_deadline;
 use crate::termination::Terminated;
-use crate::text::{elapsed, minutes};
+use crate::text::{counted, elapsed, minutes};
 
 /// Never more often: a poll is a request against the account's shared rate limit.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -90,10 +90,10 @@ impl WaitBound {
     pub fn announce(self, max_wait: Duration) {
         if let Self::JobLimit { wait, limit } = self {
             info!(
-                "The wait ends after {} minutes instead of max_wait_time's {}: {limit} comes \
+                "The wait ends after {} instead of max_wait_time's {}: {limit} comes \
                  first, and the run must be recorded (and cancelled, with cancel_on_timeout) \
                  before it",
-                minutes(wait),
+                counted(minutes(wait), "minute", "minutes"),
                 minutes(max_wait),
             );
         }
@@ -103,12 +103,15 @@ impl WaitBound {
     pub fn describe(self) -> String {
         match self {
             Self::MaxWaitTime(limit) => {
-                format!("finish within max_wait_time ({} minutes)", minutes(limit))
+                format!(
+                    "finish within max_wait_time ({})",
+                    counted(minutes(limit), "minute", "minutes")
+                )
             }
             Self::JobLimit { wait, limit } => {
                 format!(
-                    "finish in the {} minutes left before {limit}",
-                    minutes(wait)
+                    "finish in the {} left before {limit}",
+                    counted(minutes(wait), "minute", "minutes")
                 )
             }
         }

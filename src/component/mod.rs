@@ -19,7 +19,7 @@ use log::{debug, info, warn};
 use crate::artifacts::{self, Downloaded};
 use crate::chain::{self, Chain};
 use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, Run, RunStatus};
+use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, RefusalKind, Run, RunStatus};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
@@ -28,7 +28,7 @@ use crate::retry::is_deadline;
 use crate::steps;
 use crate::tables::{Table, Writer};
 use crate::termination::{is_terminated, Terminated, Termination};
-use crate::text::{elapsed, minutes};
+use crate::text::{counted, elapsed, minutes};
 use crate::timing::Timing;
 use crate::wait::{self, Bounds, Polling, WaitBound, WaitOutcome};
 use start::{Decision, Origin};
@@ -133,7 +133,22 @@ fn start_the_run(
             "Stopped by {} before a dbt Cloud run was started: nothing was triggered.",
             signal_of(termination)
         )),
-        Err(error) => Err(error),
+        // A refused token may be an IP allow-list refusing this address: the message says which.
+        Err(error) => {
+            let account = config.connection.account_id;
+            match client.address_refused(&error) {
+                Some(true) => user_error(crate::dbt_cloud::address_refused(account)),
+                // A 401 says what is refused already (the token, or the account's plan).
+                Some(false) if RefusalKind::of(&error) == Some(RefusalKind::Forbidden) => {
+                    user_error(format!(
+                        "{}. {}.",
+                        format!("{error:#}").trim_end_matches('.'),
+                        crate::dbt_cloud::address_allowed(account)
+                    ))
+                }
+                _ => Err(error),
+            }
+        }
     }
 }
 
@@ -142,12 +157,13 @@ fn announce(config: &Config, cause: &str) {
     let plan = match (config.wait, config.artifacts.download) {
         (Wait::No, _) => "not waiting for the result".to_owned(),
         (Wait::UpTo(wait), true) => format!(
-            "waiting up to {} minutes, then artifacts",
-            minutes(wait.max)
+            "waiting up to {}, then artifacts",
+            counted(minutes(wait.max), "minute", "minutes")
         ),
-        (Wait::UpTo(wait), false) => {
-            format!("waiting up to {} minutes, no artifacts", minutes(wait.max))
-        }
+        (Wait::UpTo(wait), false) => format!(
+            "waiting up to {}, no artifacts",
+            counted(minutes(wait.max), "minute", "minutes")
+        ),
     };
     let job = match &config.job {
         JobRef::Id(id) => id.to_string(),
@@ -288,8 +304,12 @@ impl Job<'_> {
             WaitOutcome::QueuedTooLong { run } => {
                 self.run = run;
                 let within = format!(
-                    "leave the queue within max_queue_time ({} minutes): it was queued for {}",
-                    settings.max_queue.map(minutes).unwrap_or_default(),
+                    "leave the queue within max_queue_time ({}): it was queued for {}",
+                    counted(
+                        settings.max_queue.map(minutes).unwrap_or_default(),
+                        "minute",
+                        "minutes"
+                    ),
                     elapsed(since.elapsed())
                 );
                 self.timed_out(&settings, within)
@@ -346,19 +366,43 @@ impl Job<'_> {
         if saved_changed {
             self.record()?;
         }
-        if !run.has_started {
-            // Cancelled while queued: dbt never ran, so there is nothing to list or fetch.
-            info!(
-                "Run {} never started: it has no artifacts and no {}",
-                run.id,
-                steps::RUN_RESULTS
-            );
+        if !run.has_started || !run.artifacts_saved {
+            // Cancelled while queued, dbt never ran; or dbt Cloud saved nothing of the run (still
+            // not saved after the grace for uploads): nothing to list or fetch, not even the
+            // steps' files. The steps' logs come with the run.
+            match run.has_started {
+                false => info!(
+                    "Run {} never started: it has no artifacts and no {}",
+                    run.id,
+                    steps::RUN_RESULTS
+                ),
+                true => info!(
+                    "dbt Cloud saved no artifacts of run {} (artifacts_saved is still false after \
+                     {}): none to list, and no {}",
+                    run.id,
+                    elapsed(self.client.timing().save_grace),
+                    steps::RUN_RESULTS
+                ),
+            }
             let none = if settings.download {
                 Artifacts::Downloaded(Downloaded::default())
             } else {
                 Artifacts::Skipped
             };
-            return self.conclude(&run, none, since, None, &Findings::default(), None);
+            let findings = Findings::default();
+            let digest = match run.status {
+                RunStatus::Success => None,
+                _ => digest::of_failure(&run, &findings),
+            };
+            let chain = self.the_chain(wait, &bounded)?;
+            return self.conclude(
+                &run,
+                none,
+                since,
+                digest.as_ref(),
+                &findings,
+                chain.as_ref(),
+            );
         }
         let downloaded = if settings.download {
             let other_steps = steps::other_steps_files(&run);
@@ -386,10 +430,7 @@ impl Job<'_> {
             RunStatus::Success => None,
             _ => digest::of_failure(&run, &findings),
         };
-        let chain = match wait.chain {
-            true => Some(self.follow_the_chain(wait, &bounded)?),
-            false => None,
-        };
+        let chain = self.the_chain(wait, &bounded)?;
         self.conclude(
             &run,
             downloaded,
@@ -398,6 +439,14 @@ impl Job<'_> {
             &findings,
             chain.as_ref(),
         )
+    }
+
+    /// With `wait_for_chained_jobs`, how the chain ended.
+    fn the_chain(&mut self, wait: &WaitSettings, bounded: &Bounded) -> Result<Option<ChainEnd>> {
+        match wait.chain {
+            true => self.follow_the_chain(wait, bounded).map(Some),
+            false => Ok(None),
+        }
     }
 
     /// The runs dbt Cloud starts when ours ends, followed until the whole chain has ended or
@@ -525,6 +574,10 @@ impl Job<'_> {
                 Artifacts::Downloaded(done) => Some(done),
                 _ => None,
             },
+            unlisted: match downloaded {
+                Artifacts::NotDownloaded(error) => Some(error),
+                _ => None,
+            },
             max_size: self.config.artifacts.max_size,
         };
         let read = sources
@@ -550,9 +603,6 @@ impl Job<'_> {
         chain: Option<&ChainEnd>,
     ) -> Result<()> {
         let report = findings.warnings();
-        for line in &report {
-            warn!("{line}");
-        }
         let replaced_by = match self.origin {
             Origin::Adopted | Origin::Followed => start::replacement(self.client, self.job_id, run),
             Origin::Triggered | Origin::Resumed => None,
@@ -712,8 +762,8 @@ impl Job<'_> {
 fn zip(tables: &Writer, run: &Run, job: JobId, done: &Downloaded) -> Result<()> {
     let name = artifacts::zip(tables.folder(), run, job, &done.paths)?;
     info!(
-        "Packed {} artifacts into out/files/{name}",
-        done.paths.len()
+        "Packed {} into out/files/{name}",
+        counted(done.paths.len(), "artifact", "artifacts")
     );
     Ok(())
 }

@@ -15,9 +15,11 @@ use anyhow::Result;
 use log::info;
 
 use crate::config::{IfRunning, RunRef, StartPolicy};
-use crate::dbt_cloud::{Budget, DbtCloud, JobId, RefusalKind, Refused, Run, RunStatus, Start};
+use crate::dbt_cloud::{
+    Budget, DbtCloud, JobId, NotNew, RefusalKind, Refused, Run, RunStatus, Start,
+};
 use crate::error::{user_error, UserError};
-use crate::text::{elapsed, minutes};
+use crate::text::{counted, elapsed, minutes};
 
 /// How the run the job follows came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,10 +243,10 @@ fn resumable(client: &DbtCloud, job: JobId, within: Duration) -> Result<Option<R
     if age >= within {
         return fresh(format!(
             "The job's newest run {} ended in Error {} ago, longer ago than retry_failed_within \
-             ({} minutes): resuming it would keep the data of every model that succeeded then",
+             ({}): resuming it would keep the data of every model that succeeded then",
             newest.id,
             elapsed(age),
-            minutes(within)
+            counted(minutes(within), "minute", "minutes")
         ));
     }
     info!(
@@ -257,8 +259,9 @@ fn resumable(client: &DbtCloud, job: JobId, within: Duration) -> Result<Option<R
 }
 
 /// Resumes `failed` through its own retry endpoint, or through the job's rerun endpoint where
-/// that is absent (404). `None` when dbt Cloud refuses (another run came first, the command
-/// cannot be retried): the log says why, and a fresh run is triggered.
+/// that is absent (404). `None` when dbt Cloud will not resume it (another run came first, the
+/// command cannot be retried, the token may not, any refusal of the resume itself) or answers
+/// with no new run: the log says why, and a fresh run is triggered.
 fn resume(
     client: &DbtCloud,
     job: JobId,
@@ -266,14 +269,14 @@ fn resume(
     policy: &StartPolicy,
     cause: &str,
 ) -> Result<Option<Run>> {
-    let overrides = if policy.trigger_overrides.is_empty() {
-        String::new()
+    let (overrides, apply) = if policy.trigger_overrides.is_empty() {
+        ("", "does")
     } else {
-        " and trigger_overrides".to_owned()
+        (" and trigger_overrides", "do")
     };
     info!(
         "A resumed run keeps the failed run's own cause and settings: the cause {cause:?}{overrides} \
-         do not apply to it"
+         {apply} not apply to it"
     );
     let resumed = match client.start_run(job, &Start::Retry(failed.id)) {
         Err(error) if RefusalKind::of(&error) == Some(RefusalKind::NotFound) => {
@@ -282,28 +285,54 @@ fn resume(
                  job's rerun endpoint",
                 failed.id
             );
-            client.start_run(job, &Start::Rerun)
+            client.start_run(job, &Start::Rerun(failed.id))
         }
         other => other,
     };
-    match resumed {
-        Ok(run) => Ok(Some(run)),
-        Err(error) if RefusalKind::of(&error) == Some(RefusalKind::Invalid) => {
-            let said = Refused::of(&error).map_or("", |refused| refused.api_said.as_str());
-            let reason = RETRY_REASONS
-                .iter()
-                .find(|code| said.contains(**code))
-                .map(|code| format!(": {}", retry_refusal(Some(code))))
-                .unwrap_or_default();
-            info!(
-                "dbt Cloud refused to resume run {}{reason} ({error:#}); triggering a fresh run \
-                 instead (retry_failed)",
-                failed.id
-            );
-            Ok(None)
-        }
-        Err(error) => Err(error),
+    let error = match resumed {
+        Ok(run) => return Ok(Some(run)),
+        Err(error) => error,
+    };
+    if let Some(not_new) = NotNew::of(&error) {
+        info!(
+            "{not_new}: run {} was not resumed; triggering a fresh run instead (retry_failed)",
+            failed.id
+        );
+        return Ok(None);
     }
+    let Some(refused) = Refused::of(&error).filter(|refused| refuses_the_resume(refused)) else {
+        return Err(error);
+    };
+    let said = refused.api_said.as_str();
+    let reason = RETRY_REASONS
+        .iter()
+        .find(|code| said.contains(**code))
+        .map(|code| format!(": {}", retry_refusal(Some(code))))
+        .unwrap_or_default();
+    let status = refused.status.as_u16();
+    let answer = if said.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {said}")
+    };
+    info!(
+        "dbt Cloud refused to resume run {}{reason} ({answer}); triggering a fresh run instead \
+         (retry_failed)",
+        failed.id
+    );
+    Ok(None)
+}
+
+/// Whether a refusal is of the resume itself, which a fresh run does not meet: any 4xx but a
+/// refused token (which refuses the trigger too) and the rate limit (which the retries wait out,
+/// and past them the trigger would meet). A server failing is no refusal: its answer may be lost,
+/// and the resumed run may exist.
+fn refuses_the_resume(refused: &Refused) -> bool {
+    refused.status.is_client_error()
+        && !matches!(
+            refused.kind,
+            RefusalKind::TokenRefused | RefusalKind::Throttled
+        )
 }
 
 /// The codes of `retry_not_supported_reason` this component words.

@@ -14,7 +14,7 @@ use crate::chain::{Chain, Link};
 use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
-use crate::text::{elapsed, size};
+use crate::text::{counted, elapsed, size};
 
 /// What came of the artifacts.
 pub enum Artifacts {
@@ -52,7 +52,11 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         }
         Artifacts::Downloaded(done) => done,
     };
-    let mut note = format!("{} artifacts, {}", done.files, size(done.bytes));
+    let mut note = format!(
+        "{}, {}",
+        counted(done.files, "artifact", "artifacts"),
+        size(done.bytes)
+    );
     if done.excluded > 0 {
         note.push_str(&format!(
             " ({} left out by artifacts_include)",
@@ -65,23 +69,24 @@ fn weigh(artifacts: Artifacts, must_succeed: bool, run: &Run) -> Weighed {
         (true, _) => (None, None),
         (false, false) => (
             Some(format!(
-                "{} artifacts could not be downloaded: {failed} (artifacts_must_succeed is false)",
-                done.failed.len()
+                "{} could not be downloaded: {failed} (artifacts_must_succeed is false)",
+                counted(done.failed.len(), "artifact", "artifacts")
             )),
             None,
         ),
-        (false, true) => (
-            None,
-            Some(
-                UserError::new(format!(
-                    "{} of {} artifacts of run {} could not be downloaded: {failed}",
-                    done.failed.len(),
-                    done.listed,
-                    run.id
-                ))
-                .into(),
-            ),
-        ),
+        (false, true) => {
+            // A failed run fails the job whatever became of its artifacts.
+            let keeps_them = (run.status == RunStatus::Success)
+                .then_some("artifacts_must_succeed: false keeps them");
+            let message = format!(
+                "{} of {} of run {} could not be downloaded: {failed}.",
+                done.failed.len(),
+                counted(done.listed, "artifact", "artifacts"),
+                run.id
+            );
+            let message = keboola_keeps(message, done.files > 0, keeps_them);
+            (None, Some(UserError::new(message).into()))
+        }
     };
     Weighed {
         note,
@@ -133,10 +138,11 @@ pub fn verdict(
 ) -> Verdict {
     let run = ending.run;
     let weighed = weigh(artifacts, must_succeed, run);
+    let some_came = weighed.some_came;
     let warnings: Vec<String> = weighed.warning.clone().into_iter().collect();
     if run.status != RunStatus::Success {
         let verdict = failed(ending, weighed, warnings, strictness.fail_on_run_error);
-        return with_warnings_failing(verdict, ending, strictness);
+        return with_warnings_failing(verdict, ending, strictness, some_came);
     }
     let outcome = match weighed.error {
         None => Ok(Some(format!(
@@ -160,31 +166,55 @@ pub fn verdict(
         ))),
         Some(error) => Err(error),
     };
-    with_warnings_failing(Verdict { warnings, outcome }, ending, strictness)
+    with_warnings_failing(Verdict { warnings, outcome }, ending, strictness, some_came)
 }
 
-/// `fail_on_warnings`: a job that would succeed fails when anything warned, with the report as
-/// its message.
-fn with_warnings_failing(verdict: Verdict, ending: &Ending, strictness: Strictness) -> Verdict {
+/// The warnings report, in the log once: with `fail_on_warnings`, a job that would succeed fails
+/// when anything warned, with the report as its message and details (which the log shows after
+/// the report's first line); otherwise the report leads the warnings.
+fn with_warnings_failing(
+    verdict: Verdict,
+    ending: &Ending,
+    strictness: Strictness,
+    some_came: bool,
+) -> Verdict {
     let Some((head, lines)) = ending.warnings.split_first() else {
         return verdict;
     };
     if !strictness.fail_on_warnings || verdict.outcome.is_err() {
-        return verdict;
+        return Verdict {
+            warnings: ending
+                .warnings
+                .iter()
+                .cloned()
+                .chain(verdict.warnings)
+                .collect(),
+            outcome: verdict.outcome,
+        };
     }
     let run = ending.run;
+    let how = match run.status {
+        RunStatus::Success => "succeeded with warnings, and fail_on_warnings is true".to_owned(),
+        _ => format!(
+            "{}, which fail_on_run_error: false lets pass, and it warned, which \
+             fail_on_warnings: true does not",
+            ended(run)
+        ),
+    };
     let message = format!(
-        "dbt Cloud run {} {} with warnings, and fail_on_warnings is true. {head}. The tables are \
-         written. See {}.",
+        "dbt Cloud run {} {how}. {head}. The tables are written. See {}.",
         run.id,
-        match run.status {
-            RunStatus::Success => "succeeded",
-            _ => "ended",
-        },
         link(run)
     );
+    let message = keboola_keeps(
+        message,
+        some_came,
+        Some("fail_on_warnings: false keeps them"),
+    );
     Verdict {
-        warnings: verdict.warnings,
+        warnings: std::iter::once(head.clone())
+            .chain(verdict.warnings)
+            .collect(),
         outcome: Err(UserError::with_details(message, lines.to_vec()).into()),
     }
 }
@@ -234,20 +264,30 @@ fn failed(
                 also.trim_end_matches('.')
             )
         }
-        None => {
-            let kept = if some_came {
-                ", which Keboola keeps only when the job succeeds (fail_on_run_error: false keeps them)"
-            } else {
-                ""
-            };
+        None => keboola_keeps(
             format!(
-                "{} The tables are written; {note}{kept}.",
+                "{} The tables are written; {note}.",
                 failure_message(run, ending.replaced_by)
-            )
-        }
+            ),
+            some_came,
+            Some("fail_on_run_error: false keeps them"),
+        ),
     };
     let outcome = Err(UserError::with_details(message, details).into());
     Verdict { warnings, outcome }
+}
+
+/// An exit-1 message, and when artifacts were downloaded, that Keboola keeps them only when the
+/// job succeeds (and what would keep them, when one setting would): said on every exit 1 that
+/// follows downloaded artifacts, since the user may look for them in vain.
+fn keboola_keeps(message: String, some_came: bool, keeps_them: Option<&str>) -> String {
+    if !some_came {
+        return message;
+    }
+    let hint = keeps_them
+        .map(|hint| format!(" ({hint})"))
+        .unwrap_or_default();
+    format!("{message} Keboola keeps the job's artifacts only when the job succeeds{hint}.")
 }
 
 /// `2,050 requests at up to 2,500 a minute, 0s waited for the share`: what the job asked of dbt
@@ -256,13 +296,8 @@ fn failed(
 fn usage_note(usage: Usage) -> Option<String> {
     (usage.sent > 0).then(|| {
         format!(
-            "{} {} at up to {} a minute, {} waited for the share",
-            usage.sent,
-            if usage.sent == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "{} at up to {} a minute, {} waited for the share",
+            counted(usage.sent, "request", "requests"),
             usage.share,
             elapsed(usage.held)
         )
@@ -273,13 +308,8 @@ fn usage_note(usage: Usage) -> Option<String> {
 fn throttle_note(throttling: Throttling) -> Option<String> {
     (throttling.refused > 0).then(|| {
         format!(
-            "dbt Cloud's account-wide rate limit refused {} {}; {} waited for the account",
-            throttling.refused,
-            if throttling.refused == 1 {
-                "request"
-            } else {
-                "requests"
-            },
+            "dbt Cloud's account-wide rate limit refused {}; {} waited for the account",
+            counted(throttling.refused, "request", "requests"),
             elapsed(throttling.waited)
         )
     })
@@ -301,12 +331,7 @@ fn queue_note(run: &Run) -> Option<String> {
 /// Names the run, its status message, the failed step and where to look; for a run dbt Cloud's
 /// scheduler cancelled for a newer one, that one.
 fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
-    let verdict = match run.status {
-        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
-        RunStatus::Cancelled => "was cancelled",
-        _ => "ended in Error",
-    };
-    let mut message = format!("dbt Cloud run {} {verdict}", run.id);
+    let mut message = format!("dbt Cloud run {} {}", run.id, ended(run));
     if let Some(newer) = replaced_by {
         message.push_str(&format!(
             " by dbt Cloud's scheduler, which replaced it with a newer scheduled run of the job, \
@@ -326,6 +351,15 @@ fn failure_message(run: &Run, replaced_by: Option<&Run>) -> String {
     }
     message.push_str(&format!(". See {}.", link(run)));
     message
+}
+
+/// How a run that did not succeed ended, in words.
+fn ended(run: &Run) -> &'static str {
+    match run.status {
+        RunStatus::Cancelled if !run.has_started => "was cancelled before it started",
+        RunStatus::Cancelled => "was cancelled",
+        _ => "ended in Error",
+    }
 }
 
 pub fn link(run: &Run) -> &str {
@@ -578,12 +612,78 @@ mod tests {
         )
         .outcome
         .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("dbt Cloud run 7 ended with warnings"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "dbt Cloud run 7 ended in Error, which fail_on_run_error: false lets pass, and it warned, which fail_on_warnings: true does not. Warnings: 1 node warned. The tables are written. See https://x.dbt.com/runs/7/.",
         );
+        // The report is in the verdict once: its warnings when it fails nothing, the error's
+        // message and details when it fails the job.
+        let reported = verdict(
+            &ending(&success, &report),
+            Artifacts::Skipped,
+            true,
+            lenient,
+        );
+        assert_eq!(reported.warnings, report);
+        let failing = verdict(&ending(&success, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failing.warnings,
+            ["Warnings: 1 node warned"],
+            "its lines are details"
+        );
+        let failed_too = verdict(&ending(&failed, &report), Artifacts::Skipped, true, strict);
+        assert_eq!(
+            failed_too.warnings, report,
+            "a failed run's error is its failure"
+        );
+    }
+
+    /// Keboola keeps a job's artifacts only when it succeeds: every exit 1 that follows
+    /// downloaded artifacts says so, whatever made it fail, and none says so when none came.
+    #[test]
+    fn every_failure_after_downloaded_artifacts_says_keboola_keeps_them_only_on_success() {
+        const KEPT: &str = "Keboola keeps the job's artifacts only when the job succeeds";
+        let report = ["Warnings: 1 node warned".to_owned()];
+        let strict = Strictness {
+            fail_on_run_error: true,
+            fail_on_warnings: true,
+        };
+        let tolerant = Strictness {
+            fail_on_run_error: false,
+            ..strict
+        };
+        // (run status, artifacts, artifacts_must_succeed, strictness, warned, said)
+        let cases: Vec<(u64, Artifacts, bool, Strictness, bool, bool)> = vec![
+            (10, downloaded(2, 0), true, strict, true, true),
+            (10, downloaded(1, 1), true, strict, false, true),
+            (20, downloaded(2, 0), true, strict, false, true),
+            (20, downloaded(1, 1), true, strict, false, true),
+            (20, downloaded(1, 1), true, tolerant, false, true),
+            (20, downloaded(2, 0), true, tolerant, true, true),
+            (10, downloaded(0, 2), true, strict, false, false),
+            (20, downloaded(0, 0), true, strict, false, false),
+            (20, Artifacts::Skipped, true, strict, true, false),
+            (10, Artifacts::Skipped, true, strict, true, false),
+        ];
+        for (status, artifacts, must_succeed, strictness, warned, said) in cases {
+            let case = format!("status {status}, {strictness:?}, warned {warned}");
+            let run = run(status);
+            let ending = Ending {
+                run: &run,
+                took: Duration::from_secs(95),
+                digest: None,
+                counts: None,
+                warnings: if warned { &report } else { &[] },
+                replaced_by: None,
+                usage: Usage::default(),
+            };
+            let error = verdict(&ending, artifacts, must_succeed, strictness)
+                .outcome
+                .expect_err(&case);
+            let message = format!("{error:#}");
+            assert_eq!(message.contains(KEPT), said, "{case}: {message}");
+            assert!(is_user_error(&error), "{case}: {message}");
+        }
     }
 
     /// Every way the job can end: (run status, artifacts, artifacts_must_succeed,
@@ -594,11 +694,13 @@ mod tests {
         let cases: Vec<(u64, Artifacts, bool, bool, u8, &str, usize)> = vec![
             (10, downloaded(2, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 2 artifacts, 44.6 KB", 0),
             (10, Artifacts::Skipped, true, true, 0, "Done: run 7 succeeded in 1m 35s; artifacts skipped (ignore_artifacts)", 0),
+            (10, downloaded(1, 0), true, true, 0, "Done: run 7 succeeded in 1m 35s; 1 artifact, 22.3 KB", 0),
+            (10, downloaded(0, 1), false, true, 1, "1 of 1 artifact of run 7 could not be downloaded", 0),
             (10, downloaded(1, 1), true, true, 1, "1 of 2 artifacts of run 7 could not be downloaded: g0.json (the first: HTTP 500)", 0),
             (10, downloaded(1, 1), false, true, 0, "Done: run 7 succeeded", 1),
             (10, downloaded(0, 2), false, true, 1, "2 of 2 artifacts of run 7 could not be downloaded", 0),
             (10, listing_failed(), true, true, 1, "no list", 0),
-            (20, downloaded(2, 0), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; 2 artifacts, 44.6 KB, which Keboola keeps only when the job succeeds", 0),
+            (20, downloaded(2, 0), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; 2 artifacts, 44.6 KB. Keboola keeps the job's artifacts only when the job succeeds (fail_on_run_error: false keeps them).", 0),
             (20, Artifacts::Skipped, true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. The tables are written; artifacts skipped (ignore_artifacts).", 0),
             (20, downloaded(1, 1), true, true, 1, "dbt Cloud run 7 ended in Error: Failed. See https://x.dbt.com/runs/7/. Also, 1 of 2 artifacts", 0),
             (20, downloaded(2, 0), true, false, 0, "", 1),

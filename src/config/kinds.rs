@@ -216,8 +216,8 @@ impl Kind for Text {
         let chars = text.chars().count();
         if chars > self.max_chars {
             return Err(format!(
-                "{key} must be at most {} characters, got {chars}",
-                self.max_chars
+                "{key} must be at most {}, got {chars}",
+                crate::text::counted(self.max_chars, "character", "characters")
             ));
         }
         Ok(text.to_owned())

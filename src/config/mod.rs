@@ -373,20 +373,43 @@ fn job_ref(p: &Parameters, id: Option<JobId>) -> Result<JobRef, String> {
 /// `run_id` follows a run that exists: what only starting one uses is said to be unused, when it
 /// is set to anything but its default.
 fn unused_by_a_followed_run(start: &StartPolicy) -> Option<String> {
-    let set: Vec<&str> = [
-        (start.if_running != IfRunning::Trigger, IF_RUNNING.key),
-        (start.retry_failed, RETRY_FAILED.key),
-        (start.cause.is_some(), CAUSE.key),
-        (!start.trigger_overrides.is_empty(), TRIGGER_OVERRIDES.key),
-    ]
-    .into_iter()
-    .filter_map(|(set, key)| set.then_some(key))
-    .collect();
+    unused(
+        "run_id follows a run that exists, so nothing is started",
+        [
+            (start.if_running != IfRunning::Trigger, IF_RUNNING.key),
+            (start.retry_failed, RETRY_FAILED.key),
+            (start.cause.is_some(), CAUSE.key),
+            (!start.trigger_overrides.is_empty(), TRIGGER_OVERRIDES.key),
+        ],
+    )
+}
+
+/// Without `wait_for_result` the run's end is never seen: what only judges it is said to be
+/// unused, when it is set to anything but its default.
+fn unused_without_waiting(wait: &Wait, fail_on_warnings: bool, max_queue: bool) -> Option<String> {
+    if *wait != Wait::No {
+        return None;
+    }
+    unused(
+        "wait_for_result is off, so the run is not waited for",
+        [
+            (fail_on_warnings, FAIL_ON_WARNINGS.key),
+            (max_queue, MAX_QUEUE_TIME.key),
+        ],
+    )
+}
+
+/// The warning naming the keys set (`true`) that are not used, and `why`.
+fn unused<const N: usize>(why: &str, keys: [(bool, &str); N]) -> Option<String> {
+    let set: Vec<&str> = keys
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
     (!set.is_empty()).then(|| {
         format!(
-            "run_id follows a run that exists, so nothing is started: {} {} not used",
+            "{why}: {} {} not used",
             set.join(", "),
-            if set.len() == 1 { "is" } else { "are" }
+            crate::text::plural(set.len(), "is", "are")
         )
     })
 }
@@ -404,10 +427,14 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         retry_failed: RETRY_FAILED.read(p)?,
         retry_within: Duration::from_secs_f64(RETRY_FAILED_WITHIN.read(p)? * 60.0),
     };
+    let wait = wait(p, follow.is_some())?;
+    let fail_on_warnings = FAIL_ON_WARNINGS.read(p)?;
+    let max_queue = MAX_QUEUE_TIME.read(p)?.is_some();
     let warnings = retiring_url(&located.connection)
         .into_iter()
         .chain(max_requests_per_minute.and_then(past_the_accounts_limit))
         .chain(follow.and_then(|_| unused_by_a_followed_run(&start)))
+        .chain(unused_without_waiting(&wait, fail_on_warnings, max_queue))
         .chain(parameters::unknown_keys(p))
         .collect();
     Ok(Config {
@@ -416,7 +443,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
         connection: located.connection,
         notes: located.notes,
         start,
-        wait: wait(p, follow.is_some())?,
+        wait,
         artifacts: ArtifactSettings {
             download: !IGNORE_ARTIFACTS.read(p)?,
             selection: ARTIFACTS_INCLUDE.read(p)?.flatten(),
@@ -426,7 +453,7 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
             zip: ARTIFACTS_ZIP.read(p)?,
         },
         fail_on_run_error: FAIL_ON_RUN_ERROR.read(p)?,
-        fail_on_warnings: FAIL_ON_WARNINGS.read(p)?,
+        fail_on_warnings,
         // A run this job did not start (followed, or adopted with `if_running: wait`) is not
         // ours to cancel, unless the user says so.
         on_stop: match (
@@ -678,6 +705,24 @@ mod tests {
                 .warnings,
             Vec::<String>::new()
         );
+        // What only the wait uses is said to be unused without it.
+        let mut not_waiting = with("fail_on_warnings", json!(true));
+        not_waiting["max_queue_time"] = json!("12");
+        assert_eq!(
+            parse_parameters(not_waiting.clone()).unwrap().warnings,
+            ["wait_for_result is off, so the run is not waited for: fail_on_warnings, max_queue_time are not used"]
+        );
+        not_waiting["fail_on_warnings"] = json!(false);
+        assert_eq!(
+            parse_parameters(not_waiting.clone()).unwrap().warnings,
+            ["wait_for_result is off, so the run is not waited for: max_queue_time is not used"]
+        );
+        not_waiting["wait_for_result"] = json!(true);
+        not_waiting["fail_on_warnings"] = json!(true);
+        assert_eq!(
+            parse_parameters(not_waiting).unwrap().warnings,
+            Vec::<String>::new()
+        );
         // A followed run is not ours to cancel, unless the config says so.
         let mut follow = with("run_id", json!("latest"));
         follow["wait_for_result"] = json!(true);
@@ -751,10 +796,16 @@ mod tests {
             .unwrap()
             .remove("dbt_cloud_url");
         let config = parse_parameters(saved_before).unwrap();
+        let warnings = &config.warnings;
         assert_eq!(
-            config.warnings,
-            ["dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retires on February 3, 2027: from then on it no longer serves API requests. Set dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com)."]
+            warnings,
+            &["dbt_cloud_url https://cloud.getdbt.com is a getdbt.com region URL, which dbt Labs retires on February 3, 2027: from then on it no longer serves API requests. Set dbt_cloud_url to your account's own access URL (in dbt Cloud: Account settings → Access URLs, e.g. https://ab123.us1.dbt.com)."]
         );
+        // The same host written as a fully qualified name, in capitals, with its port: the
+        // same warning.
+        let fully_qualified =
+            parse_parameters(with("dbt_cloud_url", json!("CLOUD.getdbt.com.:443"))).unwrap();
+        assert_eq!(&fully_qualified.warnings, warnings);
         assert_eq!(config.connection.account_id.get(), 1);
         assert_eq!(config.job, JobRef::Id(JobId::new(2).unwrap()));
         assert_eq!(config.start.cause, None, "a cause naming the Keboola job");

@@ -543,9 +543,11 @@ pub fn unknown_keys(p: &Parameters) -> Vec<String> {
         .map(|key| unknown_key(key))
         .collect();
     if unknown.len() > UNKNOWN_KEYS_NAMED {
+        let more = unknown.len() - UNKNOWN_KEYS_NAMED;
         warnings.push(format!(
-            "parameters has {} more unknown keys, which are ignored",
-            unknown.len() - UNKNOWN_KEYS_NAMED
+            "parameters has {more} more unknown {}, which {} ignored",
+            crate::text::plural(more, "key", "keys"),
+            crate::text::plural(more, "is", "are")
         ));
     }
     warnings

@@ -19,9 +19,11 @@ pub fn read_limited(response: Response, limit: u64) -> Vec<u8> {
     body
 }
 
-/// An answer's envelope: its `data`.
+/// An answer's envelope: its `data`, and how many lone surrogate escapes in it were read as
+/// U+FFFD ([`crate::long_strings`]).
 pub struct Envelope<T> {
     pub data: T,
+    pub lone_surrogates: u64,
 }
 
 /// dbt Cloud's answer, in its envelope, holding a `data` unlike its API's: dbt Cloud's fault, told
@@ -64,16 +66,21 @@ pub fn decode_envelope<T: DeserializeOwned>(
     };
     let in_data = std::cell::Cell::new(false);
     let decoded = {
-        let reader = io::BufReader::new(CutLongStrings::new(&mut capped));
-        let mut deserializer = serde_json::Deserializer::from_reader(reader);
-        serde::de::DeserializeSeed::deserialize(
+        let mut cut = CutLongStrings::new(&mut capped);
+        let mut deserializer = serde_json::Deserializer::from_reader(io::BufReader::new(&mut cut));
+        let data = serde::de::DeserializeSeed::deserialize(
             EnvelopeSeed::<T> {
                 in_data: &in_data,
                 data: std::marker::PhantomData,
             },
             &mut deserializer,
         )
-        .and_then(|envelope| deserializer.end().map(|()| envelope))
+        .and_then(|data| deserializer.end().map(|()| data));
+        drop(deserializer);
+        data.map(|data| Envelope {
+            data,
+            lone_surrogates: cut.lone_surrogates(),
+        })
     };
     decoded.map_err(|error| {
         if capped.read > capped.limit {
@@ -120,24 +127,21 @@ struct EnvelopeSeed<'a, T> {
 }
 
 impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for EnvelopeSeed<'_, T> {
-    type Value = Envelope<T>;
+    type Value = T;
 
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Envelope<T>, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
-    type Value = Envelope<T>;
+    type Value = T;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("dbt Cloud's answer: an object with data")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<T>, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
         let mut data = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
@@ -151,8 +155,7 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for EnvelopeSeed<'_, T> {
                 }
             }
         }
-        let data = data.ok_or_else(|| serde::de::Error::missing_field("data"))?;
-        Ok(Envelope { data })
+        data.ok_or_else(|| serde::de::Error::missing_field("data"))
     }
 }
 

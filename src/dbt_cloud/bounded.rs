@@ -28,20 +28,21 @@ impl Bounded<'_> {
         bytes <= left
     }
 
-    fn text(&self, text: &str) -> Value {
+    fn text(&self, text: &str) -> String {
         let left = self.left.get();
         if self.spend(text.len() + NODE) {
-            return Value::String(text.to_owned());
+            return text.to_owned();
         }
         let mut end = left.saturating_sub(NODE).min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        Value::String(format!(
-            "{}…[{} characters cut]…",
+        // The mark of a long string, so that what reads cut text counts this cut too.
+        format!(
+            "{}{}",
             &text[..end],
-            text[end..].chars().count()
-        ))
+            crate::long_strings::mark(text[end..].chars().count() as u64)
+        )
     }
 }
 
@@ -85,7 +86,7 @@ impl<'de> Visitor<'de> for Bounded<'_> {
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(self.text(value))
+        Ok(Value::String(self.text(value)))
     }
 
     fn visit_none<E>(self) -> Result<Value, E> {
@@ -124,10 +125,7 @@ impl<'de> Visitor<'de> for Bounded<'_> {
             let Some(key) = map.next_key::<String>()? else {
                 return Ok(Value::Object(fields));
             };
-            let key = match self.text(&key) {
-                Value::String(key) => key,
-                _ => unreachable!("text() makes a string"),
-            };
+            let key = self.text(&key);
             let value = map.next_value_seed(Bounded { left: self.left })?;
             fields.insert(key, value);
         }

@@ -314,8 +314,8 @@ impl DbtCloud {
                 }
                 Err(error) => {
                     let note = format!(
-                        "dbt Cloud stopped answering after {} jobs ({}); those are listed",
-                        jobs.len(),
+                        "dbt Cloud stopped answering after {} ({}); those are listed",
+                        crate::text::counted(jobs.len(), "job", "jobs"),
                         crate::text::cut(&format!("{error:#}"))
                     );
                     return Ok((jobs, Some(note)));
@@ -365,10 +365,11 @@ impl DbtCloud {
         let Listed::<JobSummary> { mut items, unread } =
             self.wire.call(Method::GET, url, "jobs", Budget::Standard)?;
         // A name is a label: a long one costs memory for every job of the account, and helps no
-        // one read the dropdown.
+        // one read the dropdown. Masked before the cut, which could leave part of a token that
+        // the whole one's mask no longer finds.
         let shorten = |name: &mut Option<String>| {
             if let Some(name) = name {
-                *name = truncate(name, NAME_CHARS).to_owned();
+                *name = truncate(&crate::secret::mask(name), NAME_CHARS).to_owned();
             }
         };
         for job in &mut items {
@@ -385,6 +386,18 @@ impl DbtCloud {
             );
         }
         Ok(items)
+    }
+
+    /// When `error` is dbt Cloud refusing the token (401 or 403): whether it refuses this
+    /// machine's address for the account instead (an IP allow-list), told by one request
+    /// without the token. `None` for any other error, or when that request tells nothing.
+    pub fn address_refused(&self, error: &anyhow::Error) -> Option<bool> {
+        match super::RefusalKind::of(error) {
+            Some(super::RefusalKind::TokenRefused | super::RefusalKind::Forbidden) => {
+                self.wire.address_refused()
+            }
+            _ => None,
+        }
     }
 
     /// Whether the job exists: an error naming it when it does not.

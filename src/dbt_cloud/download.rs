@@ -141,7 +141,8 @@ fn save(
     let written = copy_body(response, out, subject, bounds, &plan.termination)?;
     match expected {
         Some(expected) if written != expected => Err(AttemptError::retryable(anyhow!(
-            "the download of {subject} ended after {written} of {expected} bytes"
+            "the download of {subject} ended after {written} of {}",
+            crate::text::counted(expected, "byte", "bytes")
         ))),
         _ => Ok(written),
     }

@@ -18,9 +18,9 @@ pub use client::{DbtCloud, JobSummary};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
 pub use plan::{Budget, JobBound, Phase};
 pub use rate_limit::{Throttling, Usage};
-pub use refusal::{RefusalKind, Refused};
+pub use refusal::{address_allowed, address_refused, RefusalKind, Refused};
 pub use share::Share;
-pub use trigger::Start;
+pub use trigger::{NotNew, Start};
 
 use crate::secret::ApiToken;
 

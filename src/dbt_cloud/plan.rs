@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::keboola::JobLimit;
-use crate::retry::{is_deadline, RetryPolicy};
+use crate::retry::{is_deadline, AttemptError, DeadlineReached, RetryPolicy};
 use crate::termination::Termination;
 use crate::timing::Timing;
 
@@ -134,6 +134,7 @@ impl Bounds {
             deadline,
             bound: None,
             urgent: matches!(budget, Budget::Final(_) | Budget::AfterSignal),
+            job: None,
         };
         if let (Budget::Standard | Budget::Once, Some(phase)) =
             (budget, self.phase_bound().as_ref())
@@ -153,6 +154,7 @@ impl Bounds {
             deadline: None,
             bound: None,
             urgent: false,
+            job: None,
         })
     }
 
@@ -172,7 +174,10 @@ impl Bounds {
 
     fn within_the_job(&self, plan: Plan) -> Plan {
         match self.job {
-            Some(job) => plan.no_later_than(job.deadline, job.near()),
+            Some(job) => Plan {
+                job: Some(job.deadline),
+                ..plan.no_later_than(job.deadline, job.near())
+            },
             None => plan,
         }
     }
@@ -190,18 +195,39 @@ pub(super) struct Plan {
     bound: Option<String>,
     /// The cancel and last look after a signal or the deadline: never held by the run's share.
     pub(super) urgent: bool,
+    /// The job's deadline, which no request starts after and none goes on past, whatever the
+    /// call (a last look included): the tables and the message are written before the kill.
+    job: Option<Instant>,
 }
 
 impl Plan {
     /// The next attempt's timeout: cut to the deadline, but never below [`MIN_TIMEOUT`], so that
     /// a last look can still be answered.
     pub(super) fn timeout_now(&self) -> Duration {
-        match self.deadline {
+        let timeout = match self.deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 self.timeout.min(left.max(MIN_TIMEOUT))
             }
             None => self.timeout,
+        };
+        self.left_in_the_job()
+            .map_or(timeout, |left| timeout.min(left))
+    }
+
+    /// How long is left before the job's deadline, when the job has one.
+    pub(super) fn left_in_the_job(&self) -> Option<Duration> {
+        self.job
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether a request may still start: never once the job's deadline has passed.
+    pub(super) fn may_start(&self) -> Result<(), AttemptError> {
+        match self.left_in_the_job() {
+            Some(left) if left.is_zero() => Err(AttemptError::Fatal(
+                DeadlineReached("not sent".to_owned()).into(),
+            )),
+            _ => Ok(()),
         }
     }
 

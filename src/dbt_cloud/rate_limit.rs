@@ -315,9 +315,9 @@ impl RateLimiter {
             (Answer::Answered, Some(cooling)) if probe => {
                 let cooled = now.saturating_duration_since(cooling.since);
                 info!(
-                    "dbt Cloud's rate limit cooldown ended after {:.0} s; going on at {:.0} requests a minute",
+                    "dbt Cloud's rate limit cooldown ended after {:.0} s; going on at {} a minute",
                     cooled.as_secs_f64(),
-                    state.per_minute
+                    requests(state.per_minute)
                 );
                 state.throttling.waited += cooled;
                 state.cooling = None;
@@ -354,22 +354,22 @@ impl RateLimiter {
         warn!(
             "dbt Cloud refused a request for its rate limit (HTTP 429{}): every request \
              waits, and one at a time asks whether the cooldown has ended (up to {:.0} s); \
-             then at most {:.0} requests a minute, climbing back",
+             then at most {} a minute, climbing back",
             retry_after.map_or(String::new(), |after| format!(
                 ", Retry-After {:.0} s",
                 after.as_secs_f64()
             )),
             self.cooldown.max.as_secs_f64(),
-            state.per_minute
+            requests(state.per_minute)
         );
         if first_time {
             warn!(
                 "The limit is the account's, not this run's: 5,000 requests a minute for \
                  everything that uses the dbt Cloud account (the other configurations of \
                  this component, other jobs and integrations), which then all wait five \
-                 minutes. This run kept to {:.0} requests a minute until then \
+                 minutes. This run kept to {} a minute until then \
                  (max_requests_per_minute fixes a configuration's share)",
-                state.ceiling
+                requests(state.ceiling)
             );
         }
     }
@@ -437,6 +437,11 @@ impl Drop for Permit<'_> {
                 .answer(self.probe, Answer::None, Instant::now());
         }
     }
+}
+
+/// A rate of requests in whole requests, with its noun: `1 request`, `550 requests`.
+fn requests(per_minute: f64) -> String {
+    crate::text::counted(format!("{per_minute:.0}"), "request", "requests")
 }
 
 #[cfg(test)]

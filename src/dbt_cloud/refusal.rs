@@ -44,6 +44,7 @@ impl RefusalKind {
 #[derive(Debug)]
 pub struct Refused {
     pub kind: RefusalKind,
+    pub status: StatusCode,
     /// The API's own words (its message and a 400's field errors); empty when it gave none.
     pub api_said: String,
     message: String,
@@ -61,6 +62,7 @@ impl Refused {
     pub fn not_found(message: String) -> Refused {
         Refused {
             kind: RefusalKind::NotFound,
+            status: StatusCode::NOT_FOUND,
             api_said: String::new(),
             message,
         }
@@ -163,6 +165,7 @@ impl Refusal {
         let said = [self.api_message.as_deref(), self.field_errors.as_deref()];
         Refused {
             kind: self.kind(),
+            status: self.status,
             api_said: said.into_iter().flatten().collect::<Vec<_>>().join("; "),
             message: self.message(asked),
         }
@@ -225,6 +228,27 @@ impl Refusal {
             }
         }
     }
+}
+
+/// What dbt Cloud's answer to the account without the token says: this address is refused.
+pub fn address_refused(account: AccountId) -> String {
+    format!(
+        "dbt Cloud refuses this address (IP allow-list): account {account} takes API requests only \
+         from the addresses its IP allow-list holds, and this one is not among them (asked \
+         without the token, dbt Cloud answered \"Forbidden: Access denied\"). Add Keboola's \
+         outgoing addresses to the account's IP allow-list (in dbt Cloud: Account settings → IP \
+         restrictions)."
+    )
+}
+
+/// What dbt Cloud's answer to the account without the token says: this address may reach the
+/// account, so the token is what it refuses.
+pub fn address_allowed(account: AccountId) -> String {
+    format!(
+        "This address may reach account {account} (asked without the token, dbt Cloud said only \
+         that no credentials were given, where an IP allow-list would have refused): the token \
+         is refused"
+    )
 }
 
 fn token_refused(detail: &str, account: AccountId, base: &BaseUrl, retired: bool) -> String {

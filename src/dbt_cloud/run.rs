@@ -29,6 +29,9 @@ pub const FIELD_BUDGET: usize = 1_000_000;
 const RUN_BUDGET: usize = 4_000_000;
 /// Steps read of a run; real jobs have a dozen.
 pub const MAX_STEPS: usize = 200;
+/// A step's text fields but its log (name, times, status in words) are cut to this many
+/// characters, the mark that says so included; a name a selector makes long is a few hundred.
+pub const STEP_TEXT_CHARS: usize = 1_000;
 
 /// The run status codes of the API: 1, 2, 3 in progress; 10, 20, 30 final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,9 +127,10 @@ pub struct RunStep {
 }
 
 impl RunStep {
-    /// dbt Cloud's own steps, before the job's commands: cloning the repository, writing the
-    /// profile, and `dbt deps` (named `Invoke dbt with \`dbt deps\``, or `Invoke dbt deps`
-    /// before).
+    /// Steps that leave no results of dbt's: dbt Cloud's own (cloning the repository, writing
+    /// the profile) and `dbt deps` (named `Invoke dbt with \`dbt deps\``, or `Invoke dbt deps`
+    /// before), dbt Cloud's or one of the job's commands. Told by name, wherever they stand: a
+    /// job may run `dbt deps` again between its commands.
     fn is_built_in(&self) -> bool {
         let name = self.name.trim().to_ascii_lowercase();
         if name.starts_with("clone ") || name.starts_with("create profile") {
@@ -225,16 +229,12 @@ impl Run {
     }
 
     /// The steps that ran the job's dbt commands (`dbt source freshness`, `dbt build`, `dbt docs
-    /// generate`, ...): those after dbt Cloud's own that started, in order.
+    /// generate`, ...): every step that started but those whose names say they leave no
+    /// results, in order.
     pub fn command_steps(&self) -> Vec<&RunStep> {
-        let after = self
-            .steps
+        self.steps
             .iter()
-            .rposition(RunStep::is_built_in)
-            .map_or(0, |built_in| built_in + 1);
-        self.steps[after..]
-            .iter()
-            .filter(|step| step.status != RunStatus::Queued)
+            .filter(|step| !step.is_built_in() && step.status != RunStatus::Queued)
             .collect()
     }
 
@@ -395,6 +395,54 @@ mod tests {
         );
         let died = steps(&[("Clone git repository", 20)]);
         assert!(died.command_steps().is_empty());
+        let deps_again = steps(&[
+            ("Clone git repository", 10),
+            ("Invoke dbt with `dbt deps`", 10),
+            ("Invoke dbt with `dbt seed`", 10),
+            ("Invoke dbt with `dbt build`", 10),
+            ("Invoke dbt with `dbt deps --upgrade`", 10),
+            ("Invoke dbt with `dbt docs generate`", 10),
+        ]);
+        let indexes: Vec<i64> = deps_again.command_steps().iter().map(|s| s.index).collect();
+        assert_eq!(
+            indexes,
+            [3, 4, 6],
+            "a `dbt deps` between commands hides none"
+        );
+    }
+
+    /// Logs past the run's budget keep their ends, and every log, cut as it streamed in or past
+    /// the budget, says how long it was as dbt wrote it.
+    #[test]
+    fn long_logs_past_the_budget_keep_their_ends_and_count_what_was_written() {
+        let log: String = "😀 ok\n".repeat(30_000) + "the end 🏁";
+        let steps: Vec<Value> = (1..=100)
+            .map(|index| json!({"index": index, "name": "Invoke dbt build", "status": 10, "logs": log}))
+            .collect();
+        let answer = json!({"id": 1, "status": 10, "run_steps": steps}).to_string();
+        let run: Run =
+            serde_json::from_reader(crate::long_strings::CutLongStrings::new(answer.as_bytes()))
+                .unwrap();
+        let kept: usize = run
+            .steps
+            .iter()
+            .map(|s| s.logs.as_ref().unwrap().len())
+            .sum();
+        assert!(
+            kept <= RUN_BUDGET + 100 * (4 * 1024 + 64),
+            "within the budget but for each log's end and mark: {kept}"
+        );
+        for step in run.steps.iter() {
+            let logs = step.logs.as_deref().unwrap();
+            assert!(logs.ends_with("the end 🏁"), "step {}", step.index);
+            let written = crate::long_strings::as_written(logs);
+            assert_eq!(
+                written.chars(),
+                log.chars().count() as u64,
+                "step {}",
+                step.index
+            );
+        }
     }
 
     #[test]

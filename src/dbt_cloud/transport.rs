@@ -198,7 +198,13 @@ impl Transport {
             }
         })?;
         match answer {
-            Ok(Ok(envelope)) => Ok(envelope),
+            Ok(Ok(envelope)) => {
+                crate::long_strings::warn_lone_surrogates(
+                    envelope.lone_surrogates,
+                    &format!("dbt Cloud's answer to {what}"),
+                );
+                Ok(envelope)
+            }
             Ok(Err(undecodable)) => Err(self.undecodable(undecodable, url, &what, limit)),
             Err(body) => Err(self.refusal(status, &headers, &body, url, subject)),
         }
@@ -246,6 +252,36 @@ impl Transport {
         }
     }
 
+    /// Whether dbt Cloud refuses this machine's address for the account (an IP allow-list), from
+    /// one GET of the account without the token, as dbt Labs documents: "Authentication
+    /// credentials were not provided." when the address may reach the account, "Forbidden:
+    /// Access denied" when its allow-list blocks it. `None` when the answer says neither, or
+    /// none came: then nothing is known.
+    pub(super) fn address_refused(&self) -> Option<bool> {
+        let plan = self.plan(Budget::Standard);
+        let url = self.api_url(&[""]);
+        let request = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(plan.timeout_now());
+        let (status, _, body) = self
+            .send(request, &url, &plan, |response| {
+                read_limited(response, ERROR_BODY_LIMIT)
+            })
+            .ok()?;
+        let said = super::refusal::api_user_message(&body)?;
+        match status {
+            StatusCode::FORBIDDEN if said.contains("Access denied") => Some(true),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                if said.contains("credentials were not provided") =>
+            {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
     /// One GET of a file, following up to [`MAX_REDIRECTS`] redirects, with the token only for
     /// dbt Cloud's own host: its body to stream, or a 404; any other refusal is the attempt's
     /// error, naming `subject`.
@@ -257,6 +293,14 @@ impl Transport {
     ) -> Result<Fetched, AttemptError> {
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
+            // A download's reads each have the read timeout; near the job's deadline, the
+            // download as a whole ends by it.
+            if let Some(left) = plan
+                .left_in_the_job()
+                .filter(|left| *left < self.timing.read_timeout)
+            {
+                request = request.timeout(left);
+            }
             if self.base.same_origin(&url) {
                 request = request.header(AUTHORIZATION, self.token.authorization_header());
             }
@@ -302,10 +346,13 @@ impl Transport {
                 url.path()
             ))
         })?;
+        plan.may_start()?;
         let permit = self
             .limiter
             .acquire(termination, plan.deadline, plan.urgent)
             .map_err(|refusal| self.limiter_refusal(refusal))?;
+        // The rate limit may have held it up to the deadline.
+        plan.may_start()?;
         let method = request.method().clone();
         let started = Instant::now();
         let http = self.http.clone();

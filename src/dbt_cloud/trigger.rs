@@ -1,6 +1,7 @@
 //! The exactly-once trigger. A lost answer (a reset, a timeout, a 5xx) may hide a run that was
 //! created, so before sending again the job's newest runs are searched for the run it may have
-//! started, and that run is adopted; the trigger is sent again only when there is none.
+//! started, and that run is adopted; the trigger is sent again only when there is none. Whether
+//! answered or found, the run must be a new one that our request started (`NotNew` otherwise).
 
 use std::time::{Duration, Instant};
 
@@ -35,14 +36,81 @@ pub enum Start {
     /// One failed run resumed from its point of failure (`POST /runs/R/retry/`).
     Retry(RunId),
     /// The job's rerun endpoint, which resumes whatever run is the job's newest when it is
-    /// called: only where the run's own retry endpoint is absent.
-    Rerun,
+    /// called: only where the run's own retry endpoint is absent, to resume this failed run.
+    Rerun(RunId),
 }
+
+/// How the run our request started is told from others the job's list may hold: by our cause,
+/// or, for a resume of a failed run (which takes no cause), as a rerun (`cause_category`) newer
+/// than that run, not one the scheduler, a pull request or another client started at the same
+/// moment.
+#[derive(Debug, Clone, Copy)]
+enum Ours<'a> {
+    Cause(&'a str),
+    Resume(RunId),
+}
+
+impl Ours<'_> {
+    /// The failed run resumed, which the resumed run must be newer than.
+    fn resumes(self) -> Option<RunId> {
+        match self {
+            Ours::Cause(_) => None,
+            Ours::Resume(failed) => Some(failed),
+        }
+    }
+
+    fn started(self, run: &Run) -> bool {
+        let trigger = |field: &str| {
+            run.field("trigger")
+                .and_then(|t| t.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        match self {
+            // dbt Cloud stores the cause trimmed, as Django REST framework does a text field.
+            Ours::Cause(cause) => trigger("cause").as_deref().map(str::trim) == Some(cause.trim()),
+            // A run whose trigger does not say is not told apart: the baseline and the clock
+            // still bound it.
+            Ours::Resume(_) => trigger("cause_category").is_none_or(|category| category == "rerun"),
+        }
+    }
+}
+
+/// dbt Cloud answered a start with a run that is not new: the run it resumes, or one not newer
+/// than the job's newest before the request. It is not followed as the started run; a resume
+/// goes on with a fresh run (`component::start`).
+#[derive(Debug)]
+pub struct NotNew {
+    pub answered: RunId,
+    /// The run the answer must have been newer than.
+    pub newer_than: RunId,
+}
+
+impl NotNew {
+    pub fn of(error: &anyhow::Error) -> Option<&NotNew> {
+        error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<NotNew>())
+    }
+}
+
+impl std::fmt::Display for NotNew {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dbt Cloud answered with run {}, which is not a new run (a new one is newer than run \
+             {})",
+            self.answered, self.newer_than
+        )
+    }
+}
+
+impl std::error::Error for NotNew {}
 
 /// The trigger's POST, as each attempt sends it.
 struct Post<'a> {
     job: JobId,
-    cause: Option<&'a str>,
+    ours: Ours<'a>,
     baseline: Baseline,
     url: &'a Url,
     body: Option<&'a Value>,
@@ -64,6 +132,17 @@ enum Baseline {
     Unknown,
 }
 
+impl Baseline {
+    /// The run a run started now must be newer than: the newest before, and the run resumed.
+    fn floor(self, resumes: Option<RunId>) -> Option<RunId> {
+        let before = match self {
+            Baseline::Known(newest) => newest,
+            Baseline::Unknown => None,
+        };
+        before.into_iter().chain(resumes).max()
+    }
+}
+
 impl DbtCloud {
     /// Starts a run of `job`, exactly once. A lost answer (a reset, a timeout, a 5xx) may hide
     /// a run that was created, so before sending again we look among the job's newest runs for
@@ -74,7 +153,8 @@ impl DbtCloud {
     pub fn start_run(&self, job: JobId, start: &Start) -> Result<Run> {
         let baseline = self.baseline(job)?;
         self.wire.termination().check()?;
-        let (url, body, cause) = self.request(job, start);
+        let (url, body, ours) = self.request(job, start);
+        let floor = baseline.floor(ours.resumes());
         let subject = format!("job {job}");
         let mut sent = Sent::default();
         let plan = self.wire.trigger_plan();
@@ -85,7 +165,7 @@ impl DbtCloud {
             || {
                 let post = Post {
                     job,
-                    cause,
+                    ours,
                     baseline,
                     url: &url,
                     body: body.as_ref(),
@@ -96,7 +176,7 @@ impl DbtCloud {
         )
         .map_err(|error| plan.named(error));
         let error = match result {
-            Ok(run) => return self.of_the_job(job, run),
+            Ok(run) => return new_run(self.of_the_job(job, run)?, floor),
             Err(error) => error,
         };
         let in_flight = crate::termination::is_terminated(&error) && sent.first.is_some();
@@ -106,7 +186,7 @@ impl DbtCloud {
         // An attempt may have created a run, and whatever ended the attempts (a signal, the
         // deadline, lookups that kept failing) the run must not be left behind without a row:
         // one more, brief, look for it.
-        match self.find_started(job, cause, baseline, sent.first, Budget::AfterSignal) {
+        match self.find_started(job, ours, baseline, sent.first, Budget::AfterSignal) {
             Ok(Some(run)) if crate::termination::is_terminated(&error) => {
                 info!("The trigger was interrupted, but it started run {}", run.id);
                 Ok(run)
@@ -122,22 +202,24 @@ impl DbtCloud {
         }
     }
 
-    /// The POST that starts the run: its URL, its body, and the cause it sends.
-    fn request<'a>(&self, job: JobId, start: &'a Start) -> (Url, Option<Value>, Option<&'a str>) {
+    /// The POST that starts the run: its URL, its body, and how its run is told.
+    fn request<'a>(&self, job: JobId, start: &'a Start) -> (Url, Option<Value>, Ours<'a>) {
         match start {
             Start::Trigger { cause, overrides } => {
                 let mut body = overrides.clone();
                 body.insert("cause".to_owned(), json!(cause));
                 let url = self.wire.api_url(&["jobs", &job.to_string(), "run", ""]);
-                (url, Some(Value::Object(body)), Some(cause.as_str()))
+                (url, Some(Value::Object(body)), Ours::Cause(cause))
             }
-            Start::Retry(run) => {
-                let url = self.wire.api_url(&["runs", &run.to_string(), "retry", ""]);
-                (url, None, None)
+            Start::Retry(failed) => {
+                let url = self
+                    .wire
+                    .api_url(&["runs", &failed.to_string(), "retry", ""]);
+                (url, None, Ours::Resume(*failed))
             }
-            Start::Rerun => {
+            Start::Rerun(failed) => {
                 let url = self.wire.api_url(&["jobs", &job.to_string(), "rerun", ""]);
-                (url, None, None)
+                (url, None, Ours::Resume(*failed))
             }
         }
     }
@@ -154,7 +236,7 @@ impl DbtCloud {
         if sent.maybe_created {
             let found = self.find_started(
                 post.job,
-                post.cause,
+                post.ours,
                 post.baseline,
                 sent.first,
                 Budget::Standard,
@@ -218,14 +300,15 @@ impl DbtCloud {
         Ok(Baseline::Unknown)
     }
 
-    /// The oldest run among the job's newest that our trigger created: with our cause, newer
-    /// than the baseline, and created after our first send on dbt Cloud's clock (estimated from
-    /// its answers' `Date`, so our own clock may be off). With neither the baseline nor dbt
-    /// Cloud's clock known there is no telling ours from another client's: an error naming them.
+    /// The oldest run among the job's newest that our trigger created: told as ours (`Ours`),
+    /// newer than the baseline and the run it resumes, and created after our first send on dbt
+    /// Cloud's clock (estimated from its answers' `Date`, so our own clock may be off). With
+    /// neither the baseline nor dbt Cloud's clock known there is no telling ours from another
+    /// client's: an error naming them.
     fn find_started(
         &self,
         job: JobId,
-        cause: Option<&str>,
+        ours: Ours,
         baseline: Baseline,
         first_send: Option<DateTime<Utc>>,
         budget: Budget,
@@ -244,19 +327,10 @@ impl DbtCloud {
                 .and_then(|sent| sent.checked_sub_signed(tolerance)),
             _ => None,
         };
+        let floor = baseline.floor(ours.resumes());
         let candidates: Vec<Run> = runs
             .into_iter()
-            .filter(|run| {
-                let run_cause = run
-                    .field("trigger")
-                    .and_then(|t| t.get("cause"))
-                    .and_then(Value::as_str);
-                let newer = match baseline {
-                    Baseline::Known(Some(before)) => run.id > before,
-                    Baseline::Known(None) | Baseline::Unknown => true,
-                };
-                newer && cause.is_none_or(|cause| run_cause == Some(cause))
-            })
+            .filter(|run| floor.is_none_or(|floor| run.id > floor) && ours.started(run))
             .collect();
         let after_send = |run: &Run| match sent_on_their_clock {
             Some(sent) => run
@@ -274,6 +348,18 @@ impl DbtCloud {
             .into_iter()
             .filter(after_send)
             .min_by_key(|run| run.id))
+    }
+}
+
+/// `run`, when it is new: newer than `floor`.
+fn new_run(run: Run, floor: Option<RunId>) -> Result<Run> {
+    match floor {
+        Some(floor) if run.id <= floor => Err(NotNew {
+            answered: run.id,
+            newer_than: floor,
+        }
+        .into()),
+        _ => Ok(run),
     }
 }
 

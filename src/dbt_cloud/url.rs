@@ -71,11 +71,21 @@ impl BaseUrl {
         } else {
             format!("https://{trimmed}")
         };
-        let url = Url::parse(&with_scheme).map_err(|e| format!("it is not a valid URL ({e})"))?;
+        let mut url =
+            Url::parse(&with_scheme).map_err(|e| format!("it is not a valid URL ({e})"))?;
+        // `cloud.getdbt.com.` is the same host as `cloud.getdbt.com` (a fully qualified name):
+        // one spelling, so that the retiring host is warned about and origins compare alike.
+        // The parser has lowered the case and dropped a default port already.
         let host = url
             .host_str()
+            .map(|h| h.trim_end_matches('.').to_owned())
             .filter(|h| !h.is_empty())
             .ok_or_else(|| "it has no host name".to_owned())?;
+        if url.host_str() != Some(host.as_str()) {
+            url.set_host(Some(&host))
+                .map_err(|e| format!("it is not a valid URL ({e})"))?;
+        }
+        let host = host.as_str();
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(host) => {}
@@ -194,6 +204,8 @@ mod tests {
             "https://cloud.getdbt.com/api/v2/",
             " cloud.getdbt.com/api/v2 ",
             "HTTPS://Cloud.GetDbt.com",
+            "cloud.getdbt.com.",
+            "https://CLOUD.GETDBT.COM.:443/api/v2/",
         ] {
             let url = BaseUrl::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(url.to_string(), "https://cloud.getdbt.com", "{input}");
@@ -203,7 +215,13 @@ mod tests {
         assert_eq!(cell.to_string(), "https://ab123.us1.dbt.com");
         assert!(!cell.is_default());
         assert!(!cell.is_retiring());
-        for retiring in ["cloud.getdbt.com", "https://emea.getdbt.com", "GETDBT.COM"] {
+        for retiring in [
+            "cloud.getdbt.com",
+            "https://emea.getdbt.com",
+            "GETDBT.COM",
+            "getdbt.com.",
+            "Emea.GetDbt.Com.:8443",
+        ] {
             assert!(
                 BaseUrl::parse(retiring).unwrap().is_retiring(),
                 "{retiring}"
@@ -213,6 +231,7 @@ mod tests {
             "emea.dbt.com",
             "https://au.dbt.com",
             "notgetdbt.com",
+            "getdbt.com.evil.example",
             "http://127.0.0.1:9",
         ] {
             assert!(!BaseUrl::parse(staying).unwrap().is_retiring(), "{staying}");

@@ -388,6 +388,14 @@ fn run_column(name: &str) -> Option<Column> {
 }
 
 impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Trigger,
+        Table::Run,
+        Table::RunSteps,
+        Table::RunResults,
+        Table::SourceFreshness,
+    ];
+
     pub(super) fn description(self) -> &'static str {
         match self {
             Table::Trigger => "dbt Cloud runs as triggered by this component (one row per trigger)",

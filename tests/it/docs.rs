@@ -1,5 +1,6 @@
 //! The documents a newcomer reads first stay true: ARCHITECTURE.md names every file of the tree,
-//! and every `Type::item` it names exists in the code.
+//! and every `Type::item` it names exists in the code; and the code keeps the promise that it
+//! never panics on input.
 
 use std::path::{Path, PathBuf};
 
@@ -209,4 +210,49 @@ fn the_readmes_rust_is_the_crates_and_the_locks() {
         needed.1["version"],
         needed.1["rust_version"]
     );
+}
+
+/// Outside tests, the code never panics on what input can reach: the only `expect`, `unwrap`,
+/// `panic!` or `unreachable!` left are the two that cannot happen, each right after a comment
+/// saying why (`Justified ...`).
+#[test]
+fn outside_tests_only_the_two_justified_panics_remain() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    let mut justified = Vec::new();
+    for file in files {
+        if file.ends_with("no_panic_tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let panics = [
+                ".expect(",
+                ".unwrap()",
+                "panic!(",
+                "unreachable!(",
+                "todo!(",
+                "unimplemented!(",
+            ]
+            .iter()
+            .any(|call| line.contains(call));
+            if !panics {
+                continue;
+            }
+            let place = format!("{}:{}", file.display(), at + 1);
+            let why = lines[..at]
+                .iter()
+                .rev()
+                .take_while(|earlier| !earlier.trim().is_empty() && !earlier.trim().ends_with(';'))
+                .any(|earlier| earlier.trim_start().starts_with("// Justified"));
+            assert!(
+                why,
+                "{place} may panic without a comment saying why it cannot: {line}"
+            );
+            justified.push(place);
+        }
+    }
+    assert_eq!(justified.len(), 2, "{justified:?}");
 }

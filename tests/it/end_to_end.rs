@@ -635,7 +635,9 @@ fn the_log_is_one_short_line_per_event_in_order() {
     let stdout = run.stdout();
     let lines: Vec<&str> = stdout.lines().collect();
     for line in &lines {
-        assert!(line.len() <= 200, "too long: {line}");
+        // The closing line sums the whole job up: the steps' counts, artifacts, requests.
+        let most = if line.contains(" Done: ") { 300 } else { 200 };
+        assert!(line.len() <= most, "too long: {line}");
         assert!(!line.contains("{\""), "no API answer at info level: {line}");
         assert!(
             !line.contains(" DEBUG "),

@@ -209,6 +209,52 @@ fn nothing_is_triggered_when_too_little_time_is_left_before_the_jobs_limit() {
     );
 }
 
+/// A local limit of 16 s (the test timing's margin before it is an eighth: 2 s), and every
+/// artifact stalling: the downloads, and anything after them, end by the margin; no request of
+/// any kind starts after it, and the tables and the message are written before the limit.
+#[test]
+fn no_request_starts_past_the_margin_before_the_jobs_limit() {
+    let artifacts: Vec<Artifact> = (0..20)
+        .map(|i| Artifact::new(format!("compiled/model_{i:02}.sql"), b"select 1\n".to_vec()))
+        .collect();
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    emulator.inject(
+        Endpoint::DownloadArtifact,
+        std::iter::repeat_n(Fault::Delay(Duration::from_secs(30)), 1000),
+    );
+    let started = Instant::now();
+    let (run, took) = with_limit(
+        &emulator,
+        16,
+        json!({"wait_for_result": true, "artifact_concurrency": 1}),
+    );
+    let stderr = run.stderr();
+    run.assert_code(1);
+    let margin = started + Duration::from_secs(16 - 2);
+    let late: Vec<String> = emulator
+        .requests()
+        .iter()
+        .filter(|request| request.at > margin + SLACK)
+        .map(|request| {
+            format!(
+                "{} {} at {:?}",
+                request.method,
+                request.path,
+                request.at - started
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "past the margin: {late:#?}\n{stderr}");
+    assert!(took < Duration::from_secs(16), "took {took:?}: {stderr}");
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
+    assert!(stderr.contains("could not be downloaded"), "{stderr}");
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("(runtime.process_timeout, 0.27 minutes) is near: not sent"),
+        "{stdout}"
+    );
+}
+
 // ---- Listed runs are checked, not trusted
 
 const STRAY: u64 = 70403100111;
@@ -713,4 +759,364 @@ fn a_failure_naming_the_run_keeps_its_link() {
         stderr.contains("/deploy/43786/projects/270542/runs/70403103000/"),
         "{stderr}"
     );
+}
+
+/// Artifact paths come from dbt Cloud's list: a path that quotes the token is masked wherever
+/// the log or the error names it (a skipped path, one listed twice, one that cannot be
+/// downloaded, the download's summary).
+#[test]
+fn an_artifact_path_holding_the_token_is_masked_in_the_log() {
+    let artifacts = vec![
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("target/{TOKEN}/run_results.json"), b"{}".to_vec()),
+        Artifact::new(format!("../{TOKEN}.txt"), b"evil".to_vec()),
+        Artifact::new(format!("{TOKEN}\\x.txt"), b"odd".to_vec()),
+        Artifact::missing(format!("target/{TOKEN}/manifest.json")),
+    ];
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_must_succeed": true, "debug": true})),
+    ));
+    run.assert_code(1);
+    let log = format!("{}\n{}", run.stdout(), run.stderr());
+    for said in [
+        "Skipped artifact",
+        "more than once",
+        "could not be downloaded",
+    ] {
+        assert!(log.contains(said), "{said}\n{log}");
+    }
+    assert!(log.contains("target/***/"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
+/// Python's `json` writes a byte it could not decode as a lone surrogate escape (`\udcfc`), which
+/// no JSON parser of Rust takes: in a step's log or the run's status_message it is one odd
+/// character (U+FFFD) with one warning for the run, not an answer that is not dbt Cloud's; a
+/// whole pair stays the emoji it makes.
+#[test]
+fn a_lone_surrogate_escape_is_one_odd_character_not_an_unreadable_answer() {
+    let mut job = quick(Outcome::Error)
+        .failed_step_log("Database Error\n  bad byte LONE_LOW, LONE_HIGH and PAIR\n");
+    job.error_message = "Job run failed: LONE_LOW in step 'Invoke dbt build'.".to_owned();
+    let emulator = emulator_with(job);
+    emulator.rewrite_answers("LONE_LOW", "\\udcfc");
+    emulator.rewrite_answers("LONE_HIGH", "\\ud83d");
+    emulator.rewrite_answers("PAIR", "\\ud83d\\ude00");
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("ended in Error") && !stderr.contains("not dbt Cloud's API answer"),
+        "{stderr}"
+    );
+    assert_eq!(
+        run.table("dbt_cloud_run").1["status_message"],
+        "Job run failed: \u{fffd} in step 'Invoke dbt build'."
+    );
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["logs"].contains("bad byte \u{fffd}, \u{fffd} and 😀")),
+        "{steps:?}"
+    );
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("lone surrogate escape").count(),
+        1,
+        "one warning for the run, however many answers held one\n{stdout}"
+    );
+    assert!(
+        emulator
+            .requests_to("GET", &format!("/runs/{}/", emulator.next_run_id() - 1))
+            .len()
+            > 1,
+        "several answers held them"
+    );
+}
+
+/// The job's first request refused for the token: one request without it tells an IP
+/// allow-list refusing this address from a token dbt Cloud refuses, and the error says which.
+#[test]
+fn the_job_tells_an_ip_allow_list_from_a_refused_token() {
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).behind_an_ip_allow_list(), &[TOKEN]);
+    emulator.add_job(quick(Outcome::Success));
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .starts_with("dbt Cloud refuses this address (IP allow-list): account"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(emulator.runs_created(), 0);
+
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        json!({"#api_key": "dbtc_not_this_account_0"}),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud refused the API token (HTTP 401: Invalid token.)")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+
+    // A 403 from an address the account takes: the token (its permissions) is refused.
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(403, denied)]);
+    let run = run_component(parameters(&emulator, json!({})));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud denied access")
+            && stderr.contains("the token is refused")
+            && !stderr.contains("refuses this address"),
+        "{stderr}"
+    );
+    assert_eq!(emulator.runs_created(), 0);
+}
+
+/// A step name of 60 KB, repeated on each of its step's results rows, made a table of hundreds of
+/// megabytes: a step's name is cut like other long text wherever it is written.
+#[test]
+fn a_huge_step_name_is_cut_in_every_row_and_line() {
+    let name = format!(
+        "Invoke dbt with `dbt build {}`",
+        "-s model_x ".repeat(5_400)
+    );
+    let emulator = emulator_with(
+        quick(Outcome::Success)
+            .steps(&[
+                "Clone git repository",
+                &name,
+                "Invoke dbt with `dbt docs generate`",
+            ])
+            .step_artifacts(
+                2,
+                vec![Artifact::new(
+                    "run_results.json",
+                    real("run_results/v6-1.10.13-build-warn-noop-scooters.json"),
+                )],
+            ),
+    );
+    let run = run_component(parameters(&emulator, json!({"wait_for_result": true})));
+    run.assert_code(0);
+    let rows = run.table_rows("dbt_cloud_run_results");
+    let of_step: Vec<_> = rows.iter().filter(|row| row["step_index"] == "2").collect();
+    assert_eq!(of_step.len(), 59);
+    let total = name.chars().count();
+    for row in &of_step {
+        let cell = &row["step_name"];
+        assert!(
+            cell.chars().count() <= 1_000,
+            "{} characters",
+            cell.chars().count()
+        );
+        assert!(
+            cell.starts_with("Invoke dbt with `dbt build -s model_x"),
+            "{cell}"
+        );
+        let kept = cell.find('…').unwrap();
+        assert!(
+            cell.ends_with(&format!(
+                "…[{} characters cut]…",
+                total - cell[..kept].chars().count()
+            )),
+            "{cell}"
+        );
+    }
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    assert_eq!(
+        steps[1]["name"], of_step[0]["step_name"],
+        "one name everywhere"
+    );
+    let size = std::fs::metadata(run.data().join("out/tables/dbt_cloud_run_results.csv"))
+        .unwrap()
+        .len();
+    assert!(size < 200_000, "{size} bytes");
+    assert!(
+        run.stdout().lines().all(|line| line.len() < 5_000),
+        "no line of the log repeats the whole name"
+    );
+}
+
+/// Runs the component on a data folder that `prepare` blocked somewhere below `out/tables` or
+/// the artifacts, as `nobody` when the tests run as root; returns its exit code and stderr.
+fn blocked_data_folder(prepare: impl FnOnce(&std::path::Path)) -> (Emulator, Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let emulator = emulator_with(job_with_steps(
+        Outcome::Success,
+        &["build", "docs generate"],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    write_config(
+        data,
+        parameters(&emulator, json!({"wait_for_result": true})),
+    );
+    prepare(data);
+    let mut command = component(data);
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().unwrap();
+    (
+        emulator,
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Everything below `data` writable by everyone (the component may run as `nobody`), `sticky`
+/// folders with the sticky bit: only a file's owner may replace it there.
+fn open_to_all(data: &std::path::Path, sticky: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    for folder in [
+        "",
+        "out",
+        "out/tables",
+        "out/files",
+        "artifacts",
+        "artifacts/out",
+        "artifacts/out/current",
+    ] {
+        std::fs::create_dir_all(data.join(folder)).unwrap();
+        mode(&data.join(folder), 0o777);
+    }
+    mode(&data.join("config.json"), 0o644);
+    for folder in sticky {
+        mode(&data.join(folder), 0o1777);
+    }
+}
+
+/// The check before the trigger covers the files the job writes and the other steps' folder, not
+/// only the folders: a place the job cannot write is found before anything is sent to dbt Cloud,
+/// named, and nothing is triggered.
+#[test]
+fn a_table_file_or_steps_folder_that_cannot_be_written_is_found_before_the_trigger() {
+    use std::os::unix::fs::PermissionsExt;
+    type Prepare = Box<dyn FnOnce(&std::path::Path)>;
+    let cases: Vec<(&str, Prepare)> = vec![
+        (
+            "out/tables/dbt_cloud_run.csv",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("out/tables/dbt_cloud_run.csv")).unwrap();
+            }),
+        ),
+        (
+            "out/tables/dbt_cloud_run_steps.csv.manifest",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &["out/tables"]);
+                let file = data.join("out/tables/dbt_cloud_run_steps.csv.manifest");
+                std::fs::write(&file, "{}").unwrap();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+                if unsafe { libc::geteuid() } != 0 {
+                    // Not root: the file cannot be given away, so the folder is made read-only.
+                    std::fs::set_permissions(
+                        data.join("out/tables"),
+                        std::fs::Permissions::from_mode(0o555),
+                    )
+                    .unwrap();
+                }
+            }),
+        ),
+        (
+            "artifacts/out/current/steps",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::write(data.join("artifacts/out/current/steps"), "x").unwrap();
+            }),
+        ),
+        (
+            "artifacts/out/current/steps/4",
+            Box::new(|data: &std::path::Path| {
+                open_to_all(data, &[]);
+                std::fs::create_dir(data.join("artifacts/out/current/steps")).unwrap();
+                std::fs::write(data.join("artifacts/out/current/steps/4"), "x").unwrap();
+            }),
+        ),
+    ];
+    for (blocked, prepare) in cases {
+        let (emulator, code, stderr) = blocked_data_folder(prepare);
+        assert_eq!(code, Some(1), "{blocked}: {stderr}");
+        assert!(stderr.contains(blocked), "{blocked}: {stderr}");
+        assert!(
+            stderr.contains("Nothing was triggered."),
+            "{blocked}: {stderr}"
+        );
+        assert!(
+            emulator.requests().is_empty(),
+            "{blocked}: nothing sent to dbt Cloud: {:?}",
+            emulator.requests()
+        );
+    }
+}
+
+// ---- Artifacts asked for only when they can be there
+
+/// A failed run that dbt Cloud says saved no artifacts (`artifacts_saved` still false once the
+/// grace for their upload is over): no list is asked for, nor any step's file; the failure is told
+/// from the failed step's log, which comes with the run.
+#[test]
+fn a_run_that_saved_no_artifacts_is_not_asked_for_them() {
+    let log = String::from_utf8(real("logs/dbt-core-database-error-docs-faq.log")).unwrap();
+    let emulator = emulator_with(
+        job_with_steps(Outcome::Error, &["source freshness", "build"]).failed_step_log(&log),
+    );
+    let unsaved = json!({"artifacts_saved": false});
+    emulator.inject(
+        Endpoint::GetRun,
+        std::iter::repeat_n(Fault::Patch(unsaved.as_object().unwrap().clone()), 1000),
+    );
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert_eq!(
+        emulator
+            .requests_to("GET", "")
+            .iter()
+            .filter(|r| r.path.contains("/artifacts"))
+            .count(),
+        0,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("- Database Error in model customers"),
+        "{stderr}"
+    );
+    assert!(
+        run.stdout()
+            .contains("dbt Cloud saved no artifacts of run 70403103000"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Error");
+}
+
+/// The run's artifact list is asked for once: the downloads' list serves the steps' files too.
+#[test]
+fn the_artifact_list_is_asked_for_once() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"artifacts_include": ["manifest.json"]})),
+    ));
+    run.assert_code(0);
+    assert_eq!(
+        count(&emulator, "GET", "/artifacts/"),
+        1,
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.table_rows("dbt_cloud_run_results").is_empty());
 }

@@ -87,6 +87,19 @@ fn last_nights_failure_gets_a_fresh_full_run_and_the_log_says_why() {
     run.assert_code(0);
     assert_eq!(posts(&emulator, &format!("/runs/{failed}/retry/")), 1);
     assert_eq!(posts(&emulator, "/run/"), 0);
+    // A window of one minute, in words.
+    let (emulator, _) = failed_ago(Duration::from_secs(9 * 3600));
+    let run = run_component(parameters(
+        &emulator,
+        resuming(json!({"retry_failed_within": 1})),
+    ));
+    run.assert_code(0);
+    assert!(
+        run.stdout()
+            .contains(" ago, longer ago than retry_failed_within (1 minute): "),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
@@ -106,6 +119,12 @@ fn the_age_of_a_failure_is_told_by_dbt_clouds_clock() {
     assert_eq!(
         posts(&emulator, &format!("/runs/{failed}/retry/")),
         1,
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout()
+            .contains("the cause \"Triggered from Keboola\" does not apply to it"),
         "{}",
         run.stdout()
     );
@@ -173,6 +192,117 @@ fn where_a_runs_retry_endpoint_is_absent_the_jobs_rerun_resumes_it() {
     assert_eq!(posts(&emulator, &format!("/runs/{failed}/retry/")), 1);
     assert_eq!(posts(&emulator, "/rerun/"), 1);
     assert_eq!(posts(&emulator, "/run/"), 0);
+}
+
+/// dbt Cloud's answer of `status` with its own words, as its API refuses.
+fn refusal(status: u16, message: &str) -> Fault {
+    Fault::Json(
+        status,
+        json!({"status": {"code": status, "is_success": false, "user_message": message, "developer_message": null}, "data": null}),
+    )
+}
+
+#[test]
+fn a_resume_refused_in_any_way_of_its_own_becomes_a_fresh_run_with_the_reason() {
+    for status in [403, 409, 410, 422] {
+        let (emulator, failed) = failed_ago(Duration::from_secs(60));
+        emulator.inject(Endpoint::Retry, [refusal(status, "Not this run.")]);
+        let run = run_component(parameters(&emulator, resuming(json!({}))));
+        run.assert_code(0);
+        assert_eq!(posts(&emulator, "/run/"), 1, "{status}: {}", run.stdout());
+        assert!(
+            run.stdout().contains(&format!(
+                "dbt Cloud refused to resume run {failed} (HTTP {status}: Not this run.); triggering a fresh run instead (retry_failed)"
+            )),
+            "{status}: {}",
+            run.stdout()
+        );
+    }
+    // Without a retry endpoint, the job's rerun refused.
+    for status in [403, 404, 409] {
+        let (emulator, failed) = failed_ago(Duration::from_secs(60));
+        emulator.inject(Endpoint::Retry, [Fault::Status(404)]);
+        emulator.inject(Endpoint::Rerun, [refusal(status, "No rerun.")]);
+        let run = run_component(parameters(&emulator, resuming(json!({}))));
+        run.assert_code(0);
+        assert_eq!(posts(&emulator, "/rerun/"), 1);
+        assert_eq!(posts(&emulator, "/run/"), 1, "{status}: {}", run.stdout());
+        assert!(
+            run.stdout().contains(&format!(
+                "dbt Cloud refused to resume run {failed} (HTTP {status}: No rerun.); triggering a fresh run instead (retry_failed)"
+            )),
+            "{status}: {}",
+            run.stdout()
+        );
+    }
+}
+
+/// A run of the job as dbt Cloud lists or answers it, created now on its clock.
+fn run_json(id: u64, status: u64, cause_category: &str) -> Value {
+    json!({
+        "id": id, "status": status, "job_definition_id": JOB, "account_id": ACCOUNT,
+        "created_at": chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string(),
+        "trigger": {"cause": "Scheduled", "job_definition_id": JOB, "cause_category": cause_category},
+    })
+}
+
+fn envelope(data: Value) -> Value {
+    json!({"status": {"code": 200, "is_success": true, "user_message": "Success!", "developer_message": ""}, "data": data})
+}
+
+#[test]
+fn a_resume_answered_with_the_failed_run_itself_is_no_resumed_run() {
+    let (emulator, failed) = failed_ago(Duration::from_secs(60));
+    emulator.inject(
+        Endpoint::Retry,
+        [Fault::Json(200, envelope(run_json(failed, 20, "api")))],
+    );
+    let fresh = emulator.next_run_id();
+    let run = run_component(parameters(&emulator, resuming(json!({}))));
+    run.assert_code(0);
+    let stdout = run.stdout();
+    assert!(!stdout.contains("Resumed the failed run as"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "dbt Cloud answered with run {failed}, which is not a new run"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(posts(&emulator, "/run/"), 1, "{stdout}");
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], fresh.to_string());
+}
+
+#[test]
+fn a_run_the_scheduler_started_as_a_resumes_answer_was_lost_is_not_taken_for_it() {
+    let (emulator, failed) = failed_ago(Duration::from_secs(60));
+    let scheduled = failed + 500;
+    emulator.inject(Endpoint::Retry, [Fault::Reset]);
+    emulator.inject_where(
+        Endpoint::ListRuns,
+        ("limit", "20"),
+        [Fault::Json(
+            200,
+            envelope(json!([run_json(scheduled, 1, "scheduled")])),
+        )],
+    );
+    let resumed = emulator.next_run_id();
+    let run = run_component(parameters(&emulator, resuming(json!({}))));
+    run.assert_code(0);
+    let stdout = run.stdout();
+    assert!(
+        !stdout.contains(&format!("started run {scheduled}")),
+        "{stdout}"
+    );
+    assert_eq!(
+        posts(&emulator, &format!("/runs/{failed}/retry/")),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], resumed.to_string());
+    assert!(
+        stdout.contains(&format!("Resumed the failed run as run {resumed}")),
+        "{stdout}"
+    );
 }
 
 // ---- The cause

@@ -219,6 +219,12 @@ fn every_kind_of_emulator_answer_matches_the_official_spec() {
     let ids = [&first, &second, &third].map(|answer| answer["data"]["id"].as_u64().unwrap());
     record("trigger".into(), trigger, "post", (200, first.clone()));
     record(
+        "account".into(),
+        "/api/v2/accounts/{account_id}/",
+        "get",
+        api.call("get", ""),
+    );
+    record(
         "cancel".into(),
         "/api/v2/accounts/{account_id}/runs/{run_id}/cancel/",
         "post",

@@ -110,6 +110,20 @@ fn a_cut_body_and_a_500_on_an_artifact_leave_byte_identical_files() {
     assert_eq!(downloads, standard_artifacts().len() + 3);
 }
 
+/// dbt Cloud stores the cause trimmed: a lost answer's run is still found by it, and the job
+/// is not started twice.
+#[test]
+fn a_lost_trigger_answer_of_a_cause_stored_trimmed_creates_exactly_one_run() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    let run_id = emulator.next_run_id();
+    emulator.inject(Endpoint::Trigger, [Fault::CreateThenDrop]);
+    let run = run_component(parameters(&emulator, json!({"cause": " nightly  "})));
+    run.assert_code(0);
+    assert_eq!(emulator.runs_created(), 1, "{}", run.stdout());
+    assert_eq!(count(&emulator, "POST", "/run/"), 1, "not sent again");
+    assert_eq!(run.table("dbt_cloud_trigger").1["id"], run_id.to_string());
+}
+
 #[test]
 fn a_lost_trigger_answer_creates_exactly_one_run() {
     for fault in [

@@ -262,6 +262,14 @@ fn fail_on_warnings_fails_the_job_after_its_tables_with_the_report() {
     );
     assert_eq!(run.table_rows("dbt_cloud_run_results").len(), 59 + 39);
     assert!(run.data().join("out/tables/dbt_cloud_run.csv").exists());
+    // The log has the report once.
+    let stdout = run.stdout();
+    assert_eq!(
+        stdout.matches("WARN  Warnings: 1 node warned").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(lines[1]).count(), 1, "{stdout}");
 }
 
 #[test]
@@ -438,4 +446,111 @@ fn a_run_that_lists_no_steps_gives_its_results_step_zero() {
     assert!(rows
         .iter()
         .all(|row| row["step_index"] == "0" && row["step_name"].is_empty()));
+}
+
+/// A `dbt deps` among the job's commands is dbt's by what it runs, like dbt Cloud's own: the
+/// steps before it are the job's commands all the same, their results read and their warnings
+/// counted.
+#[test]
+fn a_dbt_deps_among_the_commands_hides_no_step() {
+    let job = job_with_steps(Outcome::Success, &["build", "deps", "docs generate"])
+        .step_artifacts(4, vec![Artifact::new("run_results.json", real(BUILD))])
+        .artifacts(vec![Artifact::new("run_results.json", real(DOCS))]);
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(
+        &emulator,
+        waiting(json!({"fail_on_warnings": true})),
+    ));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("dbt Cloud run 70403103000 succeeded with warnings, and fail_on_warnings is true. Warnings: 1 node warned."),
+        "{stderr}"
+    );
+    let rows = run.table_rows("dbt_cloud_run_results");
+    assert_eq!(rows_of_step(&rows, "4").len(), results_of(BUILD).len());
+    assert_eq!(rows_of_step(&rows, "6").len(), results_of(DOCS).len());
+    assert_eq!(rows.len(), results_of(BUILD).len() + results_of(DOCS).len());
+    assert!(rows_of_step(&rows, "4")
+        .iter()
+        .all(|row| row["step_name"] == "Invoke dbt with `dbt build`"));
+    // Neither dbt Cloud's `dbt deps` nor the job's is asked for files.
+    let asked: Vec<String> = emulator
+        .requests_to("GET", "")
+        .into_iter()
+        .filter_map(|r| r.query.filter(|q| q.starts_with("step=")))
+        .collect();
+    assert!(asked.iter().all(|q| q == "step=4"), "{asked:?}");
+    assert!(!asked.is_empty());
+}
+
+/// A log longer than an answer keeps whole (64 KB) was cut as it streamed in; the steps table's
+/// mark counts the characters of the log as dbt wrote it, not of what was kept, and its end is
+/// the log's, whatever its characters.
+#[test]
+fn a_long_log_of_emoji_keeps_its_end_and_says_exactly_how_much_is_cut() {
+    for line in ["😀 model ok\n", "é\n", "x\n"] {
+        let log = format!(
+            "{}Done. PASS=1 WARN=0 ERROR=1 SKIP=0 TOTAL=2 🏁",
+            line.repeat(20_000)
+        );
+        let emulator = emulator_with(quick(Outcome::Error).failed_step_log(&log));
+        let run = run_component(parameters(&emulator, waiting(json!({}))));
+        run.assert_code(1);
+        let steps = run.table_rows("dbt_cloud_run_steps");
+        let cell = &steps[3]["logs"];
+        assert_eq!(cell.chars().count(), 10_000, "{line:?}");
+        let (mark, kept) = cell.split_once('\n').unwrap();
+        assert!(log.ends_with(kept), "{line:?}: the end is the log's");
+        let stated: usize = mark
+            .strip_prefix("[first ")
+            .and_then(|rest| rest.strip_suffix(" characters cut]"))
+            .unwrap_or_else(|| panic!("{mark}"))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            stated + kept.chars().count(),
+            log.chars().count(),
+            "{line:?}: {mark}"
+        );
+    }
+}
+
+/// Steps sent under an index already sent would repeat the steps table's primary key (`run_id`,
+/// `index`): the first step of each index is kept, and the others are left out with one warning.
+#[test]
+fn steps_sent_twice_under_one_index_keep_the_primary_key_unique() {
+    let job = job_with_steps(Outcome::Success, &["build", "test", "docs generate"])
+        .step_indexes(&[1, 2, 3, 3, 4, 4]);
+    let emulator = emulator_with(job);
+    let run = run_component(parameters(&emulator, waiting(json!({}))));
+    run.assert_code(0);
+    let steps = run.table_rows("dbt_cloud_run_steps");
+    let keys: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|row| (row["index"].as_str(), row["name"].as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("1", "Clone git repository"),
+            ("2", "Create profile from connection Postgres"),
+            ("3", "Invoke dbt with `dbt deps`"),
+            ("4", "Invoke dbt with `dbt test`"),
+        ]
+    );
+    let stdout = run.stdout();
+    let warned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("already listed"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stdout}");
+    assert!(
+        warned[0].ends_with(
+            "WARN  dbt Cloud lists steps of run 70403103000 under an index already listed (the \
+             first: 3 \"Invoke dbt with `dbt build`\"); the first step of each index is kept, the \
+             others are left out"
+        ),
+        "{stdout}"
+    );
 }

@@ -88,7 +88,10 @@ fn test_connection_checks_url_token_account_and_job() {
 fn test_connection_names_the_step_that_failed() {
     let emulator = emulator_with(Job::new(ACCOUNT, JOB));
     let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "account_access_denied", "developer_message": ""}, "data": null});
+    // A 403 whose cause the request without the token cannot tell (dbt Cloud's answer to it
+    // says neither): the token's permissions or the allow-list.
     emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied.clone())]);
+    emulator.inject(Endpoint::GetAccount, [Fault::HtmlPage(503)]);
     let run = action(&emulator, "testConnection", json!({}));
     run.assert_code(1);
     assert!(
@@ -352,4 +355,129 @@ fn list_jobs_keeps_the_pages_it_read_and_reads_past_an_understated_total() {
         141,
         "every job: the 140 and the nightly build"
     );
+}
+
+/// dbt Cloud may echo the token in any string it sends back: every sync action's document is
+/// masked as the job's tables and log are, whatever field the string is in.
+#[test]
+fn every_sync_action_masks_a_token_dbt_cloud_echoes() {
+    let emulator = emulator_with(
+        Job::new(ACCOUNT, JOB).named(&format!("Nightly {TOKEN}"), &format!("Prod {TOKEN}")),
+    );
+    // A name long enough to be shortened for the dropdown, the token across the cut.
+    let long = format!("{}{TOKEN}", "n".repeat(1_000 - 12));
+    emulator.add_job(Job::new(ACCOUNT, JOB + 1).named(&long, "Production"));
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    let text = options.to_string();
+    assert!(
+        !text.contains(TOKEN) && !text.contains(&TOKEN[..12]),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Nightly *** ({JOB}) · Prod ***")),
+        "{text}"
+    );
+
+    let run = json!({
+        "id": 5, "account_id": ACCOUNT, "job_definition_id": JOB, "status": 10,
+        "href": format!("https://ab123.us1.dbt.com/deploy/{ACCOUNT}/runs/5/{TOKEN}"),
+        "trigger": {"cause": format!("Triggered by {TOKEN}")},
+        "started_at": format!("{TOKEN}"), "duration": "00:01:05",
+    });
+    let runs = json!({
+        "status": {"code": 200, "is_success": true, "user_message": "Success!"},
+        "data": [run],
+    });
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs.clone())]);
+    let table = answer(&action(&emulator, "listRecentRuns", json!({})));
+    let text = table.to_string();
+    // Not even escaped for markdown (`dbtc\\_T0pS3cr3t...`).
+    assert!(!text.contains(&TOKEN[5..14]), "{text}");
+    assert!(
+        text.contains("(https://ab123.us1.dbt.com/deploy/")
+            && text.contains("Triggered by \\\\*\\\\*\\\\*"),
+        "{text}"
+    );
+
+    emulator.inject(Endpoint::ListRuns, [Fault::Json(200, runs)]);
+    let connected = answer(&action(&emulator, "testConnection", json!({})));
+    assert!(
+        !connected.to_string().contains(&TOKEN[5..14]),
+        "{connected}"
+    );
+}
+
+/// A job's name with a lone surrogate escape (`\udcfc`, Python's for an undecodable byte) is
+/// one odd character in the dropdown, not a list that cannot be read.
+#[test]
+fn list_jobs_reads_a_lone_surrogate_escape_as_one_odd_character() {
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB).named("Nightly LONE_LOW", "Production"));
+    emulator.add_job(Job::new(ACCOUNT, JOB + 1).named("Hourly PAIR", "Production"));
+    emulator.rewrite_answers("LONE_LOW", "\\udcfc");
+    emulator.rewrite_answers("PAIR", "\\ud83d\\ude00");
+    let options = answer(&action(&emulator, "listJobs", json!({})));
+    assert_eq!(
+        options,
+        json!([
+            {"value": (JOB + 1).to_string(), "label": format!("Hourly 😀 ({}) · Production", JOB + 1)},
+            {"value": JOB.to_string(), "label": format!("Nightly \u{fffd} ({JOB}) · Production")},
+        ])
+    );
+}
+
+/// dbt Labs documents that the account asked for without a token answers "Authentication
+/// credentials were not provided." when the address may reach the account, and "Forbidden:
+/// Access denied" when an IP allow-list blocks it: a refused token is told from a refused
+/// address with that one request.
+#[test]
+fn test_connection_tells_an_ip_allow_list_from_a_refused_token() {
+    let tokenless = |emulator: &Emulator| {
+        emulator
+            .requests_to("GET", &format!("/api/v2/accounts/{ACCOUNT}/"))
+            .iter()
+            .filter(|r| r.header("authorization").is_none())
+            .count()
+    };
+    let emulator = Emulator::start();
+    emulator.add_account(Account::new(ACCOUNT).behind_an_ip_allow_list(), &[TOKEN]);
+    emulator.add_job(Job::new(ACCOUNT, JOB));
+    let run = action(&emulator, "testConnection", json!({}));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with(
+            "Step 3 of 5, the account, failed: dbt Cloud refuses this address (IP allow-list)"
+        ) && !stderr.contains("the token is refused"),
+        "{stderr}"
+    );
+    assert_eq!(tokenless(&emulator), 1, "one request without the token");
+
+    // The address may reach the account: the token is what dbt Cloud refuses, be it a 401
+    // (which says so) or a 403.
+    let emulator = emulator_with(Job::new(ACCOUNT, JOB));
+    let wrong = action(
+        &emulator,
+        "testConnection",
+        json!({"#api_key": "dbtc_not_this_account_0"}),
+    );
+    let denied = json!({"status": {"code": 403, "is_success": false, "user_message": "Forbidden: Access denied", "developer_message": ""}, "data": null});
+    emulator.inject(Endpoint::ListJobs, [Fault::Json(403, denied)]);
+    let forbidden = action(&emulator, "testConnection", json!({}));
+    for (run, said) in [
+        (
+            wrong,
+            "dbt Cloud refused the API token (HTTP 401: Invalid token.)",
+        ),
+        (forbidden, "the token is refused"),
+    ] {
+        run.assert_code(1);
+        let stderr = run.stderr();
+        assert!(
+            stderr.starts_with("Step 2 of 5, the token, failed:")
+                && stderr.contains(said)
+                && !stderr.contains("refuses this address"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(tokenless(&emulator), 2);
 }

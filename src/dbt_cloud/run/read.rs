@@ -10,7 +10,9 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::{Run, RunStatus, RunStep, FIELD_BUDGET, MAX_STEPS, RUN_BUDGET, RUN_FIELDS};
+use super::{
+    Run, RunStatus, RunStep, FIELD_BUDGET, MAX_STEPS, RUN_BUDGET, RUN_FIELDS, STEP_TEXT_CHARS,
+};
 use crate::dbt_cloud::bounded::Bounded;
 use crate::dbt_cloud::ids::{RunId, WholeNumber};
 
@@ -217,33 +219,58 @@ struct StepHead {
     logs: Lenient,
 }
 
+/// The steps table's key is the run and the step's index, and `?step=N` names one step: a step
+/// listed under an index already listed is left out (returned apart), the first of each kept.
+fn first_of_each_index(steps: Vec<RunStep>) -> (Vec<RunStep>, Vec<RunStep>) {
+    let mut seen = std::collections::HashSet::new();
+    steps.into_iter().partition(|step| seen.insert(step.index))
+}
+
+/// What every step's log keeps of its end, the run's budget spent or not: where dbt says what
+/// failed. At most [`MAX_STEPS`] times this past the budget.
+const LOG_END: usize = 4 * 1024;
+
 impl StepHead {
-    /// The step, its log spent from `left`: past it, the log is cut to what is left.
+    /// The step, its log spent from `left`: past it, the log is cut to what is left, but never
+    /// to less than its last [`LOG_END`] bytes.
     fn typed(self, left: &Cell<usize>) -> Option<RunStep> {
         let status_code = self.status.code();
         let logs = self.logs.text().map(|log| {
-            let budget = left.get();
-            left.set(budget.saturating_sub(log.len()));
+            let budget = left.get().max(LOG_END);
+            left.set(left.get().saturating_sub(log.len()));
             if log.len() <= budget {
                 return log;
             }
-            // Its end, where dbt says what failed.
-            let mut start = log.len() - budget;
-            while !log.is_char_boundary(start) {
+            // Its end, where dbt says what failed, from the end of the log as dbt wrote it; the
+            // mark counts what is gone of that log, a cut as it streamed in included.
+            let written = crate::long_strings::as_written(&log);
+            let (before, end) = match written.cut {
+                0 => (0, log.as_str()),
+                cut => (written.head.chars().count() as u64 + cut, written.end),
+            };
+            let mut start = end.len().saturating_sub(budget);
+            while !end.is_char_boundary(start) {
                 start += 1;
             }
-            let cut = log[..start].chars().count() as u64;
-            format!("{}{}", crate::long_strings::mark(cut), &log[start..])
+            let cut = before + end[..start].chars().count() as u64;
+            format!("{}{}", crate::long_strings::mark(cut), &end[start..])
         });
+        // A name is a line and a timestamp less: past that they are cut here, once, as every
+        // table row and log line that names the step repeats them.
+        let short = |field: Lenient| {
+            field
+                .text()
+                .map(|text| crate::text::head(&text, STEP_TEXT_CHARS).into_owned())
+        };
         Some(RunStep {
             index: self.index.code().unwrap_or_default(),
-            name: self.name.text().unwrap_or_default(),
+            name: short(self.name).unwrap_or_default(),
             status: status_code.map_or(RunStatus::Unknown, RunStatus::from_code),
             status_code,
-            status_humanized: self.status_humanized.text(),
-            started_at: self.started_at.text(),
-            finished_at: self.finished_at.text(),
-            duration: self.duration.text(),
+            status_humanized: short(self.status_humanized),
+            started_at: short(self.started_at),
+            finished_at: short(self.finished_at),
+            duration: short(self.duration),
             logs,
         })
     }
@@ -399,7 +426,18 @@ impl Run {
                         read.len()
                     ));
                 }
-                read
+                let (kept, left_out) = first_of_each_index(read);
+                // Worded by the first step left out alone, which stays the same while the run
+                // goes on and steps are added, so that it is said once.
+                if let Some(first) = left_out.first() {
+                    oddities.push(format!(
+                        "dbt Cloud lists steps of run {id} under an index already listed (the \
+                         first: {} {:?}); the first step of each index is kept, the others are \
+                         left out",
+                        first.index, first.name
+                    ));
+                }
+                kept
             }
             Some(Steps {
                 read: Err(what), ..

@@ -57,6 +57,7 @@ impl Emulator {
             faults_where: Mutex::new(Vec::new()),
             limit: Mutex::new(Default::default()),
             clock: Mutex::new(Default::default()),
+            rewrites: Mutex::new(Vec::new()),
         });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -161,6 +162,17 @@ impl Emulator {
     /// dbt Cloud's clock runs `skew` ahead of ours (behind when negative): in `created_at` and `Date`.
     pub fn skew_clock(&self, skew: chrono::Duration) {
         self.shared.clock.lock().unwrap().skew = skew;
+    }
+
+    /// From now on, every API answer's JSON text has `from` replaced by `to`, raw: a test's
+    /// marker in a name or a log becomes what no JSON library writes (`\udcfc`, a lone
+    /// surrogate escape, as Python's `json` writes a byte it could not decode).
+    pub fn rewrite_answers(&self, from: &str, to: &str) {
+        self.shared
+            .rewrites
+            .lock()
+            .unwrap()
+            .push((from.to_owned(), to.to_owned()));
     }
 
     /// Answers carry no `Date` header, so a client cannot read dbt Cloud's clock.

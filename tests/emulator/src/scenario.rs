@@ -10,6 +10,9 @@ pub struct Account {
     pub name: String,
     /// False for plans without API access: every call answers 401.
     pub api_access: bool,
+    /// False when the account's IP allow-list does not hold the caller's address: every request
+    /// to the account, with a token or without, answers 403 `Forbidden: Access denied`.
+    pub allows_this_address: bool,
 }
 
 impl Account {
@@ -18,7 +21,14 @@ impl Account {
             id,
             name: format!("Account {id}"),
             api_access: true,
+            allows_this_address: true,
         }
+    }
+
+    /// An account whose IP allow-list leaves the caller's address out.
+    pub fn behind_an_ip_allow_list(mut self) -> Account {
+        self.allows_this_address = false;
+        self
     }
 
     pub fn without_api_access(mut self) -> Account {
@@ -157,6 +167,9 @@ pub struct Job {
     /// The job's dbt version: `versionless`, or `latest-fusion` for dbt's Fusion engine, whose
     /// runs leave the files Fusion writes (`crate::fusion`).
     pub dbt_version: String,
+    /// The index each step is sent with, in order, when not its place (1-based): an answer whose
+    /// indexes repeat, as a broken or hostile server's may.
+    pub step_indexes: Option<Vec<i64>>,
 }
 
 impl Job {
@@ -189,6 +202,7 @@ impl Job {
             failed_step_log: None,
             retry_refused: None,
             dbt_version: "versionless".to_owned(),
+            step_indexes: None,
         }
     }
 
@@ -248,6 +262,12 @@ impl Job {
     /// The run's steps, by name, in order (dbt Cloud's own first).
     pub fn steps(mut self, names: &[&str]) -> Job {
         self.steps = names.iter().map(|name| (*name).to_owned()).collect();
+        self
+    }
+
+    /// The steps are sent with these indexes, in order, instead of their places.
+    pub fn step_indexes(mut self, indexes: &[i64]) -> Job {
+        self.step_indexes = Some(indexes.to_vec());
         self
     }
 

@@ -29,6 +29,9 @@ pub struct Shared {
     pub files: Mutex<HashMap<String, Vec<u8>>>,
     pub limit: Mutex<Limit>,
     pub clock: Mutex<Clock>,
+    /// Every API answer's text with each `from` replaced by its `to`, in order: what no JSON
+    /// library writes (a lone surrogate escape, as Python's does for an undecodable byte).
+    pub rewrites: Mutex<Vec<(String, String)>>,
 }
 
 /// The account-wide rate limit, when a test sets one, and what it did.
@@ -143,6 +146,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     shared.requests.lock().unwrap().push(recorded.clone());
     let clock = *shared.clock.lock().unwrap();
     let mut response = answer_with_faults(&shared, &recorded, killer).await;
+    let rewrites = shared.rewrites.lock().unwrap().clone();
+    if !rewrites.is_empty() && recorded.path.starts_with("/api/") {
+        response = rewritten(response, &rewrites).await;
+    }
     if clock.date_header {
         let date = clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         response
@@ -280,6 +287,18 @@ async fn patched(response: Response, fields: Map<String, Value>) -> Response {
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer with its text rewritten, raw: `to` may make it JSON no serializer writes.
+async fn rewritten(response: Response, rewrites: &[(String, String)]) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    for (from, to) in rewrites {
+        text = text.replace(from, to);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// The fields [`Fault::Bloated`] puts in an answer's `data`.
@@ -424,6 +443,9 @@ fn status_message(status: StatusCode) -> &'static str {
 /// An endpoint of the API; fault injection (later) is keyed by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
+    /// `GET /accounts/A/`: the account; without a token, how dbt Labs documents telling an IP
+    /// allow-list's refusal from a token's.
+    GetAccount,
     ListJobs,
     GetJob,
     Trigger,
@@ -460,6 +482,7 @@ fn classify(segments: &[&str]) -> Option<(Endpoint, Method)> {
             .map_or(&[][..], |(_, init)| init)
     };
     let found = match tail {
+        [] => (Endpoint::GetAccount, Method::GET),
         ["jobs"] => (Endpoint::ListJobs, Method::GET),
         ["jobs", _] => (Endpoint::GetJob, Method::GET),
         ["jobs", _, "run"] => (Endpoint::Trigger, Method::POST),
@@ -526,6 +549,10 @@ fn route(
     let id = segments.get(2).and_then(|s| s.parse::<u64>().ok());
     let query = Query::parse(request.query.as_deref());
     match endpoint {
+        Endpoint::GetAccount => match state.accounts.get(&account_id) {
+            Some(account) => ok(account_json(account)),
+            None => error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null),
+        },
         Endpoint::ListJobs => list_jobs(state, account_id, &query),
         Endpoint::GetJob => match id.and_then(|id| job_of(state, account_id, id)) {
             Some(job) => ok(job_json(job, &query.related())),
@@ -587,6 +614,19 @@ fn route(
 /// `Token x` or `Bearer x`; then the account must exist, be visible to the token, and have API
 /// access. `None` when the request may proceed.
 fn refusal(state: &State, request: &RecordedRequest, account: &str) -> Option<Response> {
+    // The allow-list is checked before the token: without one, a blocked address is told
+    // `Forbidden: Access denied` and an allowed one that no credentials came (dbt Labs' docs).
+    let addressed = account.parse::<u64>().ok();
+    if let Some(blocked) = addressed
+        .and_then(|id| state.accounts.get(&id))
+        .filter(|account| !account.allows_this_address)
+    {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: Access denied",
+            json!({"account_id": blocked.id, "user_id": null, "is_service_token": true, "account_access_denied": true}),
+        ));
+    }
     let Some(authorization) = request.header("authorization") else {
         return Some(error(
             StatusCode::UNAUTHORIZED,
@@ -621,6 +661,25 @@ fn refusal(state: &State, request: &RecordedRequest, account: &str) -> Option<Re
     }
 }
 
+/// An account as `GET /accounts/A/` answers it: every field the spec requires.
+fn account_json(account: &crate::scenario::Account) -> Value {
+    let at = "2024-01-15T09:00:00.000000Z";
+    json!({
+        "id": account.id, "name": account.name, "state": 1, "plan": "enterprise",
+        "identifier": format!("act_{}", account.id), "locked": false, "lock_reason": "",
+        "lock_cause": "trial_expired", "unlocked_at": at, "pending_cancel": false,
+        "run_slots": 5, "developer_seats": 10, "read_only_seats": 10, "it_seats": 1,
+        "explorer_seats": 0, "analyst_seats": 0, "queue_limit": 50,
+        "run_duration_limit_seconds": 86400, "pod_memory_request_mebibytes": 600,
+        "develop_pod_memory_request_mebibytes": 0, "run_locked_until": at,
+        "copilot_locked_until": at, "agent_credit_locked": false, "business_critical": false,
+        "billing_email_address": "billing@example.com", "enterprise_login_slug": "",
+        "git_auth_level": "team", "groups": [], "account_migration_events": [],
+        "starter_repo_url": "", "static_subdomain": "", "vanity_subdomain": "",
+        "trial_end_date": at, "created_at": at, "updated_at": at,
+    })
+}
+
 fn job_of(state: &State, account_id: u64, job_id: u64) -> Option<&Job> {
     state
         .jobs
@@ -644,12 +703,16 @@ fn trigger(
     let Some(job) = job_id.and_then(|id| job_of(state, account_id, id)).cloned() else {
         return error(StatusCode::NOT_FOUND, NOT_FOUND, Value::Null);
     };
-    let body: Map<String, Value> = match serde_json::from_slice(body) {
+    let mut body: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => map,
         _ => return invalid(json!({"non_field_errors": ["Invalid data. Expected a dictionary."]})),
     };
+    // A Django REST framework CharField: the cause is stored trimmed.
+    if let Some(Value::String(cause)) = body.get_mut("cause") {
+        *cause = cause.trim().to_owned();
+    }
     match body.get("cause") {
-        Some(Value::String(cause)) if !cause.trim().is_empty() => {}
+        Some(Value::String(cause)) if !cause.is_empty() => {}
         Some(Value::String(_)) => {
             return invalid(json!({"cause": ["This field may not be blank."]}))
         }

@@ -262,7 +262,11 @@ impl RunView<'_> {
                 json!({
                     "run_id": self.run.id,
                     "account_id": self.run.account_id,
-                    "index": i + 1,
+                    "index": job
+                        .step_indexes
+                        .as_ref()
+                        .and_then(|indexes| indexes.get(i).copied())
+                        .unwrap_or(i as i64 + 1),
                     "status": status,
                     "name": name,
                     "logs": match (&job.failed_step_log, status) {
