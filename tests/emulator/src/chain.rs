@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 
-use crate::scenario::ACTIVE;
+use crate::scenario::JobState;
 use crate::state::{trigger_json, RunRecord, State};
 
 /// How long after its parent ends a chained run is created, unless the test says otherwise.
@@ -69,7 +69,9 @@ impl State {
             .jobs
             .values()
             .filter(|job| {
-                job.account_id == parent.account_id && job.state == ACTIVE && !job.deactivated
+                job.account_id == parent.account_id
+                    && job.state == JobState::Active
+                    && !job.deactivated
             })
             .filter(|job| {
                 job.completion_trigger.as_ref().is_some_and(|trigger| {

@@ -25,7 +25,7 @@ pub use fault::{Bloat, Fault};
 pub use record::RecordedRequest;
 pub use scenario::{
     generated_byte, standard_artifacts, Account, Artifact, CompletionTrigger, Content, Demo, Job,
-    Outcome, RateLimit, RetryAfter, Timeline,
+    JobState, Outcome, RateLimit, RetryAfter, Timeline,
 };
 pub use server::Endpoint;
 

@@ -160,8 +160,8 @@ pub struct Job {
     /// "Run when another job finishes": a run of this job is enqueued when a run of the parent
     /// job ends with one of the statuses (`crate::chain`).
     pub completion_trigger: Option<CompletionTrigger>,
-    /// 1 active, 2 deleted: the jobs list leaves deleted jobs out unless asked for them.
-    pub state: u64,
+    /// Deleted jobs are left out of the jobs list unless asked for.
+    pub state: JobState,
     /// dbt Cloud deactivated the job after repeated failures: none of its triggers enqueue runs.
     pub deactivated: bool,
 }
@@ -175,10 +175,22 @@ pub struct CompletionTrigger {
     pub statuses: Vec<u64>,
 }
 
-/// A job's `state`: active.
-pub const ACTIVE: u64 = 1;
-/// A job's `state`: deleted (dbt Cloud deletes softly).
-pub const DELETED: u64 = 2;
+/// A job's `state`: dbt Cloud deletes softly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Active,
+    Deleted,
+}
+
+impl JobState {
+    /// As the API writes it.
+    pub fn code(self) -> u64 {
+        match self {
+            JobState::Active => 1,
+            JobState::Deleted => 2,
+        }
+    }
+}
 
 impl Job {
     /// A job whose runs take about a second and succeed, with a few artifacts.
@@ -211,7 +223,7 @@ impl Job {
             retry_refused: None,
             dbt_version: "versionless".to_owned(),
             completion_trigger: None,
-            state: ACTIVE,
+            state: JobState::Active,
             deactivated: false,
         }
     }
@@ -234,7 +246,7 @@ impl Job {
 
     /// Deleted (`state` 2): out of the jobs list by default, and never enqueued by a completion.
     pub fn deleted(mut self) -> Job {
-        self.state = DELETED;
+        self.state = JobState::Deleted;
         self
     }
 

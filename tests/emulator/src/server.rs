@@ -16,7 +16,7 @@ use chrono::Utc;
 use crate::fault::{Bloat, Fault};
 use crate::record::RecordedRequest;
 use crate::scenario::RetryAfter;
-use crate::scenario::{generated_byte, Content, Job, RateLimit, ACTIVE, DELETED};
+use crate::scenario::{generated_byte, Content, Job, JobState, RateLimit};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
@@ -756,10 +756,10 @@ fn cancel(state: &mut State, run_id: u64, now: Instant) -> Response {
 
 /// The account's jobs; deleted ones only when `state` asks for them (it defaults to active).
 fn list_jobs(state: &State, account_id: u64, query: &Query) -> Response {
-    let (wanted, named): (&[u64], &str) = match query.first("state") {
-        None | Some("active") | Some("1") => (&[ACTIVE], "active"),
-        Some("deleted") | Some("2") => (&[DELETED], "deleted"),
-        Some("all") => (&[ACTIVE, DELETED], "all"),
+    let (wanted, named): (&[JobState], &str) = match query.first("state") {
+        None | Some("active") | Some("1") => (&[JobState::Active], "active"),
+        Some("deleted") | Some("2") => (&[JobState::Deleted], "deleted"),
+        Some("all") => (&[JobState::Active, JobState::Deleted], "all"),
         Some(other) => {
             return invalid(
                 json!({"state": [format!("Select a valid choice. {other} is not one of the available choices.")]}),

@@ -346,7 +346,7 @@ fn internal_job_json(job: &Job) -> Value {
         "errors_on_lint_failure": true,
         "cost_optimization_features": [],
         "settings": {"threads": 4, "target_name": "default"},
-        "state": job.state,
+        "state": job.state.code(),
         "triggers_on_draft_pr": false,
         "triggers": {"github_webhook": false, "schedule": true, "git_provider_webhook": false, "on_merge": false, "custom_branch_only": false},
         "schedule": {"cron": "0 2 * * *", "date": "custom_cron", "time": "every_hour"},
