@@ -6,12 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dbt_cloud_emulator::{Demo, Emulator};
+use dbt_cloud_emulator::Emulator;
 
 fn main() -> ExitCode {
     let emulator = Emulator::start();
-    emulator.add_account(Demo::account(), &[Demo::TOKEN]);
-    emulator.add_job(Demo::job());
+    emulator.serve_demo();
     println!("dbt Cloud emulator listening at {}", emulator.base_url());
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

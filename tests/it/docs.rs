@@ -126,7 +126,7 @@ fn shape(line: &str) -> String {
 /// `data/config.json`). Only how many `Running` lines a run shows depends on the moments it looks.
 #[test]
 fn the_readmes_quickstart_sample_is_what_the_quickstart_prints() {
-    use dbt_cloud_emulator::{Demo, Emulator};
+    use dbt_cloud_emulator::Emulator;
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     let start = readme
         .find("```text\ndbt Cloud emulator listening at")
@@ -142,8 +142,7 @@ fn the_readmes_quickstart_sample_is_what_the_quickstart_prints() {
     assert!(shown.len() > 10, "{sample}");
 
     let emulator = Emulator::start();
-    emulator.add_account(Demo::account(), &[Demo::TOKEN]);
-    emulator.add_job(Demo::job());
+    emulator.serve_demo();
     let data = tempfile::tempdir().unwrap();
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(Path::new(ROOT).join("data/config.json")).unwrap())

@@ -10,6 +10,7 @@ mod container;
 mod digest;
 mod docs;
 mod edges;
+mod emulator_chain;
 mod emulator_faults;
 mod end_to_end;
 mod features;

@@ -10,7 +10,11 @@ use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
 /// Fields real answers carry that the spec does not list, each documented in docs/dbt-cloud-api.md.
-const DOCUMENTED_EXTRAS: &[(&str, &str)] = &[("RunResponse", "scribe_enabled")];
+const DOCUMENTED_EXTRAS: &[(&str, &str)] = &[
+    ("RunResponse", "scribe_enabled"),
+    ("HumanReadableJobDefinitionResponse", "deactivated"),
+    ("HumanReadableJobDefinitionResponse", "deactivation_reason"),
+];
 
 struct Spec(Value);
 
@@ -198,6 +202,13 @@ fn every_kind_of_emulator_answer_matches_the_official_spec() {
             .timeline(timeline)
             .outcome(Outcome::Error),
     );
+    // Enqueued by the end of each run of JOB: its runs say `job completion`.
+    let chained = JOB + 2;
+    emulator.add_job(Job::new(ACCOUNT, chained).timeline(timeline).chained_to(
+        JOB,
+        Job::new(ACCOUNT, JOB).project_id,
+        &[10, 20, 30],
+    ));
     let api = Api {
         emulator: &emulator,
         http: Client::new(),
@@ -265,6 +276,22 @@ fn every_kind_of_emulator_answer_matches_the_official_spec() {
             "get",
             &format!("runs/?job_definition_id={JOB}&order_by=-id&limit=10&{related}"),
         ),
+    );
+    let chained_runs = emulator.runs_of_job(chained);
+    assert!(!chained_runs.is_empty(), "the cancelled run enqueued one");
+    for id in chained_runs {
+        record(
+            format!("get-run {id} chained"),
+            get_run,
+            "get",
+            api.call("get", &format!("runs/{id}/?{related}")),
+        );
+    }
+    record(
+        "get chained job".into(),
+        "/api/v2/accounts/{account_id}/jobs/{id}/",
+        "get",
+        api.call("get", &format!("jobs/{chained}/")),
     );
     record(
         "get job".into(),

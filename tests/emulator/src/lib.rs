@@ -2,12 +2,14 @@
 //! envelope, field names and error answers (checked against dbt Labs' OpenAPI spec by the
 //! component's tests). Tests start it in-process on port 0; `dbt-cloud-emulator` runs it alone.
 //!
-//! Runs move Queued → Starting → Running → final on the job's [`Timeline`]; every request is
-//! recorded for assertions.
+//! Runs move Queued → Starting → Running → final on the job's [`Timeline`]; a run's end
+//! enqueues runs of the jobs chained to its job ([`Job::chained_to`], `chain.rs`); every request
+//! is recorded for assertions.
 
 // A Run has more fields than `json!` expands by default.
 #![recursion_limit = "256"]
 
+mod chain;
 mod fault;
 mod fusion;
 mod record;
@@ -16,14 +18,14 @@ mod server;
 mod state;
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use fault::{Bloat, Fault};
 pub use record::RecordedRequest;
 pub use scenario::{
-    generated_byte, standard_artifacts, Account, Artifact, Content, Demo, Job, Outcome, RateLimit,
-    RetryAfter, Timeline,
+    generated_byte, standard_artifacts, Account, Artifact, CompletionTrigger, Content, Demo, Job,
+    JobState, Outcome, RateLimit, RetryAfter, Timeline,
 };
 pub use server::Endpoint;
 
@@ -49,6 +51,7 @@ impl Emulator {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 base_url: base_url.clone(),
+                chain_delay: chain::DEFAULT_DELAY,
                 ..State::default()
             }),
             requests: Mutex::new(Vec::new()),
@@ -82,6 +85,13 @@ impl Emulator {
         })
     }
 
+    /// The state, with every chained run due by now created: what a request would see.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut state = self.shared.state.lock().unwrap();
+        state.enqueue_chained(Instant::now());
+        state
+    }
+
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -106,7 +116,23 @@ impl Emulator {
             true => fusion::as_fusion(job),
             false => job,
         };
-        self.shared.state.lock().unwrap().jobs.insert(job.id, job);
+        // The runs that ended before the job existed have enqueued what they enqueue first.
+        self.state().jobs.insert(job.id, job);
+    }
+
+    /// A chained run is created this long after its parent run ends (200 ms unless set; at
+    /// least 1 ms). Runs already enqueued keep their moment.
+    pub fn chain_delay(&self, delay: Duration) {
+        self.state().chain_delay = delay;
+    }
+
+    /// What the standalone emulator and the quick start serve: the demo account and token, the
+    /// demo job and the job chained to it, enqueued [`Demo::CHAIN_DELAY`] after it.
+    pub fn serve_demo(&self) {
+        self.add_account(Demo::account(), &[Demo::TOKEN]);
+        self.add_job(Demo::job());
+        self.add_job(Demo::chained_job());
+        self.chain_delay(Demo::CHAIN_DELAY);
     }
 
     /// Queues faults for the next requests to `endpoint`, in order.
@@ -189,9 +215,7 @@ impl Emulator {
     /// A run of `job_id` from a dbt Cloud schedule, begun just now: it goes through `timeline`
     /// and ends with `outcome`. Its id is the emulator's next one.
     pub fn add_scheduled_run(&self, job_id: u64, timeline: Timeline, outcome: Outcome) -> u64 {
-        let id = self.next_run_id();
-        self.add_run(job_id, "scheduled", Duration::ZERO, timeline, outcome);
-        id
+        self.add_run(job_id, "scheduled", Duration::ZERO, timeline, outcome)
     }
 
     /// dbt Cloud's scheduler at work on an over-scheduled job: a newer scheduled run of the job
@@ -199,7 +223,7 @@ impl Emulator {
     /// newer run's id. (dbt's docs show the status message only as an image; this one is ours.)
     pub fn replace_queued_scheduled_run(&self, queued: u64, timeline: Timeline) -> u64 {
         let job_id = {
-            let mut state = self.shared.state.lock().unwrap();
+            let mut state = self.state();
             let age = state
                 .view(queued, Instant::now())
                 .expect("the run exists")
@@ -239,7 +263,7 @@ impl Emulator {
         );
     }
 
-    /// A run of `job_id` with `cause`, created `age` ago (on dbt Cloud's clock too).
+    /// A run of `job_id` with `cause`, created `age` ago (on dbt Cloud's clock too); its id.
     fn add_run(
         &self,
         job_id: u64,
@@ -247,9 +271,9 @@ impl Emulator {
         age: Duration,
         timeline: Timeline,
         outcome: Outcome,
-    ) {
+    ) -> u64 {
         let skew = self.shared.clock.lock().unwrap().skew;
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.state();
         let job = state.jobs.get(&job_id).expect("add the job first").clone();
         let id = state.next_run_id();
         let mut trigger = state::trigger_json(
@@ -273,24 +297,39 @@ impl Emulator {
                 cancelled_because: None,
                 timeline,
                 outcome,
+                children_enqueued: false,
             },
         );
+        id
     }
 
     /// When a run became (or will become) final, in this process's clock.
     pub fn run_finishes_at(&self, run_id: u64) -> Option<Instant> {
-        let state = self.shared.state.lock().unwrap();
+        let state = self.state();
         let run = state.runs.get(&run_id)?;
-        let end = match run.cancelled_after {
-            Some(cancel) => cancel.min(run.timeline.total()),
-            None => run.timeline.total(),
-        };
-        Some(run.created + end)
+        Some(run.created + run.ending().0)
     }
 
-    /// The ids of the runs of `job_id`, oldest first.
+    /// The run as get-run answers it with its trigger, job and steps: the trigger of a chained
+    /// run, say.
+    pub fn run_json(&self, run_id: u64) -> serde_json::Value {
+        let state = self.state();
+        let related = ["trigger", "job", "run_steps"].map(str::to_owned);
+        state
+            .view(run_id, Instant::now())
+            .unwrap_or_else(|| panic!("no run {run_id} in the emulator"))
+            .to_json(&state.base_url, &related)
+    }
+
+    /// Someone cancels the run in dbt Cloud's UI now ("Cancelled by user."; nothing changes
+    /// once it is final).
+    pub fn cancel_run(&self, run_id: u64) {
+        self.state().cancel(run_id, Instant::now());
+    }
+
+    /// The ids of the runs of `job_id`, oldest first (chained runs included).
     pub fn runs_of_job(&self, job_id: u64) -> Vec<u64> {
-        let state = self.shared.state.lock().unwrap();
+        let state = self.state();
         state
             .runs
             .values()
@@ -301,12 +340,12 @@ impl Emulator {
 
     /// How many runs were created, by any means.
     pub fn runs_created(&self) -> usize {
-        self.shared.state.lock().unwrap().runs.len()
+        self.state().runs.len()
     }
 
-    /// The id the next triggered run will get.
+    /// The id the next triggered run will get (unless a chained run is enqueued before it).
     pub fn next_run_id(&self) -> u64 {
-        self.shared.state.lock().unwrap().next_run_id()
+        self.state().next_run_id()
     }
 }
 

@@ -22,14 +22,18 @@ fn main() {
             std::process::exit(1);
         }
     };
-    emulator.add_account(Demo::account(), &[Demo::TOKEN]);
-    emulator.add_job(Demo::job());
+    emulator.serve_demo();
     println!("dbt Cloud emulator at {}", emulator.base_url());
     println!(
         "account_id {}, job_id {}, #api_key {}",
         Demo::ACCOUNT_ID,
         Demo::JOB_ID,
         Demo::TOKEN
+    );
+    println!(
+        "job {} runs when a run of job {} succeeds",
+        Demo::CHAINED_JOB_ID,
+        Demo::JOB_ID
     );
     println!("Ctrl-C to stop.");
     loop {

@@ -170,6 +170,39 @@ pub struct Job {
     /// The index each step is sent with, in order, when not its place (1-based): an answer whose
     /// indexes repeat, as a broken or hostile server's may.
     pub step_indexes: Option<Vec<i64>>,
+    /// "Run when another job finishes": a run of this job is enqueued when a run of the parent
+    /// job ends with one of the statuses (`crate::chain`).
+    pub completion_trigger: Option<CompletionTrigger>,
+    /// Deleted jobs are left out of the jobs list unless asked for.
+    pub state: JobState,
+    /// dbt Cloud deactivated the job after repeated failures: none of its triggers enqueue runs.
+    pub deactivated: bool,
+}
+
+/// A child job's `job_completion_trigger_condition`: the parent job, the parent's project, and
+/// the parent run's final statuses (10, 20, 30) that enqueue a run of the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionTrigger {
+    pub job_id: u64,
+    pub project_id: u64,
+    pub statuses: Vec<u64>,
+}
+
+/// A job's `state`: dbt Cloud deletes softly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Active,
+    Deleted,
+}
+
+impl JobState {
+    /// As the API writes it.
+    pub fn code(self) -> u64 {
+        match self {
+            JobState::Active => 1,
+            JobState::Deleted => 2,
+        }
+    }
 }
 
 impl Job {
@@ -203,7 +236,38 @@ impl Job {
             retry_refused: None,
             dbt_version: "versionless".to_owned(),
             step_indexes: None,
+            completion_trigger: None,
+            state: JobState::Active,
+            deactivated: false,
         }
+    }
+
+    /// Runs when a run of `parent_job_id` (of project `parent_project_id`) ends with one of
+    /// `statuses` (10 success, 20 error, 30 cancelled).
+    pub fn chained_to(
+        mut self,
+        parent_job_id: u64,
+        parent_project_id: u64,
+        statuses: &[u64],
+    ) -> Job {
+        self.completion_trigger = Some(CompletionTrigger {
+            job_id: parent_job_id,
+            project_id: parent_project_id,
+            statuses: statuses.to_vec(),
+        });
+        self
+    }
+
+    /// Deleted (`state` 2): out of the jobs list by default, and never enqueued by a completion.
+    pub fn deleted(mut self) -> Job {
+        self.state = JobState::Deleted;
+        self
+    }
+
+    /// Deactivated by dbt Cloud after repeated failures: never enqueued by a completion.
+    pub fn deactivated(mut self) -> Job {
+        self.deactivated = true;
+        self
     }
 
     /// The job runs on this dbt version; `latest-fusion` makes its runs leave the Fusion
@@ -337,12 +401,19 @@ pub enum RetryAfter {
     Past,
 }
 
-/// What the standalone emulator and the quick start serve: one account, one job, one token.
+/// What the standalone emulator and the quick start serve: one account, one token, one job and
+/// the job chained to it.
 pub struct Demo;
 
 impl Demo {
     pub const ACCOUNT_ID: u64 = 12345;
     pub const JOB_ID: u64 = 67890;
+    /// The job that runs when a run of [`Demo::JOB_ID`] succeeds.
+    pub const CHAINED_JOB_ID: u64 = 67891;
+    /// How long after a run of the demo job ends its chained run is enqueued (dbt Cloud
+    /// documents no delay): long enough that a component looking at the account's runs as its
+    /// run ends, as the quick start's does, sees no other run busy, however slow the machine.
+    pub const CHAIN_DELAY: Duration = Duration::from_secs(5);
     pub const TOKEN: &'static str = "dbtc_local_emulator_token";
 
     pub fn account() -> Account {
@@ -396,6 +467,33 @@ impl Demo {
                 queued: Duration::from_millis(500),
                 starting: Duration::from_millis(500),
                 running: Duration::from_secs(3),
+            })
+    }
+
+    /// "Downstream marts": run by dbt Cloud when a run of [`Demo::job`] succeeds ("Run when
+    /// another job finishes"), in about two seconds, with a real `run_results.json` of dbt 1.10
+    /// (`tests/data/real/SOURCES.md`).
+    pub fn chained_job() -> Job {
+        let parent = Demo::job();
+        let mut artifacts: Vec<Artifact> = standard_artifacts()
+            .into_iter()
+            .filter(|artifact| artifact.path != "run_results.json")
+            .collect();
+        artifacts.push(Artifact::new(
+            "run_results.json",
+            include_bytes!("../../data/real/run_results/v6-duckdb-adamatito.json").to_vec(),
+        ));
+        Job::new(Demo::ACCOUNT_ID, Demo::CHAINED_JOB_ID)
+            .project(parent.project_id)
+            .named("Downstream marts", &parent.environment_name)
+            .chained_to(Demo::JOB_ID, parent.project_id, &[10])
+            // The file is a `dbt run`'s: the step says so.
+            .steps(&["Clone git repository", "Invoke dbt with `dbt run`"])
+            .artifacts(artifacts)
+            .timeline(Timeline {
+                queued: Duration::from_millis(300),
+                starting: Duration::from_millis(300),
+                running: Duration::from_millis(1400),
             })
     }
 }

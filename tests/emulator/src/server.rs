@@ -16,7 +16,7 @@ use chrono::Utc;
 use crate::fault::{Bloat, Fault};
 use crate::record::RecordedRequest;
 use crate::scenario::RetryAfter;
-use crate::scenario::{generated_byte, Content, Job, RateLimit};
+use crate::scenario::{generated_byte, Content, Job, JobState, RateLimit};
 use crate::state::{job_json, trigger_json, RunRecord, State};
 
 pub struct Shared {
@@ -212,12 +212,10 @@ async fn answer_with_faults(
     });
     let skew = shared.clock.lock().unwrap().skew;
     let answer = || {
-        route(
-            &mut shared.state.lock().unwrap(),
-            recorded,
-            Instant::now(),
-            skew,
-        )
+        let now = Instant::now();
+        let mut state = shared.state.lock().unwrap();
+        state.enqueue_chained(now);
+        route(&mut state, recorded, now, skew)
     };
     match fault {
         None => answer(),
@@ -801,6 +799,7 @@ fn create_run(
             cancelled_because: None,
             timeline: job.timeline,
             outcome: job.outcome,
+            children_enqueued: false,
         },
     );
     let related = ["trigger".to_owned(), "job".to_owned()];
@@ -811,25 +810,35 @@ fn create_run(
 }
 
 fn cancel(state: &mut State, run_id: u64, now: Instant) -> Response {
-    let age = state.view(run_id, now).unwrap().age;
-    let run = state.runs.get_mut(&run_id).unwrap();
-    if run.cancelled_after.is_none() {
-        run.cancelled_after = Some(age);
-    }
+    state.cancel(run_id, now);
     ok(state
         .view(run_id, now)
         .unwrap()
         .to_json(&state.base_url, &[]))
 }
 
+/// The account's jobs; deleted ones only when `state` asks for them (it defaults to active).
 fn list_jobs(state: &State, account_id: u64, query: &Query) -> Response {
+    let (wanted, named): (&[JobState], &str) = match query.first("state") {
+        None | Some("active") | Some("1") => (&[JobState::Active], "active"),
+        Some("deleted") | Some("2") => (&[JobState::Deleted], "deleted"),
+        Some("all") => (&[JobState::Active, JobState::Deleted], "all"),
+        Some(other) => {
+            return invalid(
+                json!({"state": [format!("Select a valid choice. {other} is not one of the available choices.")]}),
+            )
+        }
+    };
     let jobs: Vec<Value> = state
         .jobs
         .values()
-        .filter(|job| job.account_id == account_id)
+        .filter(|job| job.account_id == account_id && wanted.contains(&job.state))
         .map(|job| job_json(job, &query.related()))
         .collect();
-    paged(jobs, query, "id", Map::new())
+    let mut filters = Map::new();
+    filters.insert("account_id".into(), json!(account_id));
+    filters.insert("state".into(), json!(named));
+    paged(jobs, query, "id", filters)
 }
 
 fn list_runs(state: &State, account_id: u64, query: &Query, now: Instant) -> Response {

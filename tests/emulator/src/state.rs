@@ -25,6 +25,8 @@ pub struct RunRecord {
     /// The job's, when the run was created (history runs have their own).
     pub timeline: Timeline,
     pub outcome: Outcome,
+    /// Its end has enqueued the runs of the jobs chained to its job (`crate::chain`).
+    pub children_enqueued: bool,
 }
 
 #[derive(Default)]
@@ -35,6 +37,8 @@ pub struct State {
     pub tokens: HashMap<String, Vec<u64>>,
     pub jobs: BTreeMap<u64, Job>,
     pub runs: BTreeMap<u64, RunRecord>,
+    /// How long after a run ends the runs of the jobs chained to its job are enqueued.
+    pub chain_delay: Duration,
 }
 
 /// The phase of a run at one moment.
@@ -66,6 +70,16 @@ impl State {
         })
     }
 
+    /// Someone cancels the run now (nothing changes once it is final).
+    pub fn cancel(&mut self, run_id: u64, now: Instant) {
+        let Some(age) = self.view(run_id, now).map(|view| view.age) else {
+            return;
+        };
+        if let Some(run) = self.runs.get_mut(&run_id) {
+            run.cancelled_after.get_or_insert(age);
+        }
+    }
+
     pub fn next_run_id(&self) -> u64 {
         self.runs
             .keys()
@@ -74,20 +88,28 @@ impl State {
     }
 }
 
+impl RunRecord {
+    /// When the run ends (after its creation) and with which status, as things stand: a
+    /// cancel moves the end earlier.
+    pub fn ending(&self) -> (Duration, u64) {
+        let natural_end = self.timeline.total();
+        match self.cancelled_after {
+            Some(cancel) if cancel < natural_end => (cancel, 30),
+            _ => (
+                natural_end,
+                match self.outcome {
+                    Outcome::Success => 10,
+                    Outcome::Error => 20,
+                    Outcome::Cancelled => 30,
+                },
+            ),
+        }
+    }
+}
+
 fn phase(run: &RunRecord, job: &Job, age: Duration) -> Phase {
     let t = &run.timeline;
-    let natural_end = t.total();
-    let (end, status) = match run.cancelled_after {
-        Some(cancel) if cancel < natural_end => (cancel, 30),
-        _ => (
-            natural_end,
-            match run.outcome {
-                Outcome::Success => 10,
-                Outcome::Error => 20,
-                Outcome::Cancelled => 30,
-            },
-        ),
-    };
+    let (end, status) = run.ending();
     if age >= end {
         return Phase::Final { status, at: end };
     }
@@ -328,7 +350,7 @@ fn internal_job_json(job: &Job) -> Value {
         "errors_on_lint_failure": true,
         "cost_optimization_features": [],
         "settings": {"threads": 4, "target_name": "default"},
-        "state": 1,
+        "state": job.state.code(),
         "triggers_on_draft_pr": false,
         "triggers": {"github_webhook": false, "schedule": true, "git_provider_webhook": false, "on_merge": false, "custom_branch_only": false},
         "schedule": {"cron": "0 2 * * *", "date": "custom_cron", "time": "every_hour"},
@@ -350,7 +372,16 @@ pub fn job_json(job: &Job, related: &[String]) -> Value {
         "lifecycle_webhooks_url": Value::Null,
         "raw_dbt_version": Value::Null,
         "run_failure_count": 0,
-        "job_completion_trigger_condition": Value::Null,
+        "job_completion_trigger_condition": job.completion_trigger.as_ref().map(|trigger| json!({
+            "condition": {
+                "job_id": trigger.job_id,
+                "project_id": trigger.project_id,
+                "statuses": trigger.statuses,
+            }
+        })),
+        // Not in the spec, but in real answers (dbt-jobs-as-code, OpenMetadata's recording).
+        "deactivated": job.deactivated,
+        "deactivation_reason": Value::Null,
         "created_at": "2024-03-25T13:47:20.129690Z",
         "updated_at": "2024-03-25T13:47:20.129707Z",
         "account": Value::Null,
