@@ -341,9 +341,11 @@ impl Chain {
                     next,
                     narrator,
                 } => {
-                    *run = client.get_run(run.id, Budget::Until(deadline))?;
+                    let seen = client.get_run(run.id, Budget::Until(deadline))?;
+                    let step = |run: &Run| run.current_step().map(|step| (step.index, step.status));
+                    changed |= seen.status != run.status || step(&seen) != step(run);
+                    *run = seen;
                     narrator.saw(run);
-                    changed = true;
                     if run.status.is_final() {
                         ended.push(index);
                         Some(LinkState::Ended(run.clone()))

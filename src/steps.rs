@@ -26,6 +26,7 @@ use crate::result_fields::Oddities;
 use crate::run_results::{self, Streamed};
 use crate::tables::{freshness_row, result_row, StepCells, Table, Writer};
 use crate::termination::is_terminated;
+use crate::text::counted;
 
 pub const RUN_RESULTS: &str = "run_results.json";
 pub const SOURCES: &str = "sources.json";
@@ -225,47 +226,72 @@ impl Sources<'_> {
 /// into `dbt_cloud_source_freshness`, tallying both. A file that is not what it should be
 /// leaves out its step's rows, with a warning naming the step; the others are written.
 pub fn read(run: &Run, tables: &Writer, files: &[StepFiles]) -> Result<Findings> {
-    let run_id = run.id.to_string();
-    let results = read_table(&run_id, tables, files, ResultsTable)?;
-    let sources = read_table(&run_id, tables, files, FreshnessTable)?;
-    if files.iter().all(|file| file.run_results.is_none()) {
-        info!(
-            "Run {} has no {RUN_RESULTS}: no table {}",
-            run.id,
-            Table::RunResults.name()
-        );
+    let mut findings = read_runs(&[RunFiles { run, files }], tables)?;
+    Ok(findings.pop().unwrap_or_default())
+}
+
+/// A run and the files its steps left.
+pub struct RunFiles<'a> {
+    pub run: &'a Run,
+    pub files: &'a [StepFiles],
+}
+
+/// [`read`] for several runs into the same tables (a run and the runs of its chain): what each
+/// run's steps found, in the order given.
+pub fn read_runs(runs: &[RunFiles], tables: &Writer) -> Result<Vec<Findings>> {
+    let results = read_table(runs, tables, ResultsTable)?;
+    let sources = read_table(runs, tables, FreshnessTable)?;
+    let mut findings = Vec::with_capacity(runs.len());
+    for (at, RunFiles { run, files }) in runs.iter().enumerate() {
+        if files.iter().all(|file| file.run_results.is_none()) {
+            let what = match runs.len() {
+                1 => "no table",
+                _ => "no rows of it in",
+            };
+            info!(
+                "Run {} has no {RUN_RESULTS}: {what} {}",
+                run.id,
+                Table::RunResults.name()
+            );
+        }
+        let steps = files
+            .iter()
+            .map(|file| {
+                let (results, unreadable_results) =
+                    outcome_of::<ResultsTable>(&results, at, &file.step);
+                let (freshness, unreadable_sources) =
+                    outcome_of::<FreshnessTable>(&sources, at, &file.step);
+                StepFindings {
+                    step: file.step.clone(),
+                    results,
+                    freshness,
+                    unreadable: unreadable_results
+                        .into_iter()
+                        .chain(unreadable_sources)
+                        .collect(),
+                }
+            })
+            .filter(|found| {
+                found.results.is_some() || found.freshness.is_some() || !found.unreadable.is_empty()
+            })
+            .collect();
+        findings.push(Findings { steps });
     }
-    let steps = files
-        .iter()
-        .map(|file| {
-            let (results, unreadable_results) = outcome_of::<ResultsTable>(&results, &file.step);
-            let (freshness, unreadable_sources) =
-                outcome_of::<FreshnessTable>(&sources, &file.step);
-            StepFindings {
-                step: file.step.clone(),
-                results,
-                freshness,
-                unreadable: unreadable_results
-                    .into_iter()
-                    .chain(unreadable_sources)
-                    .collect(),
-            }
-        })
-        .filter(|found| {
-            found.results.is_some() || found.freshness.is_some() || !found.unreadable.is_empty()
-        })
-        .collect();
-    Ok(Findings { steps })
+    Ok(findings)
 }
 
 /// A step's tally of one table, or why its file could not be read.
 fn outcome_of<T: StepTable>(
-    outcomes: &[(StepLabel, Result<Tally, String>)],
+    outcomes: &[Outcome],
+    run: usize,
     step: &StepLabel,
 ) -> (Option<Tally>, Option<String>) {
-    match outcomes.iter().find(|(label, _)| label == step) {
-        Some((_, Ok(tally))) => (Some(tally.clone()), None),
-        Some((_, Err(why))) => (
+    match outcomes
+        .iter()
+        .find(|(of, label, _)| *of == run && label == step)
+    {
+        Some((_, _, Ok(tally))) => (Some(tally.clone()), None),
+        Some((_, _, Err(why))) => (
             None,
             Some(format!("its {} could not be read ({why})", T::FILE)),
         ),
@@ -346,21 +372,29 @@ impl StepTable for FreshnessTable {
 
 /// One table from every step's file of its kind; each step's tally, or why its file could not
 /// be read.
-fn read_table<T: StepTable>(
-    run_id: &str,
-    tables: &Writer,
-    files: &[StepFiles],
-    _table: T,
-) -> Result<Vec<(StepLabel, Result<Tally, String>)>> {
-    let parts: Vec<(&StepLabel, &Located)> = files
+/// A step's tally of one table, or why its file could not be read: by the run's place in the
+/// runs read, and the step.
+type Outcome = (usize, StepLabel, Result<Tally, String>);
+
+/// One of a step's files to read: the run's place and id, the step, the file.
+type Part<'a> = (usize, String, &'a StepLabel, &'a Located);
+
+fn read_table<T: StepTable>(runs: &[RunFiles], tables: &Writer, _table: T) -> Result<Vec<Outcome>> {
+    let parts: Vec<Part> = runs
         .iter()
-        .filter_map(|files| Some((&files.step, T::file(files)?)))
+        .enumerate()
+        .flat_map(|(at, RunFiles { run, files })| {
+            files.iter().filter_map(move |files| {
+                Some((at, run.id.to_string(), &files.step, T::file(files)?))
+            })
+        })
         .collect();
     if parts.is_empty() {
         return Ok(Vec::new());
     }
-    let mut seen: Vec<String> = Vec::new();
-    let written = tables.parts(T::TABLE, &parts, |(step, file), rows| {
+    // By run: another run's file may be a copy of one of this run's (dbt Cloud keeps target/).
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    let written = tables.parts(T::TABLE, &parts, |(at, run_id, step, file), rows| {
         let cells = StepCells {
             run_id,
             index: step.index,
@@ -368,7 +402,7 @@ fn read_table<T: StepTable>(
         };
         let mut read = Reading::default();
         let streamed = T::stream(file.open()?, cells, rows, &mut read)?;
-        match streamed.invocation {
+        match streamed.invocation.map(|invocation| (*at, invocation)) {
             Some(invocation) if seen.contains(&invocation) => {
                 debug!(
                     "{step}: its {} is an earlier step's (dbt Cloud keeps target/ across steps); \
@@ -395,7 +429,7 @@ fn read_table<T: StepTable>(
             return Ok(Vec::new());
         }
     };
-    Ok(tallies::<T>(&parts, outcomes, count))
+    Ok(tallies::<T>(&parts, outcomes, count, runs.len() > 1))
 }
 
 /// One warning for a step's file whose results held values of unexpected types (kept as
@@ -425,33 +459,46 @@ fn warn_of_oddities<T: StepTable>(
 
 /// Each step's tally, of the parts kept, or why its file could not be read (warned about).
 fn tallies<T: StepTable>(
-    parts: &[(&StepLabel, &Located)],
+    parts: &[Part],
     outcomes: Vec<Result<Option<Tally>>>,
     count: usize,
-) -> Vec<(StepLabel, Result<Tally, String>)> {
+    several_runs: bool,
+) -> Vec<Outcome> {
     let mut tallies = Vec::new();
-    for ((step, _), outcome) in parts.iter().zip(outcomes) {
+    for ((at, run_id, step, _), outcome) in parts.iter().zip(outcomes) {
         match outcome {
-            Ok(Some(tally)) => tallies.push(((*step).clone(), Ok(tally))),
+            Ok(Some(tally)) => tallies.push((*at, (*step).clone(), Ok(tally))),
             Ok(None) => {}
             Err(error) => {
+                let of_run = match several_runs {
+                    true => format!(" of run {run_id}"),
+                    false => String::new(),
+                };
                 warn!(
-                    "{step}: its {} could not be read ({error:#}); its rows are left out of {}",
+                    "{step}{of_run}: its {} could not be read ({error:#}); its rows are left out of {}",
                     T::FILE,
                     T::TABLE.name()
                 );
-                tallies.push(((*step).clone(), Err(format!("{error:#}"))));
+                tallies.push((*at, (*step).clone(), Err(format!("{error:#}"))));
             }
         }
     }
-    let read = tallies.iter().filter(|(_, tally)| tally.is_ok()).count();
+    let read = tallies.iter().filter(|(_, _, tally)| tally.is_ok()).count();
     if read > 0 {
         let one = |count: usize, [one, many]: [&'static str; 2]| match count {
             1 => one,
             _ => many,
         };
+        let runs = match several_runs {
+            true => {
+                let mut runs: Vec<usize> = tallies.iter().map(|(at, _, _)| *at).collect();
+                runs.dedup();
+                format!(" of {}", counted(runs.len(), "run", "runs"))
+            }
+            false => String::new(),
+        };
         info!(
-            "Wrote table {} ({count} {} of {read} {})",
+            "Wrote table {} ({count} {} of {read} {}{runs})",
             T::TABLE.name(),
             one(count, T::ROWS),
             one(read, ["step", "steps"])

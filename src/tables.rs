@@ -297,58 +297,64 @@ impl<'a> Writer<'a> {
     /// which run started which (when the chain is waited for): the run tables, written whole
     /// after each change.
     pub fn run_tables(&self, run: &Run, chain: Option<&Chain>) -> Result<()> {
-        let runs: Vec<&Run> = std::iter::once(run)
-            .chain(chain.into_iter().flat_map(Chain::runs))
-            .collect();
-        match runs.as_slice() {
-            [only] => self.run(Table::Run, only)?,
-            runs => {
-                let columns = Table::Run.columns();
-                self.write(Table::Run, |rows| {
-                    runs.iter().try_for_each(|run| {
-                        rows.row(
-                            columns
-                                .iter()
-                                .map(|column| cell(run.cell(column.name).as_deref())),
-                        )
-                    })
-                })?;
-                info!(
-                    "Wrote table {} (run {}, {}, and {} chained)",
-                    Table::Run.name(),
-                    run.id,
-                    run.status,
-                    runs.len() - 1
-                );
-            }
-        }
-        let steps = self.write(Table::RunSteps, |rows| {
+        let Some(chain) = chain else {
+            self.run(Table::Run, run)?;
+            let steps = self.run_steps(&[run])?;
+            info!(
+                "Wrote table {} ({})",
+                Table::RunSteps.name(),
+                counted(steps, "step", "steps")
+            );
+            return Ok(());
+        };
+        let runs: Vec<&Run> = std::iter::once(run).chain(chain.runs()).collect();
+        let columns = Table::Run.columns();
+        self.write(Table::Run, |rows| {
+            runs.iter().try_for_each(|run| {
+                rows.row(
+                    columns
+                        .iter()
+                        .map(|column| cell(run.cell(column.name).as_deref())),
+                )
+            })
+        })?;
+        let steps = self.run_steps(&runs)?;
+        let links = self.write(Table::RunChain, |rows| {
+            chain
+                .links
+                .iter()
+                .try_for_each(|link| rows.row(link_row(link)))
+        })?;
+        // Written again at each change of the chain, which its own lines tell: said once it ended.
+        let level = match chain.unfinished().next() {
+            None => log::Level::Info,
+            Some(_) => log::Level::Debug,
+        };
+        log::log!(
+            level,
+            "Wrote tables {} (run {}, {}, and {} chained), {} ({}) and {} ({})",
+            Table::Run.name(),
+            run.id,
+            run.status,
+            runs.len() - 1,
+            Table::RunSteps.name(),
+            counted(steps, "step", "steps"),
+            Table::RunChain.name(),
+            counted(links, "chained job", "chained jobs")
+        );
+        Ok(())
+    }
+
+    /// A row per step of each run (none for a run that has not started).
+    fn run_steps(&self, runs: &[&Run]) -> Result<usize> {
+        self.write(Table::RunSteps, |rows| {
             runs.iter().try_for_each(|run| {
                 let run_id = run.id.to_string();
                 run.steps
                     .iter()
                     .try_for_each(|step| rows.row(step_row(&run_id, step)))
             })
-        })?;
-        info!(
-            "Wrote table {} ({})",
-            Table::RunSteps.name(),
-            counted(steps, "step", "steps")
-        );
-        if let Some(chain) = chain {
-            let links = self.write(Table::RunChain, |rows| {
-                chain
-                    .links
-                    .iter()
-                    .try_for_each(|link| rows.row(link_row(link)))
-            })?;
-            info!(
-                "Wrote table {} ({})",
-                Table::RunChain.name(),
-                counted(links, "chained job", "chained jobs")
-            );
-        }
-        Ok(())
+        })
     }
 
     /// A table whose rows come in parts (a run step's file each), every part kept whole or left

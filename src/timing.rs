@@ -149,7 +149,8 @@ impl Timing {
             },
             save_grace: Duration::from_secs(5),
             missing_artifacts: Duration::from_secs(1),
-            chain_appear: Duration::from_secs(3),
+            // Past the demo job's chained run, enqueued 5 s after its parent ends.
+            chain_appear: Duration::from_secs(10),
             chain_look: Duration::from_millis(200),
             max_answer: 8_000_000,
         }

@@ -19,7 +19,9 @@ use log::{debug, info, warn};
 use crate::artifacts::{self, Downloaded};
 use crate::chain::{self, Chain};
 use crate::config::{Config, JobRef, OnStop, Wait, WaitSettings};
-use crate::dbt_cloud::{Budget, DbtCloud, JobBound, JobId, Phase, RefusalKind, Run, RunStatus};
+use crate::dbt_cloud::{
+    Budget, DbtCloud, JobBound, JobId, Phase, RefusalKind, Run, RunId, RunStatus,
+};
 use crate::digest::{self, Digest};
 use crate::error::user_error;
 use crate::findings::Findings;
@@ -85,6 +87,7 @@ pub fn run(
         origin,
         run,
         chain: None,
+        our_files: Vec::new(),
     };
     let result = tables
         .run(Table::Trigger, &job.run)
@@ -235,10 +238,12 @@ struct Bounded {
     bound: WaitBound,
 }
 
-/// How following the chain ended: at the bound or not.
+/// How following the chain ended: at the bound or not, and what the steps of its runs that
+/// ended found.
 #[derive(Debug, Default)]
 struct ChainEnd {
     timed_out: Option<ChainTimedOut>,
+    findings: Vec<(RunId, Findings)>,
 }
 
 /// What every step after the start uses, and the run as last seen, which only the job updates.
@@ -254,6 +259,8 @@ struct Job<'a> {
     run: Run,
     /// The runs dbt Cloud started when ours ended, once they are waited for.
     chain: Option<Chain>,
+    /// The files our run's steps left, read again beside the chain's.
+    our_files: Vec<steps::StepFiles>,
 }
 
 impl Job<'_> {
@@ -500,7 +507,67 @@ impl Job<'_> {
                 }
             }
         }
-        Ok(ChainEnd::default())
+        Ok(ChainEnd {
+            findings: self.read_the_chains_steps()?,
+            ..ChainEnd::default()
+        })
+    }
+
+    /// The results of the chain's runs that ended, beside ours in the same tables (written
+    /// again whole, ours first); what each run's steps found, by run. A failure is a warning.
+    fn read_the_chains_steps(&self) -> Result<Vec<(RunId, Findings)>> {
+        let Some(chain) = &self.chain else {
+            return Ok(Vec::new());
+        };
+        let sources = steps::Sources {
+            client: self.client,
+            folder: self.tables.folder(),
+            downloaded: None,
+            unlisted: None,
+            max_size: self.config.artifacts.max_size,
+        };
+        let ended: Vec<&Run> = chain
+            .runs()
+            .filter(|run| run.status.is_final() && run.has_started && run.artifacts_saved)
+            .collect();
+        let mut gathered = Vec::with_capacity(ended.len());
+        for run in &ended {
+            match sources.gather(run) {
+                Ok(files) => gathered.push((*run, files)),
+                Err(error) => {
+                    self.client.termination().check()?;
+                    warn!(
+                        "The steps' results of chained run {} could not be read: {error:#}",
+                        run.id
+                    );
+                }
+            }
+        }
+        if gathered.is_empty() {
+            return Ok(Vec::new());
+        }
+        let runs: Vec<steps::RunFiles> = std::iter::once(steps::RunFiles {
+            run: &self.run,
+            files: &self.our_files,
+        })
+        .chain(
+            gathered
+                .iter()
+                .map(|(run, files)| steps::RunFiles { run, files }),
+        )
+        .collect();
+        match steps::read_runs(&runs, self.tables) {
+            Ok(findings) => Ok(gathered
+                .iter()
+                .map(|(run, _)| run.id)
+                .zip(findings.into_iter().skip(1))
+                .collect()),
+            Err(error) => {
+                self.client.termination().check()?;
+                warn!("The steps' results of the chain's runs could not be read: {error:#}");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// The wait's bound passed with runs of the chain unfinished: cancelled with
@@ -519,6 +586,7 @@ impl Job<'_> {
         };
         self.record()?;
         Ok(ChainEnd {
+            findings: self.read_the_chains_steps()?,
             timed_out: Some(ChainTimedOut {
                 within: bounded.bound.describe(),
                 fate,
@@ -566,7 +634,7 @@ impl Job<'_> {
 
     /// Every dbt step's run_results.json and sources.json into their tables, and what they say.
     /// A failure here is a warning: the run and its artifacts are what the job is for.
-    fn read_steps(&self, run: &Run, downloaded: &Artifacts) -> Result<Findings> {
+    fn read_steps(&mut self, run: &Run, downloaded: &Artifacts) -> Result<Findings> {
         let sources = steps::Sources {
             client: self.client,
             folder: self.tables.folder(),
@@ -580,9 +648,12 @@ impl Job<'_> {
             },
             max_size: self.config.artifacts.max_size,
         };
-        let read = sources
-            .gather(run)
-            .and_then(|files| steps::read(run, self.tables, &files));
+        let read = sources.gather(run).and_then(|files| {
+            let findings = steps::read(run, self.tables, &files);
+            // Kept for the chain's runs, whose results join ours in the same tables.
+            self.our_files = files;
+            findings
+        });
         match read {
             Ok(findings) => Ok(findings),
             Err(error) => {
@@ -629,6 +700,7 @@ impl Job<'_> {
         let chained = verdict::chain_verdict(
             chain.and(self.chain.as_ref()),
             chain.and_then(|end| end.timed_out.as_ref()),
+            chain.map_or(&[], |end| end.findings.as_slice()),
             self.config.fail_on_run_error,
         );
         for warning in verdict.warnings.iter().chain(&chained.warnings) {

@@ -11,9 +11,10 @@ use anyhow::Result;
 
 use crate::artifacts::{self, Downloaded};
 use crate::chain::{Chain, Link};
-use crate::dbt_cloud::{Run, RunStatus, Throttling, Usage};
+use crate::dbt_cloud::{Run, RunId, RunStatus, Throttling, Usage};
 use crate::digest::Digest;
 use crate::error::UserError;
+use crate::findings::Findings;
 use crate::text::{counted, elapsed, size};
 
 /// What came of the artifacts.
@@ -404,6 +405,7 @@ pub fn unfinished(chained: &Link) -> String {
 pub fn chain_verdict(
     chain: Option<&Chain>,
     timed_out: Option<&ChainTimedOut>,
+    findings: &[(RunId, Findings)],
     fail_on_run_error: bool,
 ) -> ChainVerdict {
     let Some(chain) = chain.filter(|chain| !chain.links.is_empty()) else {
@@ -458,8 +460,12 @@ pub fn chain_verdict(
             link(run)
         );
         details.push(message.clone());
-        if let Some(digest) = crate::digest::of_failure(run, &crate::findings::Findings::default())
-        {
+        let found = findings
+            .iter()
+            .find(|(id, _)| *id == run.id)
+            .map(|(_, found)| found.clone())
+            .unwrap_or_default();
+        if let Some(digest) = crate::digest::of_failure(run, &found) {
             details.extend(digest.lines());
         }
         failures.push(message);

@@ -386,7 +386,12 @@ fn unused_by_a_followed_run(start: &StartPolicy) -> Option<String> {
 
 /// Without `wait_for_result` the run's end is never seen: what only judges it is said to be
 /// unused, when it is set to anything but its default.
-fn unused_without_waiting(wait: &Wait, fail_on_warnings: bool, max_queue: bool) -> Option<String> {
+fn unused_without_waiting(
+    wait: &Wait,
+    fail_on_warnings: bool,
+    max_queue: bool,
+    chain: bool,
+) -> Option<String> {
     if *wait != Wait::No {
         return None;
     }
@@ -395,6 +400,7 @@ fn unused_without_waiting(wait: &Wait, fail_on_warnings: bool, max_queue: bool) 
         [
             (fail_on_warnings, FAIL_ON_WARNINGS.key),
             (max_queue, MAX_QUEUE_TIME.key),
+            (chain, WAIT_FOR_CHAINED_JOBS.key),
         ],
     )
 }
@@ -430,11 +436,17 @@ fn job(p: &Parameters, root: &Map<String, Value>) -> Result<Config, String> {
     let wait = wait(p, follow.is_some())?;
     let fail_on_warnings = FAIL_ON_WARNINGS.read(p)?;
     let max_queue = MAX_QUEUE_TIME.read(p)?.is_some();
+    let chain = WAIT_FOR_CHAINED_JOBS.read(p)?;
     let warnings = retiring_url(&located.connection)
         .into_iter()
         .chain(max_requests_per_minute.and_then(past_the_accounts_limit))
         .chain(follow.and_then(|_| unused_by_a_followed_run(&start)))
-        .chain(unused_without_waiting(&wait, fail_on_warnings, max_queue))
+        .chain(unused_without_waiting(
+            &wait,
+            fail_on_warnings,
+            max_queue,
+            chain,
+        ))
         .chain(parameters::unknown_keys(p))
         .collect();
     Ok(Config {
@@ -717,6 +729,18 @@ mod tests {
             parse_parameters(not_waiting.clone()).unwrap().warnings,
             ["wait_for_result is off, so the run is not waited for: max_queue_time is not used"]
         );
+        let mut chain = with("wait_for_chained_jobs", json!(true));
+        assert_eq!(
+            parse_parameters(chain.clone()).unwrap().warnings,
+            ["wait_for_result is off, so the run is not waited for: wait_for_chained_jobs is not used"]
+        );
+        chain["wait_for_result"] = json!(true);
+        let config = parse_parameters(chain).unwrap();
+        assert!(config.warnings.is_empty());
+        assert!(matches!(
+            config.wait,
+            Wait::UpTo(WaitSettings { chain: true, .. })
+        ));
         not_waiting["wait_for_result"] = json!(true);
         not_waiting["fail_on_warnings"] = json!(true);
         assert_eq!(

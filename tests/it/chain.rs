@@ -101,20 +101,26 @@ fn a_chained_run_is_waited_for_and_written_beside_ours() {
         results.iter().any(|row| row["run_id"] == child.to_string()),
         "{stdout}"
     );
-    // Artifacts stay ours: one list, of our run.
-    let lists = emulator.requests_to("GET", "/artifacts/");
+    // Artifacts stay ours: of the chained run, only its list and its steps' results are asked.
+    let of_the_chained_run: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.contains(&format!("/runs/{child}/artifacts/")))
+        .map(|request| request.path)
+        .collect();
+    assert!(!of_the_chained_run.is_empty());
     assert!(
-        lists
+        of_the_chained_run
             .iter()
-            .all(|request| !request.path.contains(&child.to_string())
-                || request
-                    .query
-                    .as_deref()
-                    .is_some_and(|q| q.contains("step="))
-                || request.path.ends_with("run_results.json")
-                || request.path.ends_with("sources.json")),
-        "only the chained run's results are fetched"
+            .all(|path| path.ends_with("/artifacts/")
+                || path.ends_with("/run_results.json")
+                || path.ends_with("/sources.json")),
+        "{of_the_chained_run:?}"
     );
+    let standard = dbt_cloud_emulator::standard_artifacts();
+    let mut ours: Vec<String> = standard.iter().map(|a| a.path.clone()).collect();
+    ours.sort();
+    assert_eq!(files_under(&run.artifacts_dir()), ours);
 }
 
 #[test]
@@ -388,7 +394,7 @@ fn at_the_bound_the_unfinished_chain_fails_the_job_and_is_cancelled_only_when_as
 #[test]
 fn a_chained_run_that_never_appears_is_said_and_not_waited_for() {
     let emulator = emulator_with(quick(Outcome::Success));
-    // dbt Cloud enqueues it far too late for the look (3 s in the tests' timing).
+    // dbt Cloud enqueues it far too late for the look (10 s in the tests' timing).
     emulator.chain_delay(Duration::from_secs(3600));
     emulator.add_job(chained(CHILD, "Late", JOB, &[10], Duration::from_secs(1)));
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
@@ -396,7 +402,7 @@ fn a_chained_run_that_never_appears_is_said_and_not_waited_for() {
     let stdout = run.stdout();
     assert!(
         stdout.contains(&format!(
-            "job {CHILD} \"Late\" runs on its success, but no run of it appeared within 3 s: it is not waited for"
+            "job {CHILD} \"Late\" runs on its success, but no run of it appeared within 10 s: it is not waited for"
         )),
         "{stdout}"
     );
