@@ -440,3 +440,28 @@ fn only_the_run_our_runs_end_started_is_taken() {
     let trigger = emulator.run_json(chain[0]["run_id"].parse().unwrap())["trigger"].clone();
     assert_eq!(trigger["cause_category"], "job completion");
 }
+
+#[test]
+fn jobs_that_cannot_be_listed_fail_the_job_rather_than_pass_an_unknown_chain() {
+    let emulator = emulator_with(quick(Outcome::Success));
+    emulator.add_job(chained(
+        CHILD,
+        "Downstream marts",
+        JOB,
+        &[10],
+        Duration::from_millis(800),
+    ));
+    emulator.inject(
+        dbt_cloud_emulator::Endpoint::ListJobs,
+        std::iter::repeat_n(dbt_cloud_emulator::Fault::Status(500), 50),
+    );
+    let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("the jobs chained to this one could not be listed (wait_for_chained_jobs)"),
+        "{stderr}"
+    );
+    // Our run's tables are written all the same.
+    assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
+}
