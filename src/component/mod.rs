@@ -414,6 +414,7 @@ impl Job<'_> {
                 Artifacts::NotDownloaded(error) => Some(error),
                 _ => None,
             },
+            concurrency: self.config.artifacts.concurrency,
             max_size: self.config.artifacts.max_size,
         };
         let read = sources

@@ -9,11 +9,11 @@ use reqwest::blocking::Response;
 
 use super::client::DbtCloud;
 use super::ids::RunId;
-use super::plan::Plan;
+use super::plan::{Plan, Purpose};
 use super::refusal::Refused;
 use super::transport::Fetched;
 use crate::error::UserError;
-use crate::retry::{retry, AttemptError, Retry, SharedBudget};
+use crate::retry::{retry, AttemptError, DeadlineReached, Retry, SharedBudget};
 use crate::termination::Termination;
 use crate::timing::Stall;
 
@@ -51,6 +51,8 @@ pub struct DownloadLimits<'a> {
     /// Bytes: a larger artifact fails rather than fill the disk.
     pub max_size: u64,
     pub missing: IfMissing<'a>,
+    /// Kept or only read: whether the phase under way bounds it.
+    pub purpose: Purpose,
 }
 
 impl DbtCloud {
@@ -73,7 +75,7 @@ impl DbtCloud {
             )
         };
         let what = format!("Downloading artifact {}", subject_of(artifact));
-        let plan = self.wire.download_plan();
+        let plan = self.wire.download_plan(limits.purpose);
         retry(&what, &plan.policy, &plan.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
             match self.download_attempt(run, artifact, &mut sink, limits, &plan)? {
@@ -176,7 +178,7 @@ fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
     })
 }
 
-/// What bounds a download's body: its size, its speed, and the job's deadline.
+/// What bounds a download's body: its size, its speed, and its plan's deadline.
 struct BodyBounds {
     max_size: u64,
     stall: Stall,
@@ -185,7 +187,8 @@ struct BodyBounds {
 
 /// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
 /// `stall` allows, is the network's (retryable); a write that fails is ours (not retried); past
-/// the job's deadline the download is given up.
+/// the plan's deadline (the job's, or the phase's for a file only read) the download is given
+/// up, the plan naming that deadline.
 fn copy_body(
     mut body: Response,
     out: &mut dyn Write,
@@ -206,8 +209,8 @@ fn copy_body(
             .is_some_and(|deadline| Instant::now() >= deadline)
         {
             return Err(AttemptError::Fatal(
-                UserError::new(format!(
-                    "the download of {subject} was given up after {}: the job's time limit is near",
+                DeadlineReached(format!(
+                    "the download of {subject} was given up after {}",
                     crate::text::size(written)
                 ))
                 .into(),
