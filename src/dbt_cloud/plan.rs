@@ -94,8 +94,9 @@ impl Bounds {
         self.job
     }
 
-    /// Until the returned guard is dropped, every call with [`Budget::Standard`] ends by `until`
-    /// (and its retries with it); `passed` names that bound in the error when it is reached.
+    /// Until the returned guard is dropped, every call with [`Budget::Standard`] (or `Once`) and
+    /// every download of a file only read ends by `until` (and its retries with it); `passed`
+    /// names that bound in the error when it is reached.
     pub(super) fn phase(&self, until: Instant, passed: String) -> Phase<'_> {
         *self.phase_bound() = Some(PhaseBound { until, passed });
         Phase { bounds: self }
