@@ -227,7 +227,7 @@ pub(super) struct Plan {
     /// What no request starts after and none goes on past: the job's deadline, whatever the call
     /// (a last look included), so that the tables and the message are written before the kill;
     /// for a file only read, the phase's bound too.
-    cutoff: Option<Instant>,
+    pub(super) cutoff: Option<Instant>,
 }
 
 impl Plan {

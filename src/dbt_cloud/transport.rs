@@ -358,12 +358,18 @@ impl Transport {
         let method = request.method().clone();
         let started = Instant::now();
         let http = self.http.clone();
-        let result = termination.abandonable(move || {
-            http.execute(request).map(|response| {
-                let (status, headers) = (response.status(), response.headers().clone());
-                (status, headers, read(response))
-            })
-        })?;
+        let result = termination
+            .abandonable(plan.cutoff, move || {
+                http.execute(request).map(|response| {
+                    let (status, headers) = (response.status(), response.headers().clone());
+                    (status, headers, read(response))
+                })
+            })?
+            .ok_or_else(|| {
+                AttemptError::Fatal(
+                    DeadlineReached(format!("{method} {} given up in flight", url.path())).into(),
+                )
+            })?;
         match result {
             Ok((status, headers, value)) => {
                 debug!(
