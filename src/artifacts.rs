@@ -10,7 +10,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -20,9 +20,10 @@ use tempfile::NamedTempFile;
 use crate::config::{ArtifactSettings, Selection};
 use crate::data_folder::{DataFolder, Labelled};
 use crate::dbt_cloud::{
-    ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, RefusalKind, Run,
-    RunStatus, Share,
+    ArtifactRef, Budget, DbtCloud, Destination, DownloadLimits, IfMissing, JobId, Purpose,
+    RefusalKind, Run, RunStatus, Share,
 };
+use crate::error::Bug;
 use crate::retry::SharedBudget;
 use crate::text::{counted, first_few, plural, size};
 
@@ -147,10 +148,34 @@ pub fn download_all(
         folder,
         run,
         max_size: settings.max_size,
+        purpose: Purpose::Keep,
         missing: &missing,
         absent_in_a_row: AtomicUsize::new(0),
     };
-    let mut done = pool.download(&queue, settings.concurrency, done, started, share);
+    let total = queue.len();
+    let progress = Mutex::new(Progress {
+        done,
+        last_log: started,
+    });
+    pool.download(
+        &queue,
+        settings.concurrency,
+        Some(share),
+        |_, (destination, item), got| {
+            let result = got.and_then(|got| match got {
+                Some((file, bytes)) => {
+                    folder.persist(file, destination)?;
+                    Ok(Some(bytes))
+                }
+                None => Ok(None),
+            });
+            lock(&progress).record(&item.local, result, total, started);
+        },
+    );
+    let mut done = progress
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .done;
     client.termination().check()?;
     done.failed.sort();
     summarize(&done, started);
@@ -275,6 +300,8 @@ struct Pool<'a> {
     folder: &'a DataFolder,
     run: &'a Run,
     max_size: u64,
+    /// Artifacts kept, or files only read (bounded by the phase under way).
+    purpose: Purpose,
     /// The listed artifacts' 404s share this.
     missing: &'a SharedBudget,
     /// Listed artifacts answered 404 in a row once the budget above was spent.
@@ -306,71 +333,46 @@ impl Drop for Leaving<'_> {
 const ABSENT_IN_A_ROW: usize = 100;
 
 impl Pool<'_> {
-    /// Downloads the queue with `concurrency` workers, each taking the next path until none is
-    /// left or a signal came, recording each result into `done`.
-    /// While they go on, the share of the account's requests is sized again about once a
-    /// minute (`share` is the last size).
+    /// Downloads the queue (each file's destination, or the path its errors name, and the file)
+    /// with `concurrency` workers, each taking the next file until none is left or a signal
+    /// came, and handing its complete scratch file (`None`: another step's file that does not
+    /// exist), or why it did not come, to `land` with the file's place in the queue, on the
+    /// worker's thread.
+    /// With `share` (its last size), the share of the account's requests is sized again about
+    /// once a minute while they go on.
     fn download(
         &self,
         queue: &[(PathBuf, Item)],
         concurrency: usize,
-        done: Downloaded,
-        started: Instant,
-        share: Share,
-    ) -> Downloaded {
+        share: Option<Share>,
+        land: impl Fn(usize, &(PathBuf, Item), Result<Option<(NamedTempFile, u64)>>) + Sync,
+    ) {
         let next = AtomicUsize::new(0);
-        let progress = Mutex::new(Progress {
-            done,
-            last_log: started,
-        });
-        let workers = concurrency.clamp(1, queue.len());
+        let workers = concurrency.clamp(1, queue.len().max(1));
         let working = Working {
             left: Mutex::new(workers),
             gone: Condvar::new(),
         };
         std::thread::scope(|scope| {
-            scope.spawn(|| self.resize_share(&working, share));
+            if let Some(share) = share {
+                scope.spawn(|| self.resize_share(&working, share));
+            }
             for _ in 0..workers {
                 scope.spawn(|| {
                     let _done = Leaving(&working);
-                    while let Some((destination, item)) =
-                        queue.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(queued) = queue.get(at) else {
+                            return;
+                        };
                         if self.client.termination().check().is_err() {
                             return;
                         }
-                        let result = match self.absent_in_a_row.load(Ordering::Relaxed) {
-                            ABSENT_IN_A_ROW.. => Err(anyhow::anyhow!(
-                                "not asked for: the last {ABSENT_IN_A_ROW} artifacts asked for \
-                                 answered 404 after the {:.0} s that all missing artifacts share",
-                                self.missing.length().as_secs_f64()
-                            )),
-                            _ => self.one(item, destination),
-                        };
-                        match &result {
-                            Err(error)
-                                if RefusalKind::of(error) == Some(RefusalKind::NotFound)
-                                    && self.missing.has_ended() =>
-                            {
-                                self.absent_in_a_row.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(Some(_)) => self.absent_in_a_row.store(0, Ordering::Relaxed),
-                            _ => {}
-                        }
-                        progress.lock().unwrap_or_else(|p| p.into_inner()).record(
-                            &item.local,
-                            result,
-                            queue.len(),
-                            started,
-                        );
+                        land(at, queued, self.one(queued));
                     }
                 });
             }
         });
-        progress
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .done
     }
 
     /// Sizes the share again once a window (a minute) while some worker is still at work, and
@@ -398,9 +400,17 @@ impl Pool<'_> {
         }
     }
 
-    /// One artifact, renamed into place when complete; its size, `None` for another step's
-    /// file that does not exist.
-    fn one(&self, item: &Item, destination: &Path) -> Result<Option<u64>> {
+    /// One file into a complete scratch file, and its size; `None` for another step's file
+    /// that does not exist. Past the budget of the listed files' 404s, a run of them ends the
+    /// asking (see [`ABSENT_IN_A_ROW`]).
+    fn one(&self, (label, item): &(PathBuf, Item)) -> Result<Option<(NamedTempFile, u64)>> {
+        if self.absent_in_a_row.load(Ordering::Relaxed) >= ABSENT_IN_A_ROW {
+            return Err(anyhow::anyhow!(
+                "not asked for: the last {ABSENT_IN_A_ROW} artifacts asked for answered 404 \
+                 after the {:.0} s that all missing artifacts share",
+                self.missing.length().as_secs_f64()
+            ));
+        }
         let missing = match item.step {
             None => IfMissing::Wait(self.missing),
             Some(_) => IfMissing::Absent,
@@ -412,23 +422,26 @@ impl Pool<'_> {
         let limits = DownloadLimits {
             max_size: self.max_size,
             missing,
+            purpose: self.purpose,
         };
-        let got = download_one(
-            self.client,
-            self.folder,
-            self.run,
-            artifact,
-            &limits,
-            destination,
-        )?;
-        match got {
-            Some((file, bytes)) => {
-                self.folder.persist(file, destination)?;
-                Ok(Some(bytes))
+        let got = download_one(self.client, self.folder, self.run, artifact, &limits, label);
+        match &got {
+            Err(error)
+                if RefusalKind::of(error) == Some(RefusalKind::NotFound)
+                    && self.missing.has_ended() =>
+            {
+                self.absent_in_a_row.fetch_add(1, Ordering::Relaxed);
             }
-            None => Ok(None),
+            Ok(Some(_)) => self.absent_in_a_row.store(0, Ordering::Relaxed),
+            _ => {}
         }
+        got
     }
+}
+
+/// The lock, whoever panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Keboola packs the artifacts folder into one archive per job, meant to stay under a gigabyte.
@@ -491,26 +504,77 @@ pub fn failures(failed: &[(String, String)]) -> String {
     text
 }
 
-/// One artifact into a scratch file, for reading without keeping it (run_results.json when the
-/// artifacts themselves are not wanted). `None` when dbt Cloud does not have it: for the last
-/// step's, when the run does not list it; for another step's, when it answers 404.
-pub fn fetch(
+/// Files only read, never kept (the steps' results when they are not among the downloaded
+/// artifacts), downloaded `concurrency` at a time like the artifacts, each into a scratch file
+/// of its own that is gone with it: nothing lands in the artifacts folder, which Keboola
+/// uploads. Each ends by the bound of the phase under way ([`Purpose::Read`]). In `files`'
+/// order, each file, `None` when another step's answers 404 (the step wrote none), or why it
+/// did not come; an `Err` only for a signal. A file of the last step must be listed.
+pub fn fetch_all(
     client: &DbtCloud,
     folder: &DataFolder,
     run: &Run,
-    artifact: ArtifactRef,
-    listed: &[String],
+    files: &[ArtifactRef],
+    concurrency: usize,
     max_size: u64,
-) -> Result<Option<NamedTempFile>> {
-    let budget = SharedBudget::new(client.timing().missing_artifacts);
-    let missing = match artifact.step {
-        Some(_) => IfMissing::Absent,
-        None if listed.iter().any(|path| path == artifact.path) => IfMissing::Wait(&budget),
-        None => return Ok(None),
+) -> Result<Vec<Result<Option<NamedTempFile>>>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    info!(
+        "Fetching {} of run {}'s steps for the tables, {concurrency} at a time",
+        counted(files.len(), "file", "files"),
+        run.id
+    );
+    let queue: Vec<(PathBuf, Item)> = files
+        .iter()
+        .map(|file| {
+            let local = match file.step {
+                Some(step) => format!("{STEPS}/{step}/{}", file.path),
+                None => file.path.to_owned(),
+            };
+            let item = Item {
+                remote: file.path.to_owned(),
+                step: file.step,
+                local,
+            };
+            (folder.artifacts_dir().join(&item.local), item)
+        })
+        .collect();
+    let missing = SharedBudget::new(client.timing().missing_artifacts);
+    let pool = Pool {
+        client,
+        folder,
+        run,
+        max_size,
+        purpose: Purpose::Read,
+        missing: &missing,
+        absent_in_a_row: AtomicUsize::new(0),
     };
-    let limits = DownloadLimits { max_size, missing };
-    let label = folder.artifacts_dir().join(artifact.path);
-    Ok(download_one(client, folder, run, artifact, &limits, &label)?.map(|(file, _)| file))
+    let landed: Vec<Mutex<Option<Result<Option<NamedTempFile>>>>> =
+        queue.iter().map(|_| Mutex::new(None)).collect();
+    // The steps' files are a few requests: the share stands as it was sized, or as set.
+    pool.download(&queue, concurrency, None, |at, _, got| {
+        if let Some(slot) = landed.get(at) {
+            *lock(slot) = Some(got.map(|got| got.map(|(file, _)| file)));
+        }
+    });
+    client.termination().check()?;
+    landed
+        .into_iter()
+        .zip(&queue)
+        .map(|(slot, (_, item))| {
+            slot.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .ok_or_else(|| {
+                    Bug(format!(
+                        "{} was left in the queue without a signal",
+                        item.local
+                    ))
+                    .into()
+                })
+        })
+        .collect()
 }
 
 /// Packs the downloaded artifacts into `out/files/dbt_artifacts_<run_id>.zip` (deflate, one file

@@ -79,14 +79,25 @@ pub struct Sources<'a> {
     pub downloaded: Option<&'a Downloaded>,
     /// Why the downloads could not list the run's artifacts, when they asked: not asked again.
     pub unlisted: Option<&'a anyhow::Error>,
+    /// Files fetched at once, as the artifacts are downloaded.
+    pub concurrency: usize,
     pub max_size: u64,
 }
 
+/// Where one step's file is to be had.
+enum Source {
+    /// On disk already, or known not to be had.
+    Settled(Option<Located>),
+    /// From dbt Cloud.
+    Fetch(ArtifactRef<'static>),
+}
+
 impl Sources<'_> {
-    /// Every command step's files in order, the last step's last. A file that cannot be had is a
-    /// warning naming its step; only a signal ends this early.
+    /// Every command step's files in order, the last step's last. Those not downloaded are
+    /// fetched together, within the phase under way; a file that cannot be had is a warning
+    /// naming its step. Only a signal ends this early.
     pub fn gather(&self, run: &Run) -> Result<Vec<StepFiles>> {
-        let mut gathered = Vec::new();
+        let mut steps: Vec<(StepLabel, [Source; 2])> = Vec::new();
         let other: Vec<StepArtifact> = other_steps_files(run);
         for step in run.command_steps() {
             let Some(index) = u32::try_from(step.index).ok() else {
@@ -99,13 +110,8 @@ impl Sources<'_> {
                 index,
                 name: step.name.clone(),
             };
-            let [run_results, sources] =
-                STEP_FILES.map(|name| self.other_step_file(run, &label, name));
-            gathered.push(StepFiles {
-                step: label,
-                run_results: run_results?,
-                sources: sources?,
-            });
+            let files = STEP_FILES.map(|name| self.other_step_file(&label, name));
+            steps.push((label, files));
         }
         let last = StepLabel {
             index: run
@@ -117,21 +123,14 @@ impl Sources<'_> {
                 .map(|step| step.name.clone())
                 .unwrap_or_default(),
         };
-        let [run_results, sources] = self.last_step_files(run, &last)?;
-        gathered.push(StepFiles {
-            step: last,
-            run_results,
-            sources,
-        });
-        Ok(gathered)
+        let files = self.last_step_files(run, &last)?;
+        steps.push((last, files));
+        self.fetch(run, steps)
     }
 
-    fn other_step_file(
-        &self,
-        run: &Run,
-        step: &StepLabel,
-        name: &'static str,
-    ) -> Result<Option<Located>> {
+    /// Another step's file: among the downloaded artifacts, known absent or failed there, or
+    /// to fetch with `?step=N`.
+    fn other_step_file(&self, step: &StepLabel, name: &'static str) -> Source {
         let local = StepArtifact {
             step: step.index,
             name,
@@ -139,33 +138,34 @@ impl Sources<'_> {
         .local_path();
         if let Some(downloaded) = self.downloaded {
             if downloaded.paths.contains(&local) {
-                return Ok(Some(Located::Kept(self.folder.artifacts_dir().join(local))));
+                return Source::Settled(Some(Located::Kept(
+                    self.folder.artifacts_dir().join(local),
+                )));
             }
             if downloaded.absent.contains(&local) {
-                return Ok(None);
+                return Source::Settled(None);
             }
             if let Some((_, why)) = downloaded.failed.iter().find(|(path, _)| *path == local) {
                 warn!("{step}: its {name} could not be downloaded ({why}); its rows are left out");
-                return Ok(None);
+                return Source::Settled(None);
             }
         }
-        let artifact = ArtifactRef {
+        Source::Fetch(ArtifactRef {
             path: name,
             step: Some(step.index),
-        };
-        self.fetch(run, artifact, &[], step)
+        })
     }
 
     /// The last step's files: among the downloaded artifacts, or fetched when it lists them.
-    fn last_step_files(&self, run: &Run, step: &StepLabel) -> Result<[Option<Located>; 2]> {
+    fn last_step_files(&self, run: &Run, step: &StepLabel) -> Result<[Source; 2]> {
         let kept = |name: &str| {
             self.downloaded
                 .filter(|downloaded| downloaded.paths.iter().any(|path| path == name))
                 .map(|_| Located::Kept(self.folder.artifacts_dir().join(name)))
         };
-        let [mut run_results, mut sources] = STEP_FILES.map(kept);
+        let [run_results, sources] = STEP_FILES.map(kept);
         if run_results.is_some() && sources.is_some() {
-            return Ok([run_results, sources]);
+            return Ok([Source::Settled(run_results), Source::Settled(sources)]);
         }
         // The downloads' list when they asked for it: the list is asked for once.
         let asked = match (self.downloaded, self.unlisted) {
@@ -178,47 +178,64 @@ impl Sources<'_> {
             Err(error) if is_terminated(&error) => return Err(error),
             Err(error) => {
                 warn!("{step}: the run's artifacts could not be listed ({error:#}); its rows are left out");
-                return Ok([run_results, sources]);
+                return Ok([Source::Settled(run_results), Source::Settled(sources)]);
             }
         };
-        for (slot, name) in [(&mut run_results, RUN_RESULTS), (&mut sources, SOURCES)] {
-            if slot.is_none() {
-                let artifact = ArtifactRef {
-                    path: name,
-                    step: None,
-                };
-                *slot = self.fetch(run, artifact, &listed, step)?;
-            }
-        }
-        Ok([run_results, sources])
+        let source = |kept: Option<Located>, name: &'static str| match kept {
+            Some(kept) => Source::Settled(Some(kept)),
+            None if listed.iter().any(|path| path == name) => Source::Fetch(ArtifactRef {
+                path: name,
+                step: None,
+            }),
+            None => Source::Settled(None),
+        };
+        Ok([source(run_results, RUN_RESULTS), source(sources, SOURCES)])
     }
 
-    /// One file into a scratch file; a failure is a warning naming the step.
-    fn fetch(
-        &self,
-        run: &Run,
-        artifact: ArtifactRef,
-        listed: &[String],
-        step: &StepLabel,
-    ) -> Result<Option<Located>> {
-        match artifacts::fetch(
+    /// Fetches every step's files still to be had, together, into scratch files; each that did
+    /// not come is a warning naming its step.
+    fn fetch(&self, run: &Run, steps: Vec<(StepLabel, [Source; 2])>) -> Result<Vec<StepFiles>> {
+        let wanted: Vec<ArtifactRef> = steps
+            .iter()
+            .flat_map(|(_, files)| files)
+            .filter_map(|file| match file {
+                Source::Fetch(artifact) => Some(*artifact),
+                Source::Settled(_) => None,
+            })
+            .collect();
+        let mut fetched = artifacts::fetch_all(
             self.client,
             self.folder,
             run,
-            artifact,
-            listed,
+            &wanted,
+            self.concurrency,
             self.max_size,
-        ) {
-            Ok(file) => Ok(file.map(Located::Fetched)),
-            Err(error) if is_terminated(&error) => Err(error),
-            Err(error) => {
-                warn!(
-                    "{step}: its {} could not be fetched ({error:#}); its rows are left out",
-                    artifact.path
-                );
-                Ok(None)
-            }
+        )?
+        .into_iter();
+        let mut gathered = Vec::new();
+        for (step, files) in steps {
+            let [run_results, sources] = files.map(|file| match file {
+                Source::Settled(located) => located,
+                Source::Fetch(artifact) => match fetched.next() {
+                    Some(Ok(file)) => file.map(Located::Fetched),
+                    Some(Err(error)) => {
+                        warn!(
+                            "{step}: its {} could not be fetched ({error:#}); its rows are left out",
+                            artifact.path
+                        );
+                        None
+                    }
+                    // Not reached: `fetch_all` answers each file asked for, in order.
+                    None => None,
+                },
+            });
+            gathered.push(StepFiles {
+                step,
+                run_results,
+                sources,
+            });
         }
+        Ok(gathered)
     }
 }
 

@@ -49,7 +49,9 @@ impl Termination {
         std::thread::spawn(move || {
             if let Some(received) = signals.forever().next() {
                 signal.store(received, Ordering::SeqCst);
-                log::warn!("Received {}: stopping", name(received));
+                // Said from a thread of its own: a log that cannot be written (stdout's reader
+                // stalled, its lock held by a blocked write) must not hold the watchdog.
+                std::thread::spawn(move || log::warn!("Received {}: stopping", name(received)));
                 std::thread::sleep(GRACE);
                 cleanup();
                 eprintln!(
@@ -101,21 +103,31 @@ impl Termination {
     }
 
     /// Runs `work` on a thread of its own and waits for it, or returns at once when a signal
-    /// comes: a request in flight to a slow server must not hold up the cancel. The abandoned
-    /// thread ends with its request's timeout, or with the process.
+    /// comes (`Err`) or `until` passes (`Ok(None)`): a request in flight to a slow server must not
+    /// hold up the cancel, nor outlast the job's deadline. The abandoned thread ends with its
+    /// request's timeout, or with the process.
     pub fn abandonable<T: Send + 'static>(
         &self,
+        until: Option<Instant>,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Terminated> {
+    ) -> Result<Option<T>, Terminated> {
         self.check()?;
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(work());
         });
         loop {
-            match result.recv_timeout(SLICE) {
-                Ok(value) => return Ok(value),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.check()?,
+            let slice = until.map_or(SLICE, |until| {
+                until.saturating_duration_since(Instant::now()).min(SLICE)
+            });
+            match result.recv_timeout(slice) {
+                Ok(value) => return Ok(Some(value)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.check()?;
+                    if until.is_some_and(|until| Instant::now() >= until) {
+                        return Ok(None);
+                    }
+                }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     // Justified panic: the work itself panicked (a bug of ours), and this carries
                     // it to the caller's thread, where `cli::guarded` turns it into exit 2.
@@ -154,14 +166,20 @@ mod tests {
     #[test]
     fn abandonable_work_is_left_behind_on_a_signal() {
         let termination = Termination::none();
-        assert_eq!(termination.abandonable(|| 7).unwrap(), 7);
+        assert_eq!(termination.abandonable(None, || 7).unwrap(), Some(7));
+        let soon = Instant::now() + Duration::from_millis(100);
+        let slow = termination.abandonable(Some(soon), || {
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        assert_eq!(slow.unwrap(), None, "given up at its deadline");
+        assert!(Instant::now() < soon + Duration::from_secs(2));
         let signal = termination.signal.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             signal.store(SIGINT, Ordering::SeqCst);
         });
         let started = Instant::now();
-        let result = termination.abandonable(|| std::thread::sleep(Duration::from_secs(30)));
+        let result = termination.abandonable(None, || std::thread::sleep(Duration::from_secs(30)));
         assert_eq!(result.unwrap_err().signal, "SIGINT");
         assert!(started.elapsed() < Duration::from_secs(2));
     }

@@ -179,8 +179,9 @@ fn announce(config: &Config, cause: &str) {
 }
 
 /// Each phase of the job before and after the wait ends within `max_wait_time` and a margin, so
-/// that the job as a whole is bounded by what the user set, not by dbt Cloud's retries; downloads
-/// aside, which have their throughput floor. Without a wait there is no such bound.
+/// that the job as a whole is bounded by what the user set, not by dbt Cloud's retries; the
+/// downloads of artifacts kept aside, which have their throughput floor (the steps' files fetched
+/// only for the tables keep to it). Without a wait there is no such bound.
 fn phase<'a>(client: &'a DbtCloud, config: &Config, when: &str) -> Option<Phase<'a>> {
     let Wait::UpTo(settings) = config.wait else {
         return None;
@@ -646,6 +647,7 @@ impl Job<'_> {
                 Artifacts::NotDownloaded(error) => Some(error),
                 _ => None,
             },
+            concurrency: self.config.artifacts.concurrency,
             max_size: self.config.artifacts.max_size,
         };
         let read = sources.gather(run).and_then(|files| {

@@ -138,8 +138,9 @@ impl DbtCloud {
         }
     }
 
-    /// Until the returned guard is dropped, every call with [`Budget::Standard`] ends by `until`
-    /// (and its retries with it); `passed` names that bound in the error when it is reached.
+    /// Until the returned guard is dropped, every call with [`Budget::Standard`] (or `Once`) and
+    /// every download of a file only read ends by `until` (and its retries with it); `passed`
+    /// names that bound in the error when it is reached.
     pub fn phase(&self, until: Instant, passed: String) -> Phase<'_> {
         self.wire.phase(until, passed)
     }

@@ -2,18 +2,19 @@
 //! size and speed, retried like every other call.
 
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use reqwest::blocking::Response;
 
 use super::client::DbtCloud;
 use super::ids::RunId;
-use super::plan::Plan;
+use super::plan::{Plan, Purpose};
 use super::refusal::Refused;
 use super::transport::Fetched;
 use crate::error::UserError;
-use crate::retry::{retry, AttemptError, Retry, SharedBudget};
+use crate::retry::{retry, AttemptError, DeadlineReached, Retry, SharedBudget};
 use crate::termination::Termination;
 use crate::timing::Stall;
 
@@ -51,6 +52,8 @@ pub struct DownloadLimits<'a> {
     /// Bytes: a larger artifact fails rather than fill the disk.
     pub max_size: u64,
     pub missing: IfMissing<'a>,
+    /// Kept or only read: whether the phase under way bounds it.
+    pub purpose: Purpose,
 }
 
 impl DbtCloud {
@@ -73,7 +76,7 @@ impl DbtCloud {
             )
         };
         let what = format!("Downloading artifact {}", subject_of(artifact));
-        let plan = self.wire.download_plan();
+        let plan = self.wire.download_plan(limits.purpose);
         retry(&what, &plan.policy, &plan.termination, || {
             let mut sink = destination.open().map_err(AttemptError::Fatal)?;
             match self.download_attempt(run, artifact, &mut sink, limits, &plan)? {
@@ -110,7 +113,7 @@ impl DbtCloud {
                 let bounds = BodyBounds {
                     max_size: limits.max_size,
                     stall: self.wire.timing().stall,
-                    deadline: plan.deadline,
+                    deadline: plan.deadline.into_iter().chain(plan.cutoff).min(),
                 };
                 save(response, out, &subject, &bounds, plan).map(Some)
             }
@@ -176,7 +179,7 @@ fn not_there_yet(subject: &str, missing: &SharedBudget) -> AttemptError {
     })
 }
 
-/// What bounds a download's body: its size, its speed, and the job's deadline.
+/// What bounds a download's body: its size, its speed, and its plan's deadline.
 struct BodyBounds {
     max_size: u64,
     stall: Stall,
@@ -185,9 +188,12 @@ struct BodyBounds {
 
 /// Streams a download's body into `out`, counting bytes. A read that fails, or a body slower than
 /// `stall` allows, is the network's (retryable); a write that fails is ours (not retried); past
-/// the job's deadline the download is given up.
+/// the plan's deadline (the job's, or the phase's for a file only read) the download is given
+/// up, the plan naming that deadline. The body is read on a thread of its own ([`pump`]), so
+/// that a server that stops sending holds the download neither past its deadline nor past the
+/// stall guard's window nor a signal.
 fn copy_body(
-    mut body: Response,
+    body: Response,
     out: &mut dyn Write,
     subject: &str,
     bounds: &BodyBounds,
@@ -196,41 +202,22 @@ fn copy_body(
     let BodyBounds {
         max_size, stall, ..
     } = *bounds;
-    let mut buffer = [0u8; 8 * 1024];
+    let chunks = pump(body);
     let mut written = 0u64;
     let mut window = (Instant::now(), 0u64);
     loop {
         termination.check()?;
-        if bounds
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        let now = Instant::now();
+        if bounds.deadline.is_some_and(|deadline| now >= deadline) {
             return Err(AttemptError::Fatal(
-                UserError::new(format!(
-                    "the download of {subject} was given up after {}: the job's time limit is near",
+                DeadlineReached(format!(
+                    "the download of {subject} was given up after {}",
                     crate::text::size(written)
                 ))
                 .into(),
             ));
         }
-        let read = match body.read(&mut buffer) {
-            Ok(0) => return Ok(written),
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(AttemptError::retryable(anyhow!(
-                    "downloading {subject} broke off: {e}"
-                )))
-            }
-        };
-        written += read as u64;
-        if written > max_size {
-            return Err(AttemptError::Fatal(too_large(subject, written, max_size)));
-        }
-        out.write_all(&buffer[..read]).map_err(|e| {
-            AttemptError::Fatal(UserError::new(format!("could not save {subject}: {e}")).into())
-        })?;
-        if window.0.elapsed() >= stall.window {
+        if now.saturating_duration_since(window.0) >= stall.window {
             if written - window.1 < stall.min_bytes {
                 return Err(AttemptError::retryable(anyhow!(
                     "{subject} came at {} in the last {:.0} s, slower than the {}/s a download \
@@ -240,9 +227,57 @@ fn copy_body(
                     crate::text::size(stall.min_bytes / stall.window.as_secs().max(1))
                 )));
             }
-            window = (Instant::now(), written);
+            window = (now, written);
         }
+        let wait = bounds.deadline.map_or(PUMP_SLICE, |deadline| {
+            deadline.saturating_duration_since(now).min(PUMP_SLICE)
+        });
+        let chunk = match chunks.recv_timeout(wait) {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => {
+                return Err(AttemptError::retryable(anyhow!(
+                    "downloading {subject} broke off: {e}"
+                )))
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(written),
+        };
+        written += chunk.len() as u64;
+        if written > max_size {
+            return Err(AttemptError::Fatal(too_large(subject, written, max_size)));
+        }
+        out.write_all(&chunk).map_err(|e| {
+            AttemptError::Fatal(UserError::new(format!("could not save {subject}: {e}")).into())
+        })?;
     }
+}
+
+/// How often a download waiting for its body looks at the clock and the signal.
+const PUMP_SLICE: Duration = Duration::from_millis(50);
+
+/// Reads `body` on a thread of its own, a chunk at a time (a few ahead at most), until its end
+/// (the channel closes) or a failure (sent); a thread whose reader stopped listening ends with
+/// its next chunk, or with its read's timeout.
+fn pump(mut body: Response) -> Receiver<io::Result<Vec<u8>>> {
+    let (chunks, receiver) = std::sync::mpsc::sync_channel(4);
+    std::thread::spawn(move || loop {
+        let mut buffer = vec![0u8; 64 * 1024];
+        match body.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(read) => {
+                buffer.truncate(read);
+                if chunks.send(Ok(buffer)).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = chunks.send(Err(e));
+                return;
+            }
+        }
+    });
+    receiver
 }
 
 fn too_large(subject: &str, size: u64, max_size: u64) -> anyhow::Error {

@@ -16,7 +16,7 @@ mod url;
 
 pub use client::{DbtCloud, JobSummary};
 pub use download::{ArtifactRef, Destination, DownloadLimits, IfMissing};
-pub use plan::{Budget, JobBound, Phase};
+pub use plan::{Budget, JobBound, Phase, Purpose};
 pub use rate_limit::{Throttling, Usage};
 pub use refusal::{address_allowed, address_refused, RefusalKind, Refused};
 pub use share::Share;

@@ -29,6 +29,17 @@ pub enum Budget {
     Once,
 }
 
+/// What a download is for, which decides what bounds it besides the job's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An artifact kept for the user: its throughput floor bounds it, not the phase under way
+    /// (a large artifact may take longer than any wait).
+    Keep,
+    /// A file fetched only to be read (a step's results, for the tables): it ends by the
+    /// phase's bound like an API call, and none starts past it.
+    Read,
+}
+
 /// Keboola's limit on the job, as the client keeps to it.
 #[derive(Debug, Clone, Copy)]
 pub struct JobBound {
@@ -55,8 +66,8 @@ struct PhaseBound {
 #[derive(Default)]
 pub(super) struct Bounds {
     job: Option<JobBound>,
-    /// The phase under way, when it has a bound: calls with [`Budget::Standard`] end by it.
-    /// Downloads do not: they have their throughput floor.
+    /// The phase under way, when it has a bound: calls with [`Budget::Standard`] end by it, and
+    /// downloads for [`Purpose::Read`]. Artifacts kept do not: they have their throughput floor.
     phase: Mutex<Option<PhaseBound>>,
 }
 
@@ -83,8 +94,9 @@ impl Bounds {
         self.job
     }
 
-    /// Until the returned guard is dropped, every call with [`Budget::Standard`] ends by `until`
-    /// (and its retries with it); `passed` names that bound in the error when it is reached.
+    /// Until the returned guard is dropped, every call with [`Budget::Standard`] (or `Once`) and
+    /// every download of a file only read ends by `until` (and its retries with it); `passed`
+    /// names that bound in the error when it is reached.
     pub(super) fn phase(&self, until: Instant, passed: String) -> Phase<'_> {
         *self.phase_bound() = Some(PhaseBound { until, passed });
         Phase { bounds: self }
@@ -134,7 +146,7 @@ impl Bounds {
             deadline,
             bound: None,
             urgent: matches!(budget, Budget::Final(_) | Budget::AfterSignal),
-            job: None,
+            cutoff: None,
         };
         if let (Budget::Standard | Budget::Once, Some(phase)) =
             (budget, self.phase_bound().as_ref())
@@ -144,18 +156,32 @@ impl Bounds {
         self.within_the_job(plan)
     }
 
-    /// A download's plan: the standard retries within the job's limit, and no phase's bound
-    /// (a download has its throughput floor instead).
-    pub(super) fn download_plan(&self, timing: &Timing, termination: &Termination) -> Plan {
-        self.within_the_job(Plan {
+    /// A download's plan: the standard retries within the job's limit. An artifact kept has no
+    /// phase's bound (its throughput floor instead); a file only read ends by the phase's, and
+    /// no attempt of it starts past that bound.
+    pub(super) fn download_plan(
+        &self,
+        purpose: Purpose,
+        timing: &Timing,
+        termination: &Termination,
+    ) -> Plan {
+        let plan = Plan {
             policy: timing.retry,
             termination: termination.clone(),
             timeout: timing.read_timeout,
             deadline: None,
             bound: None,
             urgent: false,
-            job: None,
-        })
+            cutoff: None,
+        };
+        let plan = match (purpose, self.phase_bound().as_ref()) {
+            (Purpose::Read, Some(phase)) => Plan {
+                cutoff: Some(phase.until),
+                ..plan.no_later_than(phase.until, phase.passed.clone())
+            },
+            _ => plan,
+        };
+        self.within_the_job(plan)
     }
 
     /// The trigger's plan: its attempts end early enough before the job's deadline to look for
@@ -175,7 +201,10 @@ impl Bounds {
     fn within_the_job(&self, plan: Plan) -> Plan {
         match self.job {
             Some(job) => Plan {
-                job: Some(job.deadline),
+                cutoff: Some(
+                    plan.cutoff
+                        .map_or(job.deadline, |cutoff| cutoff.min(job.deadline)),
+                ),
                 ..plan.no_later_than(job.deadline, job.near())
             },
             None => plan,
@@ -195,9 +224,10 @@ pub(super) struct Plan {
     bound: Option<String>,
     /// The cancel and last look after a signal or the deadline: never held by the run's share.
     pub(super) urgent: bool,
-    /// The job's deadline, which no request starts after and none goes on past, whatever the
-    /// call (a last look included): the tables and the message are written before the kill.
-    job: Option<Instant>,
+    /// What no request starts after and none goes on past: the job's deadline, whatever the call
+    /// (a last look included), so that the tables and the message are written before the kill;
+    /// for a file only read, the phase's bound too.
+    pub(super) cutoff: Option<Instant>,
 }
 
 impl Plan {
@@ -211,19 +241,19 @@ impl Plan {
             }
             None => self.timeout,
         };
-        self.left_in_the_job()
+        self.left_before_cutoff()
             .map_or(timeout, |left| timeout.min(left))
     }
 
-    /// How long is left before the job's deadline, when the job has one.
-    pub(super) fn left_in_the_job(&self) -> Option<Duration> {
-        self.job
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    /// How long is left before the cutoff, when the plan has one.
+    pub(super) fn left_before_cutoff(&self) -> Option<Duration> {
+        self.cutoff
+            .map(|cutoff| cutoff.saturating_duration_since(Instant::now()))
     }
 
-    /// Whether a request may still start: never once the job's deadline has passed.
+    /// Whether a request may still start: never once the cutoff has passed.
     pub(super) fn may_start(&self) -> Result<(), AttemptError> {
-        match self.left_in_the_job() {
+        match self.left_before_cutoff() {
             Some(left) if left.is_zero() => Err(AttemptError::Fatal(
                 DeadlineReached("not sent".to_owned()).into(),
             )),

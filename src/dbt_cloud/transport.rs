@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::answer::{decode_envelope, read_limited, Envelope, Undecodable, Unreadable};
 use super::ids::AccountId;
-use super::plan::{Bounds, Budget, JobBound, Phase, Plan};
+use super::plan::{Bounds, Budget, JobBound, Phase, Plan, Purpose};
 use super::rate_limit::{Answer, Holder, NoPermit, RateLimiter, Usage};
 use super::refusal::{Asked, Refusal, RefusalKind};
 use super::url::{is_safe_redirect, retirement, BaseUrl};
@@ -137,8 +137,9 @@ impl Transport {
         self.bounds.trigger_plan(&self.timing, &self.termination)
     }
 
-    pub(super) fn download_plan(&self) -> Plan {
-        self.bounds.download_plan(&self.timing, &self.termination)
+    pub(super) fn download_plan(&self, purpose: Purpose) -> Plan {
+        self.bounds
+            .download_plan(purpose, &self.timing, &self.termination)
     }
 
     /// The URL of `tail` under the account's API.
@@ -293,10 +294,11 @@ impl Transport {
     ) -> Result<Fetched, AttemptError> {
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.http.get(url.clone()).header(ACCEPT, "*/*");
-            // A download's reads each have the read timeout; near the job's deadline, the
-            // download as a whole ends by it.
+            // A download's reads each have the read timeout; near its cutoff (the job's
+            // deadline, or the phase's bound for a file only read), the download as a whole
+            // ends by it.
             if let Some(left) = plan
-                .left_in_the_job()
+                .left_before_cutoff()
                 .filter(|left| *left < self.timing.read_timeout)
             {
                 request = request.timeout(left);
@@ -356,12 +358,18 @@ impl Transport {
         let method = request.method().clone();
         let started = Instant::now();
         let http = self.http.clone();
-        let result = termination.abandonable(move || {
-            http.execute(request).map(|response| {
-                let (status, headers) = (response.status(), response.headers().clone());
-                (status, headers, read(response))
-            })
-        })?;
+        let result = termination
+            .abandonable(plan.cutoff, move || {
+                http.execute(request).map(|response| {
+                    let (status, headers) = (response.status(), response.headers().clone());
+                    (status, headers, read(response))
+                })
+            })?
+            .ok_or_else(|| {
+                AttemptError::Fatal(
+                    DeadlineReached(format!("{method} {} given up in flight", url.path())).into(),
+                )
+            })?;
         match result {
             Ok((status, headers, value)) => {
                 debug!(

@@ -147,6 +147,112 @@ fn artifact_lists_after_the_wait_end_within_max_wait_time_and_the_margin() {
     assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
 }
 
+/// A job of dbt's own steps and `commands`, its artifacts not wanted (`ignore_artifacts`), so
+/// that its steps' files are fetched for the tables alone, and every `?step=N` of its steps but
+/// the last answering `fault`; `max_wait_time` of 1.2 s. The run, how long it took, the other
+/// steps' indexes, and the log.
+fn steps_files_failing(commands: &[&str], fault: Fault) -> (Emulator, Run, Duration, Vec<u32>) {
+    let emulator = emulator_with(job_with_steps(Outcome::Success, commands));
+    let last = 3 + commands.len() as u32;
+    let others: Vec<u32> = (4..last).collect();
+    for step in &others {
+        emulator.inject_where(
+            Endpoint::DownloadArtifact,
+            ("step", &step.to_string()),
+            std::iter::repeat_n(fault.clone(), 1000),
+        );
+    }
+    let (run, took) = timed(parameters(
+        &emulator,
+        waiting(json!({"max_wait_time": 0.02, "ignore_artifacts": true})),
+    ));
+    (emulator, run, took, others)
+}
+
+/// Each of the other steps' files was warned about, naming its step; the last step's rows are
+/// written, and the run succeeded.
+fn assert_left_out(run: &Run, commands: &[&str], others: &[u32]) -> String {
+    let stdout = run.stdout();
+    run.assert_code(0);
+    for (step, command) in others.iter().zip(commands) {
+        for file in ["run_results.json", "sources.json"] {
+            let warning = format!(
+                "step {step} \"Invoke dbt with `dbt {command}`\": its {file} could not be \
+                 fetched ("
+            );
+            assert!(stdout.contains(&warning), "{warning}\n{stdout}");
+        }
+    }
+    let last = (3 + commands.len()).to_string();
+    let rows = run.table_rows("dbt_cloud_run_results");
+    assert!(!rows.is_empty(), "{stdout}");
+    assert!(rows.iter().all(|row| row["step_index"] == last), "{stdout}");
+    assert_eq!(run.table("dbt_cloud_run").1["status_humanized"], "Success");
+    stdout
+}
+
+/// Eight steps' files answering 503 to every attempt: fetched in parallel, the phase after the
+/// run ends within its bound (one after another, they took about a second each).
+#[test]
+fn steps_files_failing_end_within_max_wait_time_and_the_margin() {
+    let commands = [
+        "source freshness",
+        "seed",
+        "snapshot",
+        "run",
+        "test",
+        "build",
+        "run --select tag:late",
+        "test --select tag:late",
+        "docs generate",
+    ];
+    let (_emulator, run, took, others) = steps_files_failing(&commands, Fault::Status(503));
+    let stdout = assert_left_out(&run, &commands, &others);
+    // The run takes 1.2 s; the wait ends when it ends, the phase after it 3.2 s later at most.
+    assert!(
+        took < Duration::from_millis(1200) + Duration::from_millis(1200) + PHASE_MARGIN + SLACK,
+        "took {took:?}: {stdout}"
+    );
+}
+
+/// Two steps' files that stall: all four are asked for at once, and given up when the phase
+/// after the run passes its bound, which the warnings name.
+#[test]
+fn steps_files_stalling_are_fetched_together_and_given_up_at_the_phases_bound() {
+    let commands = ["source freshness", "build", "docs generate"];
+    let (emulator, run, took, others) =
+        steps_files_failing(&commands, Fault::Delay(Duration::from_secs(30)));
+    let stdout = assert_left_out(&run, &commands, &others);
+    assert!(
+        stdout.contains("max_wait_time + 2 s (3.2 s) passed after the run ended"),
+        "{stdout}"
+    );
+    assert!(
+        took < Duration::from_millis(1200) + Duration::from_millis(1200) + PHASE_MARGIN + SLACK,
+        "took {took:?}: {stdout}"
+    );
+    // Every file's first request came before any file's second: none waited for another.
+    let asked: Vec<(String, String)> = emulator
+        .requests_to("GET", "")
+        .into_iter()
+        .filter_map(|request| {
+            let step = request.query?.strip_prefix("step=")?.to_owned();
+            Some((step, request.path))
+        })
+        .collect();
+    let files = others.len() * 2;
+    let firsts: std::collections::HashSet<&(String, String)> = asked.iter().collect();
+    assert_eq!(firsts.len(), files, "{asked:#?}");
+    let mut seen = std::collections::HashSet::new();
+    let before_any_retry: Vec<&(String, String)> =
+        asked.iter().take_while(|file| seen.insert(*file)).collect();
+    assert_eq!(
+        before_any_retry.len(),
+        files,
+        "a file was asked again before every file was asked once: {asked:#?}"
+    );
+}
+
 /// A local run with `runtime.process_timeout` of `limit` seconds.
 fn with_limit(emulator: &Emulator, limit: u64, extra: serde_json::Value) -> (Run, Duration) {
     let root = json!({

@@ -291,22 +291,62 @@ fn a_signal_while_artifacts_are_being_saved_leaves_the_final_run_tables() {
 
 #[test]
 fn the_watchdog_cleans_up_what_it_cannot_wait_for() {
-    // A download that stalls for 20 s with its scratch file open: no read returns before the
-    // watchdog's 4.5 s.
-    let artifact = Artifact::new("manifest.json", vec![b'x'; 100]);
-    let emulator =
-        emulator_with(job(Duration::from_millis(1200), Outcome::Success).artifacts(vec![artifact]));
-    emulator.inject(
-        Endpoint::DownloadArtifact,
-        [Fault::Trickle {
-            bytes: 1,
-            tick: Duration::from_secs(20),
-        }],
+    // Every request and pause gives way to a signal; what cannot is a log line that cannot be
+    // written: stdout's reader stalled (its pipe full) while the downloads log at debug level.
+    let artifacts: Vec<Artifact> = (0..3_000)
+        .map(|i| Artifact::new(format!("run/m{i}.sql"), format!("select {i}").into_bytes()))
+        .collect();
+    let emulator = emulator_with(quick(Outcome::Success).artifacts(artifacts));
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        parameters(&emulator, json!({"wait_for_result": true, "debug": true})),
     );
-    let (run, took) = signal_when(
-        parameters(&emulator, json!({"wait_for_result": true})),
-        |_| seen(&emulator, "GET", "/artifacts/manifest.json"),
-    );
+    let mut child = component(dir.path())
+        .env_remove("DBT_CLOUD_TRIGGER_TEST_TIMING")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing reads stdout: the component blocks once its pipe is full, and asks no more.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (0, Instant::now());
+    loop {
+        assert!(Instant::now() < deadline, "the component never blocked");
+        let asked = emulator.requests().len();
+        if asked != last.0 {
+            last = (asked, Instant::now());
+        } else if asked > 20 && last.1.elapsed() >= Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "the watchdog never ended it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let run = Run {
+        dir,
+        output: std::process::Output {
+            status: exited,
+            ..output
+        },
+    };
     assert_clean_stop(&run, took);
     assert!(
         took >= Duration::from_secs(4),
@@ -319,7 +359,6 @@ fn the_watchdog_cleans_up_what_it_cannot_wait_for() {
         run.stderr()
     );
     assert_eq!(run.table("dbt_cloud_run").1["status"], "10");
-    assert!(!run.artifacts_dir().join("manifest.json").exists());
 }
 
 /// SIGTERM while the chain goes on: the tables are written with the chain as last seen, within
