@@ -526,6 +526,7 @@ impl Job<'_> {
             downloaded: None,
             unlisted: None,
             max_size: self.config.artifacts.max_size,
+            concurrency: self.config.artifacts.concurrency,
         };
         let ended: Vec<&Run> = chain
             .runs()
