@@ -94,7 +94,16 @@ fn artifacts(binary: &Path, work: &Path) {
     let lifted = component_artifacts(binary, work, &emulator, 1, LIFTED);
     let run_id = emulator.runs_of_job(1)[0];
     let curl = curl(work, &emulator, run_id, &set);
-    let default = component_artifacts(binary, work, &emulator, 1, None);
+    // On an account of its own: beside the run above, which ended moments ago, the share would
+    // be a quarter.
+    let alone = Emulator::start();
+    alone.add_account(Account::new(ACCOUNT), &[TOKEN]);
+    alone.add_job(
+        Job::new(ACCOUNT, 1)
+            .timeline(Timeline::lasting(Duration::from_millis(300)))
+            .artifacts(set.clone()),
+    );
+    let default = component_artifacts(binary, work, &alone, 1, None);
 
     let big_set = artifact_set(1_000 * MB);
     emulator.add_job(
