@@ -19,6 +19,15 @@ fn chained(id: u64, name: &str, parent: u64, statuses: &[u64], total: Duration) 
         .chained_to(parent, PROJECT, statuses)
 }
 
+/// Our job, whose runs succeed, and `jobs` beside it.
+fn ours_and(jobs: impl IntoIterator<Item = Job>) -> Emulator {
+    let emulator = emulator_with(quick(Outcome::Success));
+    for job in jobs {
+        emulator.add_job(job);
+    }
+    emulator
+}
+
 fn chain_waiting(extra: serde_json::Value) -> serde_json::Value {
     let mut parameters = waiting(json!({"wait_for_chained_jobs": true}));
     for (key, value) in extra.as_object().unwrap() {
@@ -43,14 +52,13 @@ fn runs_of(emulator: &Emulator, job: u64) -> Vec<u64> {
 
 #[test]
 fn a_chained_run_is_waited_for_and_written_beside_ours() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.add_job(chained(
+    let emulator = ours_and([chained(
         CHILD,
         "Downstream marts",
         JOB,
         &[10],
         Duration::from_millis(1500),
-    ));
+    )]);
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
     run.assert_code(0);
     let ours = runs_of(&emulator, JOB)[0];
@@ -125,14 +133,13 @@ fn a_chained_run_is_waited_for_and_written_beside_ours() {
 
 #[test]
 fn without_the_setting_the_chain_is_not_waited_for() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.add_job(chained(
+    let emulator = ours_and([chained(
         CHILD,
         "Downstream marts",
         JOB,
         &[10],
         Duration::from_secs(30),
-    ));
+    )]);
     let run = run_component(parameters(&emulator, waiting(json!({}))));
     run.assert_code(0);
     assert_eq!(run.table_rows("dbt_cloud_run").len(), 1);
@@ -145,17 +152,18 @@ fn without_the_setting_the_chain_is_not_waited_for() {
 
 #[test]
 fn a_fan_out_is_followed_at_once_and_a_second_level_after_its_parent() {
-    let emulator = emulator_with(quick(Outcome::Success));
     let long = Duration::from_secs(4);
-    emulator.add_job(chained(CHILD, "Marts", JOB, &[10, 20], long));
-    emulator.add_job(chained(CHILD + 10, "Exports", JOB, &[10], long));
-    emulator.add_job(chained(
-        GRANDCHILD,
-        "Reports",
-        CHILD,
-        &[10],
-        Duration::from_millis(800),
-    ));
+    let emulator = ours_and([
+        chained(CHILD, "Marts", JOB, &[10, 20], long),
+        chained(CHILD + 10, "Exports", JOB, &[10], long),
+        chained(
+            GRANDCHILD,
+            "Reports",
+            CHILD,
+            &[10],
+            Duration::from_millis(800),
+        ),
+    ]);
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
     run.assert_code(0);
     let (marts, exports, reports) = (
@@ -208,17 +216,14 @@ fn a_fan_out_is_followed_at_once_and_a_second_level_after_its_parent() {
 #[test]
 fn a_chained_run_that_fails_fails_the_job_unless_fail_on_run_error_is_false() {
     for fail_on_run_error in [true, false] {
-        let emulator = emulator_with(quick(Outcome::Success));
-        emulator.add_job(
-            chained(
-                CHILD,
-                "Downstream marts",
-                JOB,
-                &[10],
-                Duration::from_millis(1200),
-            )
-            .outcome(Outcome::Error),
+        let marts = chained(
+            CHILD,
+            "Downstream marts",
+            JOB,
+            &[10],
+            Duration::from_millis(1200),
         );
+        let emulator = ours_and([marts.outcome(Outcome::Error)]);
         let run = run_component(parameters(
             &emulator,
             chain_waiting(json!({"fail_on_run_error": fail_on_run_error})),
@@ -249,11 +254,12 @@ fn a_chained_run_that_fails_fails_the_job_unless_fail_on_run_error_is_false() {
 
 #[test]
 fn jobs_that_will_not_run_now_are_not_waited_for() {
-    let emulator = emulator_with(quick(Outcome::Success));
     let forever = Duration::from_secs(600);
-    emulator.add_job(chained(CHILD, "On error only", JOB, &[20], forever));
-    emulator.add_job(chained(CHILD + 1, "Deleted", JOB, &[10], forever).deleted());
-    emulator.add_job(chained(CHILD + 2, "Deactivated", JOB, &[10], forever).deactivated());
+    let emulator = ours_and([
+        chained(CHILD, "On error only", JOB, &[20], forever),
+        chained(CHILD + 1, "Deleted", JOB, &[10], forever).deleted(),
+        chained(CHILD + 2, "Deactivated", JOB, &[10], forever).deactivated(),
+    ]);
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
     run.assert_code(0);
     let stdout = run.stdout();
@@ -318,16 +324,17 @@ fn our_run_cancelled_starts_no_chain_we_wait_for() {
         .exists());
 }
 
+/// The chained job busy with a run of its own (scheduled, in progress when ours ends): its
+/// chained run waits Queued, is waited for, and is the one our end started, not the other.
 #[test]
 fn a_busy_chained_job_keeps_its_run_queued_and_that_is_waited_for() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.add_job(chained(
+    let emulator = ours_and([chained(
         CHILD,
         "Busy",
         JOB,
         &[10],
         Duration::from_millis(800),
-    ));
+    )]);
     let busy = emulator.add_scheduled_run(
         CHILD,
         Timeline::lasting(Duration::from_secs(4)),
@@ -343,23 +350,23 @@ fn a_busy_chained_job_keeps_its_run_queued_and_that_is_waited_for() {
         "{}",
         run.stdout()
     );
-    assert_eq!(
-        run.table_rows("dbt_cloud_run_chain")[0]["outcome"],
-        "Success"
-    );
+    let chain = run.table_rows("dbt_cloud_run_chain");
+    assert_eq!(chain[0]["outcome"], "Success");
+    assert_eq!(chain[0]["run_id"], chained_run.to_string());
+    let trigger = emulator.run_json(chained_run)["trigger"].clone();
+    assert_eq!(trigger["cause_category"], "job completion");
 }
 
 #[test]
 fn at_the_bound_the_unfinished_chain_fails_the_job_and_is_cancelled_only_when_asked() {
     for cancel_on_timeout in [false, true] {
-        let emulator = emulator_with(quick(Outcome::Success));
-        emulator.add_job(chained(
+        let emulator = ours_and([chained(
             CHILD,
             "Slow marts",
             JOB,
             &[10],
             Duration::from_secs(600),
-        ));
+        )]);
         let run = run_component(parameters(
             &emulator,
             chain_waiting(json!({"max_wait_time": 0.1, "cancel_on_timeout": cancel_on_timeout})),
@@ -415,42 +422,15 @@ fn a_chained_run_that_never_appears_is_said_and_not_waited_for() {
     );
 }
 
-/// A run the parent's end did not start is not taken for the chained one: an older run of the
-/// chained job, a run of another category, or one whose cause names another parent run.
-#[test]
-fn only_the_run_our_runs_end_started_is_taken() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.add_job(chained(
-        CHILD,
-        "Downstream marts",
-        JOB,
-        &[10],
-        Duration::from_millis(1200),
-    ));
-    // A scheduled run of the chained job, in progress when ours ends.
-    let scheduled = emulator.add_scheduled_run(
-        CHILD,
-        Timeline::lasting(Duration::from_secs(2)),
-        Outcome::Success,
-    );
-    let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
-    run.assert_code(0);
-    let chain = run.table_rows("dbt_cloud_run_chain");
-    assert_ne!(chain[0]["run_id"], scheduled.to_string());
-    let trigger = emulator.run_json(chain[0]["run_id"].parse().unwrap())["trigger"].clone();
-    assert_eq!(trigger["cause_category"], "job completion");
-}
-
 #[test]
 fn jobs_that_cannot_be_listed_fail_the_job_rather_than_pass_an_unknown_chain() {
-    let emulator = emulator_with(quick(Outcome::Success));
-    emulator.add_job(chained(
+    let emulator = ours_and([chained(
         CHILD,
         "Downstream marts",
         JOB,
         &[10],
         Duration::from_millis(800),
-    ));
+    )]);
     emulator.inject(
         dbt_cloud_emulator::Endpoint::ListJobs,
         std::iter::repeat_n(dbt_cloud_emulator::Fault::Status(500), 50),
