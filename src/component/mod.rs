@@ -528,14 +528,15 @@ impl Job<'_> {
             max_size: self.config.artifacts.max_size,
             concurrency: self.config.artifacts.concurrency,
         };
-        let ended: Vec<&Run> = chain
-            .runs()
-            .filter(|run| run.status.is_final() && run.has_started && run.artifacts_saved)
-            .collect();
-        let mut gathered = Vec::with_capacity(ended.len());
-        for run in &ended {
-            match sources.gather(run) {
-                Ok(files) => gathered.push((*run, files)),
+        let mut gathered = Vec::new();
+        for run in chain.runs().filter(|run| run.status.is_final()) {
+            // As for ours: a run that just ended may not have saved its artifacts yet.
+            let run = artifacts::wait_until_saved(self.client, run.clone())?;
+            if !run.has_started || !run.artifacts_saved {
+                continue;
+            }
+            match sources.gather(&run) {
+                Ok(files) => gathered.push((run, files)),
                 Err(error) => {
                     self.client.termination().check()?;
                     warn!(

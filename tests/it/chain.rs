@@ -52,13 +52,16 @@ fn runs_of(emulator: &Emulator, job: u64) -> Vec<u64> {
 
 #[test]
 fn a_chained_run_is_waited_for_and_written_beside_ours() {
-    let emulator = ours_and([chained(
+    // Its artifacts saved a moment after it ends, as dbt Cloud's are.
+    let marts = chained(
         CHILD,
         "Downstream marts",
         JOB,
         &[10],
         Duration::from_millis(1500),
-    )]);
+    )
+    .artifacts_delay(Duration::from_millis(800), Duration::ZERO);
+    let emulator = ours_and([marts]);
     let run = run_component(parameters(&emulator, chain_waiting(json!({}))));
     run.assert_code(0);
     let ours = runs_of(&emulator, JOB)[0];
