@@ -220,3 +220,23 @@ pub mod tests_support {
             .map(|answer| answer.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// An answer without a length that streams past the ceiling is refused once it passes it.
+    #[test]
+    fn an_answer_past_the_ceiling_is_refused_as_it_streams() {
+        let padding = "0,".repeat(5_000);
+        let body = format!("{{\"data\": {{\"padding\": [{padding}0], \"id\": 1}}}}");
+        let decoded = decode_envelope::<Value>(body.as_bytes(), 1_000);
+        assert!(matches!(decoded, Err(Undecodable::TooLarge)));
+        let decoded = decode_envelope::<Value>(body.as_bytes(), 1 << 20);
+        assert_eq!(
+            decoded.map(|answer| answer.data["id"].clone()).ok(),
+            Some(Value::from(1))
+        );
+    }
+}

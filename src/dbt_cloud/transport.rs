@@ -192,10 +192,16 @@ impl Transport {
         }
         let limit = self.timing.max_answer;
         let (status, headers, answer) = self.send(request, url, plan, move |response| {
-            if response.status().is_success() {
-                Ok(decode_envelope::<T>(response, limit))
-            } else {
+            if !response.status().is_success() {
                 Err(read_limited(response, ERROR_BODY_LIMIT))
+            } else if response
+                .content_length()
+                .is_some_and(|length| length > limit)
+            {
+                // An answer that says it is past the ceiling is refused before it is read.
+                Ok(Err(Undecodable::TooLarge))
+            } else {
+                Ok(decode_envelope::<T>(response, limit))
             }
         })?;
         match answer {
