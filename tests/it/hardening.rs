@@ -736,10 +736,13 @@ fn huge_fields_the_tables_write_are_cut_within_their_budget_and_say_so() {
 /// A waiting job, without artifacts, whose every get-run answers `fault`: it must succeed.
 fn with_every_get_run(fault: Fault) -> Run {
     let emulator = emulator_with(quick(Outcome::Success));
-    emulator.inject(Endpoint::GetRun, std::iter::repeat_n(fault, 100));
+    // Enough for every look: on a busy machine many break off (the tests' read timeout is 1 s)
+    // and are tried again, each taking one; the wait's bound keeps a machine too busy to read
+    // any of them from holding the test.
+    emulator.inject(Endpoint::GetRun, std::iter::repeat_n(fault, 2_000));
     let run = run_component(parameters(
         &emulator,
-        json!({"wait_for_result": true, "ignore_artifacts": true}),
+        json!({"wait_for_result": true, "ignore_artifacts": true, "max_wait_time": 2}),
     ));
     run.assert_code(0);
     run
@@ -748,10 +751,12 @@ fn with_every_get_run(fault: Fault) -> Run {
 #[test]
 fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
     use dbt_cloud_emulator::Bloat;
-    let run = with_every_get_run(Fault::Bloated(Bloat::Steps(20_000)));
+    // Ten times the cap, and logs far past what a cell and a string's stream keep: large enough
+    // for both bounds, small enough to be read within the tests' 1 s on a busy machine.
+    let run = with_every_get_run(Fault::Bloated(Bloat::Steps(2_000)));
     assert_eq!(
         run.stdout()
-            .matches("dbt Cloud listed 20000 steps for run 70403103000; the first 200 are read")
+            .matches("dbt Cloud listed 2000 steps for run 70403103000; the first 200 are read")
             .count(),
         1,
         "{}",
@@ -759,7 +764,7 @@ fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
     );
     assert_eq!(run.table_rows("dbt_cloud_run_steps").len(), 200);
 
-    let run = with_every_get_run(Fault::Bloated(Bloat::StepLogs(4_000_000)));
+    let run = with_every_get_run(Fault::Bloated(Bloat::StepLogs(1_000_000)));
     let steps = run.table_rows("dbt_cloud_run_steps");
     assert_eq!(steps.len(), 4);
     for step in &steps {
@@ -768,7 +773,19 @@ fn steps_are_read_up_to_their_cap_and_long_logs_keep_their_ends() {
             "{}",
             step["logs"].len()
         );
-        assert!(step["logs"].ends_with("xxx"), "the end of the log is kept");
+        assert!(
+            step["logs"].ends_with("xxx"),
+            "the end of the log is kept: …{}\n{}",
+            step["logs"]
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<String>(),
+            run.stdout()
+        );
     }
 }
 
