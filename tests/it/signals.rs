@@ -21,6 +21,16 @@ fn spawn(parameters: serde_json::Value) -> (tempfile::TempDir, Child) {
     (dir, child)
 }
 
+/// Sends SIGTERM to the component, as Keboola's `docker stop` does.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Waits until `ready` holds (at most 15 s), then sends SIGTERM and waits for the exit.
 fn signal_when(parameters: serde_json::Value, ready: impl Fn(&Path) -> bool) -> (Run, Duration) {
     let (dir, child) = spawn(parameters);
@@ -32,12 +42,7 @@ fn signal_when(parameters: serde_json::Value, ready: impl Fn(&Path) -> bool) -> 
     // Let the request that `ready` saw be in flight.
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let output = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
     (Run { dir, output }, took)
@@ -322,12 +327,7 @@ fn the_watchdog_cleans_up_what_it_cannot_wait_for() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let signalled = Instant::now();
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let exited = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
